@@ -1,0 +1,97 @@
+/*
+ * narwhal.h - the only header a narwhal app includes.
+ *
+ * An app is a shared object built with `-shared -fPIC` against this header
+ * (`pkg-config --cflags narwhal`). It links against nothing: the narwhal
+ * executable exports every function below.
+ *
+ *     #include <narwhal.h>
+ *     int app(nw_request *req)
+ *     {
+ *         nw_add_header(req, "Content-Type", "text/plain");
+ *         nw_printf(req, "Hello, %s!\n", nw_param(req, "REMOTE_ADDR"));
+ *         return 0;
+ *     }
+ *
+ * Run it with `narwhal ./hello.so` (symbol `app`) or `narwhal ./lib.so:name`.
+ *
+ * Lifetimes: every pointer narwhal hands to the app (parameter names and
+ * values) is borrowed and valid until the handler returns. The request
+ * object itself must not be used after the handler returns.
+ *
+ * Optional hooks, looked up in the same object:
+ *     int  nw_worker_init(void);   once per worker after fork; non-zero = the
+ *                                  worker failed to boot (logged, not retried
+ *                                  in a loop)
+ *     void nw_worker_exit(void);   once per worker before a graceful exit
+ */
+#ifndef NARWHAL_H
+#define NARWHAL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NARWHAL_API_VERSION 1
+
+typedef struct nw_request nw_request;
+
+/* The handler's signature: return 0 on success. A non-zero return before any
+ * body byte was written turns the response into a 500; after that the
+ * response is ended as it is and the error is logged. */
+typedef int nw_handler(nw_request *req);
+
+enum { NW_READ = 1, NW_WRITE = 2 };
+enum { NW_LOG_DEBUG, NW_LOG_INFO, NW_LOG_WARNING, NW_LOG_ERROR, NW_LOG_CRITICAL };
+
+/* The value of a request parameter (a CGI/FastCGI variable such as
+ * REQUEST_METHOD, QUERY_STRING or HTTP_USER_AGENT), or NULL if absent. */
+const char *nw_param(const nw_request *req, const char *name);
+
+/* Calls fn for every parameter in arrival order; stops early and returns the
+ * callback's value when it returns non-zero. Returns 0 otherwise. */
+int nw_param_each(const nw_request *req,
+                  int (*fn)(const char *name, const char *value, void *arg), void *arg);
+
+/* Reads the request body: >0 bytes read, 0 at the end of the body, -1 on
+ * error (client gone, request aborted, timed out). Blocks (or yields) until
+ * data arrives. */
+ssize_t nw_read(nw_request *req, void *buf, size_t len);
+
+/* Sets the response status (default 200). -1 once headers have gone out or
+ * when status is outside 100..999. */
+int nw_set_status(nw_request *req, int status);
+
+/* Adds a response header. -1 once headers have gone out, or when the name or
+ * value contains CR, LF or (in the name) ':' or is empty. */
+int nw_add_header(nw_request *req, const char *name, const char *value);
+
+/* Writes body bytes; the headers go out with the first one. Returns len, or
+ * -1 when the client is gone or the request was aborted. */
+ssize_t nw_write(nw_request *req, const void *buf, size_t len);
+
+/* printf into the body. Returns the number of bytes written or -1. */
+int nw_printf(nw_request *req, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Waits until fd is ready for events (NW_READ | NW_WRITE) or timeout_ms
+ * passes (-1 = no timeout of its own; the request's deadline still applies).
+ * Returns the ready mask, 0 on timeout, -1 on error or when the request's
+ * deadline passed. Under `-k async` the wait yields to other requests. */
+int nw_wait_fd(nw_request *req, int fd, int events, int timeout_ms);
+
+/* Sleeps ms milliseconds without holding up other requests where the worker
+ * class allows. 0 on success, -1 when interrupted by the request's deadline. */
+int nw_sleep(nw_request *req, int ms);
+
+/* Logs a line to narwhal's error log, tagged with the request. Lines at
+ * NW_LOG_WARNING and above also go to the front end (FastCGI STDERR, which
+ * nginx writes to its own error log). req may be NULL (e.g. in hooks). */
+void nw_log(nw_request *req, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#ifdef __cplusplus
+}
+#endif
+#endif

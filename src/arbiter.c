@@ -1,0 +1,1 @@
+/* arbiter.c: being written */

@@ -1,0 +1,1 @@
+/* arbiter.h: being written */

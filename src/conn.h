@@ -1,0 +1,1 @@
+/* conn.h: being written */

@@ -1,0 +1,1 @@
+/* listener.h: being written */

@@ -1,0 +1,1 @@
+/* proto_fastcgi.c: being written */

@@ -1,0 +1,1 @@
+/* scoreboard.h: being written */

@@ -1,0 +1,101 @@
+/*
+ * settings.h - every narwhal setting, from one table.
+ *
+ * One table (in settings.c) holds each setting's name, CLI flags, config-file
+ * key, type, default, validator and help. From it come the getopt_long
+ * options, the libconfuse option array, --help, --print-config and
+ * validation. Names follow gunicorn: CLI `--access-logfile`, file key
+ * `accesslog`.
+ *
+ * Precedence: defaults < config file < NARWHAL_CMD_ARGS < command line. A
+ * list setting (bind, raw_env) set by a source replaces the list from lower
+ * sources; repeats within one source accumulate.
+ */
+#ifndef NW_SETTINGS_H
+#define NW_SETTINGS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+typedef struct nw_strlist {
+    char **v; /* owned, each owned */
+    size_t n;
+} nw_strlist;
+
+typedef enum { NW_CLASS_SYNC = 0, NW_CLASS_THREADS, NW_CLASS_ASYNC } nw_worker_class;
+typedef enum { NW_PROTO_AUTO = 0, NW_PROTO_FASTCGI, NW_PROTO_UWSGI } nw_protocol;
+
+typedef struct nw_settings {
+    char *config;            /* -c/--config: path, NULL = none */
+    nw_strlist bind;         /* -b/--bind, `bind`: default {"127.0.0.1:5000"} */
+    int workers;             /* -w/--workers: default $WEB_CONCURRENCY or 1; >= 1 */
+    int backlog;             /* --backlog: 2048 */
+    char *pidfile;           /* -p/--pid, `pidfile`: NULL = none */
+    char *accesslog;         /* --access-logfile, `accesslog`: NULL = none, "-" = stdout */
+    char *access_log_format; /* --access-logformat, `access_log_format`: gunicorn's default */
+    char *errorlog;          /* --error-logfile/--log-file, `errorlog`: "-" = stderr (default) */
+    int loglevel;            /* --log-level, `loglevel`: NW_LOG_*; default info */
+    int timeout;             /* -t/--timeout: 30; 0 = off */
+    int graceful_timeout;    /* --graceful-timeout: 30 */
+    int keepalive;           /* --keep-alive, `keepalive`: seconds an idle FastCGI
+                                keep-conn connection is held open */
+    bool daemon;             /* -D/--daemon */
+    char *chdir;             /* --chdir: NULL = stay */
+    nw_strlist raw_env;      /* -e/--env, `raw_env`: KEY=VALUE each (validated) */
+    char *user;              /* -u/--user: name or uid; NULL = unchanged */
+    char *group;             /* -g/--group: name or gid; NULL = unchanged */
+    int umask;               /* -m/--umask: default 0; accepts 0o22, 022, 18 */
+    bool check_config;       /* --check-config */
+    bool print_config;       /* --print-config */
+    char *app;               /* positional: path.so[:symbol]; NULL if not given */
+
+    /* worker model */
+    nw_worker_class worker_class; /* -k/--worker-class: sync (default) */
+    int threads;                  /* --threads: 1 */
+    int worker_connections;       /* --worker-connections: 1000 */
+    nw_protocol protocol;         /* --protocol: auto */
+
+    /* limits (gunicorn's names and defaults) */
+    int limit_request_line;       /* 4094, 0..8190, 0 = unlimited */
+    int limit_request_fields;     /* 100, 0..32768 */
+    int limit_request_field_size; /* 8190, 0 = unlimited */
+    int max_requests;             /* 0 = off */
+    int max_requests_jitter;      /* 0 */
+
+    /* not built yet: rejected unless left at their default */
+    bool reload;
+    bool spew;
+    bool preload_app;
+} nw_settings;
+
+/* Loads settings from defaults, the config file (argv's -c, if any),
+ * env_args (the value of NARWHAL_CMD_ARGS, may be NULL; split like a shell
+ * would split words, with '' and "" quoting) and argv, in that order of
+ * precedence. Messages go to err:
+ *   - a bad value names the setting (and file:line for the config file):
+ *       narwhal: gunicorn.conf:7: workers: 'abc' is not an integer
+ *       narwhal: --timeout: '-5' must be at least 0
+ *   - unknown options and keys are named.
+ * Returns 0 when the settings are ready to use, 1 on error (message written),
+ * 2 when --help or --version was printed to out and the caller should exit 0.
+ * On any return, s must be released with settings_free. */
+int settings_load(nw_settings *s, int argc, char **argv, const char *env_args, FILE *out,
+                  FILE *err);
+
+/* Releases everything s owns and zeroes it. */
+void settings_free(nw_settings *s);
+
+/* Writes every effective setting as a valid config file that settings_load
+ * parses back to the same settings (app excepted: it is not a file key, it is
+ * written as a comment). */
+void settings_print(const nw_settings *s, FILE *out);
+
+/* --help text, generated from the table. */
+void settings_usage(FILE *out);
+
+/* Names for enum values, for logs. */
+const char *settings_loglevel_name(int level);
+const char *settings_worker_class_name(nw_worker_class c);
+
+#endif

@@ -1,0 +1,1 @@
+/* util.h: being written */

@@ -1,0 +1,2 @@
+#include <narwhal.h>
+int app(nw_request *req) { (void)req; return 0; }
