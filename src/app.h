@@ -1,1 +1,23 @@
-/* app.h: being written */
+/* app.h - loading the app's shared object in a worker (or for
+ * --check-config). Never called in the master while it serves. */
+#ifndef NW_APP_H
+#define NW_APP_H
+
+#include <stddef.h>
+
+#include "narwhal.h"
+
+typedef struct nw_app {
+    void *dl;
+    nw_handler *handler;
+    int (*init)(void);  /* nw_worker_init, or NULL */
+    void (*fini)(void); /* nw_worker_exit, or NULL */
+} nw_app;
+
+/* dlopen()s "path.so[:symbol]" and resolves the handler and the optional
+ * hooks. On failure writes the reason to err ("cannot load ./x.so: ...",
+ * "symbol 'foo' not found in ./x.so") and returns -1. */
+int app_load(const char *spec, nw_app *app, char *err, size_t errlen);
+void app_unload(nw_app *app);
+
+#endif

@@ -1,1 +1,309 @@
-/* arbiter.c: being written */
+/* arbiter.c - the master process.
+ *
+ * A small state machine (running -> stopping -> stopping fast) driven by
+ * one loop: signals arrive through a signalfd (the handlers are the
+ * kernel's, they only record), children are reaped, and once a second the
+ * scoreboard is read to replace dead workers and kill stuck ones. */
+#include "arbiter.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "scoreboard.h"
+#include "signals.h"
+#include "util.h"
+
+enum { RUNNING, STOPPING, STOPPING_FAST };
+
+/* Boot failures in a row (no worker reached ready in between) after which
+ * the master gives up instead of fork-looping. */
+#define MAX_BOOT_FAILURES 5
+
+typedef struct slot_info {
+    const char *killed_for; /* why the master killed it, for the reap log */
+    int retiring;           /* told to stop (TTOU); not counted as live */
+    int was_ready;
+} slot_info;
+
+typedef struct arbiter {
+    nw_settings *s;
+    nw_listener *ls;
+    int nls;
+    nw_identity id;
+    nw_scoreboard sb;
+    slot_info *info;
+    int target;              /* workers wanted */
+    int state;
+    int64_t stop_deadline;
+    int killed_all;
+    int sfd;
+    int boot_failures;
+    int64_t next_spawn_ms;
+    int exit_code;
+} arbiter;
+
+static int live_workers(const arbiter *a)
+{
+    int n = 0;
+    for (int i = 0; i < a->sb.nslots; i++)
+        if (a->sb.slots[i].pid > 0 && !a->info[i].retiring)
+            n++;
+    return n;
+}
+
+static int any_worker(const arbiter *a)
+{
+    for (int i = 0; i < a->sb.nslots; i++)
+        if (a->sb.slots[i].pid > 0)
+            return 1;
+    return 0;
+}
+
+static void signal_workers(arbiter *a, int sig)
+{
+    for (int i = 0; i < a->sb.nslots; i++)
+        if (a->sb.slots[i].pid > 0)
+            kill(a->sb.slots[i].pid, sig);
+}
+
+static int spawn_worker(arbiter *a)
+{
+    int i = scoreboard_claim(&a->sb, -1);
+    if (i < 0) {
+        log_error("no free scoreboard slot for another worker");
+        return -1;
+    }
+    a->info[i] = (slot_info){0};
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_error("cannot fork a worker: %s", strerror(errno));
+        scoreboard_release(&a->sb, i);
+        return -1;
+    }
+    if (pid == 0) {
+        close(a->sfd);
+        a->sb.slots[i].pid = getpid();
+        worker_run(a->s, a->ls, a->nls, &a->sb.slots[i], a->id);
+    }
+    a->sb.slots[i].pid = pid;
+    log_debug("spawned worker %d", (int)pid);
+    return 0;
+}
+
+static void begin_stop(arbiter *a, int fast, const char *why)
+{
+    if (a->state == STOPPING_FAST || (a->state == STOPPING && !fast))
+        return;
+    log_info("%s: %s", fast ? "quick stop" : "graceful stop", why);
+    a->state = fast ? STOPPING_FAST : STOPPING;
+    int64_t grace = fast ? 5000 : (int64_t)a->s->graceful_timeout * 1000;
+    a->stop_deadline = nw_now_ms() + grace;
+    /* Stop listening in the master too; workers close theirs as they stop. */
+    for (int i = 0; i < a->nls; i++)
+        if (a->ls[i].fd >= 0) {
+            close(a->ls[i].fd);
+            a->ls[i].fd = -1;
+        }
+    signal_workers(a, fast ? SIGQUIT : SIGTERM);
+}
+
+static void reap(arbiter *a)
+{
+    int st;
+    pid_t pid;
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+        int i = scoreboard_find(&a->sb, pid);
+        if (i < 0)
+            continue;
+        nw_slot *slot = &a->sb.slots[i];
+        int booting = slot->state == SLOT_BOOTING && !a->info[i].was_ready;
+        const char *killed_for = a->info[i].killed_for;
+        if (WIFSIGNALED(st)) {
+            int sig = WTERMSIG(st);
+            if (killed_for)
+                log_error("worker %d killed (%s)", (int)pid, killed_for);
+            else if (a->state != RUNNING && (sig == SIGKILL || sig == SIGTERM || sig == SIGQUIT))
+                log_info("worker %d stopped by %s", (int)pid, nw_signame(sig));
+            else
+                log_error("worker %d died from %s (signal %d)%s", (int)pid, nw_signame(sig), sig,
+                          WCOREDUMP(st) ? ", core dumped" : "");
+        } else {
+            int code = WEXITSTATUS(st);
+            if (code == 0)
+                log_info("worker %d exited", (int)pid);
+            else
+                log_error("worker %d exited with status %d%s", (int)pid, code,
+                          code == WORKER_BOOT_ERROR ? " (boot error)" : "");
+        }
+        if (booting && a->state == RUNNING && !killed_for) {
+            a->boot_failures++;
+            int64_t delay = 100LL << (a->boot_failures < 5 ? a->boot_failures : 5);
+            a->next_spawn_ms = nw_now_ms() + delay;
+            if (a->boot_failures >= MAX_BOOT_FAILURES) {
+                log_critical("workers failed to boot %d times in a row; stopping (see the "
+                             "errors above)",
+                             a->boot_failures);
+                a->exit_code = 1;
+                begin_stop(a, 0, "workers cannot boot");
+            }
+        }
+        scoreboard_release(&a->sb, i);
+        a->info[i] = (slot_info){0};
+    }
+}
+
+/* Once a second: note booted workers, kill stuck ones. */
+static void check_workers(arbiter *a)
+{
+    int64_t now = nw_now_ms();
+    int64_t limit = (int64_t)a->s->timeout * 1000;
+    for (int i = 0; i < a->sb.nslots; i++) {
+        nw_slot *slot = &a->sb.slots[i];
+        if (slot->pid <= 0)
+            continue;
+        int state = __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE);
+        if (state == SLOT_READY && !a->info[i].was_ready) {
+            a->info[i].was_ready = 1;
+            a->boot_failures = 0;
+        }
+        if (limit <= 0 || a->info[i].killed_for)
+            continue;
+        int64_t start = __atomic_load_n(&slot->req_start_ms, __ATOMIC_ACQUIRE);
+        int64_t beat = __atomic_load_n(&slot->heartbeat_ms, __ATOMIC_RELAXED);
+        if (start > 0 && now - start > limit) {
+            log_error("worker %d timed out after %llds handling %s %s; killing it",
+                      (int)slot->pid, (long long)((now - start) / 1000), slot->method, slot->uri);
+            a->info[i].killed_for = "request timeout";
+        } else if (start == 0 && now - beat > limit + 1000) {
+            log_error("worker %d silent for %llds; killing it", (int)slot->pid,
+                      (long long)((now - beat) / 1000));
+            a->info[i].killed_for = "no heartbeat";
+        } else {
+            continue;
+        }
+        kill(slot->pid, SIGKILL);
+    }
+}
+
+static void maintain(arbiter *a)
+{
+    if (a->state != RUNNING)
+        return;
+    int live = live_workers(a);
+    while (live > a->target) {
+        /* Retire the oldest extra worker (lowest slot holds the oldest). */
+        for (int i = 0; i < a->sb.nslots; i++)
+            if (a->sb.slots[i].pid > 0 && !a->info[i].retiring) {
+                a->info[i].retiring = 1;
+                kill(a->sb.slots[i].pid, SIGTERM);
+                break;
+            }
+        live--;
+    }
+    if (nw_now_ms() < a->next_spawn_ms)
+        return;
+    while (live < a->target && spawn_worker(a) == 0)
+        live++;
+}
+
+static void handle_signal(arbiter *a, int sig)
+{
+    switch (signals_master_action(sig)) {
+    case SIGACT_GRACEFUL_STOP:
+        begin_stop(a, 0, "SIGTERM");
+        break;
+    case SIGACT_QUICK_STOP:
+        begin_stop(a, 1, nw_signame(sig));
+        break;
+    case SIGACT_INCREMENT:
+        if (a->target < a->sb.nslots) {
+            a->target++;
+            log_info("SIGTTIN: %d workers", a->target);
+        }
+        break;
+    case SIGACT_DECREMENT:
+        if (a->target > 1) {
+            a->target--;
+            log_info("SIGTTOU: %d workers", a->target);
+        }
+        break;
+    case SIGACT_REOPEN_LOGS:
+        log_open(a->s->errorlog, a->s->accesslog);
+        log_info("SIGUSR1: logs reopened");
+        signal_workers(a, SIGUSR1);
+        break;
+    case SIGACT_REAP:
+        reap(a);
+        break;
+    case SIGACT_RELOAD:
+    case SIGACT_UNSUPPORTED:
+        log_warning("%s is not supported yet; ignoring it", nw_signame(sig));
+        break;
+    case SIGACT_NONE:
+        break;
+    }
+}
+
+int arbiter_run(nw_settings *s, nw_listener *ls, int nls, nw_identity id)
+{
+    arbiter a = {.s = s, .ls = ls, .nls = nls, .id = id, .target = s->workers, .sfd = -1};
+    sigset_t set;
+    signals_fill(&set);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    a.sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (a.sfd < 0) {
+        log_error("cannot create a signalfd: %s", strerror(errno));
+        return 1;
+    }
+    int nslots = s->workers * 4 > 64 ? s->workers * 4 : 64;
+    if (scoreboard_open(&a.sb, nslots) < 0)
+        return 1;
+    a.info = nw_xcalloc((size_t)nslots, sizeof *a.info);
+    log_info("narwhal %s master %d: %d %s worker%s", PACKAGE_VERSION, (int)getpid(), s->workers,
+             settings_worker_class_name(s->worker_class), s->workers == 1 ? "" : "s");
+    for (int i = 0; i < nls; i++)
+        log_info("listening at %s", ls[i].addr);
+
+    for (;;) {
+        maintain(&a);
+        if (a.state != RUNNING && !any_worker(&a))
+            break;
+        int64_t now = nw_now_ms();
+        int wait_ms = 1000;
+        if (a.state == RUNNING && a.next_spawn_ms > now && a.next_spawn_ms - now < wait_ms)
+            wait_ms = (int)(a.next_spawn_ms - now);
+        if (a.state != RUNNING && !a.killed_all && a.stop_deadline - now < wait_ms)
+            wait_ms = a.stop_deadline > now ? (int)(a.stop_deadline - now) : 0;
+        struct pollfd pfd = {.fd = a.sfd, .events = POLLIN};
+        int r = poll(&pfd, 1, wait_ms);
+        if (r < 0 && errno != EINTR) {
+            log_error("poll: %s", strerror(errno));
+            break;
+        }
+        struct signalfd_siginfo si;
+        while (read(a.sfd, &si, sizeof si) == (ssize_t)sizeof si)
+            handle_signal(&a, (int)si.ssi_signo);
+        reap(&a);
+        check_workers(&a);
+        if (a.state != RUNNING && !a.killed_all && nw_now_ms() >= a.stop_deadline) {
+            if (any_worker(&a))
+                log_warning("graceful timeout passed; killing the remaining workers");
+            signal_workers(&a, SIGKILL);
+            a.killed_all = 1;
+        }
+    }
+    log_info("master %d exiting", (int)getpid());
+    for (int i = 0; i < nls; i++)
+        listener_close(&ls[i], 1);
+    close(a.sfd);
+    free(a.info);
+    scoreboard_close(&a.sb);
+    return a.exit_code;
+}

@@ -1,1 +1,15 @@
-/* arbiter.h: being written */
+/* arbiter.h - the master: forks workers, keeps them alive, kills the stuck
+ * ones, answers signals. Never runs app code. */
+#ifndef NW_ARBITER_H
+#define NW_ARBITER_H
+
+#include "listener.h"
+#include "settings.h"
+#include "worker.h"
+
+/* Runs the master until it stops. Takes the listeners (closes them, and
+ * unlinks unix sockets, on exit). Returns the process exit code: 0 after a
+ * requested stop, 1 when workers could not be kept booting. */
+int arbiter_run(nw_settings *s, nw_listener *ls, int nls, nw_identity id);
+
+#endif

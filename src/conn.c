@@ -1,1 +1,308 @@
-/* conn.c: being written */
+/* conn.c - the connection core: bytes in, codec events, requests, bytes out.
+ *
+ * Under the sync class a request runs inline from the read callback: the
+ * handler's waits (nw_read, nw_write, nw_sleep) block in poll(2), so the
+ * loop only ever sees idle connections and connections whose request has
+ * not arrived in full. */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "request.h"
+#include "util.h"
+
+#define READ_CHUNK 65536
+
+static void conn_on_io(struct ev_loop *loop, ev_io *io, int revents);
+static void conn_on_timer(struct ev_loop *loop, ev_timer *t, int revents);
+
+static void conn_arm_timer(nw_conn *c)
+{
+    const nw_settings *s = c->w->s;
+    double secs;
+    if (c->req) /* a request that has begun but not fully arrived */
+        secs = s->timeout > 0 ? s->timeout : (s->keepalive > 0 ? s->keepalive : 30);
+    else
+        secs = s->keepalive > 0 ? s->keepalive : 1;
+    ev_timer_stop(c->w->loop, &c->timer);
+    ev_timer_set(&c->timer, secs, 0.);
+    ev_timer_start(c->w->loop, &c->timer);
+}
+
+void conn_close(nw_conn *c, const char *reason)
+{
+    nw_worker *w = c->w;
+    if (reason)
+        log_info("closing connection %llu: %s", (unsigned long long)c->id, reason);
+    ev_io_stop(w->loop, &c->io);
+    ev_timer_stop(w->loop, &c->timer);
+    if (c->fd >= 0)
+        close(c->fd);
+    if (c->req)
+        request_free(c->req);
+    fcgi_parser_free(&c->parser);
+    nw_buf_free(&c->in);
+    nw_buf_free(&c->out);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    free(c);
+    worker_conn_closed(w);
+}
+
+void conn_close_idle(nw_worker *w)
+{
+    nw_conn *c = w->conns, *next;
+    for (; c; c = next) {
+        next = c->next;
+        if (!c->req)
+            conn_close(c, NULL);
+    }
+}
+
+/* One read(2) into c->in: >0, 0 at EOF, -1 on error, -2 when it would block. */
+static ssize_t conn_read(nw_conn *c)
+{
+    uint8_t *dst = nw_buf_reserve(&c->in, READ_CHUNK);
+    for (;;) {
+        ssize_t n = read(c->fd, dst, READ_CHUNK);
+        if (n > 0) {
+            c->in.len += (size_t)n;
+            return n;
+        }
+        if (n == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return -2;
+        return -1;
+    }
+}
+
+ssize_t conn_fill_wait(nw_conn *c, int64_t deadline_ms)
+{
+    for (;;) {
+        ssize_t n = conn_read(c);
+        if (n != -2)
+            return n;
+        int r = worker_wait_fd(c->w, c->fd, NW_READ, deadline_ms);
+        if (r <= 0)
+            return -1;
+    }
+}
+
+int conn_flush_wait(nw_conn *c, int64_t deadline_ms)
+{
+    while (c->out.len) {
+        ssize_t n = send(c->fd, nw_buf_head(&c->out), c->out.len, MSG_NOSIGNAL);
+        if (n > 0) {
+            nw_buf_consume(&c->out, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            int r = worker_wait_fd(c->w, c->fd, NW_WRITE, deadline_ms);
+            if (r > 0)
+                continue;
+            log_info("connection %llu: %s while sending the response", (unsigned long long)c->id,
+                     r == 0 ? "timed out" : "wait failed");
+        } else {
+            log_info("connection %llu: peer gone while sending the response: %s",
+                     (unsigned long long)c->id, strerror(errno));
+        }
+        c->broken = 1;
+        nw_buf_reset(&c->out);
+        return -1;
+    }
+    return 0;
+}
+
+/* Parses c->in. Returns 1 when the active request's params are complete
+ * (dispatch it), 0 when everything was consumed, -1 on a protocol error
+ * (logged; the connection must be closed). */
+static int conn_parse(nw_conn *c)
+{
+    const nw_settings *s = c->w->s;
+    for (;;) {
+        fcgi_event ev;
+        size_t used = fcgi_parse(&c->parser, nw_buf_head(&c->in), c->in.len, &ev);
+        nw_buf_consume(&c->in, used);
+        switch (ev.type) {
+        case FCGI_EV_NONE:
+            return 0;
+        case FCGI_EV_ERROR:
+            log_warning("connection %llu: malformed fastcgi input: %s; closing",
+                        (unsigned long long)c->id, ev.error);
+            c->broken = 1;
+            return -1;
+        case FCGI_EV_BEGIN:
+            if (c->req) {
+                log_warning("connection %llu: request %u begun while request %u is active; "
+                            "answering FCGI_CANT_MPX_CONN",
+                            (unsigned long long)c->id, ev.id, c->req->id);
+                fcgi_encode_end_request(&c->out, ev.id, 0, FCGI_CANT_MPX_CONN);
+            } else if (ev.role != FCGI_RESPONDER) {
+                log_warning("connection %llu: role %u is not supported (only the responder "
+                            "role); answering FCGI_UNKNOWN_ROLE",
+                            (unsigned long long)c->id, ev.role);
+                fcgi_encode_end_request(&c->out, ev.id, 0, FCGI_UNKNOWN_ROLE);
+                if (!ev.keep_conn)
+                    c->close_after = 1;
+            } else {
+                c->req = request_new(c, ev.id, ev.keep_conn);
+                fcgi_parser_accept(&c->parser, ev.id);
+            }
+            break;
+        case FCGI_EV_PARAMS: {
+            if (!c->req)
+                break;
+            const char *err = NULL;
+            if (request_set_params(c->req, ev.data, ev.len, &err) < 0) {
+                log_warning("connection %llu: malformed fastcgi params: %s; closing",
+                            (unsigned long long)c->id, err);
+                c->broken = 1;
+                return -1;
+            }
+            return 1;
+        }
+        case FCGI_EV_STDIN:
+            if (c->req)
+                nw_buf_append(&c->req->body, ev.data, ev.len);
+            break;
+        case FCGI_EV_STDIN_END:
+            if (c->req)
+                c->req->body_done = 1;
+            break;
+        case FCGI_EV_ABORT:
+            if (c->req && c->req->id == ev.id) {
+                log_info("connection %llu: request %u aborted by the front end",
+                         (unsigned long long)c->id, ev.id);
+                c->req->aborted = 1;
+            }
+            break;
+        case FCGI_EV_GET_VALUES:
+            if (fcgi_encode_get_values_result(&c->out, ev.data, ev.len,
+                                              (unsigned)s->worker_connections,
+                                              (unsigned)s->worker_connections) < 0) {
+                log_warning("connection %llu: malformed FCGI_GET_VALUES; closing",
+                            (unsigned long long)c->id);
+                c->broken = 1;
+                return -1;
+            }
+            break;
+        case FCGI_EV_UNKNOWN_TYPE:
+            log_info("connection %llu: unknown management record type %u",
+                     (unsigned long long)c->id, ev.type_byte);
+            fcgi_encode_unknown_type(&c->out, ev.type_byte);
+            break;
+        }
+    }
+}
+
+int conn_parse_more(nw_conn *c)
+{
+    int r = conn_parse(c);
+    if (r < 0 && c->req)
+        c->req->failed = 1;
+    return r < 0 ? -1 : 0;
+}
+
+/* Runs every request that is complete in c->in. Returns -1 when the
+ * connection was closed. */
+static int conn_process(nw_conn *c)
+{
+    for (;;) {
+        int r = conn_parse(c);
+        if (r < 0) {
+            conn_close(c, NULL);
+            return -1;
+        }
+        if (r == 0)
+            break;
+        ev_timer_stop(c->w->loop, &c->timer);
+        nw_request *req = c->req;
+        request_run(req);
+        /* request_run flushed the response; the request is over. */
+        c->req = NULL;
+        fcgi_parser_end(&c->parser);
+        int keep = req->keep_conn && !req->failed;
+        request_free(req);
+        worker_request_done(c->w);
+        if (c->broken || !keep || c->w->stopping || c->w->s->keepalive == 0) {
+            conn_close(c, NULL);
+            return -1;
+        }
+    }
+    /* Management answers and protocol refusals. */
+    if (c->out.len && conn_flush_wait(c, nw_now_ms() + 5000) < 0) {
+        conn_close(c, NULL);
+        return -1;
+    }
+    if (c->close_after && !c->req) {
+        conn_close(c, NULL);
+        return -1;
+    }
+    conn_arm_timer(c);
+    return 0;
+}
+
+static void conn_on_io(struct ev_loop *loop, ev_io *io, int revents)
+{
+    nw_conn *c = io->data;
+    (void)loop;
+    (void)revents;
+    ssize_t n = conn_read(c);
+    if (n == -2)
+        return;
+    if (n <= 0) {
+        if (c->req)
+            conn_close(c, n == 0 ? "peer closed the connection mid-request"
+                                 : "read error mid-request");
+        else
+            conn_close(c, NULL);
+        return;
+    }
+    conn_process(c);
+}
+
+static void conn_on_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    nw_conn *c = t->data;
+    (void)loop;
+    (void)revents;
+    conn_close(c, c->req ? "request stalled before it arrived in full" : NULL);
+}
+
+void conn_start(nw_worker *w, int fd)
+{
+    nw_conn *c = nw_xcalloc(1, sizeof *c);
+    c->w = w;
+    c->fd = fd;
+    c->id = ++w->next_conn_id;
+    fcgi_parser_init(&c->parser);
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    log_debug("accepted connection %llu", (unsigned long long)c->id);
+    ev_io_init(&c->io, conn_on_io, fd, EV_READ);
+    c->io.data = c;
+    ev_init(&c->timer, conn_on_timer);
+    c->timer.data = c;
+    ev_io_start(w->loop, &c->io);
+    conn_arm_timer(c);
+    /* nginx writes the request right after connecting: try it now and save
+     * a trip through the loop. */
+    conn_on_io(w->loop, &c->io, EV_READ);
+}

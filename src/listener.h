@@ -1,1 +1,25 @@
-/* listener.h: being written */
+/* listener.h - the listening sockets, bound once by the master.
+ *
+ * Addresses: "HOST:PORT", "[IPV6]:PORT", "unix:PATH". Unix sockets: a path
+ * where a live server answers is refused ("in use"); a stale socket file is
+ * replaced; the file's mode follows the process umask. */
+#ifndef NW_LISTENER_H
+#define NW_LISTENER_H
+
+#include <sys/types.h>
+
+typedef struct nw_listener {
+    int fd;          /* non-blocking, close-on-exec; -1 when closed */
+    char *addr;      /* as configured, owned */
+    char *unix_path; /* owned; NULL for TCP */
+} nw_listener;
+
+/* Binds and listens on addr. Logs the reason and returns -1 on failure
+ * (`cannot bind 127.0.0.1:5000: Address already in use`). */
+int listener_open(nw_listener *l, const char *addr, int backlog);
+/* chown()s a unix socket to uid/gid ((uid_t)-1 / (gid_t)-1 keep). 0/-1. */
+int listener_chown(const nw_listener *l, uid_t uid, gid_t gid);
+/* Closes the socket; unlinks a unix socket's path when unlink_path. */
+void listener_close(nw_listener *l, int unlink_path);
+
+#endif

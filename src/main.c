@@ -1,1 +1,277 @@
-int main(void) { return 0; }
+/* main.c - narwhal's entry point: settings, logs, sockets, daemon, master. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "arbiter.h"
+#include "listener.h"
+#include "log.h"
+#include "settings.h"
+#include "util.h"
+
+/* Settings whose behaviour is not built yet: refused, never ignored. */
+static int refuse_unbuilt(const nw_settings *s)
+{
+    const char *what = NULL;
+    if (s->worker_class != NW_CLASS_SYNC)
+        what = "worker_class: only 'sync' is built so far";
+    else if (s->threads > 1)
+        what = "threads: more than 1 thread per worker is not built yet";
+    else if (s->protocol == NW_PROTO_UWSGI)
+        what = "protocol: the uwsgi protocol is not built yet";
+    else if (s->reload)
+        what = "reload: not built yet";
+    else if (s->spew)
+        what = "spew: not built yet";
+    else if (s->preload_app)
+        what = "preload_app: not built yet";
+    if (!what)
+        return 0;
+    fprintf(stderr, "narwhal: %s\n", what);
+    return -1;
+}
+
+static int resolve_identity(const nw_settings *s, nw_identity *id)
+{
+    id->uid = (uid_t)-1;
+    id->gid = (gid_t)-1;
+    char *end;
+    if (s->user) {
+        struct passwd *pw = getpwnam(s->user);
+        if (pw) {
+            id->uid = pw->pw_uid;
+            id->gid = pw->pw_gid;
+        } else {
+            unsigned long v = strtoul(s->user, &end, 10);
+            if (!*s->user || *end) {
+                fprintf(stderr, "narwhal: user: no such user '%s'\n", s->user);
+                return -1;
+            }
+            id->uid = (uid_t)v;
+        }
+    }
+    if (s->group) {
+        struct group *gr = getgrnam(s->group);
+        if (gr) {
+            id->gid = gr->gr_gid;
+        } else {
+            unsigned long v = strtoul(s->group, &end, 10);
+            if (!*s->group || *end) {
+                fprintf(stderr, "narwhal: group: no such group '%s'\n", s->group);
+                return -1;
+            }
+            id->gid = (gid_t)v;
+        }
+    }
+    return 0;
+}
+
+static int apply_env(const nw_settings *s)
+{
+    for (size_t i = 0; i < s->raw_env.n; i++) {
+        char *kv = nw_xstrdup(s->raw_env.v[i]);
+        char *eq = strchr(kv, '=');
+        if (eq)
+            *eq = 0;
+        int rc = setenv(kv, eq ? eq + 1 : "", 1);
+        free(kv);
+        if (rc < 0) {
+            fprintf(stderr, "narwhal: raw_env: cannot set '%s': %s\n", s->raw_env.v[i],
+                    strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int check_pidfile(const char *path)
+{
+    pid_t pid = nw_read_pidfile(path);
+    if (pid < 0) {
+        fprintf(stderr, "narwhal: cannot read pidfile %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    if (pid > 0 && pid != getpid() && (kill(pid, 0) == 0 || errno == EPERM)) {
+        fprintf(stderr,
+                "narwhal: pidfile %s names a running process (pid %d): is narwhal already "
+                "running?\n",
+                path, (int)pid);
+        return -1;
+    }
+    return 0;
+}
+
+static int write_pidfile(const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0 || rename(tmp, path) < 0) {
+        log_error("cannot write pidfile %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static void remove_pidfile(const char *path)
+{
+    if (nw_read_pidfile(path) == getpid())
+        unlink(path);
+}
+
+/* Detaches from the terminal. The launching process waits for the daemon's
+ * word (written once its pidfile exists) so its exit code means something. */
+static int daemonize(int *ready_fd)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        fprintf(stderr, "narwhal: cannot daemonize: %s\n", strerror(errno));
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "narwhal: cannot daemonize: %s\n", strerror(errno));
+        return -1;
+    }
+    if (pid > 0) {
+        close(p[1]);
+        char c;
+        ssize_t n;
+        do
+            n = read(p[0], &c, 1);
+        while (n < 0 && errno == EINTR);
+        _exit(n == 1 ? 0 : 1);
+    }
+    close(p[0]);
+    setsid();
+    pid = fork();
+    if (pid < 0)
+        _exit(1);
+    if (pid > 0)
+        _exit(0);
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        if (log_error_fd() != 2)
+            dup2(null, 2);
+        if (null > 2)
+            close(null);
+    }
+    *ready_fd = p[1];
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    nw_settings s;
+    int rc = settings_load(&s, argc, argv, getenv("NARWHAL_CMD_ARGS"), stdout, stderr);
+    if (rc == 2) {
+        settings_free(&s);
+        return 0;
+    }
+    if (rc != 0) {
+        settings_free(&s);
+        return 1;
+    }
+    if (s.print_config) {
+        settings_print(&s, stdout);
+        settings_free(&s);
+        return 0;
+    }
+    if (refuse_unbuilt(&s) < 0) {
+        settings_free(&s);
+        return 1;
+    }
+    if (!s.app) {
+        fprintf(stderr, "narwhal: no app given: usage: narwhal [OPTIONS] path/to/app.so[:symbol] "
+                        "(see --help)\n");
+        settings_free(&s);
+        return 1;
+    }
+    nw_identity id;
+    if (resolve_identity(&s, &id) < 0 || apply_env(&s) < 0) {
+        settings_free(&s);
+        return 1;
+    }
+    umask((mode_t)s.umask);
+    if (s.chdir && chdir(s.chdir) < 0) {
+        fprintf(stderr, "narwhal: chdir: cannot change to %s: %s\n", s.chdir, strerror(errno));
+        settings_free(&s);
+        return 1;
+    }
+    if (s.check_config) {
+        nw_app app;
+        char err[512];
+        if (app_load(s.app, &app, err, sizeof err) < 0) {
+            fprintf(stderr, "narwhal: %s\n", err);
+            settings_free(&s);
+            return 1;
+        }
+        app_unload(&app);
+        printf("narwhal: configuration and app %s are valid\n", s.app);
+        settings_free(&s);
+        return 0;
+    }
+    if (s.pidfile && check_pidfile(s.pidfile) < 0) {
+        settings_free(&s);
+        return 1;
+    }
+    if (log_open(s.errorlog, s.accesslog) < 0) {
+        settings_free(&s);
+        return 1;
+    }
+    log_set_level(s.loglevel);
+    if (s.accesslog) {
+        char err[256];
+        access_format *f = access_format_compile(s.access_log_format, err, sizeof err);
+        if (!f) {
+            fprintf(stderr, "narwhal: access_log_format: %s\n", err);
+            settings_free(&s);
+            return 1;
+        }
+        log_set_access_format(f);
+    }
+
+    int nls = (int)s.bind.n;
+    nw_listener *ls = nw_xcalloc((size_t)nls, sizeof *ls);
+    for (int i = 0; i < nls; i++) {
+        if (listener_open(&ls[i], s.bind.v[i], s.backlog) < 0 ||
+            listener_chown(&ls[i], id.uid, id.gid) < 0) {
+            for (int j = 0; j < i; j++)
+                listener_close(&ls[j], 1);
+            free(ls);
+            settings_free(&s);
+            return 1;
+        }
+    }
+
+    int ready_fd = -1;
+    if (s.daemon && daemonize(&ready_fd) < 0)
+        return 1;
+    if (s.pidfile && write_pidfile(s.pidfile) < 0) {
+        for (int j = 0; j < nls; j++)
+            listener_close(&ls[j], 1);
+        return 1;
+    }
+    if (ready_fd >= 0) {
+        ssize_t w = write(ready_fd, "k", 1);
+        (void)w;
+        close(ready_fd);
+    }
+    rc = arbiter_run(&s, ls, nls, id);
+    if (s.pidfile)
+        remove_pidfile(s.pidfile);
+    free(ls);
+    settings_free(&s);
+    return rc;
+}

@@ -89,6 +89,7 @@ typedef struct fcgi_parser {
     size_t content_left;   /* content bytes of the current record still to come */
     size_t padding_left;
     size_t content_len;    /* of the current record */
+    uint8_t kind;          /* what to do with the current record, decided from its header */
     nw_buf body;           /* content of BEGIN/ABORT/GET_VALUES records being assembled */
     nw_buf params;         /* the params stream of the active request */
     uint16_t active_id;    /* request id of the last BEGIN accepted as active, 0 = none */

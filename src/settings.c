@@ -1,1 +1,1038 @@
-/* settings.c: being written */
+/*
+ * settings.c - every setting is one row of settings[]; the CLI parser, the
+ * config file parser, --help, --print-config and validation all walk it.
+ *
+ * Values arrive as text from three sources (file, NARWHAL_CMD_ARGS, argv).
+ * Each source is first collected as (row, text, where) entries, then the
+ * sources are applied in precedence order through one converter per type,
+ * so a value means the same thing wherever it was written.
+ *
+ * libconfuse only tokenizes the file: every key is declared CFGT_STR (or a
+ * string list), so `workers = 4`, `workers = '4'` and `daemon = False` all
+ * reach the converters as text.
+ */
+#include "settings.h"
+
+#include <confuse.h>
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "narwhal.h"
+
+enum type { T_INT, T_BOOL, T_STR, T_LIST, T_ENUM, T_UMASK, T_ACTION };
+
+enum {
+    F_CLI_ONLY = 1 << 0, /* no config file key */
+    F_NONEMPTY = 1 << 1, /* strings: "" is rejected */
+    F_UNBUILT = 1 << 2,  /* bools: only the default (false) is accepted */
+};
+
+struct choice {
+    const char *name;
+    int value;
+};
+
+typedef int (*check_fn)(const char *v, char *err, size_t errlen);
+
+struct setting {
+    const char *name;      /* config file key (or the CLI-only setting's name) */
+    const char *key_alias; /* second file key, e.g. gunicorn's wsgi_app */
+    int short_flag;        /* 0 = none */
+    const char *long_flag; /* NULL = none (the positional APP) */
+    const char *long_alias;
+    enum type type;
+    size_t off; /* into nw_settings */
+    const char *def; /* default, as text through the same converter; NULL = unset */
+    long min, max;
+    const struct choice *choices;
+    check_fn check; /* strings and list items */
+    const char *metavar;
+    const char *help;
+    unsigned flags;
+};
+
+#define OFF(f) offsetof(nw_settings, f)
+
+static const struct choice loglevels[] = {
+    {"debug", NW_LOG_DEBUG}, {"info", NW_LOG_INFO},         {"warning", NW_LOG_WARNING},
+    {"error", NW_LOG_ERROR}, {"critical", NW_LOG_CRITICAL}, {NULL, 0},
+};
+/* The first name for a value is the canonical one; the rest are gunicorn's
+ * worker class names, accepted as aliases. */
+static const struct choice worker_classes[] = {
+    {"sync", NW_CLASS_SYNC},    {"threads", NW_CLASS_THREADS}, {"async", NW_CLASS_ASYNC},
+    {"gthread", NW_CLASS_THREADS}, {"gevent", NW_CLASS_ASYNC}, {"eventlet", NW_CLASS_ASYNC},
+    {NULL, 0},
+};
+static const struct choice protocols[] = {
+    {"auto", NW_PROTO_AUTO}, {"fastcgi", NW_PROTO_FASTCGI}, {"uwsgi", NW_PROTO_UWSGI}, {NULL, 0},
+};
+
+static int check_bind(const char *v, char *err, size_t errlen);
+static int check_env(const char *v, char *err, size_t errlen);
+static int check_access_format(const char *v, char *err, size_t errlen);
+
+static const struct setting settings[] = {
+    {"config", NULL, 'c', "config", NULL, T_STR, OFF(config), NULL, 0, 0, NULL, NULL, "FILE",
+     "read settings from FILE (gunicorn.conf syntax)", F_CLI_ONLY | F_NONEMPTY},
+    {"bind", NULL, 'b', "bind", NULL, T_LIST, OFF(bind), "127.0.0.1:5000", 0, 0, NULL,
+     check_bind, "ADDR", "listen on HOST:PORT, [IPV6]:PORT or unix:PATH; repeatable", 0},
+    {"workers", NULL, 'w', "workers", NULL, T_INT, OFF(workers), "1", 1, INT_MAX, NULL, NULL,
+     "INT", "number of worker processes (default $WEB_CONCURRENCY or 1)", 0},
+    {"worker_class", NULL, 'k', "worker-class", NULL, T_ENUM, OFF(worker_class), "sync", 0, 0,
+     worker_classes, NULL, "CLASS",
+     "sync, threads or async (gunicorn's gthread, gevent, eventlet also work)", 0},
+    {"threads", NULL, 0, "threads", NULL, T_INT, OFF(threads), "1", 1, INT_MAX, NULL, NULL, "INT",
+     "threads per worker (threads class)", 0},
+    {"worker_connections", NULL, 0, "worker-connections", NULL, T_INT, OFF(worker_connections),
+     "1000", 1, INT_MAX, NULL, NULL, "INT", "connections per worker (async class)", 0},
+    {"backlog", NULL, 0, "backlog", NULL, T_INT, OFF(backlog), "2048", 1, INT_MAX, NULL, NULL,
+     "INT", "listen(2) backlog", 0},
+    {"protocol", NULL, 0, "protocol", NULL, T_ENUM, OFF(protocol), "auto", 0, 0, protocols, NULL,
+     "PROTO", "auto, fastcgi or uwsgi", 0},
+    {"pidfile", NULL, 'p', "pid", NULL, T_STR, OFF(pidfile), NULL, 0, 0, NULL, NULL, "FILE",
+     "write the master's pid to FILE", F_NONEMPTY},
+    {"accesslog", NULL, 0, "access-logfile", NULL, T_STR, OFF(accesslog), NULL, 0, 0, NULL, NULL,
+     "FILE", "access log file ('-' = stdout; default off)", F_NONEMPTY},
+    {"access_log_format", NULL, 0, "access-logformat", NULL, T_STR, OFF(access_log_format),
+     NW_ACCESS_LOG_FORMAT, 0, 0, NULL, check_access_format, "FORMAT",
+     "access log format, gunicorn's atoms", 0},
+    {"errorlog", NULL, 0, "error-logfile", "log-file", T_STR, OFF(errorlog), "-", 0, 0, NULL,
+     NULL, "FILE", "error log file ('-' = stderr)", F_NONEMPTY},
+    {"loglevel", NULL, 0, "log-level", NULL, T_ENUM, OFF(loglevel), "info", 0, 0, loglevels, NULL,
+     "LEVEL", "debug, info, warning, error or critical", 0},
+    {"timeout", NULL, 't', "timeout", NULL, T_INT, OFF(timeout), "30", 0, INT_MAX, NULL, NULL,
+     "INT", "kill a worker silent for INT seconds (0 = never)", 0},
+    {"graceful_timeout", NULL, 0, "graceful-timeout", NULL, T_INT, OFF(graceful_timeout), "30", 0,
+     INT_MAX, NULL, NULL, "INT", "seconds workers get to finish on a graceful stop", 0},
+    /* 75 s outlives nginx's upstream keepalive_timeout (60 s), so nginx
+     * always closes an idle upstream connection first and never writes to
+     * one narwhal is closing. */
+    {"keepalive", NULL, 0, "keep-alive", NULL, T_INT, OFF(keepalive), "75", 0, INT_MAX, NULL,
+     NULL, "INT", "seconds an idle keep-conn connection stays open", 0},
+    {"daemon", NULL, 'D', "daemon", NULL, T_BOOL, OFF(daemon), "false", 0, 0, NULL, NULL, NULL,
+     "detach and run in the background", 0},
+    {"chdir", NULL, 0, "chdir", NULL, T_STR, OFF(chdir), NULL, 0, 0, NULL, NULL, "DIR",
+     "change to DIR before loading the app", F_NONEMPTY},
+    {"raw_env", NULL, 'e', "env", NULL, T_LIST, OFF(raw_env), NULL, 0, 0, NULL, check_env,
+     "KEY=VALUE", "set an environment variable; repeatable", 0},
+    {"user", NULL, 'u', "user", NULL, T_STR, OFF(user), NULL, 0, 0, NULL, NULL, "USER",
+     "switch workers to USER (name or uid)", F_NONEMPTY},
+    {"group", NULL, 'g', "group", NULL, T_STR, OFF(group), NULL, 0, 0, NULL, NULL, "GROUP",
+     "switch workers to GROUP (name or gid)", F_NONEMPTY},
+    {"umask", NULL, 'm', "umask", NULL, T_UMASK, OFF(umask), "0", 0, 0777, NULL, NULL, "MODE",
+     "umask (0o22, 022 or 18)", 0},
+    {"limit_request_line", NULL, 0, "limit-request-line", NULL, T_INT, OFF(limit_request_line),
+     "4094", 0, 8190, NULL, NULL, "INT", "longest request line (0 = unlimited)", 0},
+    {"limit_request_fields", NULL, 0, "limit-request-fields", NULL, T_INT,
+     OFF(limit_request_fields), "100", 0, 32768, NULL, NULL, "INT", "most request headers", 0},
+    {"limit_request_field_size", NULL, 0, "limit-request-field-size", NULL, T_INT,
+     OFF(limit_request_field_size), "8190", 0, INT_MAX, NULL, NULL, "INT",
+     "largest request header (0 = unlimited)", 0},
+    {"max_requests", NULL, 0, "max-requests", NULL, T_INT, OFF(max_requests), "0", 0, INT_MAX,
+     NULL, NULL, "INT", "restart a worker after INT requests (0 = never)", 0},
+    {"max_requests_jitter", NULL, 0, "max-requests-jitter", NULL, T_INT, OFF(max_requests_jitter),
+     "0", 0, INT_MAX, NULL, NULL, "INT", "random extra requests before the restart", 0},
+    {"reload", NULL, 0, "reload", NULL, T_BOOL, OFF(reload), "false", 0, 0, NULL, NULL, NULL,
+     "restart workers when code changes (not supported yet)", F_UNBUILT},
+    {"spew", NULL, 0, "spew", NULL, T_BOOL, OFF(spew), "false", 0, 0, NULL, NULL, NULL,
+     "trace every call (not supported yet)", F_UNBUILT},
+    {"preload_app", NULL, 0, "preload", NULL, T_BOOL, OFF(preload_app), "false", 0, 0, NULL, NULL,
+     NULL, "load the app before forking (not supported yet)", F_UNBUILT},
+    {"check_config", NULL, 0, "check-config", NULL, T_BOOL, OFF(check_config), "false", 0, 0,
+     NULL, NULL, NULL, "check the settings and exit", F_CLI_ONLY},
+    {"print_config", NULL, 0, "print-config", NULL, T_BOOL, OFF(print_config), "false", 0, 0,
+     NULL, NULL, NULL, "print the settings as a config file and exit", F_CLI_ONLY},
+    {"help", NULL, 'h', "help", NULL, T_ACTION, 0, NULL, 0, 0, NULL, NULL, NULL,
+     "show this help and exit", F_CLI_ONLY},
+    {"version", NULL, 'v', "version", NULL, T_ACTION, 0, NULL, 0, 0, NULL, NULL, NULL,
+     "show the version and exit", F_CLI_ONLY},
+    /* The positional argument; gunicorn's file key is wsgi_app. */
+    {"app", "wsgi_app", 0, NULL, NULL, T_STR, OFF(app), NULL, 0, 0, NULL, NULL, "APP",
+     "the app: path/to/app.so[:symbol]", F_NONEMPTY},
+};
+
+#define NSETTINGS (sizeof settings / sizeof settings[0])
+#define ROW_APP (&settings[NSETTINGS - 1])
+#define ENV_NAME "NARWHAL_CMD_ARGS"
+
+_Static_assert(sizeof(nw_worker_class) == sizeof(int), "enum settings are stored as int");
+_Static_assert(sizeof(nw_protocol) == sizeof(int), "enum settings are stored as int");
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+static void *xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n ? n : 1);
+    if (!p)
+        abort();
+    return p;
+}
+
+static char *xstrdup(const char *s)
+{
+    char *d = strdup(s);
+    if (!d)
+        abort();
+    return d;
+}
+
+static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s;
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    return s;
+}
+
+static void *field(nw_settings *s, const struct setting *r)
+{
+    return (char *)s + r->off;
+}
+
+static const void *cfield(const nw_settings *s, const struct setting *r)
+{
+    return (const char *)s + r->off;
+}
+
+static void strlist_add(nw_strlist *l, const char *v)
+{
+    l->v = xrealloc(l->v, (l->n + 1) * sizeof *l->v);
+    l->v[l->n++] = xstrdup(v);
+}
+
+static void strlist_clear(nw_strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+static const char *choice_name(const struct choice *c, int value)
+{
+    for (; c->name; c++)
+        if (c->value == value)
+            return c->name;
+    return "?";
+}
+
+/* ---- converters: text -> field, one per type -------------------------------- */
+
+static int parse_long(const char *v, int base, long *out)
+{
+    char *end;
+    if (!*v || isspace((unsigned char)*v))
+        return -1;
+    errno = 0;
+    *out = strtol(v, &end, base);
+    if (*end)
+        return -1;
+    if (errno == ERANGE)
+        *out = *out < 0 ? LONG_MIN : LONG_MAX;
+    return 0;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0)
+            return *out = true, 0;
+        if (strcasecmp(v, no[i]) == 0)
+            return *out = false, 0;
+    }
+    return -1;
+}
+
+static int check_range(const struct setting *r, const char *v, long n, char *err, size_t errlen)
+{
+    const char *fmt = r->type == T_UMASK ? "'%s' must be at %s %#lo" : "'%s' must be at %s %ld";
+    if (n < r->min)
+        return snprintf(err, errlen, fmt, v, "least", r->min), -1;
+    if (n > r->max)
+        return snprintf(err, errlen, fmt, v, "most", r->max), -1;
+    return 0;
+}
+
+/* Converts the text v for row r into s. List values are appended. Returns 0,
+ * or -1 with a message (without the setting's name) in err. */
+static int convert(const struct setting *r, const char *v, nw_settings *s, char *err,
+                   size_t errlen)
+{
+    long n;
+    bool b;
+
+    switch (r->type) {
+    case T_INT:
+        if (parse_long(v, 10, &n) < 0)
+            return snprintf(err, errlen, "'%s' is not an integer", v), -1;
+        if (check_range(r, v, n, err, errlen) < 0)
+            return -1;
+        *(int *)field(s, r) = (int)n;
+        return 0;
+    case T_UMASK:
+        /* 0o22 (Python), 022 (C, octal) or 18 (decimal) */
+        if (v[0] == '0' && (v[1] == 'o' || v[1] == 'O')) {
+            if (!v[2] || parse_long(v + 2, 8, &n) < 0 || v[2] == '-' || v[2] == '+')
+                return snprintf(err, errlen, "'%s' is not an octal mode", v), -1;
+        } else if (parse_long(v, v[0] == '0' ? 8 : 10, &n) < 0) {
+            return snprintf(err, errlen, "'%s' is not a mode (0o22, 022 or 18)", v), -1;
+        }
+        if (check_range(r, v, n, err, errlen) < 0)
+            return -1;
+        *(int *)field(s, r) = (int)n;
+        return 0;
+    case T_BOOL:
+        if (parse_bool(v, &b) < 0)
+            return snprintf(err, errlen, "'%s' is not a boolean (true or false)", v), -1;
+        if (b && (r->flags & F_UNBUILT))
+            return snprintf(err, errlen, "not supported yet"), -1;
+        *(bool *)field(s, r) = b;
+        return 0;
+    case T_ENUM:
+        for (const struct choice *c = r->choices; c->name; c++) {
+            if (strcasecmp(v, c->name) == 0) {
+                *(int *)field(s, r) = c->value;
+                return 0;
+            }
+        }
+        {
+            size_t len = (size_t)snprintf(err, errlen, "'%s' is not one of", v);
+            for (const struct choice *c = r->choices; c->name && len < errlen; c++)
+                if (strcmp(choice_name(r->choices, c->value), c->name) == 0)
+                    len += (size_t)snprintf(err + len, errlen - len, "%s %s",
+                                            c == r->choices ? "" : ",", c->name);
+        }
+        return -1;
+    case T_STR:
+    case T_LIST:
+        if ((r->flags & F_NONEMPTY) && !*v)
+            return snprintf(err, errlen, "must not be empty"), -1;
+        if (r->check && r->check(v, err, errlen) < 0)
+            return -1;
+        if (r->type == T_LIST) {
+            strlist_add(field(s, r), v);
+        } else {
+            char **p = field(s, r);
+            free(*p);
+            *p = xstrdup(v);
+        }
+        return 0;
+    case T_ACTION:
+        return 0;
+    }
+    return -1;
+}
+
+static int check_port(const char *v, const char *port, char *err, size_t errlen)
+{
+    size_t len = strlen(port);
+    long n = 0;
+    if (len == 0 || len > 5 || strspn(port, "0123456789") != len)
+        return snprintf(err, errlen, "'%s' has no valid port (HOST:PORT)", v), -1;
+    n = strtol(port, NULL, 10);
+    if (n < 1 || n > 65535)
+        return snprintf(err, errlen, "'%s': port must be 1 to 65535", v), -1;
+    return 0;
+}
+
+static int check_bind(const char *v, char *err, size_t errlen)
+{
+    static const char host_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                     "0123456789.-_";
+    const char *colon;
+
+    if (strncmp(v, "unix:", 5) == 0) {
+        if (!v[5])
+            return snprintf(err, errlen, "'%s' has an empty path", v), -1;
+        return 0;
+    }
+    if (v[0] == '[') {
+        const char *close = strchr(v, ']');
+        size_t hlen = close ? (size_t)(close - v - 1) : 0;
+        if (!close || hlen == 0 || close[1] != ':' ||
+            strspn(v + 1, "0123456789abcdefABCDEF:.%") < hlen || !memchr(v + 1, ':', hlen))
+            return snprintf(err, errlen, "'%s' is not [IPV6]:PORT", v), -1;
+        return check_port(v, close + 2, err, errlen);
+    }
+    colon = strrchr(v, ':');
+    if (!colon || colon == v)
+        return snprintf(err, errlen, "'%s' is not HOST:PORT, [IPV6]:PORT or unix:PATH", v), -1;
+    if (memchr(v, ':', (size_t)(colon - v)))
+        return snprintf(err, errlen, "'%s': put an IPv6 address in brackets ([::1]:5000)", v),
+               -1;
+    if (strspn(v, host_chars) < (size_t)(colon - v))
+        return snprintf(err, errlen, "'%s' has an invalid host name", v), -1;
+    return check_port(v, colon + 1, err, errlen);
+}
+
+static int check_env(const char *v, char *err, size_t errlen)
+{
+    const char *eq = strchr(v, '=');
+    if (!eq || eq == v)
+        return snprintf(err, errlen, "'%s' is not KEY=VALUE", v), -1;
+    return 0;
+}
+
+static int check_access_format(const char *v, char *err, size_t errlen)
+{
+    access_format *f = access_format_compile(v, err, errlen);
+    if (!f)
+        return -1;
+    access_format_free(f);
+    return 0;
+}
+
+/* ---- sources: (row, text, where) entries --------------------------------- */
+
+struct entry {
+    const struct setting *row;
+    char *val;   /* NULL: a list set to empty */
+    char *where; /* for messages: "--timeout", "gunicorn.conf:7: workers" */
+};
+
+struct source {
+    struct entry *v;
+    size_t n;
+};
+
+static void source_add(struct source *src, const struct setting *r, const char *val,
+                       char *where)
+{
+    src->v = xrealloc(src->v, (src->n + 1) * sizeof *src->v);
+    src->v[src->n++] = (struct entry){r, val ? xstrdup(val) : NULL, where};
+}
+
+static void source_free(struct source *src)
+{
+    for (size_t i = 0; i < src->n; i++) {
+        free(src->v[i].val);
+        free(src->v[i].where);
+    }
+    free(src->v);
+    src->v = NULL;
+    src->n = 0;
+}
+
+/* Applies one source on top of s. The first value a source gives a list
+ * replaces the list from lower sources; later ones accumulate. Reports every
+ * bad value; returns the number of them. */
+static int source_apply(const struct source *src, nw_settings *s, FILE *err)
+{
+    bool touched[NSETTINGS] = {false};
+    char msg[512];
+    int bad = 0;
+
+    for (size_t i = 0; i < src->n; i++) {
+        const struct entry *e = &src->v[i];
+        size_t idx = (size_t)(e->row - settings);
+        if (e->row->type == T_LIST && !touched[idx])
+            strlist_clear(field(s, e->row));
+        touched[idx] = true;
+        if (!e->val)
+            continue;
+        if (convert(e->row, e->val, s, msg, sizeof msg) < 0) {
+            fprintf(err, "narwhal: %s: %s\n", e->where, msg);
+            bad++;
+        }
+    }
+    return bad;
+}
+
+static void apply_defaults(nw_settings *s)
+{
+    char msg[512];
+    const char *wc = getenv("WEB_CONCURRENCY");
+
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const struct setting *r = &settings[i];
+        if (r->def && convert(r, r->def, s, msg, sizeof msg) < 0)
+            abort(); /* a bad default in the table */
+        if (r->off == OFF(workers) && wc && convert(r, wc, s, msg, sizeof msg) < 0)
+            convert(r, r->def, s, msg, sizeof msg);
+    }
+}
+
+/* ---- command line ------------------------------------------------------------ */
+
+static int flag_val(size_t i)
+{
+    return settings[i].short_flag ? settings[i].short_flag : 256 + (int)i;
+}
+
+static const struct setting *row_by_val(int val)
+{
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (settings[i].long_flag && flag_val(i) == val)
+            return &settings[i];
+    return NULL;
+}
+
+static int has_arg(const struct setting *r)
+{
+    return r->type == T_BOOL || r->type == T_ACTION ? no_argument : required_argument;
+}
+
+static void build_getopt(struct option *lo, char *so)
+{
+    size_t n = 0, k = 0;
+    so[k++] = '-'; /* non-options in order, as code 1: no permuting */
+    so[k++] = ':'; /* we print the errors */
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const struct setting *r = &settings[i];
+        if (!r->long_flag)
+            continue;
+        lo[n++] = (struct option){r->long_flag, has_arg(r), NULL, flag_val(i)};
+        if (r->long_alias)
+            lo[n++] = (struct option){r->long_alias, has_arg(r), NULL, flag_val(i)};
+        if (r->short_flag) {
+            so[k++] = (char)r->short_flag;
+            if (has_arg(r) == required_argument)
+                so[k++] = ':';
+        }
+    }
+    lo[n] = (struct option){NULL, 0, NULL, 0};
+    so[k] = '\0';
+}
+
+/* The option getopt_long just failed on, as the user wrote it: "--log-file",
+ * "-t". getopt does not say whether it was long or short, so look. */
+static char *bad_flag_name(char **argv, const struct option *lo)
+{
+    const char *a = optind > 0 ? argv[optind - 1] : "";
+    size_t len = strcspn(a, "=");
+
+    if (strncmp(a, "--", 2) == 0 && len > 2) {
+        if (optopt == 0)
+            return xasprintf("%.*s", (int)len, a);
+        for (const struct option *o = lo; o->name; o++)
+            if (o->val == optopt && strncmp(o->name, a + 2, len - 2) == 0)
+                return xasprintf("%.*s", (int)len, a);
+    }
+    return xasprintf("-%c", optopt);
+}
+
+/* Collects the options in argv into src. prefix names the source in
+ * messages ("" for argv). *action is set to the first --help/--version row. */
+static int parse_args(int argc, char **argv, const char *prefix, struct source *src,
+                      const struct setting **action, FILE *err)
+{
+    struct option lo[2 * NSETTINGS + 1];
+    char so[3 * NSETTINGS + 3];
+    int c, longindex, rc = 0;
+    const char *app = NULL;
+
+    if (argc < 1)
+        return 0;
+    build_getopt(lo, so);
+    optind = 0; /* glibc: reinitialize, argv is a different vector */
+    opterr = 0;
+    for (;;) {
+        const char *arg;
+        longindex = -1;
+        c = getopt_long(argc, argv, so, lo, &longindex);
+        if (c == -1) {
+            if (optind >= argc)
+                break;
+            arg = argv[optind++]; /* after "--" */
+        } else if (c == 1) {
+            arg = optarg;
+        } else if (c == '?' || c == ':') {
+            const struct setting *r = row_by_val(optopt);
+            char *name = bad_flag_name(argv, lo);
+            if (!r || (c == '?' && has_arg(r) == required_argument))
+                fprintf(err, "narwhal: %sunknown option '%s'\n", prefix, name);
+            else if (c == ':')
+                fprintf(err, "narwhal: %s%s: requires a value\n", prefix, name);
+            else
+                fprintf(err, "narwhal: %s%s: takes no value\n", prefix, name);
+            free(name);
+            rc = -1;
+            continue;
+        } else {
+            const struct setting *r = row_by_val(c);
+            if (r->type == T_ACTION) {
+                if (!*action)
+                    *action = r;
+            } else if (longindex >= 0) {
+                source_add(src, r, optarg ? optarg : "true",
+                           xasprintf("%s--%s", prefix, lo[longindex].name));
+            } else {
+                source_add(src, r, optarg ? optarg : "true", xasprintf("%s-%c", prefix, c));
+            }
+            continue;
+        }
+        /* a positional argument */
+        if (app) {
+            fprintf(err, "narwhal: %sunexpected argument '%s' (APP is already '%s')\n", prefix,
+                    arg, app);
+            rc = -1;
+            continue;
+        }
+        app = arg;
+    }
+    if (app)
+        source_add(src, ROW_APP, app, xasprintf("%sAPP", prefix));
+    return rc;
+}
+
+/* Splits s into words like a shell: blanks separate, '...' is literal,
+ * "..." allows \" \\ \$ \`, a backslash outside quotes escapes any char. */
+static int split_words(const char *s, char ***words, int *nwords, FILE *err)
+{
+    size_t cap = strlen(s) + 1, k;
+    char *buf = xrealloc(NULL, cap);
+    char **v = NULL;
+    int n = 0;
+
+    while (*s) {
+        bool word = false;
+        while (*s == ' ' || *s == '\t' || *s == '\n')
+            s++;
+        k = 0;
+        while (*s && *s != ' ' && *s != '\t' && *s != '\n') {
+            char q = *s;
+            word = true;
+            if (q == '\'' || q == '"') {
+                s++;
+                while (*s && *s != q) {
+                    if (q == '"' && *s == '\\' && s[1] && strchr("\"\\$`", s[1]))
+                        s++;
+                    buf[k++] = *s++;
+                }
+                if (!*s) {
+                    fprintf(err, "narwhal: %s: unterminated %s quote\n", ENV_NAME,
+                            q == '"' ? "double" : "single");
+                    for (int i = 0; i < n; i++)
+                        free(v[i]);
+                    free(v);
+                    free(buf);
+                    return -1;
+                }
+                s++;
+            } else {
+                if (q == '\\' && s[1])
+                    s++;
+                buf[k++] = *s++;
+            }
+        }
+        if (word) {
+            v = xrealloc(v, (size_t)(n + 1) * sizeof *v);
+            v[n] = xrealloc(NULL, k + 1);
+            memcpy(v[n], buf, k);
+            v[n++][k] = '\0';
+        }
+    }
+    free(buf);
+    *words = v;
+    *nwords = n;
+    return 0;
+}
+
+/* ---- config file ------------------------------------------------------------ */
+
+/* What the file gave one row: its values with the line of each. */
+struct file_row {
+    cfg_opt_t *opt; /* the key last assigned (app or wsgi_app) */
+    char **vals;
+    int *lines;
+    size_t n;
+};
+
+/* libconfuse's callbacks carry no user pointer; parsing is single-threaded. */
+static struct file_row *file_rows;
+static FILE *file_err;
+
+static const struct setting *row_by_key(const char *key)
+{
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (!(settings[i].flags & F_CLI_ONLY) &&
+            (strcmp(settings[i].name, key) == 0 ||
+             (settings[i].key_alias && strcmp(settings[i].key_alias, key) == 0)))
+            return &settings[i];
+    return NULL;
+}
+
+/* Brings fr up to date with opt's values; a value not seen before gets the
+ * current line. */
+static void file_row_sync(struct file_row *fr, cfg_opt_t *opt, int line)
+{
+    size_t n = cfg_opt_size(opt);
+    char **vals = xrealloc(NULL, n * sizeof *vals);
+    int *lines = xrealloc(NULL, n * sizeof *lines);
+
+    for (size_t i = 0; i < n; i++) {
+        const char *v = cfg_opt_getnstr(opt, (unsigned)i);
+        vals[i] = xstrdup(v ? v : "");
+        lines[i] = i < fr->n && strcmp(fr->vals[i], vals[i]) == 0 ? fr->lines[i] : line;
+    }
+    for (size_t i = 0; i < fr->n; i++)
+        free(fr->vals[i]);
+    free(fr->vals);
+    free(fr->lines);
+    fr->vals = vals;
+    fr->lines = lines;
+    fr->n = n;
+    fr->opt = opt;
+}
+
+static int file_validate(cfg_t *cfg, cfg_opt_t *opt)
+{
+    const struct setting *r = row_by_key(opt->name);
+    if (r)
+        file_row_sync(&file_rows[r - settings], opt, cfg->line);
+    return 0;
+}
+
+static void file_error(cfg_t *cfg, const char *fmt, va_list ap)
+{
+    char msg[512];
+    if (strcmp(fmt, "no such option '%s'") == 0)
+        snprintf(msg, sizeof msg, "unknown setting '%s'", va_arg(ap, const char *));
+    else
+        vsnprintf(msg, sizeof msg, fmt, ap);
+    fprintf(file_err, "narwhal: %s:%d: %s\n", cfg->filename, cfg->line, msg);
+}
+
+/* libconfuse 3.3 counts a line three times when it ends a # or // comment
+ * (and twice inside a multi-line comment), so its line numbers drift after
+ * the first comment. Blanking the comments before it sees them keeps
+ * cfg->line right. Quoted strings are skipped exactly as its lexer does. */
+static void blank_comments(char *p)
+{
+    while (*p) {
+        if (*p == '"' || *p == '\'') {
+            char q = *p++;
+            while (*p && *p != q)
+                p += p[0] == '\\' && p[1] ? 2 : 1;
+            if (*p)
+                p++;
+        } else if (p[0] == '$' && p[1] == '{') {
+            while (*p && *p != '}')
+                p++;
+        } else if (*p == '#' || (p[0] == '/' && p[1] == '/')) {
+            while (*p && *p != '\n')
+                *p++ = ' ';
+        } else if (p[0] == '/' && p[1] == '*') {
+            while (*p && !(p[0] == '*' && p[1] == '/'))
+                if (*p != '\n')
+                    *p++ = ' ';
+                else
+                    p++;
+            if (*p)
+                p[0] = p[1] = ' ', p += 2;
+        } else {
+            p++;
+        }
+    }
+}
+
+static char *read_file(const char *path, FILE *err)
+{
+    FILE *f = fopen(path, "r");
+    char *buf = NULL;
+    size_t len = 0, cap = 0, got;
+
+    if (!f) {
+        fprintf(err, "narwhal: cannot read %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    do {
+        if (cap - len < 4096)
+            buf = xrealloc(buf, cap = cap * 2 + 4096);
+        got = fread(buf + len, 1, cap - len - 1, f);
+        len += got;
+    } while (got > 0);
+    if (ferror(f)) {
+        fprintf(err, "narwhal: cannot read %s: %s\n", path, strerror(errno));
+        free(buf);
+        fclose(f);
+        return NULL;
+    }
+    fclose(f);
+    buf[len] = '\0';
+    if (strlen(buf) != len) {
+        fprintf(err, "narwhal: %s: contains a NUL byte\n", path);
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+static int parse_file(const char *path, struct source *src, FILE *err)
+{
+    cfg_opt_t opts[2 * NSETTINGS + 1];
+    struct file_row rows[NSETTINGS];
+    size_t n = 0;
+    int rc = -1;
+    cfg_t *cfg = NULL;
+    FILE *fp = NULL;
+    char *text = read_file(path, err);
+
+    if (!text)
+        return -1;
+    memset(rows, 0, sizeof rows);
+    memset(opts, 0, sizeof opts);
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const struct setting *r = &settings[i];
+        const char *keys[2] = {r->name, r->key_alias};
+        if (r->flags & F_CLI_ONLY)
+            continue;
+        for (size_t k = 0; k < 2 && keys[k]; k++) {
+            opts[n].name = keys[k];
+            opts[n].type = CFGT_STR;
+            opts[n].flags = r->type == T_LIST ? CFGF_LIST : CFGF_NONE;
+            opts[n].validcb = file_validate;
+            n++;
+        }
+    }
+    /* opts[n] stays zeroed: CFG_END() */
+
+    blank_comments(text);
+    if (!*text) { /* fmemopen may refuse an empty buffer */
+        free(text);
+        return 0;
+    }
+    fp = fmemopen(text, strlen(text), "r");
+    cfg = cfg_init(opts, CFGF_NONE);
+    if (!fp || !cfg)
+        abort();
+    /* cfg_parse_fp keeps a filename already set: messages name the real file */
+    free(cfg->filename);
+    cfg->filename = xstrdup(path);
+    cfg_set_error_function(cfg, file_error);
+    file_rows = rows;
+    file_err = err;
+    if (cfg_parse_fp(cfg, fp) != CFG_SUCCESS)
+        goto out;
+
+    /* The final values are libconfuse's; the callbacks only gave lines.
+     * (An empty list, `raw_env = {}`, calls no callback at all.) */
+    for (size_t i = 0; i < n; i++) {
+        cfg_opt_t *opt = cfg_getopt(cfg, opts[i].name);
+        const struct setting *r = row_by_key(opts[i].name);
+        struct file_row *fr = &rows[r - settings];
+        if (!(opt->flags & CFGF_MODIFIED) || (fr->opt && fr->opt != opt))
+            continue;
+        file_row_sync(fr, opt, cfg->line);
+        if (fr->n == 0)
+            source_add(src, r, NULL, xasprintf("%s: %s", path, opt->name));
+        for (size_t k = 0; k < fr->n; k++)
+            source_add(src, r, fr->vals[k],
+                       xasprintf("%s:%d: %s", path, fr->lines[k], opt->name));
+    }
+    rc = 0;
+out:
+    file_rows = NULL;
+    file_err = NULL;
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        for (size_t k = 0; k < rows[i].n; k++)
+            free(rows[i].vals[k]);
+        free(rows[i].vals);
+        free(rows[i].lines);
+    }
+    cfg_free(cfg);
+    fclose(fp);
+    free(text);
+    return rc;
+}
+
+/* ---- the entry points ---------------------------------------------------------- */
+
+static const char *last_value(const struct source *src, const struct setting *r)
+{
+    for (size_t i = src->n; i-- > 0;)
+        if (src->v[i].row == r)
+            return src->v[i].val;
+    return NULL;
+}
+
+int settings_load(nw_settings *s, int argc, char **argv, const char *env_args, FILE *out,
+                  FILE *err)
+{
+    struct source file = {0}, env = {0}, cli = {0};
+    const struct setting *action = NULL;
+    char **words = NULL;
+    int nwords = 0, rc = 1, bad = 0;
+    const char *config;
+
+    memset(s, 0, sizeof *s);
+    apply_defaults(s);
+
+    if (env_args && split_words(env_args, &words, &nwords, err) < 0)
+        return 1;
+    if (nwords > 0) {
+        char **eargv = xrealloc(NULL, (size_t)(nwords + 2) * sizeof *eargv);
+        eargv[0] = (char *)"narwhal";
+        memcpy(eargv + 1, words, (size_t)nwords * sizeof *words);
+        eargv[nwords + 1] = NULL;
+        bad |= parse_args(nwords + 1, eargv, ENV_NAME ": ", &env, &action, err);
+        free(eargv);
+    }
+    bad |= parse_args(argc, argv, "", &cli, &action, err);
+    if (bad)
+        goto out;
+    if (action) {
+        if (strcmp(action->name, "help") == 0)
+            settings_usage(out);
+        else
+            fprintf(out, "narwhal %s\n", PACKAGE_VERSION);
+        rc = 2;
+        goto out;
+    }
+
+    config = last_value(&cli, &settings[0]);
+    if (!config)
+        config = last_value(&env, &settings[0]);
+    if (config && *config && parse_file(config, &file, err) < 0)
+        goto out;
+
+    bad = source_apply(&file, s, err);
+    bad += source_apply(&env, s, err);
+    bad += source_apply(&cli, s, err);
+    if (!bad && s->bind.n == 0) {
+        fprintf(err, "narwhal: bind: no address to listen on\n");
+        bad++;
+    }
+    rc = bad ? 1 : 0;
+out:
+    source_free(&file);
+    source_free(&env);
+    source_free(&cli);
+    for (int i = 0; i < nwords; i++)
+        free(words[i]);
+    free(words);
+    return rc;
+}
+
+void settings_free(nw_settings *s)
+{
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const struct setting *r = &settings[i];
+        if (r->type == T_STR)
+            free(*(char **)field(s, r));
+        else if (r->type == T_LIST)
+            strlist_clear(field(s, r));
+    }
+    memset(s, 0, sizeof *s);
+}
+
+/* A double-quoted string libconfuse reads back byte for byte ($ is escaped:
+ * libconfuse expands ${VAR} inside double quotes). */
+static void print_quoted(const char *v, FILE *out)
+{
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (*p == '"' || *p == '\\' || *p == '$')
+            fprintf(out, "\\%c", *p);
+        else if (*p == '\n')
+            fputs("\\n", out);
+        else if (*p == '\t')
+            fputs("\\t", out);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(out, "\\x%02x", *p);
+        else
+            fputc(*p, out);
+    }
+    fputc('"', out);
+}
+
+void settings_print(const nw_settings *s, FILE *out)
+{
+    fprintf(out, "# narwhal %s settings (--print-config); load with -c\n", PACKAGE_VERSION);
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const struct setting *r = &settings[i];
+        const void *f = cfield(s, r);
+        if (r->flags & F_CLI_ONLY)
+            continue;
+        fprintf(out, "\n# %s\n", r->help);
+        switch (r->type) {
+        case T_INT:
+            fprintf(out, "%s = %d\n", r->name, *(const int *)f);
+            break;
+        case T_UMASK:
+            fprintf(out, "%s = 0o%o\n", r->name, (unsigned)*(const int *)f);
+            break;
+        case T_BOOL:
+            fprintf(out, "%s = %s\n", r->name, *(const bool *)f ? "true" : "false");
+            break;
+        case T_ENUM:
+            fprintf(out, "%s = %s\n", r->name, choice_name(r->choices, *(const int *)f));
+            break;
+        case T_STR:
+            if (!*(char *const *)f) {
+                fprintf(out, "# %s = \n", r->name);
+                break;
+            }
+            fprintf(out, "%s = ", r->name);
+            print_quoted(*(char *const *)f, out);
+            fputc('\n', out);
+            break;
+        case T_LIST: {
+            const nw_strlist *l = f;
+            fprintf(out, "%s = {", r->name);
+            for (size_t k = 0; k < l->n; k++) {
+                fputs(k ? ", " : "", out);
+                print_quoted(l->v[k], out);
+            }
+            fputs("}\n", out);
+            break;
+        }
+        case T_ACTION:
+            break;
+        }
+    }
+}
+
+void settings_usage(FILE *out)
+{
+    fputs("usage: narwhal [OPTIONS] APP\n\n"
+          "Serves APP (path/to/app.so[:symbol], default symbol \"app\") over FastCGI.\n"
+          "Settings come from defaults < -c FILE < $" ENV_NAME " < the command line;\n"
+          "config keys are gunicorn's (workers = 4, bind = '127.0.0.1:5000').\n\n"
+          "options:\n",
+          out);
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const struct setting *r = &settings[i];
+        char left[96];
+        int len;
+        if (!r->long_flag)
+            continue;
+        len = snprintf(left, sizeof left, "  %c%c%s--%s%s%s%s%s", r->short_flag ? '-' : ' ',
+                       r->short_flag ? r->short_flag : ' ', r->short_flag ? ", " : "  ",
+                       r->long_flag, r->long_alias ? ", --" : "",
+                       r->long_alias ? r->long_alias : "", r->metavar ? " " : "",
+                       r->metavar ? r->metavar : "");
+        fprintf(out, "%s%*s%s", left, len < 34 ? 34 - len : 1, "", r->help);
+        if (r->def && r->type != T_BOOL && r->off != OFF(workers) &&
+            r->off != OFF(access_log_format))
+            fprintf(out, " [%s]", r->def);
+        if (!(r->flags & F_CLI_ONLY))
+            fprintf(out, " (key: %s)", r->name);
+        fputc('\n', out);
+    }
+}
+
+const char *settings_loglevel_name(int level)
+{
+    return choice_name(loglevels, level);
+}
+
+const char *settings_worker_class_name(nw_worker_class c)
+{
+    return choice_name(worker_classes, (int)c);
+}

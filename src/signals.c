@@ -1,1 +1,38 @@
-/* signals.c: being written */
+#include "signals.h"
+
+const nw_signal_def nw_signal_table[] = {
+    {SIGTERM, "TERM", SIGACT_GRACEFUL_STOP,
+     "graceful stop: workers stop accepting, finish in-flight requests within "
+     "graceful_timeout, then are killed; the master exits",
+     "finish in-flight requests, then exit"},
+    {SIGINT, "INT", SIGACT_QUICK_STOP, "quick stop: workers are told to exit now", "exit now"},
+    {SIGQUIT, "QUIT", SIGACT_QUICK_STOP, "quick stop (as INT)", "exit now"},
+    {SIGHUP, "HUP", SIGACT_UNSUPPORTED, "reload (not built yet: logged and ignored)", "-"},
+    {SIGTTIN, "TTIN", SIGACT_INCREMENT, "one worker more", "-"},
+    {SIGTTOU, "TTOU", SIGACT_DECREMENT, "one worker fewer (never fewer than one)", "-"},
+    {SIGUSR1, "USR1", SIGACT_REOPEN_LOGS,
+     "reopen the error and access logs (logrotate), in the master and every worker",
+     "reopen the logs"},
+    {SIGUSR2, "USR2", SIGACT_UNSUPPORTED, "binary upgrade (not built yet: logged and ignored)",
+     "-"},
+    {SIGWINCH, "WINCH", SIGACT_UNSUPPORTED, "stop workers, keep the master (not built yet: "
+     "logged and ignored)", "-"},
+    {SIGCHLD, "CHLD", SIGACT_REAP, "a worker exited: reap it, log why, replace it", "-"},
+};
+
+const int nw_signal_count = (int)(sizeof nw_signal_table / sizeof nw_signal_table[0]);
+
+nw_sigaction signals_master_action(int signo)
+{
+    for (int i = 0; i < nw_signal_count; i++)
+        if (nw_signal_table[i].signo == signo)
+            return nw_signal_table[i].master;
+    return SIGACT_NONE;
+}
+
+void signals_fill(sigset_t *set)
+{
+    sigemptyset(set);
+    for (int i = 0; i < nw_signal_count; i++)
+        sigaddset(set, nw_signal_table[i].signo);
+}

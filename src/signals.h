@@ -1,1 +1,39 @@
-/* signals.h: being written */
+/* signals.h - what each signal means to the master and to a worker.
+ *
+ * One table, read by the master (which signals to take through its
+ * signalfd), by the workers, and by the docs (the README's table is this
+ * table). */
+#ifndef NW_SIGNALS_H
+#define NW_SIGNALS_H
+
+#include <signal.h>
+
+typedef enum {
+    SIGACT_NONE = 0,
+    SIGACT_GRACEFUL_STOP, /* TERM */
+    SIGACT_QUICK_STOP,    /* INT, QUIT */
+    SIGACT_RELOAD,        /* HUP */
+    SIGACT_INCREMENT,     /* TTIN */
+    SIGACT_DECREMENT,     /* TTOU */
+    SIGACT_REOPEN_LOGS,   /* USR1 */
+    SIGACT_REAP,          /* CHLD */
+    SIGACT_UNSUPPORTED,   /* known to gunicorn users, not built yet: logged */
+} nw_sigaction;
+
+typedef struct nw_signal_def {
+    int signo;
+    const char *name;
+    nw_sigaction master;
+    const char *master_help;
+    const char *worker_help;
+} nw_signal_def;
+
+extern const nw_signal_def nw_signal_table[];
+extern const int nw_signal_count;
+
+/* The master's action for signo (SIGACT_NONE if not in the table). */
+nw_sigaction signals_master_action(int signo);
+/* Fills set with every signal in the table. */
+void signals_fill(sigset_t *set);
+
+#endif

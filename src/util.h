@@ -1,1 +1,21 @@
-/* util.h: being written */
+/* util.h - small helpers shared by the master and the workers. */
+#ifndef NW_UTIL_H
+#define NW_UTIL_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Milliseconds on CLOCK_MONOTONIC (the same clock in every process). */
+int64_t nw_now_ms(void);
+int nw_set_nonblock(int fd);
+int nw_set_cloexec(int fd, int on);
+/* Splits "path.so[:symbol]" into owned strings; symbol defaults to "app".
+ * The last ':' separates the symbol only when what follows is a C
+ * identifier, so paths containing ':' still work. */
+void nw_split_app_spec(const char *spec, char **path, char **symbol);
+/* Reads a pid from a pidfile: the pid, 0 if the file is absent or holds no
+ * pid, -1 if it cannot be read. */
+pid_t nw_read_pidfile(const char *path);
+const char *nw_signame(int sig);
+
+#endif

@@ -1,1 +1,253 @@
-/* worker.c: being written */
+/* worker.c - a worker process: drop privileges, load the app, run the loop. */
+#include "worker.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+#include "util.h"
+
+static nw_worker worker; /* one per process */
+
+int worker_wait_fd(nw_worker *w, int fd, int events, int64_t deadline_ms)
+{
+    (void)w;
+    struct pollfd pfd = {.fd = fd, .events = 0};
+    if (events & NW_READ)
+        pfd.events |= POLLIN;
+    if (events & NW_WRITE)
+        pfd.events |= POLLOUT;
+    for (;;) {
+        int ms = -1;
+        if (deadline_ms >= 0) {
+            int64_t left = deadline_ms - nw_now_ms();
+            ms = left > 0 ? (left > 0x7fffffff ? 0x7fffffff : (int)left) : 0;
+        }
+        int r = poll(&pfd, fd >= 0 ? 1 : 0, ms);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            return 0;
+        int mask = 0;
+        if (pfd.revents & (POLLIN | POLLHUP | POLLERR))
+            mask |= NW_READ;
+        if (pfd.revents & (POLLOUT | POLLHUP | POLLERR))
+            mask |= NW_WRITE;
+        if (pfd.revents & POLLNVAL)
+            return -1;
+        return mask ? mask : events;
+    }
+}
+
+static void set_accepting(nw_worker *w, int on)
+{
+    if (w->accepting == on)
+        return;
+    for (int i = 0; i < w->nlisteners; i++) {
+        if (on)
+            ev_io_start(w->loop, &w->accept_w[i]);
+        else
+            ev_io_stop(w->loop, &w->accept_w[i]);
+    }
+    w->accepting = on;
+}
+
+static void maybe_finish(nw_worker *w)
+{
+    if (w->stopping && w->nconns == 0)
+        ev_break(w->loop, EVBREAK_ALL);
+}
+
+static void begin_stop(nw_worker *w, const char *why)
+{
+    if (w->stopping)
+        return;
+    w->stopping = 1;
+    log_info("worker stopping: %s", why);
+    __atomic_store_n(&w->slot->state, SLOT_STOPPING, __ATOMIC_RELEASE);
+    set_accepting(w, 0);
+    for (int i = 0; i < w->nlisteners; i++) {
+        close(w->listeners[i].fd);
+        w->listeners[i].fd = -1;
+    }
+    conn_close_idle(w);
+    maybe_finish(w);
+}
+
+void worker_conn_closed(nw_worker *w)
+{
+    w->nconns--;
+    if (!w->stopping && w->nconns < w->s->worker_connections)
+        set_accepting(w, 1);
+    maybe_finish(w);
+}
+
+void worker_request_done(nw_worker *w)
+{
+    w->requests++;
+    if (w->max_requests && w->requests >= w->max_requests)
+        begin_stop(w, "max_requests reached");
+}
+
+static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
+{
+    nw_worker *w = io->data;
+    nw_listener *l = &w->listeners[io - w->accept_w];
+    (void)loop;
+    (void)revents;
+    /* A sync worker takes one connection per wake-up, so idle siblings get
+     * the next ones instead of it queueing them behind a busy handler. */
+    if (w->stopping || l->fd < 0)
+        return;
+    int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+        if (errno == EMFILE || errno == ENFILE)
+            log_error("cannot accept on %s: %s", l->addr, strerror(errno));
+        return;
+    }
+    if (w->nconns + 1 >= w->s->worker_connections)
+        set_accepting(w, 0);
+    conn_start(w, fd);
+}
+
+static void on_beat(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    nw_worker *w = t->data;
+    (void)loop;
+    (void)revents;
+    slot_beat(w->slot);
+    if (getppid() != w->master_pid)
+        begin_stop(w, "the master is gone");
+}
+
+static void on_sigterm(struct ev_loop *loop, ev_signal *sig, int revents)
+{
+    (void)loop;
+    (void)revents;
+    begin_stop(sig->data, "SIGTERM");
+}
+
+static void on_sigusr1(struct ev_loop *loop, ev_signal *sig, int revents)
+{
+    nw_worker *w = sig->data;
+    (void)loop;
+    (void)revents;
+    log_open(w->s->errorlog, w->s->accesslog);
+}
+
+/* Quick stop: the handler may be blocked anywhere, so exit from the signal
+ * handler itself (_exit is async-signal-safe). */
+static void on_quick_stop(int sig)
+{
+    (void)sig;
+    _exit(0);
+}
+
+static void boot_fail(const char *msg) __attribute__((noreturn));
+static void boot_fail(const char *msg)
+{
+    log_error("worker failed to boot: %s", msg);
+    _exit(WORKER_BOOT_ERROR);
+}
+
+static void drop_privileges(nw_identity id)
+{
+    if (id.gid != (gid_t)-1) {
+        if (setgroups(0, NULL) < 0 && errno != EPERM)
+            boot_fail("cannot drop supplementary groups");
+        if (setgid(id.gid) < 0) {
+            char m[128];
+            snprintf(m, sizeof m, "cannot set group %u: %s", (unsigned)id.gid, strerror(errno));
+            boot_fail(m);
+        }
+    }
+    if (id.uid != (uid_t)-1 && setuid(id.uid) < 0) {
+        char m[128];
+        snprintf(m, sizeof m, "cannot set user %u: %s", (unsigned)id.uid, strerror(errno));
+        boot_fail(m);
+    }
+}
+
+void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, nw_identity id)
+{
+    nw_worker *w = &worker;
+    memset(w, 0, sizeof *w);
+    w->s = s;
+    w->listeners = ls;
+    w->nlisteners = nls;
+    w->slot = slot;
+    w->master_pid = getppid();
+
+    /* Signals: the master's mask and dispositions are not ours. */
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            signal(sig, SIG_DFL);
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = {.sa_handler = on_quick_stop};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+
+    drop_privileges(id);
+
+    char err[512];
+    if (app_load(s->app, &w->app, err, sizeof err) < 0)
+        boot_fail(err);
+    if (w->app.init) {
+        int rc = w->app.init();
+        if (rc != 0) {
+            snprintf(err, sizeof err, "nw_worker_init returned %d", rc);
+            boot_fail(err);
+        }
+    }
+    if (s->max_requests > 0)
+        w->max_requests = (uint64_t)s->max_requests +
+                          (s->max_requests_jitter > 0
+                               ? (uint64_t)(random() % (s->max_requests_jitter + 1))
+                               : 0);
+
+    w->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+    if (!w->loop)
+        boot_fail("cannot create the event loop");
+    w->accept_w = nw_xcalloc((size_t)nls, sizeof *w->accept_w);
+    for (int i = 0; i < nls; i++) {
+        ev_io_init(&w->accept_w[i], on_accept, ls[i].fd, EV_READ);
+        w->accept_w[i].data = w;
+    }
+    ev_timer_init(&w->beat, on_beat, 1., 1.);
+    w->beat.data = w;
+    ev_timer_start(w->loop, &w->beat);
+    ev_signal_init(&w->sigterm, on_sigterm, SIGTERM);
+    w->sigterm.data = w;
+    ev_signal_start(w->loop, &w->sigterm);
+    ev_signal_init(&w->sigusr1, on_sigusr1, SIGUSR1);
+    w->sigusr1.data = w;
+    ev_signal_start(w->loop, &w->sigusr1);
+
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+
+    set_accepting(w, 1);
+    slot_beat(slot);
+    __atomic_store_n(&slot->state, SLOT_READY, __ATOMIC_RELEASE);
+    log_info("booting worker with pid %d", (int)getpid());
+    if (getppid() != w->master_pid)
+        begin_stop(w, "the master is gone");
+
+    ev_run(w->loop, 0);
+
+    if (w->app.fini)
+        w->app.fini();
+    _exit(0);
+}

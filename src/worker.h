@@ -1,1 +1,61 @@
-/* worker.h: being written */
+/* worker.h - one worker process: loads the app, runs the connection core.
+ *
+ * A worker never returns: it exits with 0 (stopped, recycled), or with
+ * WORKER_BOOT_ERROR when the app cannot be loaded or nw_worker_init fails
+ * (the master counts these to avoid fork loops). */
+#ifndef NW_WORKER_H
+#define NW_WORKER_H
+
+#include <ev.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "app.h"
+#include "listener.h"
+#include "scoreboard.h"
+#include "settings.h"
+
+#define WORKER_BOOT_ERROR 3
+
+typedef struct nw_conn nw_conn;
+typedef struct nw_request nw_request;
+
+typedef struct nw_worker {
+    struct ev_loop *loop;
+    const nw_settings *s;
+    nw_listener *listeners;
+    int nlisteners;
+    ev_io *accept_w;     /* one per listener */
+    int accepting;
+    ev_timer beat;
+    ev_signal sigterm, sigusr1;
+    nw_slot *slot;
+    nw_app app;
+    pid_t master_pid;
+    nw_conn *conns;      /* every open connection */
+    int nconns;
+    int stopping;        /* graceful stop under way */
+    uint64_t requests;   /* handled by this worker */
+    uint64_t max_requests; /* 0 = unlimited */
+    uint64_t next_conn_id;
+} nw_worker;
+
+/* Privileges the worker drops to before loading the app; (uid_t)-1 = keep. */
+typedef struct nw_identity {
+    uid_t uid;
+    gid_t gid;
+} nw_identity;
+
+/* Runs a worker in the freshly forked child. Never returns. */
+void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, nw_identity id)
+    __attribute__((noreturn));
+
+/* Called by the connection core. */
+void worker_conn_closed(nw_worker *w);
+void worker_request_done(nw_worker *w);
+/* Waits for fd to be ready (NW_READ/NW_WRITE) until deadline_ms (nw_now_ms
+ * clock; -1 = none). The ready mask, 0 on timeout, -1 on error. This is the
+ * executor's one wait primitive: the sync class blocks in poll(2). */
+int worker_wait_fd(nw_worker *w, int fd, int events, int64_t deadline_ms);
+
+#endif

@@ -1,2 +1,154 @@
+/* testapp - handlers for the end-to-end tests, one per symbol:
+ *     narwhal tests/apps/testapp.so:status
+ *
+ * app          "testapp\n"
+ * status       ?code=N -> status N, X-A: 1, X-Custom: hello, "status N\n"
+ * fail         returns 1 without writing (narwhal answers 500)
+ * fail_late    writes "partial\n", then returns 1 (the 200 stands)
+ * crash        ?crash=1 -> SIGSEGV (a store through a null pointer);
+ *              otherwise "ok\n"
+ * stuck        ?block -> blocks forever in sleep(3) (not nw_sleep), for the
+ *              worker timeout; otherwise "ok\n"
+ * slow         ?ms=N -> nw_sleep(N ms), then "done\n"
+ * env          ?NAME -> getenv(NAME) + "\n", or "(unset)\n"
+ * cwd          getcwd() + "\n"
+ * log          nw_log(WARNING, "testapp log line"), then "ok\n"
+ * late_status  writes "late=", then tries nw_set_status / nw_add_header
+ *              (both must fail now) and writes their results: "-1,-1\n"
+ *
+ * Every response but fail's carries X-Pid: the worker's pid. */
 #include <narwhal.h>
-int app(nw_request *req) { (void)req; return 0; }
+
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *query(nw_request *req)
+{
+    const char *q = nw_param(req, "QUERY_STRING");
+    return q ? q : "";
+}
+
+/* The integer after "name=" in the query string, or def. */
+static long query_int(nw_request *req, const char *name, long def)
+{
+    const char *q = query(req);
+    size_t n = strlen(name);
+    for (const char *p = q; *p; p++) {
+        if ((p == q || p[-1] == '&') && strncmp(p, name, n) == 0 && p[n] == '=')
+            return strtol(p + n + 1, NULL, 10);
+    }
+    return def;
+}
+
+static void text_headers(nw_request *req)
+{
+    char pid[32];
+    snprintf(pid, sizeof pid, "%ld", (long)getpid());
+    nw_add_header(req, "Content-Type", "text/plain");
+    nw_add_header(req, "X-Pid", pid);
+}
+
+int app(nw_request *req)
+{
+    text_headers(req);
+    return nw_printf(req, "testapp\n") < 0;
+}
+
+int status(nw_request *req)
+{
+    long code = query_int(req, "code", 200);
+    if (nw_set_status(req, (int)code) < 0)
+        return 1;
+    text_headers(req);
+    nw_add_header(req, "X-A", "1");
+    nw_add_header(req, "X-Custom", "hello");
+    return nw_printf(req, "status %ld\n", code) < 0;
+}
+
+int fail(nw_request *req)
+{
+    (void)req;
+    return 1;
+}
+
+int fail_late(nw_request *req)
+{
+    text_headers(req);
+    nw_printf(req, "partial\n");
+    return 1;
+}
+
+/* The sanitizers would turn the store into their own report and abort; the
+ * test wants the plain SIGSEGV a buggy app gets. */
+__attribute__((no_sanitize("address", "undefined"))) static void segfault(void)
+{
+    volatile int *volatile p = NULL;
+    *p = 1;
+}
+
+int crash(nw_request *req)
+{
+    if (strcmp(query(req), "crash=1") == 0)
+        segfault();
+    text_headers(req);
+    return nw_printf(req, "ok\n") < 0;
+}
+
+int stuck(nw_request *req)
+{
+    if (strcmp(query(req), "block") == 0)
+        for (;;)
+            sleep(1);
+    text_headers(req);
+    return nw_printf(req, "ok\n") < 0;
+}
+
+int slow(nw_request *req)
+{
+    long ms = query_int(req, "ms", 1000);
+    nw_log(req, NW_LOG_INFO, "slow: sleeping %ld ms", ms);
+    if (nw_sleep(req, (int)ms) < 0)
+        return 1;
+    text_headers(req);
+    return nw_printf(req, "done\n") < 0;
+}
+
+int env(nw_request *req)
+{
+    const char *v = getenv(query(req));
+    text_headers(req);
+    return nw_printf(req, "%s\n", v ? v : "(unset)") < 0;
+}
+
+int cwd(nw_request *req)
+{
+    char buf[PATH_MAX];
+    if (!getcwd(buf, sizeof buf))
+        return 1;
+    text_headers(req);
+    return nw_printf(req, "%s\n", buf) < 0;
+}
+
+/* Exported as `log`; a C function of that name would clash with the math
+ * builtin log(3). */
+int log_handler(nw_request *req) __asm__("log");
+int log_handler(nw_request *req)
+{
+    nw_log(req, NW_LOG_WARNING, "testapp log line");
+    text_headers(req);
+    return nw_printf(req, "ok\n") < 0;
+}
+
+int late_status(nw_request *req)
+{
+    text_headers(req);
+    if (nw_printf(req, "late=") < 0)
+        return 1;
+    int s = nw_set_status(req, 404);
+    int h = nw_add_header(req, "X-Late", "1");
+    return nw_printf(req, "%d,%d\n", s, h) < 0;
+}

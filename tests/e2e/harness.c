@@ -1,1 +1,943 @@
-/* harness */
+/* harness.c - see harness.h. */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define H_MAX_PROCS 64
+
+/* What this test process started. */
+static struct {
+    char dir[PATH_MAX];
+    pid_t procs[H_MAX_PROCS]; /* 0 = free slot */
+    int guard_fd;             /* write end of the guard's pipe, -1 if none */
+    pid_t guard;
+    int nginx_count;
+    int narwhal_count;
+} H = { .guard_fd = -1 };
+
+/* ---- small utilities --------------------------------------------------------- */
+
+static char *h_vfmt(const char *fmt, va_list ap)
+{
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        abort();
+    return s;
+}
+
+char *h_fmt(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = h_vfmt(fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+char *h_path(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *name = h_vfmt(fmt, ap);
+    va_end(ap);
+    char *p = h_fmt("%s/%s", H.dir, name);
+    free(name);
+    return p;
+}
+
+const char *h_dir(void)
+{
+    return H.dir;
+}
+
+const char *h_env(const char *name)
+{
+    const char *v = getenv(name);
+    cr_assert(v && *v, "environment variable %s is not set (run the tests with `make check`)",
+              name);
+    return v;
+}
+
+char *h_example(const char *name)
+{
+    return h_fmt("%s/%s", h_env("NARWHAL_EXAMPLES"), name);
+}
+
+char *h_testapp(const char *symbol)
+{
+    return h_fmt("%s:%s", h_env("NARWHAL_TESTAPP"), symbol);
+}
+
+long h_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void h_sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+/* ---- the guard ------------------------------------------------------------------ */
+
+/* The guard outlives a test process killed by Criterion's timeout and then
+ * SIGKILLs every process group still registered. It reads "+pid\n" (started)
+ * and "-pid\n" (stopped) lines until EOF. */
+static void guard_main(int rfd)
+{
+    pid_t live[H_MAX_PROCS] = { 0 };
+    char buf[4096];
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = read(rfd, buf + len, sizeof buf - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        buf[len] = '\0';
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n'))) {
+            *nl = '\0';
+            pid_t pid = (pid_t)atol(line + 1);
+            for (int i = 0; i < H_MAX_PROCS && pid > 0; i++) {
+                if (line[0] == '+' && live[i] == 0) {
+                    live[i] = pid;
+                    break;
+                }
+                if (line[0] == '-' && live[i] == pid) {
+                    live[i] = 0;
+                    break;
+                }
+            }
+            line = nl + 1;
+        }
+        len = strlen(line);
+        memmove(buf, line, len);
+    }
+    for (int i = 0; i < H_MAX_PROCS; i++)
+        if (live[i] > 0) {
+            kill(-live[i], SIGKILL);
+            kill(live[i], SIGKILL);
+        }
+    _exit(0);
+}
+
+static void guard_send(char op, pid_t pid)
+{
+    if (H.guard_fd < 0)
+        return;
+    char line[32];
+    int n = snprintf(line, sizeof line, "%c%ld\n", op, (long)pid);
+    ssize_t w = write(H.guard_fd, line, (size_t)n);
+    (void)w;
+}
+
+static void close_fds_from(int lowfd, int keep)
+{
+    long max = sysconf(_SC_OPEN_MAX);
+    if (max < 0 || max > 65536)
+        max = 65536;
+    for (int fd = lowfd; fd < max; fd++)
+        if (fd != keep)
+            close(fd);
+}
+
+static void track(pid_t pid)
+{
+    for (int i = 0; i < H_MAX_PROCS; i++)
+        if (H.procs[i] == 0) {
+            H.procs[i] = pid;
+            guard_send('+', pid);
+            return;
+        }
+    cr_assert_fail("harness: too many processes");
+}
+
+static void untrack(pid_t pid)
+{
+    for (int i = 0; i < H_MAX_PROCS; i++)
+        if (H.procs[i] == pid) {
+            H.procs[i] = 0;
+            guard_send('-', pid);
+        }
+}
+
+/* ---- setup / teardown ---------------------------------------------------------- */
+
+void h_setup(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(H.dir, sizeof H.dir, "/tmp/nw-e2e-XXXXXX");
+    cr_assert(mkdtemp(H.dir), "mkdtemp: %s", strerror(errno));
+    /* A daemonized narwhal is reparented to us, so we can wait for it. */
+    prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+
+    int p[2];
+    cr_assert(pipe2(p, O_CLOEXEC) == 0, "pipe2: %s", strerror(errno));
+    pid_t g = fork();
+    cr_assert(g >= 0, "fork: %s", strerror(errno));
+    if (g == 0) {
+        /* Hold nothing of Criterion's: its runner waits for EOF on them. */
+        close_fds_from(0, p[0]);
+        setpgid(0, 0);
+        signal(SIGINT, SIG_IGN);
+        signal(SIGTERM, SIG_IGN);
+        guard_main(p[0]);
+    }
+    close(p[0]);
+    H.guard = g;
+    H.guard_fd = p[1];
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+void h_teardown(void)
+{
+    for (int i = 0; i < H_MAX_PROCS; i++)
+        if (H.procs[i] > 0)
+            h_stop(H.procs[i], SIGINT, 3000);
+    if (H.guard_fd >= 0) {
+        close(H.guard_fd);
+        H.guard_fd = -1;
+        int st;
+        for (int i = 0; i < 200 && waitpid(H.guard, &st, WNOHANG) == 0; i++)
+            h_sleep_ms(10);
+    }
+    const char *keep = getenv("NARWHAL_E2E_KEEP");
+    if (keep && *keep && strcmp(keep, "0") != 0)
+        fprintf(stderr, "harness: kept %s\n", H.dir);
+    else if (H.dir[0])
+        nftw(H.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- sockets -------------------------------------------------------------------- */
+
+int h_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert(fd >= 0, "socket: %s", strerror(errno));
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    cr_assert(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "bind: %s", strerror(errno));
+    socklen_t sl = sizeof sa;
+    cr_assert(getsockname(fd, (struct sockaddr *)&sa, &sl) == 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+/* A non-blocking connect bounded by deadline (ms, h_now_ms clock). Returns
+ * the connected fd or -1 with errno. */
+static int connect_by(const struct sockaddr *sa, socklen_t sl, long deadline)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, sa, sl) == 0)
+        return fd;
+    if (errno != EINPROGRESS && errno != EAGAIN) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+    long left = deadline - h_now_ms();
+    int n = poll(&pfd, 1, left > 0 ? (int)left : 0);
+    int err = 0;
+    socklen_t el = sizeof err;
+    if (n <= 0) {
+        close(fd);
+        errno = ETIMEDOUT;
+        return -1;
+    }
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+    if (err) {
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    return fd;
+}
+
+static socklen_t tcp_addr(int port, struct sockaddr_in *sa)
+{
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((uint16_t)port);
+    sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return sizeof *sa;
+}
+
+bool h_tcp_accepts(int port)
+{
+    struct sockaddr_in sa;
+    socklen_t sl = tcp_addr(port, &sa);
+    int fd = connect_by((struct sockaddr *)&sa, sl, h_now_ms() + 1000);
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
+bool h_unix_accepts(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof sa.sun_path)
+        return false;
+    strcpy(sa.sun_path, path);
+    int fd = connect_by((struct sockaddr *)&sa, sizeof sa, h_now_ms() + 1000);
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
+bool h_wait_tcp(int port, long timeout_ms)
+{
+    long deadline = h_now_ms() + timeout_ms;
+    do {
+        if (h_tcp_accepts(port))
+            return true;
+        h_sleep_ms(20);
+    } while (h_now_ms() < deadline);
+    return false;
+}
+
+bool h_wait_unix(const char *path, long timeout_ms)
+{
+    long deadline = h_now_ms() + timeout_ms;
+    do {
+        if (h_unix_accepts(path))
+            return true;
+        h_sleep_ms(20);
+    } while (h_now_ms() < deadline);
+    return false;
+}
+
+/* ---- processes ------------------------------------------------------------------ */
+
+pid_t h_spawn(const char *logpath, char *const argv[], char *const env[])
+{
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        setpgid(0, 0);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        for (int sig = 1; sig < NSIG; sig++)
+            if (sig != SIGKILL && sig != SIGSTOP)
+                signal(sig, SIG_DFL);
+        int in = open("/dev/null", O_RDONLY);
+        int out = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (in < 0 || out < 0)
+            _exit(126);
+        dup2(in, 0);
+        dup2(out, 1);
+        dup2(out, 2);
+        close_fds_from(3, -1);
+        for (size_t i = 0; env && env[i]; i++)
+            putenv(env[i]);
+        execv(argv[0], argv);
+        dprintf(2, "harness: cannot exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    setpgid(pid, pid); /* also in the parent, so it holds before we signal */
+    track(pid);
+    return pid;
+}
+
+bool h_alive(pid_t pid)
+{
+    if (pid <= 0 || kill(pid, 0) < 0)
+        return false;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')');
+    return !(rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'));
+}
+
+bool h_wait_exit(pid_t pid, long timeout_ms, int *wstatus)
+{
+    long deadline = h_now_ms() + timeout_ms;
+    for (;;) {
+        int st = 0;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) {
+            if (wstatus)
+                *wstatus = st;
+            untrack(pid);
+            return true;
+        }
+        if (r < 0 && errno == ECHILD && !h_alive(pid)) {
+            /* not our child (an adopted daemon): its status is unknown */
+            if (wstatus)
+                *wstatus = 0;
+            untrack(pid);
+            return true;
+        }
+        if (h_now_ms() >= deadline)
+            return false;
+        h_sleep_ms(10);
+    }
+}
+
+void h_kill_group(pid_t pid)
+{
+    kill(-pid, SIGKILL);
+    kill(pid, SIGKILL);
+    h_wait_exit(pid, 5000, NULL);
+    untrack(pid);
+}
+
+int h_stop(pid_t pid, int sig, long timeout_ms)
+{
+    int st;
+    if (kill(pid, sig) == 0 && h_wait_exit(pid, timeout_ms, &st)) {
+        kill(-pid, SIGKILL); /* workers left behind, if any */
+        return st;
+    }
+    if (h_wait_exit(pid, 0, &st)) {
+        kill(-pid, SIGKILL);
+        return st;
+    }
+    h_kill_group(pid);
+    return -1;
+}
+
+void h_adopt(pid_t pid)
+{
+    track(pid);
+}
+
+const char *h_wstatus_str(int st)
+{
+    static char buf[64];
+    if (st < 0)
+        snprintf(buf, sizeof buf, "did not exit in time");
+    else if (WIFEXITED(st))
+        snprintf(buf, sizeof buf, "exited %d", WEXITSTATUS(st));
+    else if (WIFSIGNALED(st))
+        snprintf(buf, sizeof buf, "killed by signal %d", WTERMSIG(st));
+    else
+        snprintf(buf, sizeof buf, "wait status %#x", st);
+    return buf;
+}
+
+int h_run(const char *logpath, char *const argv[], char *const env[], long timeout_ms)
+{
+    pid_t pid = h_spawn(logpath, argv, env);
+    int st;
+    if (h_wait_exit(pid, timeout_ms, &st))
+        return st;
+    h_kill_group(pid);
+    return -1;
+}
+
+/* ---- narwhal --------------------------------------------------------------------- */
+
+#define H_MAX_ARGS 64
+
+h_narwhal h_narwhal_spawnv(char *const args[])
+{
+    char *argv[H_MAX_ARGS + 2];
+    size_t n = 0;
+    argv[n++] = (char *)h_env("NARWHAL_BIN");
+    for (size_t i = 0; args[i]; i++) {
+        cr_assert(n < H_MAX_ARGS, "harness: too many arguments");
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    h_narwhal nw = { .log = h_path("narwhal-%d.log", ++H.narwhal_count) };
+    FILE *f = fopen(nw.log, "a");
+    if (f) { /* the command line, for whoever reads the log */
+        fputs("# harness:", f);
+        for (size_t i = 0; i < n; i++)
+            fprintf(f, " %s", argv[i]);
+        fputc('\n', f);
+        fclose(f);
+    }
+    nw.pid = h_spawn(nw.log, argv, NULL);
+    return nw;
+}
+
+static size_t collect_args(char **out, size_t n, const char *first, va_list ap)
+{
+    for (const char *a = first; a; a = va_arg(ap, const char *)) {
+        cr_assert(n < H_MAX_ARGS, "harness: too many arguments");
+        out[n++] = (char *)a;
+    }
+    out[n] = NULL;
+    return n;
+}
+
+h_narwhal h_narwhal_spawn(const char *arg, ...)
+{
+    char *args[H_MAX_ARGS + 1];
+    va_list ap;
+    va_start(ap, arg);
+    collect_args(args, 0, arg, ap);
+    va_end(ap);
+    return h_narwhal_spawnv(args);
+}
+
+h_narwhal h_narwhal_serve(const char *arg, ...)
+{
+    char *args[H_MAX_ARGS + 1];
+    int port = h_free_port();
+    args[0] = "-b";
+    args[1] = h_fmt("127.0.0.1:%d", port);
+    va_list ap;
+    va_start(ap, arg);
+    collect_args(args, 2, arg, ap);
+    va_end(ap);
+    h_narwhal nw = h_narwhal_spawnv(args);
+    nw.port = port;
+    long deadline = h_now_ms() + 10000;
+    while (!h_tcp_accepts(port)) {
+        int st;
+        if (h_wait_exit(nw.pid, 0, &st))
+            cr_assert_fail("narwhal %s before listening on port %d; its log:\n%s",
+                           h_wstatus_str(st), port, h_tail(nw.log));
+        if (h_now_ms() > deadline)
+            cr_assert_fail("narwhal does not accept on port %d after 10 s; its log:\n%s", port,
+                           h_tail(nw.log));
+        h_sleep_ms(20);
+    }
+    return nw;
+}
+
+/* ---- nginx ------------------------------------------------------------------------ */
+
+/* Replaces every `from` in text with `to`; *count gets the number replaced. */
+static char *replace_all(const char *text, const char *from, const char *to, int *count)
+{
+    size_t fl = strlen(from), tl = strlen(to), n = 0;
+    for (const char *p = text; (p = strstr(p, from)); p += fl)
+        n++;
+    char *out = malloc(strlen(text) + n * tl + 1), *o = out;
+    cr_assert(out);
+    for (const char *p = text, *q; ; p = q + fl) {
+        q = strstr(p, from);
+        size_t keep = q ? (size_t)(q - p) : strlen(p);
+        memcpy(o, p, keep);
+        o += keep;
+        if (!q)
+            break;
+        memcpy(o, to, tl);
+        o += tl;
+    }
+    *o = '\0';
+    *count += (int)n;
+    return out;
+}
+
+/* Copies $NARWHAL_SRCDIR/nginx/<name> to dir/<name>, with the default
+ * addresses replaced by upstream (if not NULL). */
+static char *install_snippet(const char *dir, const char *name, const char *upstream)
+{
+    char *src = h_fmt("%s/nginx/%s", h_env("NARWHAL_SRCDIR"), name);
+    char *text = h_read_file(src, NULL);
+    cr_assert(text, "cannot read the nginx snippet %s: %s", src, strerror(errno));
+    if (upstream) {
+        int n = 0;
+        char *a = replace_all(text, "127.0.0.1:5000", upstream, &n);
+        char *b = replace_all(a, "unix:/run/narwhal.sock", upstream, &n);
+        cr_assert(n > 0, "%s names neither 127.0.0.1:5000 nor unix:/run/narwhal.sock", src);
+        text = b;
+    }
+    char *dst = h_fmt("%s/%s", dir, name);
+    h_write_file(dst, text);
+    return dst;
+}
+
+h_nginx h_nginx_start(h_snippet snippet, const char *upstream)
+{
+    const char *nginx = h_env("NARWHAL_NGINX");
+    h_nginx ng = { .port = h_free_port() };
+    ng.dir = h_path("nginx-%d", ++H.nginx_count);
+    cr_assert(mkdir(ng.dir, 0755) == 0, "mkdir %s: %s", ng.dir, strerror(errno));
+    ng.error_log = h_fmt("%s/error.log", ng.dir);
+
+    char *params = h_read_file("/etc/nginx/fastcgi_params", NULL);
+    cr_assert(params, "cannot read /etc/nginx/fastcgi_params: %s", strerror(errno));
+    h_write_file(h_fmt("%s/fastcgi_params", ng.dir), params);
+
+    char *http_level = "", *location;
+    switch (snippet) {
+    case H_SNIPPET_TCP:
+        location = install_snippet(ng.dir, "narwhal-fastcgi.conf", upstream);
+        break;
+    case H_SNIPPET_UNIX:
+        location = install_snippet(ng.dir, "narwhal-fastcgi-unix.conf", upstream);
+        break;
+    case H_SNIPPET_KEEPALIVE:
+    default:
+        http_level = h_fmt("    include %s;\n",
+                           install_snippet(ng.dir, "narwhal-fastcgi-keepalive.conf", upstream));
+        location = install_snippet(ng.dir, "narwhal-fastcgi-keepalive-location.conf", NULL);
+        break;
+    }
+
+    char *conf = h_fmt(
+        "# written by tests/e2e/harness.c\n"
+        "%s"
+        "daemon off;\n"
+        "master_process on;\n"
+        "worker_processes 1;\n"
+        "pid %s/nginx.pid;\n"
+        "error_log %s info;\n"
+        "events { worker_connections 256; }\n"
+        "http {\n"
+        "    access_log %s/access.log;\n"
+        "    client_body_temp_path %s/client_body;\n"
+        "    fastcgi_temp_path %s/fastcgi_temp;\n"
+        "    proxy_temp_path %s/proxy_temp;\n"
+        "    uwsgi_temp_path %s/uwsgi_temp;\n"
+        "    scgi_temp_path %s/scgi_temp;\n"
+        "    client_max_body_size 8m;\n"
+        "    default_type application/octet-stream;\n"
+        "%s"
+        "    server {\n"
+        "        listen 127.0.0.1:%d;\n"
+        "        server_name localhost;\n"
+        "        location = /__harness { return 200 \"nginx ok\\n\"; }\n"
+        "        location / {\n"
+        "            include %s;\n"
+        "        }\n"
+        "    }\n"
+        "}\n",
+        geteuid() == 0 ? "user root;\n" : "", ng.dir, ng.error_log, ng.dir, ng.dir, ng.dir,
+        ng.dir, ng.dir, ng.dir, http_level, ng.port, location);
+    char *conf_path = h_fmt("%s/nginx.conf", ng.dir);
+    h_write_file(conf_path, conf);
+
+    char *out = h_fmt("%s/nginx.out", ng.dir);
+    char *argv[] = { (char *)nginx, "-p", ng.dir, "-e", ng.error_log, "-c", conf_path, NULL };
+    ng.pid = h_spawn(out, argv, NULL);
+    long deadline = h_now_ms() + 10000;
+    while (!h_tcp_accepts(ng.port)) {
+        int st;
+        if (h_wait_exit(ng.pid, 0, &st))
+            cr_assert_fail("nginx %s at start; output:\n%s\nerror log:\n%s", h_wstatus_str(st),
+                           h_tail(out), h_tail(ng.error_log));
+        if (h_now_ms() > deadline)
+            cr_assert_fail("nginx does not accept on port %d after 10 s; error log:\n%s",
+                           ng.port, h_tail(ng.error_log));
+        h_sleep_ms(20);
+    }
+    return ng;
+}
+
+/* ---- HTTP client ------------------------------------------------------------------- */
+
+static void resp_fail(h_response *r, const char *what)
+{
+    r->status = -1;
+    r->error = h_fmt("%s: %s", what, strerror(errno));
+}
+
+/* Decodes a chunked body in place; returns the decoded length or -1. */
+static long dechunk(char *p, size_t len)
+{
+    char *in = p, *end = p + len, *out = p;
+    for (;;) {
+        char *eol = memmem(in, (size_t)(end - in), "\r\n", 2);
+        if (!eol)
+            return -1;
+        char *xend;
+        unsigned long sz = strtoul(in, &xend, 16);
+        if (xend == in)
+            return -1;
+        in = eol + 2;
+        if (sz == 0)
+            return out - p;
+        if ((size_t)(end - in) < sz + 2)
+            return -1;
+        memmove(out, in, sz);
+        out += sz;
+        in += sz + 2;
+    }
+}
+
+h_response h_http(int port, const char *method, const char *path, const char *headers,
+                  const void *body, size_t body_len, long timeout_ms)
+{
+    h_response r = { .status = -1 };
+    long start = h_now_ms(), deadline = start + timeout_ms;
+    struct sockaddr_in sa;
+    socklen_t sl = tcp_addr(port, &sa);
+    int fd = connect_by((struct sockaddr *)&sa, sl, deadline);
+    if (fd < 0) {
+        resp_fail(&r, "connect");
+        return r;
+    }
+    char *head = h_fmt("%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n%s", method,
+                       path, headers ? headers : "");
+    char *cl = body ? h_fmt("Content-Length: %zu\r\n\r\n", body_len) : h_fmt("\r\n");
+    const char *parts[3] = { head, cl, body };
+    size_t lens[3] = { strlen(head), strlen(cl), body ? body_len : 0 };
+    for (int i = 0; i < 3; i++) {
+        size_t off = 0;
+        while (off < lens[i]) {
+            ssize_t n = send(fd, parts[i] + off, lens[i] - off, MSG_NOSIGNAL);
+            if (n > 0) {
+                off += (size_t)n;
+                continue;
+            }
+            if (n < 0 && errno != EAGAIN && errno != EINTR)
+                goto read_reply; /* the peer may have answered early */
+            struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+            long left = deadline - h_now_ms();
+            if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) {
+                errno = ETIMEDOUT;
+                resp_fail(&r, "send");
+                close(fd);
+                return r;
+            }
+        }
+    }
+read_reply:;
+    size_t cap = 65536, len = 0;
+    char *buf = malloc(cap + 1);
+    cr_assert(buf);
+    for (;;) {
+        if (len == cap) {
+            buf = realloc(buf, (cap *= 2) + 1);
+            cr_assert(buf);
+        }
+        ssize_t n = recv(fd, buf + len, cap - len, 0);
+        if (n > 0) {
+            len += (size_t)n;
+            continue;
+        }
+        if (n == 0)
+            break;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN) {
+            if (len == 0) { /* a reset after a full answer is still an answer */
+                resp_fail(&r, "recv");
+                close(fd);
+                return r;
+            }
+            break;
+        }
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        long left = deadline - h_now_ms();
+        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) {
+            errno = ETIMEDOUT;
+            resp_fail(&r, "no complete response before the deadline");
+            r.elapsed_ms = h_now_ms() - start;
+            close(fd);
+            return r;
+        }
+    }
+    close(fd);
+    buf[len] = '\0';
+    r.elapsed_ms = h_now_ms() - start;
+
+    char *sep = memmem(buf, len, "\r\n\r\n", 4);
+    if (!sep || sscanf(buf, "HTTP/1.%*d %d", &r.status) != 1) {
+        r.status = -1;
+        r.error = h_fmt("malformed response (%zu bytes): %.200s", len, buf);
+        return r;
+    }
+    r.head = strndup(buf, (size_t)(sep - buf) + 2);
+    char *b = sep + 4;
+    size_t blen = len - (size_t)(b - buf);
+    char *te = h_header(&r, "Transfer-Encoding");
+    char *clen = h_header(&r, "Content-Length");
+    if (te && strcasestr(te, "chunked")) {
+        long d = dechunk(b, blen);
+        if (d < 0) {
+            r.error = h_fmt("bad chunked body");
+            r.status = -1;
+            return r;
+        }
+        blen = (size_t)d;
+    } else if (clen) {
+        size_t want = strtoul(clen, NULL, 10);
+        if (want > blen) {
+            r.error = h_fmt("body shorter than Content-Length: %zu < %zu", blen, want);
+            r.status = -1;
+            return r;
+        }
+        blen = want;
+    }
+    r.body = malloc(blen + 1);
+    cr_assert(r.body);
+    memcpy(r.body, b, blen);
+    r.body[blen] = '\0';
+    r.body_len = blen;
+    free(buf);
+    return r;
+}
+
+h_response h_get(int port, const char *path)
+{
+    return h_http(port, "GET", path, NULL, NULL, 0, 10000);
+}
+
+char *h_header(const h_response *r, const char *name)
+{
+    if (!r->head)
+        return NULL;
+    size_t nl = strlen(name);
+    for (const char *line = strstr(r->head, "\r\n"); line && line[2]; line = strstr(line + 2, "\r\n")) {
+        const char *l = line + 2;
+        if (strncasecmp(l, name, nl) == 0 && l[nl] == ':') {
+            const char *v = l + nl + 1;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            const char *e = strstr(v, "\r\n");
+            while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            return strndup(v, (size_t)(e - v));
+        }
+    }
+    return NULL;
+}
+
+/* ---- files and logs ---------------------------------------------------------------- */
+
+char *h_read_file(const char *path, size_t *lenp)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap + 1);
+    cr_assert(buf);
+    for (;;) {
+        if (len == cap) {
+            buf = realloc(buf, (cap *= 2) + 1);
+            cr_assert(buf);
+        }
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    buf[len] = '\0';
+    if (lenp)
+        *lenp = len;
+    return buf;
+}
+
+void h_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert(f, "cannot write %s: %s", path, strerror(errno));
+    fputs(text, f);
+    cr_assert(fclose(f) == 0, "cannot write %s: %s", path, strerror(errno));
+}
+
+bool h_exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+char *h_tail(const char *path)
+{
+    size_t len;
+    char *text = h_read_file(path, &len);
+    if (!text)
+        return h_fmt("(%s: %s)", path, strerror(errno));
+    return len > 3000 ? h_fmt("...%s", text + len - 3000) : text;
+}
+
+bool h_wait_for_text(const char *path, const char *needle, long timeout_ms)
+{
+    long deadline = h_now_ms() + timeout_ms;
+    for (;;) {
+        char *text = h_read_file(path, NULL);
+        bool found = text && strstr(text, needle);
+        free(text);
+        if (found)
+            return true;
+        if (h_now_ms() >= deadline)
+            return false;
+        h_sleep_ms(20);
+    }
+}
+
+int h_count_text(const char *path, const char *needle)
+{
+    char *text = h_read_file(path, NULL);
+    int n = 0;
+    size_t nl = strlen(needle);
+    for (const char *p = text; p && nl && (p = strstr(p, needle)); p += nl)
+        n++;
+    free(text);
+    return n;
+}
+
+bool h_wait_gone(const char *path, long timeout_ms)
+{
+    long deadline = h_now_ms() + timeout_ms;
+    while (h_exists(path)) {
+        if (h_now_ms() >= deadline)
+            return false;
+        h_sleep_ms(20);
+    }
+    return true;
+}
+
+pid_t h_read_pidfile(const char *path)
+{
+    char *text = h_read_file(path, NULL);
+    if (!text)
+        return 0;
+    char *end;
+    long v = strtol(text, &end, 10);
+    while (*end && isspace((unsigned char)*end))
+        end++;
+    pid_t pid = (end != text && *end == '\0' && v > 0) ? (pid_t)v : 0;
+    free(text);
+    return pid;
+}

@@ -1,1 +1,189 @@
-/* harness */
+/*
+ * harness.h - what the end-to-end tests need to drive a real nginx and a real
+ * narwhal on loopback: temp dirs, free ports, processes, a tiny HTTP/1.1
+ * client, files and logs.
+ *
+ * Every test runs in its own process (Criterion forks one per test). The
+ * harness keeps its state in that process: one temp dir, the list of
+ * processes it started. Use the suite hooks:
+ *
+ *     TestSuite(e2e, .init = h_setup, .fini = h_teardown, .timeout = 60);
+ *
+ * h_setup makes the temp dir, makes the test process a child subreaper (so a
+ * daemonized narwhal can still be waited for) and forks a small guard
+ * process. h_teardown stops everything the test started. If the test process
+ * dies without running .fini (Criterion's timeout kills it), the guard sees
+ * its pipe close and SIGKILLs every process group the test had registered,
+ * so no nginx or narwhal outlives its test.
+ *
+ * Every process the harness starts runs in its own process group (its pid),
+ * with stdin from /dev/null and stdout + stderr appended to a log file.
+ *
+ * Helpers that fail for reasons outside the code under test (cannot fork,
+ * nginx will not start, a missing environment variable) fail the test with
+ * cr_assert and a message naming what failed. Strings the helpers return are
+ * heap-allocated and never freed: a test process is short-lived.
+ *
+ * Environment (set by `make check`, see Makefile.am): NARWHAL_BIN,
+ * NARWHAL_EXAMPLES, NARWHAL_TESTAPP, NARWHAL_BOOTFAIL, NARWHAL_SRCDIR,
+ * NARWHAL_NGINX, NARWHAL_CGI_FCGI. NARWHAL_E2E_KEEP=1 keeps the temp dirs.
+ */
+#ifndef NW_E2E_HARNESS_H
+#define NW_E2E_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* ---- per-test setup ------------------------------------------------------ */
+
+void h_setup(void);
+void h_teardown(void);
+
+/* The test's temp dir (absolute, made with mkdtemp). */
+const char *h_dir(void);
+/* printf into a new string. */
+char *h_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A path inside the test's temp dir: h_path("nw-%d.log", n). */
+char *h_path(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* An environment variable that must be set (fails the test when it is not). */
+const char *h_env(const char *name);
+/* $NARWHAL_EXAMPLES/<name> (e.g. "hello.so"). */
+char *h_example(const char *name);
+/* "$NARWHAL_TESTAPP:<symbol>". */
+char *h_testapp(const char *symbol);
+
+/* ---- time ------------------------------------------------------------------ */
+
+long h_now_ms(void); /* CLOCK_MONOTONIC in milliseconds */
+void h_sleep_ms(long ms);
+
+/* ---- ports and sockets ------------------------------------------------------ */
+
+/* A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it,
+ * close). */
+int h_free_port(void);
+/* True when a TCP connect to 127.0.0.1:port succeeds right now. */
+bool h_tcp_accepts(int port);
+/* True when a connect to the unix socket at path succeeds right now. */
+bool h_unix_accepts(const char *path);
+/* Polls until the port / socket accepts, at most timeout_ms. */
+bool h_wait_tcp(int port, long timeout_ms);
+bool h_wait_unix(const char *path, long timeout_ms);
+
+/* ---- processes ---------------------------------------------------------------- */
+
+/* Starts argv[0] (a path) in a new process group, stdin /dev/null, stdout and
+ * stderr appended to logpath. env: NULL or a NULL-terminated list of
+ * "KEY=VALUE" added to the environment. The process is registered: h_teardown
+ * (or the guard) stops it. */
+pid_t h_spawn(const char *logpath, char *const argv[], char *const env[]);
+
+/* Waits for our child pid to exit, at most timeout_ms. Returns true and sets
+ * *wstatus (may be NULL) when it exited; false on timeout (it keeps running).
+ * An exited process is unregistered. */
+bool h_wait_exit(pid_t pid, long timeout_ms, int *wstatus);
+
+/* Sends sig to pid, waits up to timeout_ms, then SIGKILLs its process group
+ * and reaps it. Returns the wait status, or -1 when it had to be killed. */
+int h_stop(pid_t pid, int sig, long timeout_ms);
+
+/* SIGKILLs pid's whole process group now and reaps pid. */
+void h_kill_group(pid_t pid);
+
+/* Registers a process the harness did not fork itself (a daemonized narwhal,
+ * found through its pidfile) so h_teardown and the guard stop its group. */
+void h_adopt(pid_t pid);
+
+/* True while pid exists and is not a zombie. */
+bool h_alive(pid_t pid);
+
+/* Human-readable "exited 1", "killed by signal 9". */
+const char *h_wstatus_str(int wstatus);
+
+/* Runs argv to completion (output to logpath), at most timeout_ms. Returns the
+ * wait status, or -1 when it ran too long (then it is killed). */
+int h_run(const char *logpath, char *const argv[], char *const env[], long timeout_ms);
+
+/* ---- narwhal ------------------------------------------------------------------- */
+
+typedef struct h_narwhal {
+    pid_t pid;
+    int port;  /* the TCP port it was told to bind, 0 if none */
+    char *log; /* its stdout + stderr */
+} h_narwhal;
+
+/* Starts $NARWHAL_BIN with the given arguments (NULL-terminated, app
+ * included), without waiting for anything. */
+h_narwhal h_narwhal_spawn(const char *arg, ...) __attribute__((sentinel));
+h_narwhal h_narwhal_spawnv(char *const args[]);
+
+/* Starts narwhal with `-b 127.0.0.1:<free port>` plus the given arguments and
+ * waits (bounded) until the port accepts; fails the test if it does not,
+ * showing the log. */
+h_narwhal h_narwhal_serve(const char *arg, ...) __attribute__((sentinel));
+
+/* ---- nginx ------------------------------------------------------------------- */
+
+typedef enum {
+    H_SNIPPET_TCP,       /* nginx/narwhal-fastcgi.conf */
+    H_SNIPPET_UNIX,      /* nginx/narwhal-fastcgi-unix.conf */
+    H_SNIPPET_KEEPALIVE, /* nginx/narwhal-fastcgi-keepalive.conf (http level)
+                            + nginx/narwhal-fastcgi-keepalive-location.conf */
+} h_snippet;
+
+typedef struct h_nginx {
+    pid_t pid;
+    int port;        /* where it listens for HTTP on 127.0.0.1 */
+    char *dir;       /* its prefix dir */
+    char *error_log; /* its error log */
+} h_nginx;
+
+/* Writes an nginx.conf that listens on a free port and includes the snippet
+ * (copied from $NARWHAL_SRCDIR/nginx/ with the address replaced by upstream:
+ * "127.0.0.1:PORT" or "unix:/path"), starts nginx and waits until it
+ * accepts. The server also has `location = /__harness { return 200 ...; }`
+ * for checking nginx on its own. */
+h_nginx h_nginx_start(h_snippet snippet, const char *upstream);
+
+/* ---- HTTP client ----------------------------------------------------------------- */
+
+typedef struct h_response {
+    int status;       /* -1 when no response could be read (see error) */
+    char *error;      /* what went wrong, NULL if nothing */
+    char *head;       /* the status line and headers as received */
+    char *body;       /* decoded body (chunked removed), NUL-terminated */
+    size_t body_len;
+    long elapsed_ms;
+} h_response;
+
+/* Sends one HTTP/1.1 request with `Connection: close` to 127.0.0.1:port and
+ * reads the whole response (until EOF), at most timeout_ms in all. headers:
+ * NULL or extra header lines, each ending in "\r\n". body may be NULL; when
+ * not, Content-Length is sent. */
+h_response h_http(int port, const char *method, const char *path, const char *headers,
+                  const void *body, size_t body_len, long timeout_ms);
+/* GET with a 10 s bound. */
+h_response h_get(int port, const char *path);
+
+/* A response header's value (case-insensitive name), NULL if absent. */
+char *h_header(const h_response *r, const char *name);
+
+/* ---- files and logs ------------------------------------------------------------- */
+
+/* The whole file, NUL-terminated (NULL if it cannot be read). */
+char *h_read_file(const char *path, size_t *len);
+void h_write_file(const char *path, const char *text);
+bool h_exists(const char *path);
+/* The last ~3000 bytes of a file, for failure messages (never NULL). */
+char *h_tail(const char *path);
+/* Polls until the file contains needle, at most timeout_ms. */
+bool h_wait_for_text(const char *path, const char *needle, long timeout_ms);
+/* Counts non-overlapping occurrences of needle in the file. */
+int h_count_text(const char *path, const char *needle);
+/* Polls until path does not exist, at most timeout_ms. */
+bool h_wait_gone(const char *path, long timeout_ms);
+/* Reads a pidfile (0 if absent / not a number). */
+pid_t h_read_pidfile(const char *path);
+
+#endif
