@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
@@ -125,6 +126,9 @@ static void reap(arbiter *a)
         nw_slot *slot = &a->sb.slots[i];
         int booting = slot->state == SLOT_BOOTING && !a->info[i].was_ready;
         const char *killed_for = a->info[i].killed_for;
+        char during[300] = "";
+        if (__atomic_load_n(&slot->req_start_ms, __ATOMIC_ACQUIRE) > 0)
+            snprintf(during, sizeof during, " while handling %s %s", slot->method, slot->uri);
         if (WIFSIGNALED(st)) {
             int sig = WTERMSIG(st);
             if (killed_for)
@@ -132,15 +136,15 @@ static void reap(arbiter *a)
             else if (a->state != RUNNING && (sig == SIGKILL || sig == SIGTERM || sig == SIGQUIT))
                 log_info("worker %d stopped by %s", (int)pid, nw_signame(sig));
             else
-                log_error("worker %d died from %s (signal %d)%s", (int)pid, nw_signame(sig), sig,
-                          WCOREDUMP(st) ? ", core dumped" : "");
+                log_error("worker %d died from %s (signal %d)%s%s", (int)pid, nw_signame(sig), sig,
+                          WCOREDUMP(st) ? ", core dumped" : "", during);
         } else {
             int code = WEXITSTATUS(st);
             if (code == 0)
                 log_info("worker %d exited", (int)pid);
             else
-                log_error("worker %d exited with status %d%s", (int)pid, code,
-                          code == WORKER_BOOT_ERROR ? " (boot error)" : "");
+                log_error("worker %d exited with status %d%s%s", (int)pid, code,
+                          code == WORKER_BOOT_ERROR ? " (boot error)" : "", during);
         }
         if (booting && a->state == RUNNING && !killed_for) {
             a->boot_failures++;

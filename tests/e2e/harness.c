@@ -105,12 +105,33 @@ void h_sleep_ms(long ms)
 
 /* ---- the guard ------------------------------------------------------------------ */
 
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* Removes the temp dir unless NARWHAL_E2E_KEEP asks to keep it. */
+static void remove_dir(void)
+{
+    const char *keep = getenv("NARWHAL_E2E_KEEP");
+    if (keep && *keep && strcmp(keep, "0") != 0)
+        fprintf(stderr, "harness: kept %s\n", H.dir);
+    else if (H.dir[0])
+        nftw(H.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /* The guard outlives a test process killed by Criterion's timeout and then
- * SIGKILLs every process group still registered. It reads "+pid\n" (started)
- * and "-pid\n" (stopped) lines until EOF. */
+ * SIGKILLs every process group still registered and removes the temp dir.
+ * It reads "+pid\n" (started), "-pid\n" (stopped) and "=\n" (teardown done,
+ * nothing left to do) lines until EOF. */
 static void guard_main(int rfd)
 {
     pid_t live[H_MAX_PROCS] = { 0 };
+    bool done = false;
     char buf[4096];
     size_t len = 0;
     for (;;) {
@@ -125,6 +146,7 @@ static void guard_main(int rfd)
         while ((nl = strchr(line, '\n'))) {
             *nl = '\0';
             pid_t pid = (pid_t)atol(line + 1);
+            done = done || line[0] == '=';
             for (int i = 0; i < H_MAX_PROCS && pid > 0; i++) {
                 if (line[0] == '+' && live[i] == 0) {
                     live[i] = pid;
@@ -140,11 +162,15 @@ static void guard_main(int rfd)
         len = strlen(line);
         memmove(buf, line, len);
     }
+    if (done)
+        _exit(0);
     for (int i = 0; i < H_MAX_PROCS; i++)
         if (live[i] > 0) {
             kill(-live[i], SIGKILL);
             kill(live[i], SIGKILL);
         }
+    h_sleep_ms(200); /* let them go before their files do */
+    remove_dir();
     _exit(0);
 }
 
@@ -215,32 +241,20 @@ void h_setup(void)
     H.guard_fd = p[1];
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 void h_teardown(void)
 {
     for (int i = 0; i < H_MAX_PROCS; i++)
         if (H.procs[i] > 0)
             h_stop(H.procs[i], SIGINT, 3000);
+    remove_dir();
     if (H.guard_fd >= 0) {
+        guard_send('=', 0);
         close(H.guard_fd);
         H.guard_fd = -1;
         int st;
         for (int i = 0; i < 200 && waitpid(H.guard, &st, WNOHANG) == 0; i++)
             h_sleep_ms(10);
     }
-    const char *keep = getenv("NARWHAL_E2E_KEEP");
-    if (keep && *keep && strcmp(keep, "0") != 0)
-        fprintf(stderr, "harness: kept %s\n", H.dir);
-    else if (H.dir[0])
-        nftw(H.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* ---- sockets -------------------------------------------------------------------- */

@@ -1,0 +1,1 @@
+/* proto_uwsgi.c: being written */
