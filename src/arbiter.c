@@ -91,7 +91,7 @@ static int spawn_worker(arbiter *a)
     if (pid == 0) {
         close(a->sfd);
         a->sb.slots[i].pid = getpid();
-        worker_run(a->s, a->ls, a->nls, &a->sb.slots[i], a->id);
+        worker_run(a->s, a->ls, a->nls, &a->sb.slots[i], scoreboard_tslot(&a->sb, i, 0), a->id);
     }
     a->sb.slots[i].pid = pid;
     log_debug("spawned worker %d", (int)pid);
@@ -127,8 +127,13 @@ static void reap(arbiter *a)
         int booting = slot->state == SLOT_BOOTING && !a->info[i].was_ready;
         const char *killed_for = a->info[i].killed_for;
         char during[300] = "";
-        if (__atomic_load_n(&slot->req_start_ms, __ATOMIC_ACQUIRE) > 0)
-            snprintf(during, sizeof during, " while handling %s %s", slot->method, slot->uri);
+        for (int t = 0; t < a->sb.per_slot; t++) {
+            nw_tslot *ts = scoreboard_tslot(&a->sb, i, t);
+            if (__atomic_load_n(&ts->req_start_ms, __ATOMIC_ACQUIRE) > 0) {
+                snprintf(during, sizeof during, " while handling %s %s", ts->method, ts->uri);
+                break;
+            }
+        }
         if (WIFSIGNALED(st)) {
             int sig = WTERMSIG(st);
             if (killed_for)
@@ -179,13 +184,32 @@ static void check_workers(arbiter *a)
         }
         if (limit <= 0 || a->info[i].killed_for)
             continue;
-        int64_t start = __atomic_load_n(&slot->req_start_ms, __ATOMIC_ACQUIRE);
+        /* Requests get `timeout` to finish inside the worker (their waits are
+         * cut off and a 504 goes out); one that is still running a second
+         * later is stuck where no wait can reach it: kill the worker. */
         int64_t beat = __atomic_load_n(&slot->heartbeat_ms, __ATOMIC_RELAXED);
-        if (start > 0 && now - start > limit) {
+        nw_tslot *late = NULL;
+        int64_t late_start = 0;
+        for (int t = 0; t < a->sb.per_slot; t++) {
+            nw_tslot *ts = scoreboard_tslot(&a->sb, i, t);
+            int64_t start = __atomic_load_n(&ts->req_start_ms, __ATOMIC_ACQUIRE);
+            if (start > 0 && now - start > limit + 1000 && (!late || start < late_start)) {
+                late = ts;
+                late_start = start;
+            }
+        }
+        if (late) {
             log_error("worker %d timed out after %llds handling %s %s; killing it",
-                      (int)slot->pid, (long long)((now - start) / 1000), slot->method, slot->uri);
+                      (int)slot->pid, (long long)((now - late_start) / 1000), late->method,
+                      late->uri);
             a->info[i].killed_for = "request timeout";
-        } else if (start == 0 && now - beat > limit + 1000) {
+        } else if (now - beat > limit + 1000) {
+            int busy = 0;
+            for (int t = 0; t < a->sb.per_slot; t++)
+                busy |= __atomic_load_n(&scoreboard_tslot(&a->sb, i, t)->req_start_ms,
+                                        __ATOMIC_ACQUIRE) > 0;
+            if (busy && a->s->worker_class == NW_CLASS_SYNC)
+                continue; /* a sync worker's loop waits for its request */
             log_error("worker %d silent for %llds; killing it", (int)slot->pid,
                       (long long)((now - beat) / 1000));
             a->info[i].killed_for = "no heartbeat";
@@ -267,7 +291,8 @@ int arbiter_run(nw_settings *s, nw_listener *ls, int nls, nw_identity id)
         return 1;
     }
     int nslots = s->workers * 4 > 64 ? s->workers * 4 : 64;
-    if (scoreboard_open(&a.sb, nslots) < 0)
+    int per_slot = s->worker_class == NW_CLASS_THREADS ? s->threads : 1;
+    if (scoreboard_open(&a.sb, nslots, per_slot) < 0)
         return 1;
     a.info = nw_xcalloc((size_t)nslots, sizeof *a.info);
     log_info("narwhal %s master %d: %d %s worker%s", PACKAGE_VERSION, (int)getpid(), s->workers,

@@ -1,9 +1,9 @@
 /* conn.c - the connection core: bytes in, codec events, requests, bytes out.
  *
- * Under the sync class a request runs inline from the read callback: the
- * handler's waits (nw_read, nw_write, nw_sleep) block in poll(2), so the
- * loop only ever sees idle connections and connections whose request has
- * not arrived in full. */
+ * The loop reads and parses until a request's params are complete, then
+ * stops watching the connection and hands it to the executor (executor.h),
+ * which owns it until conn_request_finished(). So the loop only ever
+ * touches idle connections and requests that have not arrived in full. */
 #include "conn.h"
 
 #include <errno.h>
@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "executor.h"
 #include "log.h"
 #include "request.h"
 #include "util.h"
@@ -63,7 +64,7 @@ void conn_close_idle(nw_worker *w)
     nw_conn *c = w->conns, *next;
     for (; c; c = next) {
         next = c->next;
-        if (!c->req)
+        if (!c->req && !c->busy)
             conn_close(c, NULL);
     }
 }
@@ -94,7 +95,7 @@ ssize_t conn_fill_wait(nw_conn *c, int64_t deadline_ms)
         ssize_t n = conn_read(c);
         if (n != -2)
             return n;
-        int r = worker_wait_fd(c->w, c->fd, NW_READ, deadline_ms);
+        int r = executor_wait_fd(c->w, c->fd, NW_READ, deadline_ms);
         if (r <= 0)
             return -1;
     }
@@ -111,7 +112,7 @@ int conn_flush_wait(nw_conn *c, int64_t deadline_ms)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            int r = worker_wait_fd(c->w, c->fd, NW_WRITE, deadline_ms);
+            int r = executor_wait_fd(c->w, c->fd, NW_WRITE, deadline_ms);
             if (r > 0)
                 continue;
             log_info("connection %llu: %s while sending the response", (unsigned long long)c->id,
@@ -229,19 +230,13 @@ static int conn_process(nw_conn *c)
         }
         if (r == 0)
             break;
+        /* The executor owns the connection until the request is over. */
         ev_timer_stop(c->w->loop, &c->timer);
-        nw_request *req = c->req;
-        request_run(req);
-        /* request_run flushed the response; the request is over. */
-        c->req = NULL;
-        fcgi_parser_end(&c->parser);
-        int keep = req->keep_conn && !req->failed;
-        request_free(req);
-        worker_request_done(c->w);
-        if (c->broken || !keep || c->w->stopping || c->w->s->keepalive == 0) {
-            conn_close(c, NULL);
-            return -1;
-        }
+        ev_io_stop(c->w->loop, &c->io);
+        c->busy = 1;
+        request_start(c->req);
+        executor_dispatch(c);
+        return 0;
     }
     /* Management answers and protocol refusals. */
     if (c->out.len && conn_flush_wait(c, nw_now_ms() + 5000) < 0) {
@@ -254,6 +249,23 @@ static int conn_process(nw_conn *c)
     }
     conn_arm_timer(c);
     return 0;
+}
+
+void conn_request_finished(nw_conn *c)
+{
+    nw_request *req = c->req;
+    c->req = NULL;
+    c->busy = 0;
+    fcgi_parser_end(&c->parser);
+    int keep = req->keep_conn && !req->failed;
+    request_free(req);
+    worker_request_done(c->w);
+    if (c->broken || !keep || c->w->stopping || c->w->s->keepalive == 0) {
+        conn_close(c, NULL);
+        return;
+    }
+    ev_io_start(c->w->loop, &c->io);
+    conn_process(c);
 }
 
 static void conn_on_io(struct ev_loop *loop, ev_io *io, int revents)

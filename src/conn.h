@@ -21,6 +21,12 @@ struct nw_conn {
     nw_buf in;           /* read, not yet parsed */
     nw_buf out;          /* encoded, not yet written */
     nw_request *req;     /* the active request, if any */
+    int busy;            /* req is being run by the executor: hands off */
+    nw_conn *qnext;      /* threads: queue link */
+    struct nw_coro *co;  /* async: the request's coroutine */
+    ev_io co_io;         /* async: what the coroutine waits on */
+    ev_timer co_timer;
+    int co_result;
     int close_after;     /* close once out is flushed and no request is active */
     int broken;          /* peer gone or protocol error: close when possible */
     nw_conn *prev, *next;
@@ -32,6 +38,10 @@ void conn_start(nw_worker *w, int fd);
 void conn_close(nw_conn *c, const char *reason);
 /* Closes idle connections (graceful stop). */
 void conn_close_idle(nw_worker *w);
+
+/* Called on the loop thread by the executor when c->req is over: frees it,
+ * then keeps the connection alive or closes it. */
+void conn_request_finished(nw_conn *c);
 
 /* For the request module: */
 /* Reads more input into c->in, waiting (executor) until deadline_ms.

@@ -21,11 +21,7 @@
 static int refuse_unbuilt(const nw_settings *s)
 {
     const char *what = NULL;
-    if (s->worker_class != NW_CLASS_SYNC)
-        what = "worker_class: only 'sync' is built so far";
-    else if (s->threads > 1)
-        what = "threads: more than 1 thread per worker is not built yet";
-    else if (s->protocol == NW_PROTO_UWSGI)
+    if (s->protocol == NW_PROTO_UWSGI)
         what = "protocol: the uwsgi protocol is not built yet";
     else if (s->reload)
         what = "reload: not built yet";
@@ -192,6 +188,11 @@ int main(int argc, char **argv)
         settings_free(&s);
         return 1;
     }
+    /* gunicorn: more than one thread turns the sync class into gthread. */
+    if (s.worker_class == NW_CLASS_SYNC && s.threads > 1)
+        s.worker_class = NW_CLASS_THREADS;
+    if (s.coroutine_stack_size <= 0)
+        s.coroutine_stack_size = 256;
     if (!s.app) {
         fprintf(stderr, "narwhal: no app given: usage: narwhal [OPTIONS] path/to/app.so[:symbol] "
                         "(see --help)\n");
@@ -231,6 +232,10 @@ int main(int argc, char **argv)
         return 1;
     }
     log_set_level(s.loglevel);
+    if (s.worker_class == NW_CLASS_ASYNC && s.threads > 1)
+        log_warning("threads = %d has no effect with the async worker class: its coroutines "
+                    "share one thread per worker; scale with workers and worker_connections",
+                    s.threads);
     if (s.accesslog) {
         char err[256];
         access_format *f = access_format_compile(s.access_log_format, err, sizeof err);

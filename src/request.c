@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "executor.h"
 #include "log.h"
 #include "proto_fastcgi.h"
 #include "util.h"
@@ -28,6 +29,14 @@ nw_request *request_new(nw_conn *c, uint16_t id, int keep_conn)
     r->status = 200;
     r->deadline_ms = -1;
     return r;
+}
+
+void request_start(nw_request *r)
+{
+    const nw_settings *s = r->conn->w->s;
+    r->start_ms = nw_now_ms();
+    clock_gettime(CLOCK_REALTIME, &r->start_rt);
+    r->deadline_ms = s->timeout > 0 ? r->start_ms + (int64_t)s->timeout * 1000 : -1;
 }
 
 void request_free(nw_request *r)
@@ -280,7 +289,7 @@ int nw_wait_fd(nw_request *req, int fd, int events, int timeout_ms)
     if (!req || fd < 0 || !(events & (NW_READ | NW_WRITE)))
         return -1;
     int64_t d = wait_deadline(req, timeout_ms);
-    int r = worker_wait_fd(req->conn->w, fd, events, d);
+    int r = executor_wait_fd(req->conn->w, fd, events, d);
     if (r == 0 && req->deadline_ms >= 0 && nw_now_ms() >= req->deadline_ms)
         return -1;
     return r;
@@ -293,14 +302,14 @@ int nw_sleep(nw_request *req, int ms)
     int64_t until = nw_now_ms() + ms;
     nw_worker *w = req ? req->conn->w : NULL;
     if (req && req->deadline_ms >= 0 && req->deadline_ms < until) {
-        worker_wait_fd(w, -1, 0, req->deadline_ms);
+        executor_wait_fd(w, -1, 0, req->deadline_ms);
         return -1;
     }
     if (!w) {
         usleep((useconds_t)ms * 1000);
         return 0;
     }
-    worker_wait_fd(w, -1, 0, until);
+    executor_wait_fd(w, -1, 0, until);
     return 0;
 }
 
@@ -430,9 +439,9 @@ void request_run(nw_request *r)
     const nw_settings *s = w->s;
     const char *method = nw_param(r, "REQUEST_METHOD"), *uri = nw_param(r, "REQUEST_URI");
 
-    r->start_ms = nw_now_ms();
-    clock_gettime(CLOCK_REALTIME, &r->start_rt);
-    slot_request_begin(w->slot, method, uri);
+    nw_tslot *t = executor_tslot(w);
+    if (t)
+        tslot_begin(t, method, uri, r->start_ms);
 
     const char *why = NULL;
     int refuse = check_limits(r, s, &why);
@@ -443,7 +452,13 @@ void request_run(nw_request *r)
                                                : "Request Header Fields Too Large\n");
     } else {
         int rc = w->app.handler(r);
-        if (rc != 0) {
+        if (!r->headers_sent && r->deadline_ms >= 0 && nw_now_ms() >= r->deadline_ms) {
+            /* Its waits were cut off at the deadline: whatever it returned,
+             * the client learns the truth. */
+            log_error("%s %s passed its %ds timeout; answering 504", method ? method : "-",
+                      uri ? uri : "-", s->timeout);
+            respond_plain(r, 504, "Gateway Timeout\n");
+        } else if (rc != 0) {
             if (!r->headers_sent) {
                 log_error("handler returned %d for %s %s; answering 500", rc, method ? method : "-",
                           uri ? uri : "-");
@@ -465,9 +480,12 @@ void request_run(nw_request *r)
     }
     if (!r->failed) {
         fcgi_encode_end_request(&c->out, r->id, 0, FCGI_REQUEST_COMPLETE);
-        if (conn_flush_wait(c, r->deadline_ms) < 0)
+        /* The rest of the response gets a fresh `timeout` to drain. */
+        int64_t drain = s->timeout > 0 ? nw_now_ms() + (int64_t)s->timeout * 1000 : -1;
+        if (conn_flush_wait(c, drain) < 0)
             r->failed = 1;
     }
-    slot_request_end(w->slot);
+    if (t)
+        tslot_end(t);
     log_request(r);
 }

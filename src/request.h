@@ -37,6 +37,9 @@ struct nw_request {
 };
 
 nw_request *request_new(nw_conn *c, uint16_t id, int keep_conn);
+/* Marks the start of the request (its params are complete): start time and
+ * deadline (`timeout`). */
+void request_start(nw_request *r);
 void request_free(nw_request *r);
 /* Decodes the FastCGI params stream into r. 0, or -1 with *error set. */
 int request_set_params(nw_request *r, const uint8_t *data, size_t len, const char **error);

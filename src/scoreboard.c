@@ -8,25 +8,27 @@
 #include "log.h"
 #include "util.h"
 
-int scoreboard_open(nw_scoreboard *sb, int nslots)
+int scoreboard_open(nw_scoreboard *sb, int nslots, int per_slot)
 {
-    size_t sz = sizeof(nw_slot) * (size_t)nslots;
+    size_t sz = sizeof(nw_slot) * (size_t)nslots + sizeof(nw_tslot) * (size_t)nslots * per_slot;
     void *p = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
         log_error("cannot map the scoreboard: %s", strerror(errno));
         return -1;
     }
     sb->slots = p;
+    sb->tslots = (nw_tslot *)((char *)p + sizeof(nw_slot) * (size_t)nslots);
     sb->nslots = nslots;
+    sb->per_slot = per_slot;
+    sb->map_len = sz;
     return 0;
 }
 
 void scoreboard_close(nw_scoreboard *sb)
 {
     if (sb->slots)
-        munmap(sb->slots, sizeof(nw_slot) * (size_t)sb->nslots);
-    sb->slots = NULL;
-    sb->nslots = 0;
+        munmap(sb->slots, sb->map_len);
+    memset(sb, 0, sizeof *sb);
 }
 
 int scoreboard_claim(nw_scoreboard *sb, pid_t pid)
@@ -35,6 +37,7 @@ int scoreboard_claim(nw_scoreboard *sb, pid_t pid)
         nw_slot *s = &sb->slots[i];
         if (s->state == SLOT_FREE && s->pid == 0) {
             memset(s, 0, sizeof *s);
+            memset(scoreboard_tslot(sb, i, 0), 0, sizeof(nw_tslot) * (size_t)sb->per_slot);
             s->pid = pid;
             s->heartbeat_ms = nw_now_ms();
             __atomic_store_n(&s->state, SLOT_BOOTING, __ATOMIC_RELEASE);
@@ -47,6 +50,7 @@ int scoreboard_claim(nw_scoreboard *sb, pid_t pid)
 void scoreboard_release(nw_scoreboard *sb, int i)
 {
     memset(&sb->slots[i], 0, sizeof sb->slots[i]);
+    memset(scoreboard_tslot(sb, i, 0), 0, sizeof(nw_tslot) * (size_t)sb->per_slot);
 }
 
 int scoreboard_find(const nw_scoreboard *sb, pid_t pid)
@@ -59,18 +63,11 @@ int scoreboard_find(const nw_scoreboard *sb, pid_t pid)
 
 void slot_beat(nw_slot *s) { __atomic_store_n(&s->heartbeat_ms, nw_now_ms(), __ATOMIC_RELAXED); }
 
-void slot_request_begin(nw_slot *s, const char *method, const char *uri)
+void tslot_begin(nw_tslot *t, const char *method, const char *uri, int64_t start_ms)
 {
-    snprintf(s->method, sizeof s->method, "%s", method ? method : "-");
-    snprintf(s->uri, sizeof s->uri, "%s", uri ? uri : "-");
-    int64_t now = nw_now_ms();
-    __atomic_store_n(&s->heartbeat_ms, now, __ATOMIC_RELAXED);
-    __atomic_store_n(&s->req_start_ms, now, __ATOMIC_RELEASE);
+    snprintf(t->method, sizeof t->method, "%s", method ? method : "-");
+    snprintf(t->uri, sizeof t->uri, "%s", uri ? uri : "-");
+    __atomic_store_n(&t->req_start_ms, start_ms, __ATOMIC_RELEASE);
 }
 
-void slot_request_end(nw_slot *s)
-{
-    __atomic_store_n(&s->req_start_ms, 0, __ATOMIC_RELEASE);
-    __atomic_add_fetch(&s->requests, 1, __ATOMIC_RELAXED);
-    slot_beat(s);
-}
+void tslot_end(nw_tslot *t) { __atomic_store_n(&t->req_start_ms, 0, __ATOMIC_RELEASE); }

@@ -48,7 +48,7 @@ struct setting {
     const char *long_flag; /* NULL = none (the positional APP) */
     const char *long_alias;
     enum type type;
-    size_t off; /* into nw_settings */
+    size_t off;      /* into nw_settings */
     const char *def; /* default, as text through the same converter; NULL = unset */
     long min, max;
     const struct choice *choices;
@@ -67,12 +67,19 @@ static const struct choice loglevels[] = {
 /* The first name for a value is the canonical one; the rest are gunicorn's
  * worker class names, accepted as aliases. */
 static const struct choice worker_classes[] = {
-    {"sync", NW_CLASS_SYNC},    {"threads", NW_CLASS_THREADS}, {"async", NW_CLASS_ASYNC},
-    {"gthread", NW_CLASS_THREADS}, {"gevent", NW_CLASS_ASYNC}, {"eventlet", NW_CLASS_ASYNC},
+    {"sync", NW_CLASS_SYNC},
+    {"threads", NW_CLASS_THREADS},
+    {"async", NW_CLASS_ASYNC},
+    {"gthread", NW_CLASS_THREADS},
+    {"gevent", NW_CLASS_ASYNC},
+    {"eventlet", NW_CLASS_ASYNC},
     {NULL, 0},
 };
 static const struct choice protocols[] = {
-    {"auto", NW_PROTO_AUTO}, {"fastcgi", NW_PROTO_FASTCGI}, {"uwsgi", NW_PROTO_UWSGI}, {NULL, 0},
+    {"auto", NW_PROTO_AUTO},
+    {"fastcgi", NW_PROTO_FASTCGI},
+    {"uwsgi", NW_PROTO_UWSGI},
+    {NULL, 0},
 };
 
 static int check_bind(const char *v, char *err, size_t errlen);
@@ -82,17 +89,19 @@ static int check_access_format(const char *v, char *err, size_t errlen);
 static const struct setting settings[] = {
     {"config", NULL, 'c', "config", NULL, T_STR, OFF(config), NULL, 0, 0, NULL, NULL, "FILE",
      "read settings from FILE (gunicorn.conf syntax)", F_CLI_ONLY | F_NONEMPTY},
-    {"bind", NULL, 'b', "bind", NULL, T_LIST, OFF(bind), "127.0.0.1:5000", 0, 0, NULL,
-     check_bind, "ADDR", "listen on HOST:PORT, [IPV6]:PORT or unix:PATH; repeatable", 0},
-    {"workers", NULL, 'w', "workers", NULL, T_INT, OFF(workers), "1", 1, INT_MAX, NULL, NULL,
-     "INT", "number of worker processes (default $WEB_CONCURRENCY or 1)", 0},
+    {"bind", NULL, 'b', "bind", NULL, T_LIST, OFF(bind), "127.0.0.1:5000", 0, 0, NULL, check_bind,
+     "ADDR", "listen on HOST:PORT, [IPV6]:PORT or unix:PATH; repeatable", 0},
+    {"workers", NULL, 'w', "workers", NULL, T_INT, OFF(workers), "1", 1, INT_MAX, NULL, NULL, "INT",
+     "number of worker processes (default $WEB_CONCURRENCY or 1)", 0},
     {"worker_class", NULL, 'k', "worker-class", NULL, T_ENUM, OFF(worker_class), "sync", 0, 0,
-     worker_classes, NULL, "CLASS",
-     "sync, threads or async (gunicorn's gthread, gevent, eventlet also work)", 0},
+     worker_classes, NULL, "CLASS", "sync, threads or async (or gthread, gevent, eventlet)", 0},
     {"threads", NULL, 0, "threads", NULL, T_INT, OFF(threads), "1", 1, INT_MAX, NULL, NULL, "INT",
      "threads per worker (threads class)", 0},
     {"worker_connections", NULL, 0, "worker-connections", NULL, T_INT, OFF(worker_connections),
      "1000", 1, INT_MAX, NULL, NULL, "INT", "connections per worker (async class)", 0},
+    {"coroutine_stack_size", NULL, 0, "coroutine-stack-size", NULL, T_INT,
+     OFF(coroutine_stack_size), "256", 16, 65536, NULL, NULL, "KIB",
+     "stack per coroutine in KiB (async class)", 0},
     {"backlog", NULL, 0, "backlog", NULL, T_INT, OFF(backlog), "2048", 1, INT_MAX, NULL, NULL,
      "INT", "listen(2) backlog", 0},
     {"protocol", NULL, 0, "protocol", NULL, T_ENUM, OFF(protocol), "auto", 0, 0, protocols, NULL,
@@ -104,8 +113,8 @@ static const struct setting settings[] = {
     {"access_log_format", NULL, 0, "access-logformat", NULL, T_STR, OFF(access_log_format),
      NW_ACCESS_LOG_FORMAT, 0, 0, NULL, check_access_format, "FORMAT",
      "access log format, gunicorn's atoms", 0},
-    {"errorlog", NULL, 0, "error-logfile", "log-file", T_STR, OFF(errorlog), "-", 0, 0, NULL,
-     NULL, "FILE", "error log file ('-' = stderr)", F_NONEMPTY},
+    {"errorlog", NULL, 0, "error-logfile", "log-file", T_STR, OFF(errorlog), "-", 0, 0, NULL, NULL,
+     "FILE", "error log file ('-' = stderr)", F_NONEMPTY},
     {"loglevel", NULL, 0, "log-level", NULL, T_ENUM, OFF(loglevel), "info", 0, 0, loglevels, NULL,
      "LEVEL", "debug, info, warning, error or critical", 0},
     {"timeout", NULL, 't', "timeout", NULL, T_INT, OFF(timeout), "30", 0, INT_MAX, NULL, NULL,
@@ -115,8 +124,8 @@ static const struct setting settings[] = {
     /* 75 s outlives nginx's upstream keepalive_timeout (60 s), so nginx
      * always closes an idle upstream connection first and never writes to
      * one narwhal is closing. */
-    {"keepalive", NULL, 0, "keep-alive", NULL, T_INT, OFF(keepalive), "75", 0, INT_MAX, NULL,
-     NULL, "INT", "seconds an idle keep-conn connection stays open", 0},
+    {"keepalive", NULL, 0, "keep-alive", NULL, T_INT, OFF(keepalive), "75", 0, INT_MAX, NULL, NULL,
+     "INT", "seconds an idle keep-conn connection stays open", 0},
     {"daemon", NULL, 'D', "daemon", NULL, T_BOOL, OFF(daemon), "false", 0, 0, NULL, NULL, NULL,
      "detach and run in the background", 0},
     {"chdir", NULL, 0, "chdir", NULL, T_STR, OFF(chdir), NULL, 0, 0, NULL, NULL, "DIR",
@@ -136,8 +145,8 @@ static const struct setting settings[] = {
     {"limit_request_field_size", NULL, 0, "limit-request-field-size", NULL, T_INT,
      OFF(limit_request_field_size), "8190", 0, INT_MAX, NULL, NULL, "INT",
      "largest request header (0 = unlimited)", 0},
-    {"max_requests", NULL, 0, "max-requests", NULL, T_INT, OFF(max_requests), "0", 0, INT_MAX,
-     NULL, NULL, "INT", "restart a worker after INT requests (0 = never)", 0},
+    {"max_requests", NULL, 0, "max-requests", NULL, T_INT, OFF(max_requests), "0", 0, INT_MAX, NULL,
+     NULL, "INT", "restart a worker after INT requests (0 = never)", 0},
     {"max_requests_jitter", NULL, 0, "max-requests-jitter", NULL, T_INT, OFF(max_requests_jitter),
      "0", 0, INT_MAX, NULL, NULL, "INT", "random extra requests before the restart", 0},
     {"reload", NULL, 0, "reload", NULL, T_BOOL, OFF(reload), "false", 0, 0, NULL, NULL, NULL,
@@ -146,10 +155,10 @@ static const struct setting settings[] = {
      "trace every call (not supported yet)", F_UNBUILT},
     {"preload_app", NULL, 0, "preload", NULL, T_BOOL, OFF(preload_app), "false", 0, 0, NULL, NULL,
      NULL, "load the app before forking (not supported yet)", F_UNBUILT},
-    {"check_config", NULL, 0, "check-config", NULL, T_BOOL, OFF(check_config), "false", 0, 0,
-     NULL, NULL, NULL, "check the settings and exit", F_CLI_ONLY},
-    {"print_config", NULL, 0, "print-config", NULL, T_BOOL, OFF(print_config), "false", 0, 0,
-     NULL, NULL, NULL, "print the settings as a config file and exit", F_CLI_ONLY},
+    {"check_config", NULL, 0, "check-config", NULL, T_BOOL, OFF(check_config), "false", 0, 0, NULL,
+     NULL, NULL, "check the settings and exit", F_CLI_ONLY},
+    {"print_config", NULL, 0, "print-config", NULL, T_BOOL, OFF(print_config), "false", 0, 0, NULL,
+     NULL, NULL, "print the settings as a config file and exit", F_CLI_ONLY},
     {"help", NULL, 'h', "help", NULL, T_ACTION, 0, NULL, 0, 0, NULL, NULL, NULL,
      "show this help and exit", F_CLI_ONLY},
     {"version", NULL, 'v', "version", NULL, T_ACTION, 0, NULL, 0, 0, NULL, NULL, NULL,
@@ -270,8 +279,7 @@ static int check_range(const struct setting *r, const char *v, long n, char *err
 
 /* Converts the text v for row r into s. List values are appended. Returns 0,
  * or -1 with a message (without the setting's name) in err. */
-static int convert(const struct setting *r, const char *v, nw_settings *s, char *err,
-                   size_t errlen)
+static int convert(const struct setting *r, const char *v, nw_settings *s, char *err, size_t errlen)
 {
     long n;
     bool b;
@@ -362,10 +370,13 @@ static int check_bind(const char *v, char *err, size_t errlen)
         return 0;
     }
     if (v[0] == '[') {
+        /* [addr] or [addr%zone] */
         const char *close = strchr(v, ']');
         size_t hlen = close ? (size_t)(close - v - 1) : 0;
-        if (!close || hlen == 0 || close[1] != ':' ||
-            strspn(v + 1, "0123456789abcdefABCDEF:.%") < hlen || !memchr(v + 1, ':', hlen))
+        size_t alen = strspn(v + 1, "0123456789abcdefABCDEF:.");
+        if (alen < hlen && v[1 + alen] == '%' && alen + 1 < hlen)
+            alen += 1 + strspn(v + 2 + alen, host_chars);
+        if (!close || hlen == 0 || close[1] != ':' || alen != hlen || !memchr(v + 1, ':', hlen))
             return snprintf(err, errlen, "'%s' is not [IPV6]:PORT", v), -1;
         return check_port(v, close + 2, err, errlen);
     }
@@ -373,8 +384,7 @@ static int check_bind(const char *v, char *err, size_t errlen)
     if (!colon || colon == v)
         return snprintf(err, errlen, "'%s' is not HOST:PORT, [IPV6]:PORT or unix:PATH", v), -1;
     if (memchr(v, ':', (size_t)(colon - v)))
-        return snprintf(err, errlen, "'%s': put an IPv6 address in brackets ([::1]:5000)", v),
-               -1;
+        return snprintf(err, errlen, "'%s': put an IPv6 address in brackets ([::1]:5000)", v), -1;
     if (strspn(v, host_chars) < (size_t)(colon - v))
         return snprintf(err, errlen, "'%s' has an invalid host name", v), -1;
     return check_port(v, colon + 1, err, errlen);
@@ -410,8 +420,7 @@ struct source {
     size_t n;
 };
 
-static void source_add(struct source *src, const struct setting *r, const char *val,
-                       char *where)
+static void source_add(struct source *src, const struct setting *r, const char *val, char *where)
 {
     src->v = xrealloc(src->v, (src->n + 1) * sizeof *src->v);
     src->v[src->n++] = (struct entry){r, val ? xstrdup(val) : NULL, where};
@@ -541,14 +550,15 @@ static int parse_args(int argc, char **argv, const char *prefix, struct source *
     build_getopt(lo, so);
     optind = 0; /* glibc: reinitialize, argv is a different vector */
     opterr = 0;
-    for (;;) {
+    for (bool stop = false;;) {
         const char *arg;
         longindex = -1;
-        c = getopt_long(argc, argv, so, lo, &longindex);
+        c = stop ? -1 : getopt_long(argc, argv, so, lo, &longindex);
         if (c == -1) {
             if (optind >= argc)
                 break;
-            arg = argv[optind++]; /* after "--" */
+            arg = argv[optind++]; /* after "--"; getopt is done with argv */
+            stop = true;
         } else if (c == 1) {
             arg = optarg;
         } else if (c == '?' || c == ':') {
@@ -578,8 +588,8 @@ static int parse_args(int argc, char **argv, const char *prefix, struct source *
         }
         /* a positional argument */
         if (app) {
-            fprintf(err, "narwhal: %sunexpected argument '%s' (APP is already '%s')\n", prefix,
-                    arg, app);
+            fprintf(err, "narwhal: %sunexpected argument '%s' (APP is already '%s')\n", prefix, arg,
+                    app);
             rc = -1;
             continue;
         }
@@ -832,8 +842,7 @@ static int parse_file(const char *path, struct source *src, FILE *err)
         if (fr->n == 0)
             source_add(src, r, NULL, xasprintf("%s: %s", path, opt->name));
         for (size_t k = 0; k < fr->n; k++)
-            source_add(src, r, fr->vals[k],
-                       xasprintf("%s:%d: %s", path, fr->lines[k], opt->name));
+            source_add(src, r, fr->vals[k], xasprintf("%s:%d: %s", path, fr->lines[k], opt->name));
     }
     rc = 0;
 out:
@@ -861,8 +870,7 @@ static const char *last_value(const struct source *src, const struct setting *r)
     return NULL;
 }
 
-int settings_load(nw_settings *s, int argc, char **argv, const char *env_args, FILE *out,
-                  FILE *err)
+int settings_load(nw_settings *s, int argc, char **argv, const char *env_args, FILE *out, FILE *err)
 {
     struct source file = {0}, env = {0}, cli = {0};
     const struct setting *action = NULL;
@@ -965,7 +973,8 @@ void settings_print(const nw_settings *s, FILE *out)
             fprintf(out, "%s = %d\n", r->name, *(const int *)f);
             break;
         case T_UMASK:
-            fprintf(out, "%s = 0o%o\n", r->name, (unsigned)*(const int *)f);
+            fprintf(out, *(const int *)f ? "%s = 0o%o\n" : "%s = %o\n", r->name,
+                    (unsigned)*(const int *)f);
             break;
         case T_BOOL:
             fprintf(out, "%s = %s\n", r->name, *(const bool *)f ? "true" : "false");
@@ -975,7 +984,7 @@ void settings_print(const nw_settings *s, FILE *out)
             break;
         case T_STR:
             if (!*(char *const *)f) {
-                fprintf(out, "# %s = \n", r->name);
+                fprintf(out, "# %s = (not set)\n", r->name);
                 break;
             }
             fprintf(out, "%s = ", r->name);
@@ -998,6 +1007,8 @@ void settings_print(const nw_settings *s, FILE *out)
     }
 }
 
+#define HELP_COL 34
+
 void settings_usage(FILE *out)
 {
     fputs("usage: narwhal [OPTIONS] APP\n\n"
@@ -1008,22 +1019,29 @@ void settings_usage(FILE *out)
           out);
     for (size_t i = 0; i < NSETTINGS; i++) {
         const struct setting *r = &settings[i];
-        char left[96];
-        int len;
+        char left[96], extra[128] = "";
+        int len, n = 0;
         if (!r->long_flag)
             continue;
-        len = snprintf(left, sizeof left, "  %c%c%s--%s%s%s%s%s", r->short_flag ? '-' : ' ',
-                       r->short_flag ? r->short_flag : ' ', r->short_flag ? ", " : "  ",
-                       r->long_flag, r->long_alias ? ", --" : "",
-                       r->long_alias ? r->long_alias : "", r->metavar ? " " : "",
-                       r->metavar ? r->metavar : "");
-        fprintf(out, "%s%*s%s", left, len < 34 ? 34 - len : 1, "", r->help);
+        len =
+            snprintf(left, sizeof left, "  %c%c%s--%s%s%s%s%s", r->short_flag ? '-' : ' ',
+                     r->short_flag ? r->short_flag : ' ', r->short_flag ? ", " : "  ", r->long_flag,
+                     r->long_alias ? ", --" : "", r->long_alias ? r->long_alias : "",
+                     r->metavar ? " " : "", r->metavar ? r->metavar : "");
         if (r->def && r->type != T_BOOL && r->off != OFF(workers) &&
             r->off != OFF(access_log_format))
-            fprintf(out, " [%s]", r->def);
+            n = snprintf(extra, sizeof extra, " [%s]", r->def);
         if (!(r->flags & F_CLI_ONLY))
-            fprintf(out, " (key: %s)", r->name);
-        fputc('\n', out);
+            snprintf(extra + n, sizeof extra - (size_t)n, " (key: %s)", r->name);
+        /* two columns, 100 wide; what does not fit goes on the next line */
+        if (len > HELP_COL - 2)
+            fprintf(out, "%s\n%*s", left, HELP_COL, "");
+        else
+            fprintf(out, "%-*s", HELP_COL, left);
+        if (HELP_COL + strlen(r->help) + strlen(extra) > 100)
+            fprintf(out, "%s\n%*s%s\n", r->help, HELP_COL - 1, "", extra);
+        else
+            fprintf(out, "%s%s\n", r->help, extra);
     }
 }
 

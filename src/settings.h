@@ -54,6 +54,7 @@ typedef struct nw_settings {
     nw_worker_class worker_class; /* -k/--worker-class: sync (default) */
     int threads;                  /* --threads: 1 */
     int worker_connections;       /* --worker-connections: 1000 */
+    int coroutine_stack_size;     /* --coroutine-stack-size KiB (async): 256 */
     nw_protocol protocol;         /* --protocol: auto */
 
     /* limits (gunicorn's names and defaults) */

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <grp.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,42 +11,11 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "executor.h"
 #include "log.h"
 #include "util.h"
 
 static nw_worker worker; /* one per process */
-
-int worker_wait_fd(nw_worker *w, int fd, int events, int64_t deadline_ms)
-{
-    (void)w;
-    struct pollfd pfd = {.fd = fd, .events = 0};
-    if (events & NW_READ)
-        pfd.events |= POLLIN;
-    if (events & NW_WRITE)
-        pfd.events |= POLLOUT;
-    for (;;) {
-        int ms = -1;
-        if (deadline_ms >= 0) {
-            int64_t left = deadline_ms - nw_now_ms();
-            ms = left > 0 ? (left > 0x7fffffff ? 0x7fffffff : (int)left) : 0;
-        }
-        int r = poll(&pfd, fd >= 0 ? 1 : 0, ms);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -1;
-        if (r == 0)
-            return 0;
-        int mask = 0;
-        if (pfd.revents & (POLLIN | POLLHUP | POLLERR))
-            mask |= NW_READ;
-        if (pfd.revents & (POLLOUT | POLLHUP | POLLERR))
-            mask |= NW_WRITE;
-        if (pfd.revents & POLLNVAL)
-            return -1;
-        return mask ? mask : events;
-    }
-}
 
 static void set_accepting(nw_worker *w, int on)
 {
@@ -178,7 +146,8 @@ static void drop_privileges(nw_identity id)
     }
 }
 
-void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, nw_identity id)
+void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, nw_tslot *tslots,
+                nw_identity id)
 {
     nw_worker *w = &worker;
     memset(w, 0, sizeof *w);
@@ -186,6 +155,7 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
     w->listeners = ls;
     w->nlisteners = nls;
     w->slot = slot;
+    w->tslots = tslots;
     w->master_pid = getppid();
 
     /* Signals: the master's mask and dispositions are not ours. */
@@ -219,6 +189,8 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
     w->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
     if (!w->loop)
         boot_fail("cannot create the event loop");
+    if (executor_init(w) < 0)
+        boot_fail("cannot start the executor");
     w->accept_w = nw_xcalloc((size_t)nls, sizeof *w->accept_w);
     for (int i = 0; i < nls; i++) {
         ev_io_init(&w->accept_w[i], on_accept, ls[i].fd, EV_READ);

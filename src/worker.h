@@ -30,6 +30,7 @@ typedef struct nw_worker {
     ev_timer beat;
     ev_signal sigterm, sigusr1;
     nw_slot *slot;
+    nw_tslot *tslots;    /* request slots: one per thread (threads), else one */
     nw_app app;
     pid_t master_pid;
     nw_conn *conns;      /* every open connection */
@@ -47,15 +48,11 @@ typedef struct nw_identity {
 } nw_identity;
 
 /* Runs a worker in the freshly forked child. Never returns. */
-void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, nw_identity id)
+void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, nw_tslot *tslots,
+                nw_identity id)
     __attribute__((noreturn));
 
 /* Called by the connection core. */
 void worker_conn_closed(nw_worker *w);
 void worker_request_done(nw_worker *w);
-/* Waits for fd to be ready (NW_READ/NW_WRITE) until deadline_ms (nw_now_ms
- * clock; -1 = none). The ready mask, 0 on timeout, -1 on error. This is the
- * executor's one wait primitive: the sync class blocks in poll(2). */
-int worker_wait_fd(nw_worker *w, int fd, int events, int64_t deadline_ms);
-
 #endif

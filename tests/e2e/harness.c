@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -25,6 +26,9 @@
 #include <unistd.h>
 
 #define H_MAX_PROCS 64
+#define H_MAX_PORTS 64
+/* One file per port handed out, so concurrent tests never share a port. */
+#define H_PORT_DIR "/tmp/narwhal-e2e-ports"
 
 /* What this test process started. */
 static struct {
@@ -32,6 +36,8 @@ static struct {
     pid_t procs[H_MAX_PROCS]; /* 0 = free slot */
     int guard_fd;             /* write end of the guard's pipe, -1 if none */
     pid_t guard;
+    int ports[H_MAX_PORTS];   /* reserved by h_free_port */
+    int nports;
     int nginx_count;
     int narwhal_count;
 } H = { .guard_fd = -1 };
@@ -246,6 +252,11 @@ void h_teardown(void)
     for (int i = 0; i < H_MAX_PROCS; i++)
         if (H.procs[i] > 0)
             h_stop(H.procs[i], SIGINT, 3000);
+    for (int i = 0; i < H.nports; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "%s/%d", H_PORT_DIR, H.ports[i]);
+        unlink(path);
+    }
     remove_dir();
     if (H.guard_fd >= 0) {
         guard_send('=', 0);
@@ -259,16 +270,131 @@ void h_teardown(void)
 
 /* ---- sockets -------------------------------------------------------------------- */
 
-int h_free_port(void)
+static socklen_t tcp_addr(int port, struct sockaddr_in *sa);
+
+static bool port_bindable(int port)
 {
+    struct sockaddr_in sa;
+    socklen_t sl = tcp_addr(port, &sa);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     cr_assert(fd >= 0, "socket: %s", strerror(errno));
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    cr_assert(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "bind: %s", strerror(errno));
-    socklen_t sl = sizeof sa;
-    cr_assert(getsockname(fd, (struct sockaddr *)&sa, &sl) == 0);
+    bool ok = bind(fd, (struct sockaddr *)&sa, sl) == 0;
     close(fd);
-    return ntohs(sa.sin_port);
+    return ok;
+}
+
+/* Takes H_PORT_DIR/<port> for this process. A file left by a process that
+ * no longer exists (a test killed by its timeout) is taken over. */
+static bool reserve_port(int port)
+{
+    char path[64];
+    snprintf(path, sizeof path, "%s/%d", H_PORT_DIR, port);
+    for (int tries = 0; tries < 2; tries++) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            dprintf(fd, "%ld\n", (long)getpid());
+            close(fd);
+            return true;
+        }
+        if (errno != EEXIST)
+            return false;
+        pid_t owner = h_read_pidfile(path);
+        if (owner == 0 || kill(owner, 0) == 0 || errno != ESRCH)
+            return false; /* taken (or being written right now) */
+        unlink(path); /* stale */
+    }
+    return false;
+}
+
+/* Ports are drawn from below the kernel's ephemeral range, so neither the
+ * kernel's own choices (bind to port 0, outgoing connections) nor another
+ * test (the reservation files) can take one between h_free_port and the
+ * server's bind. */
+int h_free_port(void)
+{
+    cr_assert(H.nports < H_MAX_PORTS, "harness: too many ports");
+    mkdir(H_PORT_DIR, 01777);
+    int lo = 15000, hi = 32768;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        int elo, ehi;
+        if (fscanf(f, "%d %d", &elo, &ehi) == 2 && elo > lo + 1000)
+            hi = elo;
+        fclose(f);
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    unsigned int seed = (unsigned int)getpid() * 2654435761u ^ (unsigned int)ts.tv_nsec;
+    for (int i = 0; i < 1000; i++) {
+        int port = lo + (int)(rand_r(&seed) % (unsigned int)(hi - lo));
+        if (!reserve_port(port))
+            continue;
+        if (port_bindable(port)) {
+            H.ports[H.nports++] = port;
+            return port;
+        }
+        char path[64];
+        snprintf(path, sizeof path, "%s/%d", H_PORT_DIR, port);
+        unlink(path);
+    }
+    cr_assert_fail("harness: no free port in %d..%d", lo, hi - 1);
+    return -1;
+}
+
+/* The inode of the socket listening on 127.0.0.1:port (or *:port), 0 if
+ * none. */
+static unsigned long listen_inode(int port)
+{
+    FILE *f = fopen("/proc/net/tcp", "r");
+    if (!f)
+        return 0;
+    char line[512];
+    unsigned long found = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        unsigned long addr, inode;
+        unsigned int lport, state;
+        if (sscanf(line, " %*d: %lX:%X %*X:%*X %X %*X:%*X %*X:%*X %*X %*u %*u %lu", &addr,
+                   &lport, &state, &inode) == 4 &&
+            (int)lport == port && state == 0x0A && (addr == 0x0100007F || addr == 0))
+            found = inode;
+    }
+    fclose(f);
+    return found;
+}
+
+bool h_listens(pid_t pid, int port)
+{
+    unsigned long inode = listen_inode(port);
+    if (!inode)
+        return false;
+    char want[64], dir[64], path[384], got[64];
+    snprintf(want, sizeof want, "socket:[%lu]", inode);
+    snprintf(dir, sizeof dir, "/proc/%ld/fd", (long)pid);
+    DIR *d = opendir(dir);
+    if (!d)
+        return false;
+    bool found = false;
+    for (struct dirent *e; !found && (e = readdir(d));) {
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        ssize_t n = readlink(path, got, sizeof got - 1);
+        if (n > 0) {
+            got[n] = '\0';
+            found = strcmp(got, want) == 0;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+bool h_wait_listen(pid_t pid, int port, long timeout_ms)
+{
+    long deadline = h_now_ms() + timeout_ms;
+    do {
+        if (h_listens(pid, port))
+            return true;
+        h_sleep_ms(20);
+    } while (h_now_ms() < deadline);
+    return false;
 }
 
 /* A non-blocking connect bounded by deadline (ms, h_now_ms clock). Returns
@@ -393,22 +519,55 @@ pid_t h_spawn(const char *logpath, char *const argv[], char *const env[])
     return pid;
 }
 
-bool h_alive(pid_t pid)
+/* State letter and parent of pid from /proc/pid/stat; 0 if it is gone. */
+static char proc_state(pid_t pid, pid_t *ppid)
 {
-    if (pid <= 0 || kill(pid, 0) < 0)
-        return false;
     char path[64], buf[512];
     snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return false;
+        return 0;
     ssize_t n = read(fd, buf, sizeof buf - 1);
     close(fd);
     if (n <= 0)
-        return false;
+        return 0;
     buf[n] = '\0';
-    const char *rp = strrchr(buf, ')');
-    return !(rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'));
+    const char *rp = strrchr(buf, ')'); /* the name may hold spaces and ')' */
+    char state = 0;
+    long parent = 0;
+    if (!rp || sscanf(rp + 1, " %c %ld", &state, &parent) != 2)
+        return 0;
+    if (ppid)
+        *ppid = (pid_t)parent;
+    return state;
+}
+
+bool h_alive(pid_t pid)
+{
+    if (pid <= 0 || kill(pid, 0) < 0)
+        return false;
+    char st = proc_state(pid, NULL);
+    return st && st != 'Z' && st != 'X';
+}
+
+int h_children(pid_t pid, pid_t *out, int max)
+{
+    DIR *d = opendir("/proc");
+    cr_assert(d, "opendir /proc: %s", strerror(errno));
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        pid_t p = (pid_t)atol(e->d_name), parent = 0;
+        if (p <= 0)
+            continue;
+        char st = proc_state(p, &parent);
+        if (parent == pid && st && st != 'Z' && st != 'X') {
+            if (n < max)
+                out[n] = p;
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
 }
 
 bool h_wait_exit(pid_t pid, long timeout_ms, int *wstatus)
@@ -548,7 +707,7 @@ h_narwhal h_narwhal_serve(const char *arg, ...)
     h_narwhal nw = h_narwhal_spawnv(args);
     nw.port = port;
     long deadline = h_now_ms() + 10000;
-    while (!h_tcp_accepts(port)) {
+    while (!h_listens(nw.pid, port)) {
         int st;
         if (h_wait_exit(nw.pid, 0, &st))
             cr_assert_fail("narwhal %s before listening on port %d; its log:\n%s",
@@ -670,7 +829,7 @@ h_nginx h_nginx_start(h_snippet snippet, const char *upstream)
     char *argv[] = { (char *)nginx, "-p", ng.dir, "-e", ng.error_log, "-c", conf_path, NULL };
     ng.pid = h_spawn(out, argv, NULL);
     long deadline = h_now_ms() + 10000;
-    while (!h_tcp_accepts(ng.port)) {
+    while (!h_listens(ng.pid, ng.port)) {
         int st;
         if (h_wait_exit(ng.pid, 0, &st))
             cr_assert_fail("nginx %s at start; output:\n%s\nerror log:\n%s", h_wstatus_str(st),

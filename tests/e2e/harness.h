@@ -60,9 +60,15 @@ void h_sleep_ms(long ms);
 
 /* ---- ports and sockets ------------------------------------------------------ */
 
-/* A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it,
- * close). */
+/* A free TCP port on 127.0.0.1, reserved for this test until h_teardown:
+ * drawn at random from below the kernel's ephemeral port range (so the
+ * kernel does not hand it to anyone else) and recorded in
+ * /tmp/narwhal-e2e-ports/<port> (so no concurrent test takes it either). */
 int h_free_port(void);
+/* True when process pid holds the socket listening on 127.0.0.1:port. Unlike
+ * a connect, this cannot be fooled by some other process on that port. */
+bool h_listens(pid_t pid, int port);
+bool h_wait_listen(pid_t pid, int port, long timeout_ms);
 /* True when a TCP connect to 127.0.0.1:port succeeds right now. */
 bool h_tcp_accepts(int port);
 /* True when a connect to the unix socket at path succeeds right now. */
@@ -95,6 +101,10 @@ void h_kill_group(pid_t pid);
  * found through its pidfile) so h_teardown and the guard stop its group. */
 void h_adopt(pid_t pid);
 
+/* The live (non-zombie) children of pid, at most max of them in out.
+ * Returns how many there are. */
+int h_children(pid_t pid, pid_t *out, int max);
+
 /* True while pid exists and is not a zombie. */
 bool h_alive(pid_t pid);
 
@@ -119,8 +129,8 @@ h_narwhal h_narwhal_spawn(const char *arg, ...) __attribute__((sentinel));
 h_narwhal h_narwhal_spawnv(char *const args[]);
 
 /* Starts narwhal with `-b 127.0.0.1:<free port>` plus the given arguments and
- * waits (bounded) until the port accepts; fails the test if it does not,
- * showing the log. */
+ * waits (bounded) until its master listens there; fails the test if it does
+ * not, showing the log. */
 h_narwhal h_narwhal_serve(const char *arg, ...) __attribute__((sentinel));
 
 /* ---- nginx ------------------------------------------------------------------- */
@@ -141,8 +151,8 @@ typedef struct h_nginx {
 
 /* Writes an nginx.conf that listens on a free port and includes the snippet
  * (copied from $NARWHAL_SRCDIR/nginx/ with the address replaced by upstream:
- * "127.0.0.1:PORT" or "unix:/path"), starts nginx and waits until it
- * accepts. The server also has `location = /__harness { return 200 ...; }`
+ * "127.0.0.1:PORT" or "unix:/path"), starts nginx and waits until its
+ * master listens. The server also has `location = /__harness { return 200 ...; }`
  * for checking nginx on its own. */
 h_nginx h_nginx_start(h_snippet snippet, const char *upstream);
 

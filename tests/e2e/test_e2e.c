@@ -154,6 +154,20 @@ Test(e2e, late_status_and_header_fail, .timeout = 60)
 
 /* ---- workers that crash or hang ---------------------------------------------------- */
 
+/* The log line (one line) that contains every needle, or NULL. */
+static char *find_line(const char *path, const char *const needles[])
+{
+    char *text = h_read_file(path, NULL);
+    for (char *line = text ? strtok(text, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+        bool all = true;
+        for (size_t i = 0; needles[i] && all; i++)
+            all = strstr(line, needles[i]) != NULL;
+        if (all)
+            return line;
+    }
+    return NULL;
+}
+
 Test(e2e, worker_crash_is_502_then_served, .timeout = 60)
 {
     serve_tcp(nw, ng, "-w", "1", h_testapp("crash"));
@@ -171,27 +185,14 @@ Test(e2e, worker_crash_is_502_then_served, .timeout = 60)
     cr_assert(pid2 && strcmp(pid1, pid2) != 0, "the crashed worker %s still serves (%s)", pid1,
               pid2 ? pid2 : "?");
 
-    bool named = h_wait_for_text(nw.log, "SIGSEGV", 3000) ||
-                 h_wait_for_text(nw.log, "signal 11", 10);
-    cr_assert(named, "the error log does not name the signal (SIGSEGV / signal 11):\n%s",
+    const char *segv[] = { pid1, "SIGSEGV", NULL }, *sig11[] = { pid1, "signal 11", NULL };
+    char *line = NULL;
+    for (long end = h_now_ms() + 3000; !line && h_now_ms() < end; h_sleep_ms(50))
+        line = find_line(nw.log, segv) ? find_line(nw.log, segv) : find_line(nw.log, sig11);
+    cr_assert(line, "no error log line names worker %s and SIGSEGV / signal 11:\n%s", pid1,
               h_tail(nw.log));
-    cr_assert(h_wait_for_text(nw.log, pid1, 10), "the error log does not name worker %s:\n%s",
-              pid1, h_tail(nw.log));
+    cr_assert(strstr(line, "/c?crash=1"), "the crash line does not name the request: %s", line);
     cr_assert(h_alive(nw.pid), "the master died with its worker");
-}
-
-/* The log line (one line) that contains every needle, or NULL. */
-static char *find_line(const char *path, const char *const needles[])
-{
-    char *text = h_read_file(path, NULL);
-    for (char *line = text ? strtok(text, "\n") : NULL; line; line = strtok(NULL, "\n")) {
-        bool all = true;
-        for (size_t i = 0; needles[i] && all; i++)
-            all = strstr(line, needles[i]) != NULL;
-        if (all)
-            return line;
-    }
-    return NULL;
 }
 
 Test(e2e, timeout_kills_stuck_worker, .timeout = 60)
@@ -263,6 +264,53 @@ Test(e2e, term_finishes_in_flight_request, .timeout = 60)
                   nw.port);
 }
 
+Test(e2e, graceful_timeout_bounds_term, .timeout = 60)
+{
+    /* a request longer than --graceful-timeout does not hold the master up */
+    serve_tcp(nw, ng, "-w", "1", "--graceful-timeout", "1", h_testapp("slow"));
+    struct bg_request b = { .port = ng.port, .path = "/slow?ms=8000" };
+    pthread_t t;
+    cr_assert(pthread_create(&t, NULL, bg_get, &b) == 0);
+    if (!h_wait_for_text(nw.log, "slow: sleeping", 2000))
+        h_sleep_ms(300);
+    long t0 = h_now_ms();
+    cr_assert(kill(nw.pid, SIGTERM) == 0);
+    int st;
+    bool exited = h_wait_exit(nw.pid, 6000, &st);
+    long took = h_now_ms() - t0;
+    pthread_join(t, NULL);
+    cr_assert(exited, "the master still runs 6 s after TERM with --graceful-timeout 1:\n%s",
+              h_tail(nw.log));
+    cr_assert(took >= 800, "the master exited %ld ms after TERM, before the graceful timeout",
+              took);
+    cr_assert_neq(b.r.status, 200, "the 8 s request completed although the grace was 1 s");
+}
+
+Test(e2e, workers_are_supervised, .timeout = 60)
+{
+    serve_tcp(nw, ng, "-w", "3", h_example("hello.so"));
+    pid_t kids[8];
+    int n = 0;
+    for (long end = h_now_ms() + 10000; h_now_ms() < end; h_sleep_ms(50))
+        if ((n = h_children(nw.pid, kids, 8)) == 3)
+            break;
+    cr_assert_eq(n, 3, "-w 3 gave %d workers:\n%s", n, h_tail(nw.log));
+
+    /* a worker killed from outside is replaced */
+    pid_t victim = kids[1];
+    cr_assert(kill(victim, SIGKILL) == 0);
+    bool replaced = false;
+    for (long end = h_now_ms() + 10000; !replaced && h_now_ms() < end; h_sleep_ms(50)) {
+        n = h_children(nw.pid, kids, 8);
+        replaced = n == 3;
+        for (int i = 0; i < n && i < 8; i++)
+            replaced = replaced && kids[i] != victim;
+    }
+    cr_assert(replaced, "the killed worker %ld was not replaced (%d workers):\n%s", (long)victim,
+              n, h_tail(nw.log));
+    assert_status(h_get(ng.port, "/"), 200, nw.log);
+}
+
 Test(e2e, int_stops_quickly, .timeout = 60)
 {
     serve_tcp(nw, ng, "-w", "2", h_example("hello.so"));
@@ -294,6 +342,25 @@ Test(e2e, keepalive_upstream_reuses_connections, .timeout = 60)
     int more = h_count_text(nw.log, "accepted connection") - before;
     cr_assert(more <= 1, "20 requests over a keepalive upstream made %d new connections:\n%s",
               more, h_tail(nw.log));
+}
+
+Test(e2e, keepalive_idle_connection_closed_by_narwhal, .timeout = 60)
+{
+    /* --keep-alive 1: narwhal drops the kept connection after 1 s idle;
+     * nginx notices, and the next request opens a new one and succeeds */
+    h_narwhal nw = h_narwhal_serve("--log-level", "debug", "-w", "1", "--keep-alive", "1",
+                                   h_example("hello.so"), NULL);
+    h_nginx ng = h_nginx_start(H_SNIPPET_KEEPALIVE, h_fmt("127.0.0.1:%d", nw.port));
+    assert_status(h_get(ng.port, "/"), 200, nw.log);
+    assert_status(h_get(ng.port, "/"), 200, nw.log);
+    int before = h_count_text(nw.log, "accepted connection");
+    h_sleep_ms(2500);
+    h_response r = h_get(ng.port, "/");
+    assert_status(r, 200, nw.log);
+    assert_body(r, "Hello, World!\n");
+    int more = h_count_text(nw.log, "accepted connection") - before;
+    cr_assert_eq(more, 1, "after the idle timeout the request made %d new connections:\n%s",
+                 more, h_tail(nw.log));
 }
 
 Test(e2e, no_keep_conn_closes_each_connection, .timeout = 60)
@@ -401,7 +468,7 @@ Test(e2e, daemon, .timeout = 60)
     cr_assert(pid != launcher.pid && h_alive(pid), "the pidfile names %ld (launcher %ld)",
               (long)pid, (long)launcher.pid);
 
-    cr_assert(h_wait_tcp(port, 10000), "the daemon does not listen:\n%s", h_tail(errlog));
+    cr_assert(h_wait_listen(pid, port, 10000), "the daemon does not listen:\n%s", h_tail(errlog));
     h_nginx ng = h_nginx_start(H_SNIPPET_TCP, h_fmt("127.0.0.1:%d", port));
     h_response r = h_get(ng.port, "/");
     assert_status(r, 200, errlog);
@@ -453,7 +520,7 @@ Test(e2e, config_file_settings_apply, .timeout = 60)
     char *conf = h_path("good.conf");
     h_write_file(conf, h_fmt("bind = '127.0.0.1:%d'\nworkers = 2\n", port));
     h_narwhal nw = h_narwhal_spawn("-c", conf, h_example("hello.so"), NULL);
-    cr_assert(h_wait_tcp(port, 10000), "narwhal does not listen on the config's bind:\n%s",
+    cr_assert(h_wait_listen(nw.pid, port, 10000), "narwhal does not listen on the config's bind:\n%s",
               h_tail(nw.log));
     h_nginx ng = h_nginx_start(H_SNIPPET_TCP, h_fmt("127.0.0.1:%d", port));
     assert_status(h_get(ng.port, "/"), 200, nw.log);

@@ -158,6 +158,7 @@ Test(settings, defaults)
     cr_expect_eq(s->worker_class, NW_CLASS_SYNC);
     cr_expect_eq(s->threads, 1);
     cr_expect_eq(s->worker_connections, 1000);
+    cr_expect_eq(s->coroutine_stack_size, 256);
     cr_expect_eq(s->protocol, NW_PROTO_AUTO);
     cr_expect_eq(s->limit_request_line, 4094);
     cr_expect_eq(s->limit_request_fields, 100);
@@ -216,6 +217,8 @@ Test(settings, int_errors)
                  "--limit-request-line", "8191", NULL);
     expect_error(NULL, "narwhal: --limit-request-fields: '32769' must be at most 32768\n",
                  "--limit-request-fields", "32769", NULL);
+    expect_error(NULL, "narwhal: --coroutine-stack-size: '8' must be at least 16\n",
+                 "--coroutine-stack-size", "8", NULL);
     expect_error(NULL, "narwhal: --backlog: '99999999999999999999' must be at most 2147483647\n",
                  "--backlog", "99999999999999999999", NULL);
 }
@@ -267,8 +270,8 @@ Test(settings, bool_errors)
 {
     char want[256];
     const char *p = conf("# comment\n\ndaemon = maybe\n");
-    snprintf(want, sizeof want,
-             "narwhal: %s:3: daemon: 'maybe' is not a boolean (true or false)\n", p);
+    snprintf(want, sizeof want, "narwhal: %s:3: daemon: 'maybe' is not a boolean (true or false)\n",
+             p);
     expect_error(NULL, want, "-c", p, NULL);
     expect_error(NULL, "narwhal: --daemon: takes no value\n", "--daemon=yes", NULL);
 }
@@ -319,7 +322,7 @@ Test(settings, umask)
     struct {
         const char *in;
         int want;
-    } ok[] = {{"0o22", 022}, {"0O27", 027}, {"022", 022}, {"18", 18},
+    } ok[] = {{"0o22", 022}, {"0O27", 027},  {"022", 022}, {"18", 18},
               {"0", 0},      {"0777", 0777}, {"0o0", 0}};
     struct run r;
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
@@ -334,10 +337,8 @@ Test(settings, umask)
     expect_error(NULL, "narwhal: -m: '-1' must be at least 0\n", "-m", "-1", NULL);
     expect_error(NULL, "narwhal: -m: '0o' is not an octal mode\n", "-m", "0o", NULL);
     expect_error(NULL, "narwhal: -m: '0o8' is not an octal mode\n", "-m", "0o8", NULL);
-    expect_error(NULL, "narwhal: -m: '089' is not a mode (0o22, 022 or 18)\n", "-m", "089",
-                 NULL);
-    expect_error(NULL, "narwhal: -m: 'rwx' is not a mode (0o22, 022 or 18)\n", "-m", "rwx",
-                 NULL);
+    expect_error(NULL, "narwhal: -m: '089' is not a mode (0o22, 022 or 18)\n", "-m", "089", NULL);
+    expect_error(NULL, "narwhal: -m: 'rwx' is not a mode (0o22, 022 or 18)\n", "-m", "rwx", NULL);
 }
 
 Test(settings, bind_forms)
@@ -353,18 +354,17 @@ Test(settings, bind_forms)
     cr_expect_str_eq(r.s.bind.v[5], "[fe80::1%eth0]:80");
     done(&r);
 
-    expect_error(NULL,
-                 "narwhal: -b: 'localhost' is not HOST:PORT, [IPV6]:PORT or unix:PATH\n", "-b",
-                 "localhost", NULL);
-    expect_error(NULL, "narwhal: -b: ':5000' is not HOST:PORT, [IPV6]:PORT or unix:PATH\n",
-                 "-b", ":5000", NULL);
+    expect_error(NULL, "narwhal: -b: 'localhost' is not HOST:PORT, [IPV6]:PORT or unix:PATH\n",
+                 "-b", "localhost", NULL);
+    expect_error(NULL, "narwhal: -b: ':5000' is not HOST:PORT, [IPV6]:PORT or unix:PATH\n", "-b",
+                 ":5000", NULL);
     expect_error(NULL, "narwhal: -b: 'h:0': port must be 1 to 65535\n", "-b", "h:0", NULL);
-    expect_error(NULL, "narwhal: -b: 'h:65536': port must be 1 to 65535\n", "-b", "h:65536",
-                 NULL);
+    expect_error(NULL, "narwhal: -b: 'h:65536': port must be 1 to 65535\n", "-b", "h:65536", NULL);
     expect_error(NULL, "narwhal: -b: 'h:http' has no valid port (HOST:PORT)\n", "-b", "h:http",
                  NULL);
     expect_error(NULL, "narwhal: -b: 'h:' has no valid port (HOST:PORT)\n", "-b", "h:", NULL);
-    expect_error(NULL, "narwhal: --bind: '::1:5000': put an IPv6 address in brackets ([::1]:5000)\n",
+    expect_error(NULL,
+                 "narwhal: --bind: '::1:5000': put an IPv6 address in brackets ([::1]:5000)\n",
                  "--bind", "::1:5000", NULL);
     expect_error(NULL, "narwhal: -b: '[::1]' is not [IPV6]:PORT\n", "-b", "[::1]", NULL);
     expect_error(NULL, "narwhal: -b: '[]:80' is not [IPV6]:PORT\n", "-b", "[]:80", NULL);
@@ -455,16 +455,37 @@ Test(settings, help_and_version)
     run(&r, NULL, "--help", NULL);
     cr_expect_eq(r.rc, 2);
     cr_expect_str_empty(r.err);
-    const char *flags[] = {"--bind",          "--workers",           "--worker-class",
-                           "--threads",       "--worker-connections", "--backlog",
-                           "-p, --pid",       "--access-logfile",    "--access-logformat",
-                           "--log-file",      "--log-level",         "-t, --timeout",
-                           "--keep-alive",    "-D, --daemon",        "--chdir",
-                           "-e, --env",       "-u, --user",          "-g, --group",
-                           "-m, --umask",     "--check-config",      "--print-config",
-                           "--limit-request-line", "--max-requests-jitter", "--protocol",
-                           "--reload",        "--spew",              "--preload",
-                           "-c, --config",    "-h, --help",          "-v, --version"};
+    const char *flags[] = {"--bind",
+                           "--workers",
+                           "--worker-class",
+                           "--threads",
+                           "--worker-connections",
+                           "--backlog",
+                           "--coroutine-stack-size",
+                           "-p, --pid",
+                           "--access-logfile",
+                           "--access-logformat",
+                           "--log-file",
+                           "--log-level",
+                           "-t, --timeout",
+                           "--keep-alive",
+                           "-D, --daemon",
+                           "--chdir",
+                           "-e, --env",
+                           "-u, --user",
+                           "-g, --group",
+                           "-m, --umask",
+                           "--check-config",
+                           "--print-config",
+                           "--limit-request-line",
+                           "--max-requests-jitter",
+                           "--protocol",
+                           "--reload",
+                           "--spew",
+                           "--preload",
+                           "-c, --config",
+                           "-h, --help",
+                           "-v, --version"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         cr_expect(strstr(r.out, flags[i]), "--help lacks %s", flags[i]);
     done(&r);
@@ -635,8 +656,8 @@ Test(settings, file_unknown_key_and_syntax_errors)
     expect_error(NULL, want, "-c", p, NULL);
 
     p = conf("workers += 4\n");
-    snprintf(want, sizeof want,
-             "narwhal: %s:1: attempt to append to non-list option 'workers'\n", p);
+    snprintf(want, sizeof want, "narwhal: %s:1: attempt to append to non-list option 'workers'\n",
+             p);
     expect_error(NULL, want, "-c", p, NULL);
 
     expect_error(NULL,
@@ -658,8 +679,7 @@ Test(settings, file_later_assignment_wins)
     cr_expect_eq(r.s.raw_env.n, 0);
     done(&r);
 
-    expect_error(NULL, "narwhal: bind: no address to listen on\n", "-c", conf("bind = {}\n"),
-                 NULL);
+    expect_error(NULL, "narwhal: bind: no address to listen on\n", "-c", conf("bind = {}\n"), NULL);
 }
 
 /* ---- precedence ---------------------------------------------------------------------- */
@@ -840,6 +860,7 @@ static void expect_same(const nw_settings *a, const nw_settings *b)
     cr_expect_eq(a->worker_class, b->worker_class);
     cr_expect_eq(a->threads, b->threads);
     cr_expect_eq(a->worker_connections, b->worker_connections);
+    cr_expect_eq(a->coroutine_stack_size, b->coroutine_stack_size);
     cr_expect_eq(a->protocol, b->protocol);
     cr_expect_eq(a->limit_request_line, b->limit_request_line);
     cr_expect_eq(a->limit_request_fields, b->limit_request_fields);
@@ -869,16 +890,15 @@ static void round_trip(struct run *a)
 Test(settings, print_config_round_trip)
 {
     struct run a;
-    run(&a, NULL, "-b", "127.0.0.1:8000", "-b", "[::1]:8001", "-b", "unix:/run/a b\"c$x.sock",
-        "-w", "7", "--backlog", "64", "-p", "/run/nw.pid", "--access-logfile", "-",
-        "--access-logformat", "%(h)s \"%(r)s\" ${HOME} \\ %({x-y}i)s\ttab",
-        "--log-file", "/var/log/n 中文.log", "--log-level", "critical", "-t", "0",
-        "--graceful-timeout", "9", "--keep-alive", "5", "-D", "--chdir", "/srv/#not a comment",
-        "-e", "A=1", "-e", "B='q'", "-e", "NL=a\nb", "-u", "nobody", "-g", "nogroup", "-m",
-        "0o27", "-k", "eventlet", "--threads", "4", "--worker-connections", "3", "--protocol",
-        "fastcgi", "--limit-request-line", "100", "--limit-request-fields", "9",
-        "--limit-request-field-size", "77", "--max-requests", "1000", "--max-requests-jitter",
-        "10", "./app.so:entry", NULL);
+    run(&a, NULL, "-b", "127.0.0.1:8000", "-b", "[::1]:8001", "-b", "unix:/run/a b\"c$x.sock", "-w",
+        "7", "--backlog", "64", "-p", "/run/nw.pid", "--access-logfile", "-", "--access-logformat",
+        "%(h)s \"%(r)s\" ${HOME} \\ %({x-y}i)s\ttab", "--log-file", "/var/log/n 中文.log",
+        "--log-level", "critical", "-t", "0", "--graceful-timeout", "9", "--keep-alive", "5", "-D",
+        "--chdir", "/srv/#not a comment", "-e", "A=1", "-e", "B='q'", "-e", "NL=a\nb", "-u",
+        "nobody", "-g", "nogroup", "-m", "0o27", "-k", "eventlet", "--threads", "4",
+        "--worker-connections", "3", "--coroutine-stack-size", "64", "--protocol", "fastcgi",
+        "--limit-request-line", "100", "--limit-request-fields", "9", "--limit-request-field-size",
+        "77", "--max-requests", "1000", "--max-requests-jitter", "10", "./app.so:entry", NULL);
     cr_assert_eq(a.rc, 0, "%s", a.err);
     round_trip(&a);
     done(&a);
@@ -910,7 +930,7 @@ Test(settings, print_config_format)
     cr_expect(strstr(text, "\ndaemon = false\n"), "%s", text);
     cr_expect(strstr(text, "\nworkers = 1\n"), "%s", text);
     cr_expect(strstr(text, "\napp = \"x.so\"\n"), "%s", text);
-    cr_expect(strstr(text, "\n# pidfile = \n"), "%s", text);
+    cr_expect(strstr(text, "\n# pidfile = (not set)\n"), "%s", text);
     cr_expect_null(strstr(text, "check_config"));
     free(text);
     done(&a);

@@ -1,0 +1,703 @@
+#!/usr/bin/env bash
+# compare.sh - narwhal against the field: every backend behind the same nginx
+# (1 worker, access_log off), loaded by the same wrk, on loopback only.
+#
+#   bench/compare.sh                       every scenario, both variants
+#   bench/compare.sh nginx narwhal-tcp uwsgi   a subset, by name
+#   bench/compare.sh --list                the scenario names
+#   bench/compare.sh --duration 10 --connections 128
+#
+# Options:
+#   --list               list the scenarios and exit
+#   --duration SECS      measured wrk run per row [5]
+#   --warmup SECS        wrk warm-up before each measured run, discarded [1]
+#   --connections N      wrk connections [64]
+#   --threads N          wrk threads [2]
+#   --variant V          hello, sleep50 or both [both]
+#   --narwhal PATH       narwhal binary [$NARWHAL or <repo>/_build/narwhal]
+#   --app PATH           narwhal hello app [$NARWHAL_APP or examples/hello.so
+#                        next to the binary]
+#   --no-install         do not apt-get anything (fail if something is missing)
+#
+# Every scenario answers "Hello, World!\n" as text/plain; the sleep50 variant
+# waits 50 ms before answering (nginx's ceiling has no sleep50 row). Each row
+# starts its backend and its own nginx on free 127.0.0.1 ports, checks the
+# answer with curl, runs wrk once to warm up and once to measure, samples the
+# backend's processes, and stops everything it started by PID. Progress goes
+# to stderr; the machine description and the Markdown table go to stdout.
+#
+# Columns: req/s, p50 and p99 latency (wrk --latency), errors (wrk's non-2xx/3xx
+# responses plus its socket errors: connect, read, write, timeout), the
+# backend's total RSS (VmRSS summed over its processes at the end of the run)
+# and process count, and the backend's CPU time per 1,000 requests (utime +
+# stime + cutime + cstime from /proc/PID/stat summed over its processes,
+# after the run minus before it, in CLK_TCK ticks).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+top=$(dirname "$here")
+
+DURATION=5
+WARMUP=1
+CONNECTIONS=64
+WRK_THREADS=2
+VARIANTS=(hello sleep50)
+INSTALL=1
+WORKERS=2          # backend processes/children for every backend
+BACKLOG=1024       # listen backlog for every backend that takes one
+WRK_TIMEOUT=10s    # wrk's per-request timeout (its default, 2 s, is below
+                   # the sync sleep50 rows' queueing delay)
+NARWHAL=${NARWHAL:-}
+NARWHAL_APP=${NARWHAL_APP:-}
+NARWHAL_INCLUDE=${NARWHAL_INCLUDE:-$top/include}
+
+SCENARIOS=(nginx narwhal-tcp narwhal-unix narwhal-keepconn narwhal-uwsgi
+           narwhal-threads narwhal-async spawn-fcgi php-fpm uwsgi)
+declare -A DESC=(
+    [nginx]="ceiling: nginx 'return 200', no backend"
+    [narwhal-tcp]="narwhal -w $WORKERS (sync), FastCGI over TCP"
+    [narwhal-unix]="narwhal -w $WORKERS (sync), FastCGI over a unix socket"
+    [narwhal-keepconn]="narwhal -w $WORKERS (sync), FastCGI over TCP, fastcgi_keep_conn on + upstream keepalive"
+    [narwhal-uwsgi]="narwhal -w $WORKERS --protocol uwsgi, nginx uwsgi_pass over TCP"
+    [narwhal-threads]="narwhal -w $WORKERS -k threads --threads 8, FastCGI over TCP"
+    [narwhal-async]="narwhal -w $WORKERS -k async, FastCGI over TCP"
+    [spawn-fcgi]="spawn-fcgi -F $WORKERS running a libfcgi C program (bench/fcgi_hello.c), FastCGI over TCP"
+    [php-fpm]="php-fpm pm=static, $WORKERS children (bench/hello.php), FastCGI over TCP"
+    [uwsgi]="uWSGI --master --processes $WORKERS, symcall plugin calling a C function (bench/symcall_hello.c), uwsgi_pass over TCP"
+)
+
+log() { printf 'compare: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
+
+# --- options -----------------------------------------------------------------
+selected=()
+while (($#)); do
+    case $1 in
+        --list)
+            for s in "${SCENARIOS[@]}"; do printf '%-18s %s\n' "$s" "${DESC[$s]}"; done
+            exit 0 ;;
+        --duration) DURATION=${2%s}; shift ;;
+        --duration=*) DURATION=${1#*=}; DURATION=${DURATION%s} ;;
+        --warmup) WARMUP=${2%s}; shift ;;
+        --warmup=*) WARMUP=${1#*=}; WARMUP=${WARMUP%s} ;;
+        --connections) CONNECTIONS=$2; shift ;;
+        --connections=*) CONNECTIONS=${1#*=} ;;
+        --threads) WRK_THREADS=$2; shift ;;
+        --threads=*) WRK_THREADS=${1#*=} ;;
+        --variant|--variant=*)
+            if [[ $1 == *=* ]]; then v=${1#*=}; else v=${2:-}; shift; fi
+            case $v in
+                hello|sleep50) VARIANTS=("$v") ;;
+                both|all) VARIANTS=(hello sleep50) ;;
+                *) die "--variant: hello, sleep50 or both" ;;
+            esac ;;
+        --narwhal) NARWHAL=$2; shift ;;
+        --narwhal=*) NARWHAL=${1#*=} ;;
+        --app) NARWHAL_APP=$2; shift ;;
+        --app=*) NARWHAL_APP=${1#*=} ;;
+        --no-install) INSTALL=0 ;;
+        -h|--help) usage; exit 0 ;;
+        -*) die "unknown option $1 (see --help)" ;;
+        all) selected+=("${SCENARIOS[@]}") ;;
+        *)
+            [[ -n ${DESC[$1]+x} ]] || die "unknown scenario '$1'; --list shows them"
+            selected+=("$1") ;;
+    esac
+    shift
+done
+for n in "$DURATION" "$WARMUP" "$CONNECTIONS" "$WRK_THREADS"; do
+    [[ $n =~ ^[0-9]+$ ]] || die "not a whole number: $n"
+done
+((DURATION > 0 && CONNECTIONS > 0 && WRK_THREADS > 0)) || die "duration, connections and threads must be > 0"
+((CONNECTIONS >= WRK_THREADS)) || die "wrk needs --connections >= --threads"
+((${#selected[@]})) || selected=("${SCENARIOS[@]}")
+# Keep the canonical order, drop duplicates.
+run=()
+for s in "${SCENARIOS[@]}"; do
+    for t in "${selected[@]}"; do [[ $t == "$s" ]] && { run+=("$s"); break; }; done
+done
+wants() { local s; for s in "${run[@]}"; do [[ $s == "$1" ]] && return 0; done; return 1; }
+wants_narwhal() { local s; for s in "${run[@]}"; do [[ $s == narwhal-* ]] && return 0; done; return 1; }
+
+# --- packages ----------------------------------------------------------------
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+install_deps() {
+    local pkgs=(wrk curl gcc libc6-dev) missing=() p
+    command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || pkgs+=(nginx-light)
+    wants spawn-fcgi && pkgs+=(spawn-fcgi libfcgi-dev)
+    wants php-fpm && pkgs+=(php-fpm)
+    if wants uwsgi; then
+        # Debian 12 ships the symcall plugin inside uwsgi-core
+        # (/usr/lib/uwsgi/plugins/symcall_plugin.so); there is no separate
+        # uwsgi-plugin-symcall package, but take it if a release has one.
+        pkgs+=(uwsgi-core)
+        local cand
+        cand=$(apt-cache policy uwsgi-plugin-symcall 2>/dev/null | awk '/Candidate:/ {print $2}')
+        if [[ -n $cand && $cand != "(none)" ]]; then
+            pkgs+=(uwsgi-plugin-symcall)
+        fi
+        # Headers that `uwsgi --dot-h` includes under Debian's build flags
+        # (UWSGI_CAP, UWSGI_UUID, UWSGI_SSL, UWSGI_PCRE, UWSGI_ZLIB).
+        pkgs+=(libcap-dev uuid-dev libssl-dev libpcre3-dev zlib1g-dev)
+    fi
+    for p in "${pkgs[@]}"; do installed "$p" || missing+=("$p"); done
+    ((${#missing[@]})) || return 0
+    ((INSTALL)) || die "missing packages: ${missing[*]} (drop --no-install, or install them)"
+    ((EUID == 0)) || die "missing packages: ${missing[*]}; run as root to apt-get them"
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Debian starts nginx / php-fpm services on install; we run our own
+    # instances on free loopback ports and leave those alone.
+}
+
+# --- processes ---------------------------------------------------------------
+STARTED=()   # every PID this script started (roots), stopped on exit
+WORK=""
+
+alive() { # PID: running and not a zombie
+    local st
+    { read -r st <"/proc/$1/stat"; } 2>/dev/null || return 1
+    st=${st##*) }
+    [[ ${st:0:1} != Z ]]
+}
+
+tree() { # PID... -> the PIDs and all their live descendants, one per line
+    local -A kids=()
+    local f line rest pid ppid
+    for f in /proc/[0-9]*/stat; do
+        { read -r line <"$f"; } 2>/dev/null || continue
+        pid=${f#/proc/}; pid=${pid%/stat}
+        rest=${line##*) }
+        read -r _ ppid _ <<<"$rest"
+        kids[$ppid]+=" $pid"
+    done
+    local queue=("$@") out=() p
+    while ((${#queue[@]})); do
+        p=${queue[0]}; queue=("${queue[@]:1}")
+        alive "$p" || continue
+        out+=("$p")
+        # shellcheck disable=SC2206
+        [[ -n ${kids[$p]:-} ]] && queue+=(${kids[$p]})
+    done
+    ((${#out[@]})) && printf '%s\n' "${out[@]}"
+    return 0
+}
+
+stop_pids() { # PID... : TERM them (and what they forked), KILL after 5 s
+    local all p i
+    mapfile -t all < <(tree "$@")
+    for p in "$@"; do alive "$p" && kill -TERM "$p" 2>/dev/null; done
+    for ((i = 0; i < 50; i++)); do
+        local left=0
+        for p in "${all[@]}"; do alive "$p" && left=1; done
+        ((left)) || break
+        sleep 0.1
+    done
+    for p in "${all[@]}"; do alive "$p" && kill -KILL "$p" 2>/dev/null; done
+    for p in "$@"; do { wait "$p"; } 2>/dev/null || true; done
+    return 0
+}
+
+forget() { # PID... : drop from STARTED after stopping them
+    local keep=() p q drop
+    for p in "${STARTED[@]}"; do
+        drop=0
+        for q in "$@"; do [[ $p == "$q" ]] && drop=1; done
+        ((drop)) || keep+=("$p")
+    done
+    STARTED=("${keep[@]}")
+}
+
+bg_wait() { # CMD... : runs CMD in the background and waits for it, so that
+    # a TERM/INT to this script runs the trap at once instead of after CMD
+    local pid rc=0
+    "$@" &
+    pid=$!
+    STARTED+=("$pid")
+    wait "$pid" || rc=$?
+    forget "$pid"
+    return "$rc"
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    ((${#STARTED[@]})) && stop_pids "${STARTED[@]}"
+    [[ -n $WORK && -d $WORK ]] && rm -rf "$WORK"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+NEXT_PORT=$((20000 + RANDOM % 30000))
+free_port() { # VAR -> sets VAR to a TCP port on 127.0.0.1 that nobody listens on
+    local p    # (no $(...): the counter must advance in this shell)
+    while :; do
+        p=$NEXT_PORT
+        NEXT_PORT=$((NEXT_PORT >= 60000 ? 20000 : NEXT_PORT + 1))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            printf -v "$1" '%s' "$p"
+            return
+        fi
+    done
+}
+
+wait_listen() { # PID ADDR(port|unix path) -> 0 when it accepts, 1 if PID died, 2 on time-out
+    local pid=$1 addr=$2 i
+    for ((i = 0; i < 150; i++)); do
+        alive "$pid" || return 1
+        if [[ $addr == /* ]]; then
+            [[ -S $addr ]] && return 0
+        elif (exec 3<>"/dev/tcp/127.0.0.1/$addr") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 2
+}
+
+cpu_ticks() { # PID... -> utime+stime+cutime+cstime summed
+    local p line rest total=0 f
+    for p in "$@"; do
+        { read -r line <"/proc/$p/stat"; } 2>/dev/null || continue
+        rest=${line##*) }
+        read -r -a f <<<"$rest"
+        total=$((total + f[11] + f[12] + f[13] + f[14]))
+    done
+    echo "$total"
+}
+
+rss_kb() { # PID... -> VmRSS summed, in kB
+    local p total=0 v
+    for p in "$@"; do
+        v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || true)
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+
+last_line() { # FILE -> its last non-empty line, for a row's note
+    [[ -f $1 ]] || return 0
+    grep -v '^[[:space:]]*$' "$1" | tail -n 1 | tr -d '\r|' | cut -c1-200
+}
+
+# --- configuration -----------------------------------------------------------
+if wants_narwhal; then
+    if [[ -z $NARWHAL ]]; then
+        NARWHAL=$top/_build/narwhal
+        [[ -x $NARWHAL ]] || die "no narwhal at $NARWHAL: build it (./quickstart.sh does, into _build/) or set NARWHAL=/path/to/narwhal (or --narwhal)"
+    fi
+    [[ -x $NARWHAL ]] || die "NARWHAL=$NARWHAL is not an executable"
+    NARWHAL=$(cd "$(dirname "$NARWHAL")" && pwd)/$(basename "$NARWHAL")
+    [[ -n $NARWHAL_APP ]] || NARWHAL_APP=$(dirname "$NARWHAL")/examples/hello.so
+    [[ -f $NARWHAL_APP ]] || die "no narwhal app at $NARWHAL_APP (set NARWHAL_APP= or --app)"
+    [[ -f $NARWHAL_INCLUDE/narwhal.h ]] || die "no narwhal.h in $NARWHAL_INCLUDE (set NARWHAL_INCLUDE=)"
+fi
+
+install_deps
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+[[ -x $NGINX ]] || die "no nginx"
+command -v wrk >/dev/null || die "no wrk"
+command -v curl >/dev/null || die "no curl"
+CLK_TCK=$(getconf CLK_TCK)
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/narwhal-bench.XXXXXX")
+chmod 755 "$WORK"   # nginx's worker reaches the unix socket in here
+
+# --- building the bench apps -------------------------------------------------
+if wants_narwhal; then
+    cc -O2 -shared -fPIC -I "$NARWHAL_INCLUDE" -o "$WORK/sleep50.so" "$here/sleep50.c"
+fi
+if wants spawn-fcgi; then
+    cc -O2 -o "$WORK/fcgi_hello" "$here/fcgi_hello.c" -lfcgi
+fi
+if wants php-fpm; then
+    PHP_FPM=$(compgen -c php-fpm | sort -V | tail -n 1 || true)
+    [[ -n $PHP_FPM ]] && PHP_FPM=$(command -v "$PHP_FPM" || true)
+    [[ -z $PHP_FPM ]] && PHP_FPM=$(ls /usr/sbin/php-fpm* 2>/dev/null | sort -V | tail -n 1 || true)
+    [[ -n $PHP_FPM ]] || die "no php-fpm binary"
+    mkdir -p "$WORK/php"
+    cp "$here/hello.php" "$here/sleep50.php" "$WORK/php/"
+    chmod 644 "$WORK/php/"*.php
+fi
+if wants uwsgi; then
+    UWSGI=$(command -v uwsgi || echo /usr/bin/uwsgi)
+    [[ -x $UWSGI ]] || die "no uwsgi"
+    "$UWSGI" --dot-h >"$WORK/uwsgi.h"
+    # uwsgi --cflags is meant to be word-split unquoted (the uWSGI docs'
+    # `gcc ... $(uwsgi --cflags)`): the same flags as the core, so the same
+    # struct layouts.
+    # shellcheck disable=SC2046
+    cc -fPIC -shared -I "$WORK" $("$UWSGI" --cflags) -O2 -o "$WORK/symcall_hello.so" \
+        "$here/symcall_hello.c"
+    UWSGI_PLUGIN=()
+    "$UWSGI" --help 2>/dev/null | grep -q -- '--symcall' || UWSGI_PLUGIN=(--plugin symcall)
+    UWSGI_LISTEN=$BACKLOG
+    somax=$(cat /proc/sys/net/core/somaxconn 2>/dev/null || echo 128)
+    ((UWSGI_LISTEN <= somax)) || UWSGI_LISTEN=$somax
+fi
+
+# --- nginx -------------------------------------------------------------------
+FASTCGI_PARAMS='
+        fastcgi_param QUERY_STRING      $query_string;
+        fastcgi_param REQUEST_METHOD    $request_method;
+        fastcgi_param CONTENT_TYPE      $content_type;
+        fastcgi_param CONTENT_LENGTH    $content_length;
+        fastcgi_param SCRIPT_NAME       $fastcgi_script_name;
+        fastcgi_param REQUEST_URI       $request_uri;
+        fastcgi_param DOCUMENT_URI      $document_uri;
+        fastcgi_param DOCUMENT_ROOT     $document_root;
+        fastcgi_param SERVER_PROTOCOL   $server_protocol;
+        fastcgi_param REQUEST_SCHEME    $scheme;
+        fastcgi_param GATEWAY_INTERFACE CGI/1.1;
+        fastcgi_param SERVER_SOFTWARE   nginx/$nginx_version;
+        fastcgi_param REMOTE_ADDR       $remote_addr;
+        fastcgi_param REMOTE_PORT       $remote_port;
+        fastcgi_param SERVER_ADDR       $server_addr;
+        fastcgi_param SERVER_PORT       $server_port;
+        fastcgi_param SERVER_NAME       $server_name;
+        fastcgi_param HTTP_PROXY        "";'
+UWSGI_PARAMS='
+        uwsgi_param QUERY_STRING    $query_string;
+        uwsgi_param REQUEST_METHOD  $request_method;
+        uwsgi_param CONTENT_TYPE    $content_type;
+        uwsgi_param CONTENT_LENGTH  $content_length;
+        uwsgi_param REQUEST_URI     $request_uri;
+        uwsgi_param PATH_INFO       $document_uri;
+        uwsgi_param DOCUMENT_ROOT   $document_root;
+        uwsgi_param SERVER_PROTOCOL $server_protocol;
+        uwsgi_param REQUEST_SCHEME  $scheme;
+        uwsgi_param REMOTE_ADDR     $remote_addr;
+        uwsgi_param REMOTE_PORT     $remote_port;
+        uwsgi_param SERVER_PORT     $server_port;
+        uwsgi_param SERVER_NAME     $server_name;
+        uwsgi_param HTTP_PROXY      "";'
+
+write_nginx_conf() { # DIR PORT UPSTREAM_BLOCK LOCATION_BODY
+    local dir=$1 port=$2 upstream=$3 location=$4 user=""
+    mkdir -p "$dir/tmp"
+    ((EUID == 0)) && user="user root root;"
+    cat >"$dir/nginx.conf" <<EOF
+$user
+worker_processes 1;
+daemon off;
+master_process on;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path $dir/tmp/body;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    proxy_temp_path $dir/tmp/proxy;
+    scgi_temp_path $dir/tmp/scgi;
+$upstream
+    server {
+        listen 127.0.0.1:$port;
+        server_name localhost;
+        root $WORK;
+        location / {
+$location
+        }
+    }
+}
+EOF
+}
+
+# --- one row -----------------------------------------------------------------
+drain_secs() { # what WORKERS sync workers need to finish CONNECTIONS 50 ms requests, + 0.5 s
+    awk -v c="$CONNECTIONS" -v w="$WORKERS" 'BEGIN {printf "%.1f", c * 0.05 / w + 0.5}'
+}
+
+ROWS=()
+ms() { # wrk duration (12.3us, 4.56ms, 1.2s, 1.5m) -> milliseconds
+    awk -v t="$1" 'BEGIN {
+        if (t == "") { print "-"; exit }
+        v = t + 0; u = t; sub(/^[0-9.]+/, "", u)
+        if (u == "us") v /= 1000; else if (u == "s") v *= 1000;
+        else if (u == "m") v *= 60000; else if (u == "h") v *= 3600000;
+        printf (v < 10 ? "%.2f" : (v < 100 ? "%.1f" : "%.0f")), v }'
+}
+
+add_row() { # scenario variant req/s p50 p99 errors rss procs cpu note
+    local IFS='|'
+    ROWS+=("$*")
+}
+
+skip_row() { # scenario variant note
+    add_row "$1" "$2" - - - - - - - "$3"
+}
+
+run_row() { # scenario variant
+    local sc=$1 var=$2 dir="$WORK/$1-$2" nport bport upstream="" location="" note=""
+    local cmd=() roots=() kind=tcp addr pid rc check
+    mkdir -p "$dir"
+    free_port nport
+    free_port bport
+    addr=$bport
+    local sleep_ms=0
+    [[ $var == sleep50 ]] && sleep_ms=50
+    local napp=$NARWHAL_APP
+    [[ $var == sleep50 ]] && napp=$WORK/sleep50.so
+
+    case $sc in
+        nginx)
+            kind=none
+            location="            default_type text/plain;
+            return 200 \"Hello, World!\\n\";" ;;
+        narwhal-*)
+            cmd=("$NARWHAL" -w "$WORKERS" --backlog "$BACKLOG" --error-logfile "$dir/backend.log")
+            case $sc in
+                narwhal-unix)
+                    addr=$dir/narwhal.sock
+                    cmd+=(-b "unix:$addr") ;;
+                *) cmd+=(-b "127.0.0.1:$bport") ;;
+            esac
+            case $sc in
+                narwhal-uwsgi) cmd+=(--protocol uwsgi) ;;
+                narwhal-threads) cmd+=(-k threads --threads 8) ;;
+                narwhal-async) cmd+=(-k async) ;;
+            esac
+            cmd+=("$napp")
+            case $sc in
+                narwhal-unix)
+                    location="$FASTCGI_PARAMS
+            fastcgi_pass unix:$addr;" ;;
+                narwhal-keepconn)
+                    upstream="    upstream backend {
+        server 127.0.0.1:$bport;
+        keepalive $CONNECTIONS;
+    }"
+                    location="$FASTCGI_PARAMS
+            fastcgi_keep_conn on;
+            fastcgi_pass backend;" ;;
+                narwhal-uwsgi)
+                    location="$UWSGI_PARAMS
+            uwsgi_pass 127.0.0.1:$bport;" ;;
+                *)
+                    location="$FASTCGI_PARAMS
+            fastcgi_pass 127.0.0.1:$bport;" ;;
+            esac ;;
+        spawn-fcgi)
+            kind=spawn
+            location="$FASTCGI_PARAMS
+            fastcgi_pass 127.0.0.1:$bport;" ;;
+        php-fpm)
+            cat >"$dir/php-fpm.conf" <<EOF
+[global]
+pid = $dir/php-fpm.pid
+error_log = $dir/backend.log
+daemonize = no
+[bench]
+listen = 127.0.0.1:$bport
+listen.backlog = $BACKLOG
+pm = static
+pm.max_children = $WORKERS
+EOF
+            cmd=("$PHP_FPM" -F -y "$dir/php-fpm.conf" -p "$dir")
+            ((EUID == 0)) && cmd+=(-R)
+            location="$FASTCGI_PARAMS
+            fastcgi_param SCRIPT_FILENAME $WORK/php/$var.php;
+            fastcgi_pass 127.0.0.1:$bport;" ;;
+        uwsgi)
+            local fn=bench_hello
+            [[ $var == sleep50 ]] && fn=bench_sleep50
+            cmd=("$UWSGI" "${UWSGI_PLUGIN[@]}" --dlopen "$WORK/symcall_hello.so" --symcall "$fn"
+                 --master --processes "$WORKERS" --socket "127.0.0.1:$bport"
+                 --listen "$UWSGI_LISTEN" --disable-logging --die-on-term)
+            location="$UWSGI_PARAMS
+            uwsgi_modifier1 18;
+            uwsgi_pass 127.0.0.1:$bport;" ;;
+    esac
+
+    # Start the backend.
+    case $kind in
+        tcp)
+            "${cmd[@]}" >"$dir/backend.out" 2>&1 </dev/null &
+            pid=$!
+            STARTED+=("$pid")
+            roots=("$pid")
+            rc=0
+            wait_listen "$pid" "$addr" || rc=$?
+            if ((rc)); then
+                local msg
+                msg=$(last_line "$dir/backend.out")
+                [[ -n $msg ]] || msg=$(last_line "$dir/backend.log")
+                if ((rc == 1)); then
+                    local status=0
+                    wait "$pid" 2>/dev/null || status=$?
+                    forget "$pid"
+                    if [[ $sc == narwhal-* && $status == 1 ]]; then
+                        skip_row "$sc" "$var" "not available: $msg"
+                    else
+                        skip_row "$sc" "$var" "failed to start (exit $status): $msg"
+                    fi
+                else
+                    stop_pids "$pid"; forget "$pid"
+                    skip_row "$sc" "$var" "did not listen within 15 s: $msg"
+                fi
+                return 0
+            fi ;;
+        spawn)
+            local args=()
+            ((sleep_ms)) && args=("$sleep_ms")
+            # spawn-fcgi forks the children, writes their PIDs and exits.
+            if ! spawn-fcgi -a 127.0.0.1 -p "$bport" -F "$WORKERS" -b "$BACKLOG" \
+                    -P "$dir/spawn.pid" -- "$WORK/fcgi_hello" "${args[@]}" \
+                    >"$dir/backend.out" 2>&1 </dev/null; then
+                skip_row "$sc" "$var" "failed to start: $(last_line "$dir/backend.out")"
+                return 0
+            fi
+            mapfile -t roots < <(grep -E '^[0-9]+$' "$dir/spawn.pid")
+            STARTED+=("${roots[@]}")
+            wait_listen "${roots[0]}" "$addr" || true ;;
+    esac
+
+    # Start nginx.
+    write_nginx_conf "$dir" "$nport" "$upstream" "$location"
+    "$NGINX" -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf" >"$dir/nginx.out" 2>&1 </dev/null &
+    local npid=$!
+    STARTED+=("$npid")
+    if ! wait_listen "$npid" "$nport"; then
+        skip_row "$sc" "$var" "nginx did not start: $(last_line "$dir/error.log")"
+        stop_pids "$npid" "${roots[@]}"; forget "$npid" "${roots[@]}"
+        return 0
+    fi
+
+    # Check the answer (the backend may still be forking its workers).
+    local i code ctype ok=0
+    for ((i = 0; i < 30; i++)); do
+        check=$(curl -s -o "$dir/body" -w '%{http_code} %{content_type}' --max-time 5 \
+            "http://127.0.0.1:$nport/" 2>/dev/null || true)
+        code=${check%% *}; ctype=${check#* }
+        if [[ $code == 200 && $ctype == text/plain* ]] &&
+            cmp -s "$dir/body" <(printf 'Hello, World!\n'); then
+            ok=1; break
+        fi
+        sleep 0.2
+    done
+    if ((!ok)); then
+        local why bl
+        why="HTTP $code, Content-Type '$ctype', body '$(head -c 60 "$dir/body" 2>/dev/null | tr -d '\n|' || true)'"
+        bl=$(last_line "$dir/backend.log"); [[ -n $bl ]] || bl=$(last_line "$dir/backend.out")
+        [[ -n $bl ]] && why+="; backend: $bl"
+        skip_row "$sc" "$var" "check failed: $why"
+        stop_pids "$npid" "${roots[@]}"; forget "$npid" "${roots[@]}"
+        return 0
+    fi
+
+    # Warm up, then measure.
+    local wrk=(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" --timeout "$WRK_TIMEOUT" --latency)
+    if ((WARMUP > 0)); then
+        bg_wait "${wrk[@]}" -d"${WARMUP}s" "http://127.0.0.1:$nport/" >/dev/null 2>&1 || true
+    fi
+    # A sync backend still has up to CONNECTIONS warm-up requests of 50 ms
+    # queued when wrk stops; let them drain so the measured run starts clean.
+    [[ $var == sleep50 ]] && bg_wait sleep "$(drain_secs)"
+    local pids t0 t1 rss nprocs
+    mapfile -t pids < <(tree "${roots[@]}")
+    t0=$(cpu_ticks "${pids[@]}")
+    bg_wait "${wrk[@]}" -d"${DURATION}s" "http://127.0.0.1:$nport/" >"$dir/wrk.out" 2>&1 || true
+    mapfile -t pids < <(tree "${roots[@]}")
+    t1=$(cpu_ticks "${pids[@]}")
+    rss=$(rss_kb "${pids[@]}")
+    nprocs=${#pids[@]}
+    stop_pids "$npid" "${roots[@]}"; forget "$npid" "${roots[@]}"
+
+    # Parse wrk.
+    local reqs rps p50 p99 non2xx serr
+    reqs=$(awk '/requests in/ {print $1; exit}' "$dir/wrk.out")
+    rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2; exit}' "$dir/wrk.out")
+    p50=$(awk '$1 == "50%" {print $2; exit}' "$dir/wrk.out")
+    p99=$(awk '$1 == "99%" {print $2; exit}' "$dir/wrk.out")
+    non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF; exit}' "$dir/wrk.out")
+    serr=$(awk -F'[ ,]+' '/Socket errors:/ {
+        for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+$/) { s += $i; d = d sep $(i-1) " " $i; sep = ", " }
+        print s "|" d; exit }' "$dir/wrk.out")
+    if [[ -z $reqs || -z $rps ]]; then
+        skip_row "$sc" "$var" "wrk failed: $(last_line "$dir/wrk.out")"
+        return 0
+    fi
+    [[ -n $serr ]] || serr="0|"
+    local errors=$(( ${non2xx:-0} + ${serr%%|*} ))
+    if [[ -n ${non2xx:-} ]]; then note="non-2xx/3xx $non2xx"; fi
+    if [[ -n ${serr#*|} && ${serr%%|*} != 0 ]]; then
+        note+="${note:+; }socket errors: ${serr#*|}"
+    fi
+    local ticks=$((t1 - t0))
+    if [[ $kind != none ]] && ((ticks < 20)); then
+        note+="${note:+; }CPU from $ticks ticks of 1/$CLK_TCK s"
+    fi
+    local rss_col=- procs_col=- cpu_col=-
+    if [[ $kind != none ]]; then
+        rss_col=$(awk -v k="$rss" 'BEGIN {printf "%.1f", k / 1024}')
+        procs_col=$nprocs
+        cpu_col=$(awk -v d="$ticks" -v hz="$CLK_TCK" -v n="$reqs" \
+            'BEGIN {if (n > 0) printf "%.1f", d / hz * 1000 / n * 1000; else print "-"}')
+    else
+        note+="${note:+; }no backend"
+    fi
+    add_row "$sc" "$var" "$rps" "$(ms "$p50")" "$(ms "$p99")" "$errors" "$rss_col" "$procs_col" "$cpu_col" "$note"
+    log "$sc/$var: $rps req/s, p50 $(ms "$p50") ms, p99 $(ms "$p99") ms, errors $errors"
+}
+
+# --- main --------------------------------------------------------------------
+nrows=0
+for var in "${VARIANTS[@]}"; do
+    for sc in "${run[@]}"; do
+        [[ $sc == nginx && $var == sleep50 ]] && continue
+        nrows=$((nrows + 1))
+    done
+done
+log "$nrows rows of ~$((WARMUP + DURATION + 2)) s each, sleep50 rows $(drain_secs) s more; work dir $WORK"
+
+started_at=$(date -u '+%Y-%m-%d %H:%M UTC')
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+for var in "${VARIANTS[@]}"; do
+    for sc in "${run[@]}"; do
+        [[ $sc == nginx && $var == sleep50 ]] && continue
+        log "running $sc/$var"
+        run_row "$sc" "$var"
+    done
+done
+
+# --- report ------------------------------------------------------------------
+versions() {
+    local v=()
+    v+=("$("$NGINX" -v 2>&1 | sed 's|.*version: ||')")
+    v+=("wrk $(wrk -v 2>&1 | awk 'NR == 1 {print $2}')")
+    wants_narwhal && v+=("$("$NARWHAL" -v 2>&1 | head -n 1)")
+    wants spawn-fcgi && v+=("$(spawn-fcgi -v 2>&1 | head -n 1 | awk '{print $1, $2}' | tr -d ',')" \
+        "libfcgi $(dpkg-query -W -f='${Version}\n' libfcgi-dev 2>/dev/null | head -n 1)")
+    wants php-fpm && v+=("$("$PHP_FPM" -v 2>/dev/null | head -n 1 | awk '{print $1, $2}')")
+    wants uwsgi && v+=("uWSGI $("$UWSGI" --version 2>/dev/null)")
+    local x sep=""
+    for x in "${v[@]}"; do printf '%s%s' "$sep" "$x"; sep=", "; done
+}
+
+echo "## narwhal vs the field"
+echo
+echo "- machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/^MemTotal:/ {printf "%.0f GiB RAM", $2 / 1048576}' /proc/meminfo)"
+echo "- kernel: $(uname -srm); $( . /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
+echo "- date: $started_at; load average before / after the run: $load_before / $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the numbers)"
+echo "- software: $(versions)"
+echo "- load: wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --timeout $WRK_TIMEOUT --latency (after a ${WARMUP} s warm-up; sleep50 rows then wait $(drain_secs) s for the warm-up's queued requests to drain), through nginx (1 worker, access_log off) on 127.0.0.1; every backend runs $WORKERS worker processes"
+echo
+echo "| scenario | variant | req/s | p50 ms | p99 ms | errors | backend RSS MiB | procs | CPU ms / 1k req | notes |"
+echo "|---|---|--:|--:|--:|--:|--:|--:|--:|---|"
+for r in "${ROWS[@]}"; do
+    IFS='|' read -r -a c <<<"$r"
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+        "${c[0]}" "${c[1]}" "${c[2]}" "${c[3]}" "${c[4]}" "${c[5]}" "${c[6]}" "${c[7]}" "${c[8]}" "${c[9]:-}"
+done
+echo
+echo "sleep50: the handler waits 50 ms before answering (nginx's ceiling has no such row)."
+echo "CPU: the backend's utime+stime (children included once reaped) over the measured run, per 1,000 requests; RSS: VmRSS summed over the backend's processes at the end of the run."

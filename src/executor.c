@@ -1,0 +1,274 @@
+/* executor.c - the three executors behind one interface (see executor.h). */
+#include "executor.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "coro.h"
+#include "log.h"
+#include "narwhal.h"
+#include "request.h"
+#include "util.h"
+
+/* ---- blocking wait (sync, threads, and the loop's own rare waits) -------- */
+
+static int poll_wait(int fd, int events, int64_t deadline_ms)
+{
+    struct pollfd pfd = {.fd = fd, .events = 0};
+    if (events & NW_READ)
+        pfd.events |= POLLIN;
+    if (events & NW_WRITE)
+        pfd.events |= POLLOUT;
+    for (;;) {
+        int ms = -1;
+        if (deadline_ms >= 0) {
+            int64_t left = deadline_ms - nw_now_ms();
+            ms = left > 0 ? (left > 0x7fffffff ? 0x7fffffff : (int)left) : 0;
+        }
+        int r = poll(&pfd, fd >= 0 ? 1 : 0, ms);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            return 0;
+        if (pfd.revents & POLLNVAL)
+            return -1;
+        int mask = 0;
+        if (pfd.revents & (POLLIN | POLLHUP | POLLERR))
+            mask |= NW_READ;
+        if (pfd.revents & (POLLOUT | POLLHUP | POLLERR))
+            mask |= NW_WRITE;
+        return mask & events ? mask & events : events;
+    }
+}
+
+/* ---- threads ---------------------------------------------------------------- */
+
+static __thread nw_tslot *thread_tslot;
+
+typedef struct pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    nw_conn *q_head, *q_tail; /* requests waiting for a thread */
+    nw_conn *done;            /* finished, for the loop thread */
+    ev_async done_ev;
+    nw_worker *w;
+} pool;
+
+static pool the_pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+typedef struct thread_arg {
+    pool *p;
+    int index;
+} thread_arg;
+
+static void *pool_thread(void *arg)
+{
+    thread_arg *ta = arg;
+    pool *p = ta->p;
+    thread_tslot = &p->w->tslots[ta->index];
+    free(ta);
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        while (!p->q_head)
+            pthread_cond_wait(&p->cv, &p->mu);
+        nw_conn *c = p->q_head;
+        p->q_head = c->qnext;
+        if (!p->q_head)
+            p->q_tail = NULL;
+        pthread_mutex_unlock(&p->mu);
+
+        request_run(c->req);
+
+        pthread_mutex_lock(&p->mu);
+        c->qnext = p->done;
+        p->done = c;
+        pthread_mutex_unlock(&p->mu);
+        ev_async_send(p->w->loop, &p->done_ev);
+    }
+    return NULL;
+}
+
+static void pool_on_done(struct ev_loop *loop, ev_async *a, int revents)
+{
+    pool *p = a->data;
+    (void)loop;
+    (void)revents;
+    pthread_mutex_lock(&p->mu);
+    nw_conn *c = p->done;
+    p->done = NULL;
+    pthread_mutex_unlock(&p->mu);
+    while (c) {
+        nw_conn *next = c->qnext;
+        c->qnext = NULL;
+        conn_request_finished(c);
+        c = next;
+    }
+}
+
+static int pool_start(nw_worker *w)
+{
+    pool *p = &the_pool;
+    p->w = w;
+    ev_async_init(&p->done_ev, pool_on_done);
+    p->done_ev.data = p;
+    ev_async_start(w->loop, &p->done_ev);
+    for (int i = 0; i < w->s->threads; i++) {
+        thread_arg *ta = nw_xmalloc(sizeof *ta);
+        ta->p = p;
+        ta->index = i;
+        pthread_t th;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&th, &attr, pool_thread, ta);
+        pthread_attr_destroy(&attr);
+        if (rc != 0) {
+            log_error("cannot start worker thread %d: %s", i, strerror(rc));
+            free(ta);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void pool_submit(nw_conn *c)
+{
+    pool *p = &the_pool;
+    c->qnext = NULL;
+    pthread_mutex_lock(&p->mu);
+    if (p->q_tail)
+        p->q_tail->qnext = c;
+    else
+        p->q_head = c;
+    p->q_tail = c;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- async ------------------------------------------------------------------ */
+
+static void coro_entry(void *arg)
+{
+    nw_conn *c = arg;
+    request_run(c->req);
+}
+
+/* Runs the connection's coroutine until it yields or ends. The request slot
+ * shows the request that holds the loop, so a handler that never yields is
+ * named when the master kills its worker. */
+static void coro_step(nw_conn *c)
+{
+    nw_tslot *t = &c->w->tslots[0];
+    tslot_begin(t, nw_param(c->req, "REQUEST_METHOD"), nw_param(c->req, "REQUEST_URI"),
+                c->req->start_ms);
+    int done = coro_resume(c->co);
+    tslot_end(t);
+    if (done) {
+        coro_free(c->co);
+        c->co = NULL;
+        conn_request_finished(c);
+    }
+}
+
+static void coro_on_io(struct ev_loop *loop, ev_io *io, int revents)
+{
+    nw_conn *c = io->data;
+    ev_io_stop(loop, io);
+    ev_timer_stop(loop, &c->co_timer);
+    c->co_result = ((revents & EV_READ) ? NW_READ : 0) | ((revents & EV_WRITE) ? NW_WRITE : 0);
+    coro_step(c);
+}
+
+static void coro_on_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    nw_conn *c = t->data;
+    (void)revents;
+    ev_io_stop(loop, &c->co_io);
+    c->co_result = 0;
+    coro_step(c);
+}
+
+static int coro_wait(nw_worker *w, nw_conn *c, int fd, int events, int64_t deadline_ms)
+{
+    if (fd >= 0) {
+        int ev = ((events & NW_READ) ? EV_READ : 0) | ((events & NW_WRITE) ? EV_WRITE : 0);
+        ev_io_set(&c->co_io, fd, ev);
+        ev_io_start(w->loop, &c->co_io);
+    }
+    if (deadline_ms >= 0) {
+        ev_now_update(w->loop);
+        int64_t left = deadline_ms - nw_now_ms();
+        ev_timer_set(&c->co_timer, left > 0 ? (double)left / 1000. : 0., 0.);
+        ev_timer_start(w->loop, &c->co_timer);
+    }
+    if (fd < 0 && deadline_ms < 0)
+        return -1; /* nothing could ever wake it */
+    c->co_result = -1;
+    coro_yield();
+    return c->co_result;
+}
+
+/* ---- the interface ----------------------------------------------------------- */
+
+int executor_init(nw_worker *w)
+{
+    switch (w->s->worker_class) {
+    case NW_CLASS_THREADS:
+        return pool_start(w);
+    case NW_CLASS_ASYNC:
+        coro_set_stack_size((size_t)w->s->coroutine_stack_size * 1024);
+        return 0;
+    case NW_CLASS_SYNC:
+        break;
+    }
+    return 0;
+}
+
+void executor_dispatch(nw_conn *c)
+{
+    switch (c->w->s->worker_class) {
+    case NW_CLASS_THREADS:
+        pool_submit(c);
+        return;
+    case NW_CLASS_ASYNC:
+        c->co = coro_new(coro_entry, c);
+        coro_set_data(c->co, c);
+        ev_init(&c->co_io, coro_on_io);
+        c->co_io.data = c;
+        ev_init(&c->co_timer, coro_on_timer);
+        c->co_timer.data = c;
+        coro_step(c);
+        return;
+    case NW_CLASS_SYNC:
+        break;
+    }
+    request_run(c->req);
+    conn_request_finished(c);
+}
+
+int executor_wait_fd(nw_worker *w, int fd, int events, int64_t deadline_ms)
+{
+    nw_coro *co = coro_current();
+    if (co)
+        return coro_wait(w, coro_data(co), fd, events, deadline_ms);
+    return poll_wait(fd, events, deadline_ms);
+}
+
+nw_tslot *executor_tslot(nw_worker *w)
+{
+    switch (w->s->worker_class) {
+    case NW_CLASS_THREADS:
+        return thread_tslot;
+    case NW_CLASS_ASYNC:
+        return NULL;
+    case NW_CLASS_SYNC:
+        break;
+    }
+    return &w->tslots[0];
+}
