@@ -47,6 +47,7 @@ void conn_close(nw_conn *c, const char *reason)
     if (c->req)
         request_free(c->req);
     fcgi_parser_free(&c->parser);
+    uwsgi_parser_free(&c->uparser);
     nw_buf_free(&c->in);
     nw_buf_free(&c->out);
     if (c->prev)
@@ -128,11 +129,84 @@ int conn_flush_wait(nw_conn *c, int64_t deadline_ms)
     return 0;
 }
 
+/* The uwsgi side of conn_parse: one request per connection. */
+static int conn_parse_uwsgi(nw_conn *c)
+{
+    for (;;) {
+        uwsgi_event ev;
+        size_t used = uwsgi_parse(&c->uparser, nw_buf_head(&c->in), c->in.len, &ev);
+        nw_buf_consume(&c->in, used);
+        switch (ev.type) {
+        case UWSGI_EV_NONE:
+            return 0;
+        case UWSGI_EV_ERROR:
+            if (ev.modifier1 != UWSGI_MODIFIER1_VARS)
+                log_warning("connection %llu: malformed uwsgi input: %s (modifier1 %u); closing",
+                            (unsigned long long)c->id, ev.error, ev.modifier1);
+            else
+                log_warning("connection %llu: malformed uwsgi input: %s; closing",
+                            (unsigned long long)c->id, ev.error);
+            c->broken = 1;
+            return -1;
+        case UWSGI_EV_VARS: {
+            const char *err = NULL;
+            c->req = request_new(c, 0, 0);
+            if (request_set_vars(c->req, ev.data, ev.len, &err) < 0) {
+                log_warning("connection %llu: malformed uwsgi vars: %s; closing",
+                            (unsigned long long)c->id, err);
+                c->broken = 1;
+                return -1;
+            }
+            return 1;
+        }
+        case UWSGI_EV_BODY:
+            if (c->req)
+                nw_buf_append(&c->req->body, ev.data, ev.len);
+            break;
+        case UWSGI_EV_BODY_END:
+            if (c->req)
+                c->req->body_done = 1;
+            break;
+        }
+    }
+}
+
+/* Settles the connection's protocol from its first byte: FastCGI's version
+ * byte is 1, nginx's uwsgi modifier1 is 0. -1 (logged) if it is neither or
+ * not the configured one. */
+static int conn_detect(nw_conn *c)
+{
+    uint8_t first = nw_buf_head(&c->in)[0];
+    int setting = c->w->s->protocol;
+    if (setting == NW_PROTO_FASTCGI || (setting == NW_PROTO_AUTO && first == FCGI_VERSION_1)) {
+        c->proto = CONN_PROTO_FASTCGI;
+        fcgi_parser_init(&c->parser);
+    } else if (setting == NW_PROTO_UWSGI || (setting == NW_PROTO_AUTO && first == 0)) {
+        c->proto = CONN_PROTO_UWSGI;
+        uwsgi_parser_init(&c->uparser);
+    } else {
+        log_warning("connection %llu: first byte 0x%02x is neither FastCGI (version 1) nor "
+                    "uwsgi (modifier1 0); closing",
+                    (unsigned long long)c->id, first);
+        c->broken = 1;
+        return -1;
+    }
+    return 0;
+}
+
 /* Parses c->in. Returns 1 when the active request's params are complete
  * (dispatch it), 0 when everything was consumed, -1 on a protocol error
  * (logged; the connection must be closed). */
 static int conn_parse(nw_conn *c)
 {
+    if (c->proto == CONN_PROTO_UNKNOWN) {
+        if (!c->in.len)
+            return 0;
+        if (conn_detect(c) < 0)
+            return -1;
+    }
+    if (c->proto == CONN_PROTO_UWSGI)
+        return conn_parse_uwsgi(c);
     const nw_settings *s = c->w->s;
     for (;;) {
         fcgi_event ev;
@@ -256,7 +330,8 @@ void conn_request_finished(nw_conn *c)
     nw_request *req = c->req;
     c->req = NULL;
     c->busy = 0;
-    fcgi_parser_end(&c->parser);
+    if (c->proto == CONN_PROTO_FASTCGI)
+        fcgi_parser_end(&c->parser);
     int keep = req->keep_conn && !req->failed;
     request_free(req);
     worker_request_done(c->w);
@@ -301,7 +376,6 @@ void conn_start(nw_worker *w, int fd)
     c->w = w;
     c->fd = fd;
     c->id = ++w->next_conn_id;
-    fcgi_parser_init(&c->parser);
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;

@@ -9,7 +9,10 @@
 
 #include "buf.h"
 #include "proto_fastcgi.h"
+#include "proto_uwsgi.h"
 #include "worker.h"
+
+enum { CONN_PROTO_UNKNOWN = 0, CONN_PROTO_FASTCGI, CONN_PROTO_UWSGI };
 
 struct nw_conn {
     nw_worker *w;
@@ -17,7 +20,9 @@ struct nw_conn {
     int fd;
     ev_io io;
     ev_timer timer;      /* idle (keepalive) or stalled-request deadline */
+    int proto;           /* CONN_PROTO_*: settled by the first byte under auto */
     fcgi_parser parser;
+    uwsgi_parser uparser;
     nw_buf in;           /* read, not yet parsed */
     nw_buf out;          /* encoded, not yet written */
     nw_request *req;     /* the active request, if any */

@@ -21,9 +21,7 @@
 static int refuse_unbuilt(const nw_settings *s)
 {
     const char *what = NULL;
-    if (s->protocol == NW_PROTO_UWSGI)
-        what = "protocol: the uwsgi protocol is not built yet";
-    else if (s->reload)
+    if (s->reload)
         what = "reload: not built yet";
     else if (s->spew)
         what = "spew: not built yet";

@@ -67,16 +67,40 @@ static int collect_param(void *arg, const char *name, size_t nlen, const char *v
     return 0;
 }
 
+static void index_params(nw_request *r)
+{
+    r->pv = nw_xmalloc(sizeof *r->pv * (r->np * 2 + 1));
+    for (size_t i = 0; i < r->np * 2; i++)
+        r->pv[i] = (const char *)nw_buf_head(&r->pbuf) + r->poff[i];
+}
+
 int request_set_params(nw_request *r, const uint8_t *data, size_t len, const char **error)
 {
     /* One allocation for all names and values: reserve it up front. */
     nw_buf_reserve(&r->pbuf, len + 2 * 64);
     if (fcgi_params_decode(data, len, collect_param, r, error) < 0)
         return -1;
-    r->pv = nw_xmalloc(sizeof *r->pv * (r->np * 2 + 1));
-    for (size_t i = 0; i < r->np * 2; i++)
-        r->pv[i] = (const char *)nw_buf_head(&r->pbuf) + r->poff[i];
+    index_params(r);
     return 0;
+}
+
+int request_set_vars(nw_request *r, const uint8_t *data, size_t len, const char **error)
+{
+    nw_buf_reserve(&r->pbuf, len);
+    if (uwsgi_vars_decode(data, len, collect_param, r, error) < 0)
+        return -1;
+    index_params(r);
+    return 0;
+}
+
+/* Response bytes onto the wire, in the connection's protocol. */
+static void encode_stdout(nw_request *r, const void *data, size_t len)
+{
+    nw_conn *c = r->conn;
+    if (c->proto == CONN_PROTO_UWSGI)
+        nw_buf_append(&c->out, data, len);
+    else if (len)
+        fcgi_encode_stream(&c->out, FCGI_STDOUT, r->id, data, len);
 }
 
 /* ---- the app API: request side ------------------------------------------ */
@@ -216,7 +240,10 @@ int nw_add_header(nw_request *req, const char *name, const char *value)
 static void emit_head(nw_request *req)
 {
     nw_buf head = NW_BUF_INIT;
-    nw_buf_printf(&head, "Status: %d %s\r\n", req->status, reason_phrase(req->status));
+    /* FastCGI carries a CGI head; uwsgi a raw HTTP one. */
+    nw_buf_printf(&head, "%s %d %s\r\n",
+                  req->conn->proto == CONN_PROTO_UWSGI ? "HTTP/1.1" : "Status:", req->status,
+                  reason_phrase(req->status));
     nw_buf_append(&head, nw_buf_head(&req->headers), req->headers.len);
     nw_buf_append(&head, "\r\n", 2);
     /* The head goes before anything already staged. */
@@ -230,10 +257,8 @@ static void emit_head(nw_request *req)
 static int flush_out(nw_request *req)
 {
     nw_conn *c = req->conn;
-    if (req->out.len) {
-        fcgi_encode_stream(&c->out, FCGI_STDOUT, req->id, nw_buf_head(&req->out), req->out.len);
-        nw_buf_reset(&req->out);
-    }
+    encode_stdout(req, nw_buf_head(&req->out), req->out.len);
+    nw_buf_reset(&req->out);
     if (conn_flush_wait(c, req->deadline_ms) < 0) {
         req->failed = 1;
         return -1;
@@ -330,7 +355,7 @@ void nw_log(nw_request *req, int level, const char *fmt, ...)
         const char *uri = nw_param(req, "REQUEST_URI");
         log_msg(level, "app: %s [%s]", msg, uri ? uri : "-");
         /* The front end logs STDERR lines in its own error log. */
-        if (level >= NW_LOG_WARNING && !req->failed) {
+        if (level >= NW_LOG_WARNING && !req->failed && req->conn->proto == CONN_PROTO_FASTCGI) {
             nw_conn *c = req->conn;
             size_t n = strlen(msg);
             fcgi_encode_stream(&c->out, FCGI_STDERR, req->id, msg, n);
@@ -473,13 +498,15 @@ void request_run(nw_request *r)
     if (!r->failed && !r->aborted) {
         if (!r->headers_sent)
             emit_head(r);
-        if (r->out.len)
-            fcgi_encode_stream(&c->out, FCGI_STDOUT, r->id, nw_buf_head(&r->out), r->out.len);
+        encode_stdout(r, nw_buf_head(&r->out), r->out.len);
         nw_buf_reset(&r->out);
-        fcgi_encode_stream(&c->out, FCGI_STDOUT, r->id, NULL, 0);
+        if (c->proto == CONN_PROTO_FASTCGI)
+            fcgi_encode_stream(&c->out, FCGI_STDOUT, r->id, NULL, 0);
     }
     if (!r->failed) {
-        fcgi_encode_end_request(&c->out, r->id, 0, FCGI_REQUEST_COMPLETE);
+        /* uwsgi ends the response by closing the connection (keep_conn 0). */
+        if (c->proto == CONN_PROTO_FASTCGI)
+            fcgi_encode_end_request(&c->out, r->id, 0, FCGI_REQUEST_COMPLETE);
         /* The rest of the response gets a fresh `timeout` to drain. */
         int64_t drain = s->timeout > 0 ? nw_now_ms() + (int64_t)s->timeout * 1000 : -1;
         if (conn_flush_wait(c, drain) < 0)

@@ -43,6 +43,8 @@ void request_start(nw_request *r);
 void request_free(nw_request *r);
 /* Decodes the FastCGI params stream into r. 0, or -1 with *error set. */
 int request_set_params(nw_request *r, const uint8_t *data, size_t len, const char **error);
+/* The same for a uwsgi vars block. */
+int request_set_vars(nw_request *r, const uint8_t *data, size_t len, const char **error);
 /* Runs the app for r (after the limits), finishes the response, logs it.
  * The connection core calls it once params are complete. */
 void request_run(nw_request *r);

@@ -320,6 +320,85 @@ Test(e2e, int_stops_quickly, .timeout = 60)
     cr_assert_not(h_tcp_accepts(nw.port), "port %d still accepts after INT", nw.port);
 }
 
+/* ---- worker classes ------------------------------------------------------------------- */
+
+/* The same handlers under the other executors (sync is everywhere else). */
+struct worker_class {
+    const char *name;
+    const char *threads; /* --threads */
+};
+
+ParameterizedTestParameters(e2e, worker_class_serves)
+{
+    static struct worker_class classes[] = { { "threads", "4" }, { "async", "1" } };
+    return cr_make_param_array(struct worker_class, classes, 2);
+}
+
+ParameterizedTest(struct worker_class *wc, e2e, worker_class_serves, .timeout = 60)
+{
+    serve_tcp(nw, ng, "-w", "1", "-k", wc->name, "--threads", wc->threads,
+              h_example("echo.so"));
+    h_response r = h_get(ng.port, "/e?k=v");
+    assert_status(r, 200, nw.log);
+    cr_assert(strstr(r.body, "QUERY_STRING=k=v\n"), "-k %s body:\n%s", wc->name, r.body);
+    size_t n = 300000;
+    char *data = malloc(n);
+    cr_assert(data);
+    for (size_t i = 0; i < n; i++)
+        data[i] = (char)(i * 7 + i / 251);
+    r = h_http(ng.port, "POST", "/e", "Content-Type: application/octet-stream\r\n", data, n,
+               30000);
+    assert_status(r, 200, nw.log);
+    cr_assert(r.body_len == n && memcmp(r.body, data, n) == 0,
+              "-k %s: echoed %zu bytes of %zu, or different ones", wc->name, r.body_len, n);
+}
+
+struct counted_request {
+    struct bg_request b;
+    const char *log;
+    int started; /* "slow: sleeping" lines in the log when this one finished */
+};
+
+static void *counted_get(void *arg)
+{
+    struct counted_request *c = arg;
+    bg_get(&c->b);
+    c->started = h_count_text(c->log, "slow: sleeping");
+    return NULL;
+}
+
+ParameterizedTestParameters(e2e, worker_class_overlaps_requests)
+{
+    static struct worker_class classes[] = { { "threads", "4" }, { "async", "1" } };
+    return cr_make_param_array(struct worker_class, classes, 2);
+}
+
+/* One worker, four requests that each wait 2 s in nw_sleep: under threads
+ * and async all four are in their handlers before the first one ends (under
+ * sync, one at a time). Checked through the app's log lines, not the clock. */
+ParameterizedTest(struct worker_class *wc, e2e, worker_class_overlaps_requests, .timeout = 60)
+{
+    serve_tcp(nw, ng, "-w", "1", "-k", wc->name, "--threads", wc->threads, h_testapp("slow"));
+    enum { N = 4 };
+    struct counted_request c[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        c[i] = (struct counted_request){ .b = { .port = ng.port, .path = "/slow?ms=2000" },
+                                         .log = nw.log };
+        cr_assert(pthread_create(&t[i], NULL, counted_get, &c[i]) == 0);
+    }
+    int least = N;
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        assert_status(c[i].b.r, 200, nw.log);
+        assert_body(c[i].b.r, "done\n");
+        if (c[i].started < least)
+            least = c[i].started;
+    }
+    cr_assert_eq(least, N, "-k %s: only %d of %d requests had started when one ended:\n%s",
+                 wc->name, least, N, h_tail(nw.log));
+}
+
 /* ---- keep-alive ----------------------------------------------------------------------- */
 
 Test(e2e, keepalive_upstream_reuses_connections, .timeout = 60)
