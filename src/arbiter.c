@@ -7,6 +7,7 @@
 #include "arbiter.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "exec.h"
 #include "log.h"
 #include "scoreboard.h"
 #include "signals.h"
@@ -27,10 +29,15 @@ enum { RUNNING, STOPPING, STOPPING_FAST };
  * the master gives up instead of fork-looping. */
 #define MAX_BOOT_FAILURES 5
 
+/* An --exec child counts as booted once it has lived this long. */
+#define EXEC_BOOT_MS 2000
+
 typedef struct slot_info {
     const char *killed_for; /* why the master killed it, for the reap log */
     int retiring;           /* told to stop (TTOU); not counted as live */
     int was_ready;
+    int64_t spawned_ms;
+    exec_pipe out[2];       /* --exec: the child's stdout and stderr */
 } slot_info;
 
 typedef struct arbiter {
@@ -48,6 +55,8 @@ typedef struct arbiter {
     int boot_failures;
     int64_t next_spawn_ms;
     int exit_code;
+    struct pollfd *pfd;      /* the signalfd and, under --exec, the children's pipes */
+    exec_pipe **pfd_pipe;
 } arbiter;
 
 static int live_workers(const arbiter *a)
@@ -74,6 +83,12 @@ static void signal_workers(arbiter *a, int sig)
             kill(a->sb.slots[i].pid, sig);
 }
 
+static void close_pipes(slot_info *in)
+{
+    for (int k = 0; k < 2; k++)
+        exec_pipe_drain(&in->out[k], 1);
+}
+
 static int spawn_worker(arbiter *a)
 {
     int i = scoreboard_claim(&a->sb, -1);
@@ -81,20 +96,48 @@ static int spawn_worker(arbiter *a)
         log_error("no free scoreboard slot for another worker");
         return -1;
     }
-    a->info[i] = (slot_info){0};
+    slot_info *in = &a->info[i];
+    *in = (slot_info){.spawned_ms = nw_now_ms(), .out = {{.fd = -1}, {.fd = -1}}};
+    int fds[2][2] = {{-1, -1}, {-1, -1}};
+    if (a->s->exec) {
+        for (int k = 0; k < 2; k++) {
+            if (pipe2(fds[k], O_CLOEXEC) < 0) {
+                log_error("cannot create a pipe for %s: %s", a->s->exec, strerror(errno));
+                for (int j = 0; j < k; j++)
+                    close(fds[j][0]), close(fds[j][1]);
+                scoreboard_release(&a->sb, i);
+                return -1;
+            }
+        }
+    }
     pid_t pid = fork();
     if (pid < 0) {
         log_error("cannot fork a worker: %s", strerror(errno));
+        if (a->s->exec)
+            for (int k = 0; k < 2; k++)
+                close(fds[k][0]), close(fds[k][1]);
         scoreboard_release(&a->sb, i);
         return -1;
     }
     if (pid == 0) {
         close(a->sfd);
         a->sb.slots[i].pid = getpid();
+        if (a->s->exec)
+            exec_child(a->s, &a->ls[0], a->id, fds[0][1], fds[1][1]);
         worker_run(a->s, a->ls, a->nls, &a->sb.slots[i], scoreboard_tslot(&a->sb, i, 0), a->id);
     }
     a->sb.slots[i].pid = pid;
-    log_debug("spawned worker %d", (int)pid);
+    if (a->s->exec) {
+        for (int k = 0; k < 2; k++) {
+            close(fds[k][1]);
+            nw_set_nonblock(fds[k][0]);
+            in->out[k] = (exec_pipe){.fd = fds[k][0], .pid = pid,
+                                     .level = k ? NW_LOG_WARNING : NW_LOG_INFO};
+        }
+        log_info("started %s as pid %d", a->s->exec, (int)pid);
+    } else {
+        log_debug("spawned worker %d", (int)pid);
+    }
     return 0;
 }
 
@@ -112,7 +155,10 @@ static void begin_stop(arbiter *a, int fast, const char *why)
             close(a->ls[i].fd);
             a->ls[i].fd = -1;
         }
-    signal_workers(a, fast ? SIGQUIT : SIGTERM);
+    if (a->s->exec)
+        signal_workers(a, fast ? SIGTERM : a->s->exec_stop_signal);
+    else
+        signal_workers(a, fast ? SIGQUIT : SIGTERM);
 }
 
 static void reap(arbiter *a)
@@ -124,7 +170,9 @@ static void reap(arbiter *a)
         if (i < 0)
             continue;
         nw_slot *slot = &a->sb.slots[i];
-        int booting = slot->state == SLOT_BOOTING && !a->info[i].was_ready;
+        int booting = !a->info[i].was_ready &&
+                      (a->s->exec ? nw_now_ms() - a->info[i].spawned_ms < EXEC_BOOT_MS
+                                  : slot->state == SLOT_BOOTING);
         const char *killed_for = a->info[i].killed_for;
         char during[300] = "";
         for (int t = 0; t < a->sb.per_slot; t++) {
@@ -149,22 +197,29 @@ static void reap(arbiter *a)
                 log_info("worker %d exited", (int)pid);
             else
                 log_error("worker %d exited with status %d%s%s", (int)pid, code,
-                          code == WORKER_BOOT_ERROR ? " (boot error)" : "", during);
+                          code == WORKER_BOOT_ERROR && !a->s->exec ? " (boot error)" : "",
+                          during);
         }
         if (booting && a->state == RUNNING && !killed_for) {
             a->boot_failures++;
             int64_t delay = 100LL << (a->boot_failures < 5 ? a->boot_failures : 5);
             a->next_spawn_ms = nw_now_ms() + delay;
             if (a->boot_failures >= MAX_BOOT_FAILURES) {
-                log_critical("workers failed to boot %d times in a row; stopping (see the "
-                             "errors above)",
-                             a->boot_failures);
+                if (a->s->exec)
+                    log_critical("%s died within %ds of its start %d times in a row; stopping "
+                                 "(see its output above)",
+                                 a->s->exec, EXEC_BOOT_MS / 1000, a->boot_failures);
+                else
+                    log_critical("workers failed to boot %d times in a row; stopping (see the "
+                                 "errors above)",
+                                 a->boot_failures);
                 a->exit_code = 1;
                 begin_stop(a, 0, "workers cannot boot");
             }
         }
+        close_pipes(&a->info[i]);
         scoreboard_release(&a->sb, i);
-        a->info[i] = (slot_info){0};
+        a->info[i] = (slot_info){.out = {{.fd = -1}, {.fd = -1}}};
     }
 }
 
@@ -178,11 +233,14 @@ static void check_workers(arbiter *a)
         if (slot->pid <= 0)
             continue;
         int state = __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE);
+        if (a->s->exec && now - a->info[i].spawned_ms >= EXEC_BOOT_MS)
+            state = SLOT_READY; /* has survived its start */
         if (state == SLOT_READY && !a->info[i].was_ready) {
             a->info[i].was_ready = 1;
             a->boot_failures = 0;
         }
-        if (limit <= 0 || a->info[i].killed_for)
+        /* An --exec program keeps no scoreboard: nothing more to check. */
+        if (limit <= 0 || a->info[i].killed_for || a->s->exec)
             continue;
         /* Requests get `timeout` to finish inside the worker (their waits are
          * cut off and a 504 goes out); one that is still running a second
@@ -295,8 +353,17 @@ int arbiter_run(nw_settings *s, nw_listener *ls, int nls, nw_identity id)
     if (scoreboard_open(&a.sb, nslots, per_slot) < 0)
         return 1;
     a.info = nw_xcalloc((size_t)nslots, sizeof *a.info);
-    log_info("narwhal %s master %d: %d %s worker%s", PACKAGE_VERSION, (int)getpid(), s->workers,
-             settings_worker_class_name(s->worker_class), s->workers == 1 ? "" : "s");
+    for (int i = 0; i < nslots; i++)
+        a.info[i].out[0].fd = a.info[i].out[1].fd = -1;
+    a.pfd = nw_xcalloc((size_t)nslots * 2 + 1, sizeof *a.pfd);
+    a.pfd_pipe = nw_xcalloc((size_t)nslots * 2 + 1, sizeof *a.pfd_pipe);
+    if (s->exec)
+        log_info("narwhal %s master %d: supervising %d cop%s of %s", PACKAGE_VERSION,
+                 (int)getpid(), s->workers, s->workers == 1 ? "y" : "ies", s->exec);
+    else
+        log_info("narwhal %s master %d: %d %s worker%s", PACKAGE_VERSION, (int)getpid(),
+                 s->workers, settings_worker_class_name(s->worker_class),
+                 s->workers == 1 ? "" : "s");
     for (int i = 0; i < nls; i++)
         log_info("listening at %s", ls[i].addr);
 
@@ -310,12 +377,24 @@ int arbiter_run(nw_settings *s, nw_listener *ls, int nls, nw_identity id)
             wait_ms = (int)(a.next_spawn_ms - now);
         if (a.state != RUNNING && !a.killed_all && a.stop_deadline - now < wait_ms)
             wait_ms = a.stop_deadline > now ? (int)(a.stop_deadline - now) : 0;
-        struct pollfd pfd = {.fd = a.sfd, .events = POLLIN};
-        int r = poll(&pfd, 1, wait_ms);
+        struct pollfd *pfd = a.pfd;
+        exec_pipe **pp = a.pfd_pipe;
+        int npfd = 0;
+        pfd[npfd++] = (struct pollfd){.fd = a.sfd, .events = POLLIN};
+        for (int i = 0; s->exec && i < a.sb.nslots; i++)
+            for (int k = 0; k < 2; k++)
+                if (a.info[i].out[k].fd >= 0) {
+                    pp[npfd] = &a.info[i].out[k];
+                    pfd[npfd++] = (struct pollfd){.fd = a.info[i].out[k].fd, .events = POLLIN};
+                }
+        int r = poll(pfd, (nfds_t)npfd, wait_ms);
         if (r < 0 && errno != EINTR) {
             log_error("poll: %s", strerror(errno));
             break;
         }
+        for (int k = 1; r > 0 && k < npfd; k++)
+            if (pfd[k].revents)
+                exec_pipe_drain(pp[k], 0);
         struct signalfd_siginfo si;
         while (read(a.sfd, &si, sizeof si) == (ssize_t)sizeof si)
             handle_signal(&a, (int)si.ssi_signo);
@@ -333,6 +412,8 @@ int arbiter_run(nw_settings *s, nw_listener *ls, int nls, nw_identity id)
         listener_close(&ls[i], 1);
     close(a.sfd);
     free(a.info);
+    free(a.pfd);
+    free(a.pfd_pipe);
     scoreboard_close(&a.sb);
     return a.exit_code;
 }

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -82,6 +83,12 @@ static const struct choice protocols[] = {
     {NULL, 0},
 };
 
+static const struct choice stop_signals[] = {
+    {"USR1", SIGUSR1}, {"TERM", SIGTERM}, {"INT", SIGINT},   {"QUIT", SIGQUIT},
+    {"HUP", SIGHUP},   {"USR2", SIGUSR2}, {"WINCH", SIGWINCH}, {NULL, 0},
+};
+
+static const struct setting *row_by_key(const char *key);
 static int check_bind(const char *v, char *err, size_t errlen);
 static int check_env(const char *v, char *err, size_t errlen);
 static int check_access_format(const char *v, char *err, size_t errlen);
@@ -155,6 +162,17 @@ static const struct setting settings[] = {
      "trace every call (not supported yet)", F_UNBUILT},
     {"preload_app", NULL, 0, "preload", NULL, T_BOOL, OFF(preload_app), "false", 0, 0, NULL, NULL,
      NULL, "load the app before forking (not supported yet)", F_UNBUILT},
+    {"exec", NULL, 0, "exec", NULL, T_STR, OFF(exec), NULL, 0, 0, NULL, NULL, "PROGRAM",
+     "supervise PROGRAM, an existing FastCGI program, instead of loading an APP "
+     "(its arguments follow --)",
+     F_NONEMPTY},
+    {"exec_args", NULL, 0, "exec-arg", NULL, T_LIST, OFF(exec_args), NULL, 0, 0, NULL, NULL, "ARG",
+     "an argument for the --exec PROGRAM; repeatable (or put them after --)", 0},
+    /* libfcgi programs finish the request in hand and exit on SIGUSR1
+     * (php-cgi too); SIGTERM kills a libfcgi program on the spot. */
+    {"exec_stop_signal", NULL, 0, "exec-stop-signal", NULL, T_ENUM, OFF(exec_stop_signal), "USR1",
+     0, 0, stop_signals, NULL, "SIGNAL",
+     "signal asking an --exec program to finish and exit (graceful stop)", 0},
     {"check_config", NULL, 0, "check-config", NULL, T_BOOL, OFF(check_config), "false", 0, 0, NULL,
      NULL, NULL, "check the settings and exit", F_CLI_ONLY},
     {"print_config", NULL, 0, "print-config", NULL, T_BOOL, OFF(print_config), "false", 0, 0, NULL,
@@ -544,6 +562,7 @@ static int parse_args(int argc, char **argv, const char *prefix, struct source *
     char so[3 * NSETTINGS + 3];
     int c, longindex, rc = 0;
     const char *app = NULL;
+    bool exec_given = false;
 
     if (argc < 1)
         return 0;
@@ -575,6 +594,8 @@ static int parse_args(int argc, char **argv, const char *prefix, struct source *
             continue;
         } else {
             const struct setting *r = row_by_val(c);
+            if (r->off == OFF(exec) && r->type == T_STR)
+                exec_given = true;
             if (r->type == T_ACTION) {
                 if (!*action)
                     *action = r;
@@ -586,7 +607,11 @@ static int parse_args(int argc, char **argv, const char *prefix, struct source *
             }
             continue;
         }
-        /* a positional argument */
+        /* a positional argument; after "--" with --exec, the program's */
+        if (stop && exec_given) {
+            source_add(src, row_by_key("exec_args"), arg, xasprintf("%s-- %s", prefix, arg));
+            continue;
+        }
         if (app) {
             fprintf(err, "narwhal: %sunexpected argument '%s' (APP is already '%s')\n", prefix, arg,
                     app);

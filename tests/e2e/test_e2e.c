@@ -6,6 +6,7 @@
 #include "harness.h"
 
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 
 #include <limits.h>
 #include <pthread.h>
@@ -322,10 +323,12 @@ Test(e2e, int_stops_quickly, .timeout = 60)
 
 /* ---- worker classes ------------------------------------------------------------------- */
 
-/* The same handlers under the other executors (sync is everywhere else). */
+/* The same handlers under the other executors (sync is everywhere else).
+ * Arrays, not pointers: Criterion hands parameters to a test process that
+ * may not share the runner's addresses. */
 struct worker_class {
-    const char *name;
-    const char *threads; /* --threads */
+    char name[16];
+    char threads[8]; /* --threads */
 };
 
 ParameterizedTestParameters(e2e, worker_class_serves)
