@@ -32,7 +32,7 @@
 # and process count, and the backend's CPU time per 1,000 requests (utime +
 # stime + cutime + cstime from /proc/PID/stat summed over its processes,
 # after the run minus before it, in CLK_TCK ticks).
-set -euo pipefail
+set -Eeuo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(dirname "$here")
@@ -69,7 +69,7 @@ declare -A DESC=(
 log() { printf 'compare: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
-usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
+usage() { sed -n '2,/^set -E/{/^set -E/d;s/^# \{0,1\}//;p}' "$0"; }
 
 # --- options -----------------------------------------------------------------
 selected=()
@@ -191,14 +191,14 @@ tree() { # PID... -> the PIDs and all their live descendants, one per line
 stop_pids() { # PID... : TERM them (and what they forked), KILL after 5 s
     local all p i
     mapfile -t all < <(tree "$@")
-    for p in "$@"; do alive "$p" && kill -TERM "$p" 2>/dev/null; done
+    for p in "$@"; do alive "$p" && { kill -TERM "$p" 2>/dev/null || true; }; done
     for ((i = 0; i < 50; i++)); do
         local left=0
         for p in "${all[@]}"; do alive "$p" && left=1; done
         ((left)) || break
         sleep 0.1
     done
-    for p in "${all[@]}"; do alive "$p" && kill -KILL "$p" 2>/dev/null; done
+    for p in "${all[@]}"; do alive "$p" && { kill -KILL "$p" 2>/dev/null || true; }; done
     for p in "$@"; do { wait "$p"; } 2>/dev/null || true; done
     return 0
 }
@@ -232,6 +232,7 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
+trap 'log "internal error: line $LINENO: $BASH_COMMAND failed"' ERR
 trap 'exit 130' INT
 trap 'exit 143' TERM
 

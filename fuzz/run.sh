@@ -81,9 +81,11 @@ run_one() {
     if [ -d "$here/corpus/$name" ]; then
         cp -R "$here/corpus/$name/." "$work/"
     fi
+    dict=
+    [ -f "$here/dict/$name.dict" ] && dict=-dict=$here/dict/$name.dict
     # shellcheck disable=SC2086
     "$build/bin/$t" -max_total_time="$seconds" -timeout=25 -rss_limit_mb=2048 \
-        -print_final_stats=1 -artifact_prefix="$build/crashes/$name-" $extra "$work" \
+        -print_final_stats=1 -artifact_prefix="$build/crashes/$name-" $dict $extra "$work" \
         >"$build/$name.log" 2>&1
     echo $? >"$build/$name.rc"
 }

@@ -36,12 +36,17 @@ typedef struct slot_info {
     const char *killed_for; /* why the master killed it, for the reap log */
     int retiring;           /* told to stop (TTOU); not counted as live */
     int was_ready;
+    unsigned generation;    /* which configuration it was started with */
     int64_t spawned_ms;
     exec_pipe out[2];       /* --exec: the child's stdout and stderr */
 } slot_info;
 
 typedef struct arbiter {
-    nw_settings *s;
+    nw_settings *s;          /* in force */
+    nw_settings *s_old;      /* during a reload: the one the old workers run */
+    nw_settings *s_main;     /* main()'s, not ours to free */
+    const nw_cmdline *cmd;
+    unsigned generation;
     nw_listener *ls;
     int nls;
     nw_identity id;
@@ -59,13 +64,158 @@ typedef struct arbiter {
     exec_pipe **pfd_pipe;
 } arbiter;
 
-static int live_workers(const arbiter *a)
+/* Workers of the current generation that are not on their way out. */
+static int live_workers(const arbiter *a, int ready_only)
 {
     int n = 0;
     for (int i = 0; i < a->sb.nslots; i++)
-        if (a->sb.slots[i].pid > 0 && !a->info[i].retiring)
+        if (a->sb.slots[i].pid > 0 && !a->info[i].retiring &&
+            a->info[i].generation == a->generation && (!ready_only || a->info[i].was_ready))
             n++;
     return n;
+}
+
+static void retire(arbiter *a, int i)
+{
+    a->info[i].retiring = 1;
+    kill(a->sb.slots[i].pid, a->s->exec ? a->s->exec_stop_signal : SIGTERM);
+}
+
+static void free_settings(arbiter *a, nw_settings *s)
+{
+    if (s && s != a->s_main) {
+        settings_free(s);
+        free(s);
+    }
+}
+
+/* Logs, environment and directory for settings s (at start they are set up
+ * by main; on reload here). */
+static void apply_settings(nw_settings *s)
+{
+    log_open(s->errorlog, s->accesslog);
+    log_set_level(s->spew ? NW_LOG_DEBUG : s->loglevel);
+    if (s->accesslog) {
+        char err[256];
+        access_format *f = access_format_compile(s->access_log_format, err, sizeof err);
+        if (f)
+            log_set_access_format(f);
+    }
+    for (size_t i = 0; i < s->raw_env.n; i++) {
+        char *kv = nw_xstrdup(s->raw_env.v[i]);
+        char *eq = strchr(kv, '=');
+        if (eq) {
+            *eq = 0;
+            setenv(kv, eq + 1, 1);
+        }
+        free(kv);
+    }
+    if (s->chdir && chdir(s->chdir) < 0)
+        log_error("chdir %s: %s", s->chdir, strerror(errno));
+}
+
+static int same_list(const nw_strlist *x, const nw_strlist *y)
+{
+    if (x->n != y->n)
+        return 0;
+    for (size_t i = 0; i < x->n; i++)
+        if (strcmp(x->v[i], y->v[i]) != 0)
+            return 0;
+    return 1;
+}
+
+/* HUP (or --reload): read the configuration again, start a new generation of
+ * workers with it, and retire the old generation once the new one is ready.
+ * Until then the old workers keep serving; if the new configuration does not
+ * load, or its workers cannot boot, they simply go on. */
+static void reload(arbiter *a, const char *why)
+{
+    if (a->state != RUNNING)
+        return;
+    if (a->s_old) {
+        log_warning("%s: a reload is already under way; ignoring", why);
+        return;
+    }
+    nw_settings *ns = nw_xcalloc(1, sizeof *ns);
+    char *msg = NULL;
+    size_t msglen = 0;
+    FILE *err = open_memstream(&msg, &msglen);
+    FILE *out = fopen("/dev/null", "w");
+    int rc = settings_load(ns, a->cmd->argc, a->cmd->argv, a->cmd->env_args, out ? out : err,
+                           err);
+    if (rc == 0)
+        rc = settings_finish(ns, err);
+    if (out)
+        fclose(out);
+    fclose(err);
+    if (rc != 0) {
+        log_error("%s: the configuration does not load; the current workers go on serving: %s",
+                  why, msg ? msg : "");
+        free(msg);
+        settings_free(ns);
+        free(ns);
+        return;
+    }
+    free(msg);
+    if (!same_list(&ns->bind, &a->s->bind))
+        log_warning("%s: bind changed; the sockets stay as they are until a restart or USR2",
+                    why);
+    if (ns->worker_class == NW_CLASS_THREADS && ns->threads > a->sb.per_slot) {
+        log_error("%s: threads = %d needs a restart (this master was started for at most %d); "
+                  "the current workers go on serving",
+                  why, ns->threads, a->sb.per_slot);
+        settings_free(ns);
+        free(ns);
+        return;
+    }
+    if (ns->workers > a->sb.nslots / 2)
+        ns->workers = a->sb.nslots / 2;
+    apply_settings(ns);
+    a->s_old = a->s;
+    a->s = ns;
+    a->generation++;
+    a->target = ns->workers;
+    a->boot_failures = 0;
+    a->next_spawn_ms = 0;
+    log_info("%s: starting %d new worker%s (generation %u)", why, a->target,
+             a->target == 1 ? "" : "s", a->generation);
+}
+
+/* The new generation failed to boot: keep the old one. */
+static void reload_abort(arbiter *a)
+{
+    log_error("reload failed: the new workers cannot boot; the previous ones go on serving");
+    for (int i = 0; i < a->sb.nslots; i++)
+        if (a->sb.slots[i].pid > 0 && a->info[i].generation == a->generation &&
+            !a->info[i].retiring)
+            retire(a, i);
+    nw_settings *bad = a->s;
+    a->s = a->s_old;
+    a->s_old = NULL;
+    free_settings(a, bad);
+    apply_settings(a->s);
+    a->generation++;
+    for (int i = 0; i < a->sb.nslots; i++)
+        if (a->sb.slots[i].pid > 0 && !a->info[i].retiring)
+            a->info[i].generation = a->generation;
+    a->target = a->s->workers;
+    a->boot_failures = 0;
+}
+
+/* The new generation is ready: retire the old one. */
+static void reload_finish(arbiter *a)
+{
+    int n = 0;
+    for (int i = 0; i < a->sb.nslots; i++)
+        if (a->sb.slots[i].pid > 0 && a->info[i].generation != a->generation &&
+            !a->info[i].retiring) {
+            retire(a, i);
+            n++;
+        }
+    free_settings(a, a->s_old);
+    a->s_old = NULL;
+    log_info("reload done: generation %u serving; %d old worker%s finishing", a->generation, n,
+             n == 1 ? "" : "s");
 }
 
 static int any_worker(const arbiter *a)
@@ -97,7 +247,8 @@ static int spawn_worker(arbiter *a)
         return -1;
     }
     slot_info *in = &a->info[i];
-    *in = (slot_info){.spawned_ms = nw_now_ms(), .out = {{.fd = -1}, {.fd = -1}}};
+    *in = (slot_info){.spawned_ms = nw_now_ms(), .generation = a->generation,
+                      .out = {{.fd = -1}, {.fd = -1}}};
     int fds[2][2] = {{-1, -1}, {-1, -1}};
     if (a->s->exec) {
         for (int k = 0; k < 2; k++) {
@@ -200,7 +351,15 @@ static void reap(arbiter *a)
                           code == WORKER_BOOT_ERROR && !a->s->exec ? " (boot error)" : "",
                           during);
         }
-        if (booting && a->state == RUNNING && !killed_for) {
+        if (booting && a->state == RUNNING && !killed_for && a->s_old &&
+            a->info[i].generation == a->generation) {
+            close_pipes(&a->info[i]);
+            scoreboard_release(&a->sb, i);
+            a->info[i] = (slot_info){.out = {{.fd = -1}, {.fd = -1}}};
+            reload_abort(a);
+            continue;
+        }
+        if (booting && a->state == RUNNING && !killed_for && !a->info[i].retiring) {
             a->boot_failures++;
             int64_t delay = 100LL << (a->boot_failures < 5 ? a->boot_failures : 5);
             a->next_spawn_ms = nw_now_ms() + delay;
@@ -282,13 +441,15 @@ static void maintain(arbiter *a)
 {
     if (a->state != RUNNING)
         return;
-    int live = live_workers(a);
+    if (a->s_old && live_workers(a, 1) >= a->target)
+        reload_finish(a);
+    int live = live_workers(a, 0);
     while (live > a->target) {
         /* Retire the oldest extra worker (lowest slot holds the oldest). */
         for (int i = 0; i < a->sb.nslots; i++)
-            if (a->sb.slots[i].pid > 0 && !a->info[i].retiring) {
-                a->info[i].retiring = 1;
-                kill(a->sb.slots[i].pid, SIGTERM);
+            if (a->sb.slots[i].pid > 0 && !a->info[i].retiring &&
+                a->info[i].generation == a->generation) {
+                retire(a, i);
                 break;
             }
         live--;
@@ -329,6 +490,8 @@ static void handle_signal(arbiter *a, int sig)
         reap(a);
         break;
     case SIGACT_RELOAD:
+        reload(a, "SIGHUP");
+        break;
     case SIGACT_UNSUPPORTED:
         log_warning("%s is not supported yet; ignoring it", nw_signame(sig));
         break;
@@ -337,9 +500,10 @@ static void handle_signal(arbiter *a, int sig)
     }
 }
 
-int arbiter_run(nw_settings *s, nw_listener *ls, int nls, nw_identity id)
+int arbiter_run(nw_settings *s, const nw_cmdline *cmd, nw_listener *ls, int nls, nw_identity id)
 {
-    arbiter a = {.s = s, .ls = ls, .nls = nls, .id = id, .target = s->workers, .sfd = -1};
+    arbiter a = {.s = s, .s_main = s, .cmd = cmd, .ls = ls, .nls = nls, .id = id,
+                 .target = s->workers, .sfd = -1};
     sigset_t set;
     signals_fill(&set);
     sigprocmask(SIG_BLOCK, &set, NULL);
@@ -348,8 +512,9 @@ int arbiter_run(nw_settings *s, nw_listener *ls, int nls, nw_identity id)
         log_error("cannot create a signalfd: %s", strerror(errno));
         return 1;
     }
-    int nslots = s->workers * 4 > 64 ? s->workers * 4 : 64;
-    int per_slot = s->worker_class == NW_CLASS_THREADS ? s->threads : 1;
+    /* Room for TTIN and for two generations side by side during a reload. */
+    int nslots = s->workers * 4 > 256 ? s->workers * 4 : 256;
+    int per_slot = s->threads > 16 ? s->threads : 16;
     if (scoreboard_open(&a.sb, nslots, per_slot) < 0)
         return 1;
     a.info = nw_xcalloc((size_t)nslots, sizeof *a.info);
@@ -375,13 +540,15 @@ int arbiter_run(nw_settings *s, nw_listener *ls, int nls, nw_identity id)
         int wait_ms = 1000;
         if (a.state == RUNNING && a.next_spawn_ms > now && a.next_spawn_ms - now < wait_ms)
             wait_ms = (int)(a.next_spawn_ms - now);
+        if (a.s_old || (a.state == RUNNING && live_workers(&a, 1) < a.target))
+            wait_ms = wait_ms > 50 ? 50 : wait_ms; /* watch the new workers come up */
         if (a.state != RUNNING && !a.killed_all && a.stop_deadline - now < wait_ms)
             wait_ms = a.stop_deadline > now ? (int)(a.stop_deadline - now) : 0;
         struct pollfd *pfd = a.pfd;
         exec_pipe **pp = a.pfd_pipe;
         int npfd = 0;
         pfd[npfd++] = (struct pollfd){.fd = a.sfd, .events = POLLIN};
-        for (int i = 0; s->exec && i < a.sb.nslots; i++)
+        for (int i = 0; a.s->exec && i < a.sb.nslots; i++)
             for (int k = 0; k < 2; k++)
                 if (a.info[i].out[k].fd >= 0) {
                     pp[npfd] = &a.info[i].out[k];
@@ -411,6 +578,8 @@ int arbiter_run(nw_settings *s, nw_listener *ls, int nls, nw_identity id)
     for (int i = 0; i < nls; i++)
         listener_close(&ls[i], 1);
     close(a.sfd);
+    free_settings(&a, a.s_old);
+    free_settings(&a, a.s);
     free(a.info);
     free(a.pfd);
     free(a.pfd_pipe);

@@ -10,6 +10,13 @@
 /* Runs the master until it stops. Takes the listeners (closes them, and
  * unlinks unix sockets, on exit). Returns the process exit code: 0 after a
  * requested stop, 1 when workers could not be kept booting. */
-int arbiter_run(nw_settings *s, nw_listener *ls, int nls, nw_identity id);
+/* What the master was started with, to read the configuration again. */
+typedef struct nw_cmdline {
+    int argc;
+    char **argv;
+    const char *env_args; /* NARWHAL_CMD_ARGS */
+} nw_cmdline;
+
+int arbiter_run(nw_settings *s, const nw_cmdline *cmd, nw_listener *ls, int nls, nw_identity id);
 
 #endif

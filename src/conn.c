@@ -60,13 +60,26 @@ void conn_close(nw_conn *c, const char *reason)
     worker_conn_closed(w);
 }
 
+/* Graceful stop: an idle keep-alive connection can go (nginx retries a
+ * request that meets a closed cached connection), but a connection that
+ * was accepted and has not sent its first request yet is a request on its
+ * way: it gets a short grace to arrive, so a reload never drops one. */
 void conn_close_idle(nw_worker *w)
 {
     nw_conn *c = w->conns, *next;
     for (; c; c = next) {
         next = c->next;
-        if (!c->req && !c->busy)
-            conn_close(c, NULL);
+        if (c->req || c->busy)
+            continue;
+        char byte;
+        ssize_t n = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (c->served == 0 || n > 0) {
+            ev_timer_stop(w->loop, &c->timer);
+            ev_timer_set(&c->timer, 2., 0.);
+            ev_timer_start(w->loop, &c->timer);
+            continue;
+        }
+        conn_close(c, NULL);
     }
 }
 
@@ -334,6 +347,7 @@ void conn_request_finished(nw_conn *c)
         fcgi_parser_end(&c->parser);
     int keep = req->keep_conn && !req->failed;
     request_free(req);
+    c->served++;
     worker_request_done(c->w);
     if (c->broken || !keep || c->w->stopping || c->w->s->keepalive == 0) {
         conn_close(c, NULL);

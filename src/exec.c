@@ -11,33 +11,6 @@
 
 #include "log.h"
 
-int exec_check_program(const nw_settings *s)
-{
-    const char *prog = s->exec;
-    if (strchr(prog, '/')) {
-        if (access(prog, X_OK) < 0) {
-            fprintf(stderr, "narwhal: exec: cannot run %s: %s\n", prog, strerror(errno));
-            return -1;
-        }
-        return 0;
-    }
-    const char *path = getenv("PATH");
-    char *dirs = nw_xstrdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
-    int found = 0;
-    for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d && !found;
-         d = strtok_r(NULL, ":", &save)) {
-        char full[4096];
-        snprintf(full, sizeof full, "%s/%s", d, prog);
-        found = access(full, X_OK) == 0;
-    }
-    free(dirs);
-    if (!found) {
-        fprintf(stderr, "narwhal: exec: %s not found in PATH\n", prog);
-        return -1;
-    }
-    return 0;
-}
-
 void exec_child(const nw_settings *s, const nw_listener *l, nw_identity id, int out_fd, int err_fd)
 {
     for (int sig = 1; sig < NSIG; sig++)

@@ -12,9 +12,6 @@
 #include "settings.h"
 #include "worker.h"
 
-/* Checks the program can be run (found, executable). 0, or -1 with a
- * message on stderr. */
-int exec_check_program(const nw_settings *s);
 /* In the forked child: wires fds 0/1/2, drops privileges, resets signals and
  * execs. Never returns (exit 127 with a message on stderr if exec fails). */
 void exec_child(const nw_settings *s, const nw_listener *l, nw_identity id, int out_fd,

@@ -12,60 +12,10 @@
 
 #include "app.h"
 #include "arbiter.h"
-#include "exec.h"
 #include "listener.h"
 #include "log.h"
 #include "settings.h"
 #include "util.h"
-
-/* Settings whose behaviour is not built yet: refused, never ignored. */
-static int refuse_unbuilt(const nw_settings *s)
-{
-    const char *what = NULL;
-    if (s->reload)
-        what = "reload: not built yet";
-    else if (s->spew)
-        what = "spew: not built yet";
-    else if (s->preload_app)
-        what = "preload_app: not built yet";
-    if (!what)
-        return 0;
-    fprintf(stderr, "narwhal: %s\n", what);
-    return -1;
-}
-
-/* --exec supervises a program narwhal cannot see inside: settings that
- * shape narwhal's own workers cannot apply, and are refused, not ignored. */
-static int check_exec_mode(const nw_settings *s)
-{
-    const char *bad = NULL;
-    if (s->app)
-        bad = "give either an APP or --exec PROGRAM, not both";
-    else if (s->worker_class != NW_CLASS_SYNC || s->threads != 1)
-        bad = "worker_class and threads shape narwhal's own workers; they do not apply to "
-              "--exec programs";
-    else if (s->worker_connections != 1000 || s->coroutine_stack_size != 256)
-        bad = "worker_connections and coroutine_stack_size do not apply to --exec programs";
-    else if (s->accesslog)
-        bad = "accesslog: narwhal does not see an --exec program's requests; log them in the "
-              "program or in nginx";
-    else if (s->max_requests || s->max_requests_jitter)
-        bad = "max_requests: narwhal cannot count an --exec program's requests";
-    else if (s->timeout != 30)
-        bad = "timeout: narwhal cannot see an --exec program's requests to time them";
-    else if (s->keepalive != 75 || s->protocol != NW_PROTO_AUTO)
-        bad = "keepalive and protocol are the --exec program's own business";
-    else if (s->limit_request_line != 4094 || s->limit_request_fields != 100 ||
-             s->limit_request_field_size != 8190)
-        bad = "limit_request_*: narwhal does not parse an --exec program's requests";
-    else if (s->bind.n != 1)
-        bad = "bind: an --exec program takes exactly one listening socket (as fd 0)";
-    if (bad) {
-        fprintf(stderr, "narwhal: exec: %s\n", bad);
-        return -1;
-    }
-    return exec_check_program(s);
-}
 
 static int resolve_identity(const nw_settings *s, nw_identity *id)
 {
@@ -216,21 +166,7 @@ int main(int argc, char **argv)
         settings_free(&s);
         return 0;
     }
-    if (refuse_unbuilt(&s) < 0) {
-        settings_free(&s);
-        return 1;
-    }
-    /* gunicorn: more than one thread turns the sync class into gthread. */
-    if (s.worker_class == NW_CLASS_SYNC && s.threads > 1)
-        s.worker_class = NW_CLASS_THREADS;
-    if (s.coroutine_stack_size <= 0)
-        s.coroutine_stack_size = 256;
-    if (s.exec_args.n && !s.exec) {
-        fprintf(stderr, "narwhal: arguments after -- are for --exec PROGRAM, which is not given\n");
-        settings_free(&s);
-        return 1;
-    }
-    if (s.exec && check_exec_mode(&s) < 0) {
+    if (settings_finish(&s, stderr) < 0) {
         settings_free(&s);
         return 1;
     }
@@ -319,7 +255,8 @@ int main(int argc, char **argv)
         (void)w;
         close(ready_fd);
     }
-    rc = arbiter_run(&s, ls, nls, id);
+    nw_cmdline cmd = {argc, argv, getenv("NARWHAL_CMD_ARGS")};
+    rc = arbiter_run(&s, &cmd, ls, nls, id);
     if (s.pidfile)
         remove_pidfile(s.pidfile);
     free(ls);

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "narwhal.h"
@@ -1078,4 +1079,86 @@ const char *settings_loglevel_name(int level)
 const char *settings_worker_class_name(nw_worker_class c)
 {
     return choice_name(worker_classes, (int)c);
+}
+
+/* ---- cross-setting checks ---------------------------------------------------- */
+
+/* Is the --exec program there to run? */
+static int settings_check_program(const nw_settings *s, FILE *err)
+{
+    const char *prog = s->exec;
+    if (strchr(prog, '/')) {
+        if (access(prog, X_OK) < 0) {
+            fprintf(err, "narwhal: exec: cannot run %s: %s\n", prog, strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+    const char *path = getenv("PATH");
+    char *dirs = xstrdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+    int found = 0;
+    for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d && !found;
+         d = strtok_r(NULL, ":", &save)) {
+        char *full = xasprintf("%s/%s", d, prog);
+        found = access(full, X_OK) == 0;
+        free(full);
+    }
+    free(dirs);
+    if (!found) {
+        fprintf(err, "narwhal: exec: %s not found in PATH\n", prog);
+        return -1;
+    }
+    return 0;
+}
+
+/* --exec supervises a program narwhal cannot see inside: settings that
+ * shape narwhal's own workers cannot apply, and are refused, not ignored. */
+static int check_exec_mode(const nw_settings *s, FILE *err)
+{
+    const char *bad = NULL;
+    if (s->app)
+        bad = "give either an APP or --exec PROGRAM, not both";
+    else if (s->worker_class != NW_CLASS_SYNC || s->threads != 1)
+        bad = "worker_class and threads shape narwhal's own workers; they do not apply to "
+              "--exec programs";
+    else if (s->worker_connections != 1000 || s->coroutine_stack_size != 256)
+        bad = "worker_connections and coroutine_stack_size do not apply to --exec programs";
+    else if (s->accesslog)
+        bad = "accesslog: narwhal does not see an --exec program's requests; log them in the "
+              "program or in nginx";
+    else if (s->max_requests || s->max_requests_jitter)
+        bad = "max_requests: narwhal cannot count an --exec program's requests";
+    else if (s->timeout != 30)
+        bad = "timeout: narwhal cannot see an --exec program's requests to time them";
+    else if (s->keepalive != 75 || s->protocol != NW_PROTO_AUTO)
+        bad = "keepalive and protocol are the --exec program's own business";
+    else if (s->limit_request_line != 4094 || s->limit_request_fields != 100 ||
+             s->limit_request_field_size != 8190)
+        bad = "limit_request_*: narwhal does not parse an --exec program's requests";
+    else if (s->bind.n != 1)
+        bad = "bind: an --exec program takes exactly one listening socket (as fd 0)";
+    if (bad) {
+        fprintf(err, "narwhal: exec: %s\n", bad);
+        return -1;
+    }
+    return settings_check_program(s, err);
+}
+
+int settings_finish(nw_settings *s, FILE *err)
+{
+    if (s->exec_args.n && !s->exec) {
+        fprintf(err, "narwhal: arguments after -- are for --exec PROGRAM, which is not given\n");
+        return -1;
+    }
+    if (s->exec && check_exec_mode(s, err) < 0)
+        return -1;
+    if (s->reload && s->preload_app) {
+        fprintf(err, "narwhal: reload: cannot be combined with preload_app (the master would "
+                     "keep the old code loaded)\n");
+        return -1;
+    }
+    /* gunicorn: more than one thread turns the sync class into gthread. */
+    if (s->worker_class == NW_CLASS_SYNC && s->threads > 1)
+        s->worker_class = NW_CLASS_THREADS;
+    return 0;
 }

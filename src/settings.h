@@ -89,6 +89,13 @@ typedef struct nw_settings {
 int settings_load(nw_settings *s, int argc, char **argv, const char *env_args, FILE *out,
                   FILE *err);
 
+/* Checks what no single setting can (--exec with settings that shape
+ * narwhal's own workers, reload with preload_app, the program's presence)
+ * and derives values (threads > 1 turns sync into threads, as in
+ * gunicorn). 0, or -1 with the reason on err. Called after settings_load,
+ * at start and on every reload. */
+int settings_finish(nw_settings *s, FILE *err);
+
 /* Releases everything s owns and zeroes it. */
 void settings_free(nw_settings *s);
 

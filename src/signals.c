@@ -7,7 +7,11 @@ const nw_signal_def nw_signal_table[] = {
      "finish in-flight requests, then exit"},
     {SIGINT, "INT", SIGACT_QUICK_STOP, "quick stop: workers are told to exit now", "exit now"},
     {SIGQUIT, "QUIT", SIGACT_QUICK_STOP, "quick stop (as INT)", "exit now"},
-    {SIGHUP, "HUP", SIGACT_UNSUPPORTED, "reload (not built yet: logged and ignored)", "-"},
+    {SIGHUP, "HUP", SIGACT_RELOAD,
+     "reload: read the config again, reopen the logs, start new workers (with the app loaded "
+     "anew unless preload_app), then gracefully stop the old ones; a config that does not load "
+     "or workers that cannot boot leave the old workers serving",
+     "-"},
     {SIGTTIN, "TTIN", SIGACT_INCREMENT, "one worker more", "-"},
     {SIGTTOU, "TTOU", SIGACT_DECREMENT, "one worker fewer (never fewer than one)", "-"},
     {SIGUSR1, "USR1", SIGACT_REOPEN_LOGS,

@@ -519,8 +519,9 @@ pid_t h_spawn(const char *logpath, char *const argv[], char *const env[])
     return pid;
 }
 
-/* State letter and parent of pid from /proc/pid/stat; 0 if it is gone. */
-static char proc_state(pid_t pid, pid_t *ppid)
+/* State letter, parent and process group of pid from /proc/pid/stat; 0 if
+ * it is gone. */
+static char proc_state(pid_t pid, pid_t *ppid, pid_t *pgrp)
 {
     char path[64], buf[512];
     snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
@@ -534,11 +535,13 @@ static char proc_state(pid_t pid, pid_t *ppid)
     buf[n] = '\0';
     const char *rp = strrchr(buf, ')'); /* the name may hold spaces and ')' */
     char state = 0;
-    long parent = 0;
-    if (!rp || sscanf(rp + 1, " %c %ld", &state, &parent) != 2)
+    long parent = 0, group = 0;
+    if (!rp || sscanf(rp + 1, " %c %ld %ld", &state, &parent, &group) != 3)
         return 0;
     if (ppid)
         *ppid = (pid_t)parent;
+    if (pgrp)
+        *pgrp = (pid_t)group;
     return state;
 }
 
@@ -546,28 +549,52 @@ bool h_alive(pid_t pid)
 {
     if (pid <= 0 || kill(pid, 0) < 0)
         return false;
-    char st = proc_state(pid, NULL);
+    char st = proc_state(pid, NULL, NULL);
     return st && st != 'Z' && st != 'X';
 }
 
-int h_children(pid_t pid, pid_t *out, int max)
+/* Live (non-zombie) processes whose parent is ppid (if > 0) or whose
+ * process group is pgrp (if > 0); at most max in out (may be NULL). */
+static int proc_scan(pid_t ppid, pid_t pgrp, pid_t *out, int max)
 {
     DIR *d = opendir("/proc");
     cr_assert(d, "opendir /proc: %s", strerror(errno));
     int n = 0;
     for (struct dirent *e; (e = readdir(d));) {
-        pid_t p = (pid_t)atol(e->d_name), parent = 0;
+        pid_t p = (pid_t)atol(e->d_name), parent = 0, group = 0;
         if (p <= 0)
             continue;
-        char st = proc_state(p, &parent);
-        if (parent == pid && st && st != 'Z' && st != 'X') {
-            if (n < max)
-                out[n] = p;
-            n++;
-        }
+        char st = proc_state(p, &parent, &group);
+        if (!st || st == 'Z' || st == 'X' || (ppid > 0 && parent != ppid) ||
+            (pgrp > 0 && group != pgrp))
+            continue;
+        if (out && n < max)
+            out[n] = p;
+        n++;
     }
     closedir(d);
     return n;
+}
+
+int h_children(pid_t pid, pid_t *out, int max)
+{
+    return proc_scan(pid, 0, out, max);
+}
+
+/* Waits until no live process is left in group pgid (reaping those that
+ * are our children: workers orphaned by their master come to us). */
+static bool wait_group_gone(pid_t pgid, long timeout_ms)
+{
+    long deadline = h_now_ms() + timeout_ms;
+    for (;;) {
+        while (waitpid(-pgid, NULL, WNOHANG) > 0) {
+        }
+        if (proc_scan(0, pgid, NULL, 0) == 0)
+            return true;
+        if (h_now_ms() >= deadline)
+            return false;
+        h_sleep_ms(10);
+    }
 }
 
 bool h_wait_exit(pid_t pid, long timeout_ms, int *wstatus)
@@ -600,18 +627,16 @@ void h_kill_group(pid_t pid)
     kill(-pid, SIGKILL);
     kill(pid, SIGKILL);
     h_wait_exit(pid, 5000, NULL);
+    wait_group_gone(pid, 5000); /* their sockets are closed only then */
     untrack(pid);
 }
 
 int h_stop(pid_t pid, int sig, long timeout_ms)
 {
     int st;
-    if (kill(pid, sig) == 0 && h_wait_exit(pid, timeout_ms, &st)) {
+    if ((kill(pid, sig) == 0 && h_wait_exit(pid, timeout_ms, &st)) || h_wait_exit(pid, 0, &st)) {
         kill(-pid, SIGKILL); /* workers left behind, if any */
-        return st;
-    }
-    if (h_wait_exit(pid, 0, &st)) {
-        kill(-pid, SIGKILL);
+        wait_group_gone(pid, 5000);
         return st;
     }
     h_kill_group(pid);

@@ -94,7 +94,8 @@ bool h_wait_exit(pid_t pid, long timeout_ms, int *wstatus);
  * and reaps it. Returns the wait status, or -1 when it had to be killed. */
 int h_stop(pid_t pid, int sig, long timeout_ms);
 
-/* SIGKILLs pid's whole process group now and reaps pid. */
+/* SIGKILLs pid's whole process group now, reaps pid and waits (bounded)
+ * until no process of the group is left (so its sockets are closed). */
 void h_kill_group(pid_t pid);
 
 /* Registers a process the harness did not fork itself (a daemonized narwhal,
