@@ -285,7 +285,7 @@ rss_kb() { # PID... -> VmRSS summed, in kB
 
 last_line() { # FILE -> its last non-empty line, for a row's note
     [[ -f $1 ]] || return 0
-    grep -v '^[[:space:]]*$' "$1" | tail -n 1 | tr -d '\r|' | cut -c1-200
+    grep -v '^[[:space:]]*$' "$1" | tail -n 1 | tr -d '\r|' | cut -c1-200 || true
 }
 
 # --- configuration -----------------------------------------------------------
@@ -338,7 +338,8 @@ if wants uwsgi; then
     cc -fPIC -shared -I "$WORK" $("$UWSGI" --cflags) -O2 -o "$WORK/symcall_hello.so" \
         "$here/symcall_hello.c"
     UWSGI_PLUGIN=()
-    "$UWSGI" --help 2>/dev/null | grep -q -- '--symcall' || UWSGI_PLUGIN=(--plugin symcall)
+    uwsgi_help=$("$UWSGI" --help 2>/dev/null || true)
+    [[ $uwsgi_help == *--symcall* ]] || UWSGI_PLUGIN=(--plugin symcall)
     UWSGI_LISTEN=$BACKLOG
     somax=$(cat /proc/sys/net/core/somaxconn 2>/dev/null || echo 128)
     ((UWSGI_LISTEN <= somax)) || UWSGI_LISTEN=$somax
@@ -671,16 +672,25 @@ for var in "${VARIANTS[@]}"; do
 done
 
 # --- report ------------------------------------------------------------------
+first_line() { # CMD... -> the first line CMD prints (stdout or stderr), whatever its exit code
+    local out
+    out=$("$@" 2>&1 || true)
+    printf '%s' "${out%%$'\n'*}"
+}
+
 versions() {
-    local v=()
-    v+=("$("$NGINX" -v 2>&1 | sed 's|.*version: ||')")
-    v+=("wrk $(wrk -v 2>&1 | awk 'NR == 1 {print $2}')")
-    wants_narwhal && v+=("$("$NARWHAL" -v 2>&1 | head -n 1)")
-    wants spawn-fcgi && v+=("$(spawn-fcgi -v 2>&1 | head -n 1 | awk '{print $1, $2}' | tr -d ',')" \
-        "libfcgi $(dpkg-query -W -f='${Version}\n' libfcgi-dev 2>/dev/null | head -n 1)")
-    wants php-fpm && v+=("$("$PHP_FPM" -v 2>/dev/null | head -n 1 | awk '{print $1, $2}')")
-    wants uwsgi && v+=("uWSGI $("$UWSGI" --version 2>/dev/null)")
-    local x sep=""
+    local v=() x sep=""
+    x=$(first_line "$NGINX" -v); v+=("${x##*version: }")
+    x=$(first_line wrk -v); x=${x#wrk }; v+=("wrk ${x%% *}")
+    wants_narwhal && v+=("$(first_line "$NARWHAL" -v)")
+    if wants spawn-fcgi; then
+        x=$(first_line spawn-fcgi -v); x=${x%%,*}; v+=("${x% (*}")
+        v+=("libfcgi $(first_line dpkg-query -W -f='${Version}' libfcgi-dev)")
+    fi
+    if wants php-fpm; then
+        x=$(first_line "$PHP_FPM" -v); x=${x#PHP }; v+=("PHP ${x%% *}")
+    fi
+    wants uwsgi && v+=("uWSGI $(first_line "$UWSGI" --version)")
     for x in "${v[@]}"; do printf '%s%s' "$sep" "$x"; sep=", "; done
 }
 

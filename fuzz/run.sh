@@ -12,6 +12,7 @@
 #   FUZZ_CC         the compiler (default clang; needs -fsanitize=fuzzer)
 #   FUZZ_JOBS       targets run at once (default 1)
 #   FUZZ_FLAGS      extra libFuzzer flags, e.g. "-max_len=8192"
+#   FUZZ_ASAN_OPTIONS, FUZZ_UBSAN_OPTIONS  replace the sanitizer options
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -66,10 +67,11 @@ for t in $targets; do
 done
 
 # ---- run --------------------------------------------------------------------
-# Leaks count as failures too (libFuzzer's default); UBSan stops at the first
-# report so that libFuzzer saves the input.
-ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
-UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# Our own options, not the caller's (make check exports ones meant for the
+# server): leaks count as failures (libFuzzer's default) and UBSan stops at
+# the first report so that libFuzzer saves the input.
+ASAN_OPTIONS=${FUZZ_ASAN_OPTIONS:-detect_leaks=1}
+UBSAN_OPTIONS=${FUZZ_UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export ASAN_OPTIONS UBSAN_OPTIONS
 
 run_one() {

@@ -47,3 +47,16 @@ void app_unload(nw_app *app)
         dlclose(app->dl);
     memset(app, 0, sizeof *app);
 }
+
+static nw_app preloaded;
+static int have_preloaded;
+
+int app_preload(const char *spec, char *err, size_t errlen)
+{
+    if (app_load(spec, &preloaded, err, errlen) < 0)
+        return -1;
+    have_preloaded = 1;
+    return 0;
+}
+
+const nw_app *app_preloaded(void) { return have_preloaded ? &preloaded : NULL; }

@@ -20,4 +20,9 @@ typedef struct nw_app {
 int app_load(const char *spec, nw_app *app, char *err, size_t errlen);
 void app_unload(nw_app *app);
 
+/* preload_app: the master loads the app once before forking; workers then
+ * share its pages and skip their own dlopen. NULL when not preloaded. */
+int app_preload(const char *spec, char *err, size_t errlen);
+const nw_app *app_preloaded(void);
+
 #endif

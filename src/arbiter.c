@@ -22,6 +22,7 @@
 #include "scoreboard.h"
 #include "signals.h"
 #include "util.h"
+#include "watch.h"
 
 enum { RUNNING, STOPPING, STOPPING_FAST };
 
@@ -62,6 +63,9 @@ typedef struct arbiter {
     int exit_code;
     struct pollfd *pfd;      /* the signalfd and, under --exec, the children's pipes */
     exec_pipe **pfd_pipe;
+    nw_watch watch;          /* --reload */
+    int64_t reload_at;       /* a watched file changed: reload then (debounced) */
+    char changed[256];
 } arbiter;
 
 /* Workers of the current generation that are not on their way out. */
@@ -168,6 +172,10 @@ static void reload(arbiter *a, const char *why)
         free(ns);
         return;
     }
+    if (ns->preload_app)
+        log_warning("%s: preload_app: the app stays as the master loaded it at start; restart "
+                    "(or USR2) to load new code",
+                    why);
     if (ns->workers > a->sb.nslots / 2)
         ns->workers = a->sb.nslots / 2;
     apply_settings(ns);
@@ -520,8 +528,17 @@ int arbiter_run(nw_settings *s, const nw_cmdline *cmd, nw_listener *ls, int nls,
     a.info = nw_xcalloc((size_t)nslots, sizeof *a.info);
     for (int i = 0; i < nslots; i++)
         a.info[i].out[0].fd = a.info[i].out[1].fd = -1;
-    a.pfd = nw_xcalloc((size_t)nslots * 2 + 1, sizeof *a.pfd);
-    a.pfd_pipe = nw_xcalloc((size_t)nslots * 2 + 1, sizeof *a.pfd_pipe);
+    a.pfd = nw_xcalloc((size_t)nslots * 2 + 2, sizeof *a.pfd);
+    a.pfd_pipe = nw_xcalloc((size_t)nslots * 2 + 2, sizeof *a.pfd_pipe);
+    a.watch.fd = -1;
+    if (s->reload) {
+        char *path = NULL, *symbol = NULL;
+        if (s->app)
+            nw_split_app_spec(s->app, &path, &symbol);
+        watch_open(&a.watch, path ? path : s->exec, s->config);
+        free(path);
+        free(symbol);
+    }
     if (s->exec)
         log_info("narwhal %s master %d: supervising %d cop%s of %s", PACKAGE_VERSION,
                  (int)getpid(), s->workers, s->workers == 1 ? "y" : "ies", s->exec);
@@ -548,6 +565,10 @@ int arbiter_run(nw_settings *s, const nw_cmdline *cmd, nw_listener *ls, int nls,
         exec_pipe **pp = a.pfd_pipe;
         int npfd = 0;
         pfd[npfd++] = (struct pollfd){.fd = a.sfd, .events = POLLIN};
+        if (a.watch.fd >= 0)
+            pfd[npfd++] = (struct pollfd){.fd = a.watch.fd, .events = POLLIN};
+        if (a.reload_at && a.reload_at - now < wait_ms)
+            wait_ms = a.reload_at > now ? (int)(a.reload_at - now) : 0;
         for (int i = 0; a.s->exec && i < a.sb.nslots; i++)
             for (int k = 0; k < 2; k++)
                 if (a.info[i].out[k].fd >= 0) {
@@ -559,9 +580,23 @@ int arbiter_run(nw_settings *s, const nw_cmdline *cmd, nw_listener *ls, int nls,
             log_error("poll: %s", strerror(errno));
             break;
         }
-        for (int k = 1; r > 0 && k < npfd; k++)
-            if (pfd[k].revents)
+        for (int k = 1; r > 0 && k < npfd; k++) {
+            if (!pfd[k].revents)
+                continue;
+            if (pfd[k].fd == a.watch.fd) {
+                /* Builds write in bursts: reload once they are quiet. */
+                if (watch_changed(&a.watch, a.changed, sizeof a.changed))
+                    a.reload_at = nw_now_ms() + 300;
+            } else {
                 exec_pipe_drain(pp[k], 0);
+            }
+        }
+        if (a.reload_at && nw_now_ms() >= a.reload_at) {
+            char why[300];
+            snprintf(why, sizeof why, "reload: %s changed", a.changed);
+            a.reload_at = 0;
+            reload(&a, why);
+        }
         struct signalfd_siginfo si;
         while (read(a.sfd, &si, sizeof si) == (ssize_t)sizeof si)
             handle_signal(&a, (int)si.ssi_signo);
@@ -578,6 +613,7 @@ int arbiter_run(nw_settings *s, const nw_cmdline *cmd, nw_listener *ls, int nls,
     for (int i = 0; i < nls; i++)
         listener_close(&ls[i], 1);
     close(a.sfd);
+    watch_close(&a.watch);
     free_settings(&a, a.s_old);
     free_settings(&a, a.s);
     free(a.info);

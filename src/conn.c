@@ -120,6 +120,8 @@ int conn_flush_wait(nw_conn *c, int64_t deadline_ms)
     while (c->out.len) {
         ssize_t n = send(c->fd, nw_buf_head(&c->out), c->out.len, MSG_NOSIGNAL);
         if (n > 0) {
+            if (c->w->s->spew)
+                log_debug("spew: connection %llu -> %zd bytes", (unsigned long long)c->id, n);
             nw_buf_consume(&c->out, (size_t)n);
             continue;
         }
@@ -142,6 +144,14 @@ int conn_flush_wait(nw_conn *c, int64_t deadline_ms)
     return 0;
 }
 
+/* For --spew. */
+static const char *const fcgi_event_names[] = {
+    "none", "BEGIN_REQUEST", "PARAMS", "STDIN", "STDIN end", "ABORT_REQUEST",
+    "GET_VALUES", "unknown type", "malformed input",
+};
+static const char *const uwsgi_event_names[] = {"none", "vars", "body", "body end",
+                                                "malformed input"};
+
 /* The uwsgi side of conn_parse: one request per connection. */
 static int conn_parse_uwsgi(nw_conn *c)
 {
@@ -149,6 +159,9 @@ static int conn_parse_uwsgi(nw_conn *c)
         uwsgi_event ev;
         size_t used = uwsgi_parse(&c->uparser, nw_buf_head(&c->in), c->in.len, &ev);
         nw_buf_consume(&c->in, used);
+        if (c->w->s->spew && ev.type != UWSGI_EV_NONE)
+            log_debug("spew: connection %llu <- uwsgi %s (%zu bytes)", (unsigned long long)c->id,
+                      uwsgi_event_names[ev.type], ev.len);
         switch (ev.type) {
         case UWSGI_EV_NONE:
             return 0;
@@ -225,6 +238,9 @@ static int conn_parse(nw_conn *c)
         fcgi_event ev;
         size_t used = fcgi_parse(&c->parser, nw_buf_head(&c->in), c->in.len, &ev);
         nw_buf_consume(&c->in, used);
+        if (c->w->s->spew && ev.type != FCGI_EV_NONE)
+            log_debug("spew: connection %llu <- fastcgi %s id %u (%zu bytes)",
+                      (unsigned long long)c->id, fcgi_event_names[ev.type], ev.id, ev.len);
         switch (ev.type) {
         case FCGI_EV_NONE:
             return 0;
@@ -322,6 +338,9 @@ static int conn_process(nw_conn *c)
         ev_io_stop(c->w->loop, &c->io);
         c->busy = 1;
         request_start(c->req);
+        if (c->w->s->spew)
+            log_debug("spew: connection %llu: request %s %s dispatched", (unsigned long long)c->id,
+                      nw_param(c->req, "REQUEST_METHOD"), nw_param(c->req, "REQUEST_URI"));
         executor_dispatch(c);
         return 0;
     }
@@ -346,6 +365,10 @@ void conn_request_finished(nw_conn *c)
     if (c->proto == CONN_PROTO_FASTCGI)
         fcgi_parser_end(&c->parser);
     int keep = req->keep_conn && !req->failed;
+    if (c->w->s->spew)
+        log_debug("spew: connection %llu: request finished (status %d, %llu body bytes)%s",
+                  (unsigned long long)c->id, req->status, (unsigned long long)req->body_bytes,
+                  req->failed ? ", failed" : "");
     request_free(req);
     c->served++;
     worker_request_done(c->w);

@@ -213,7 +213,7 @@ int main(int argc, char **argv)
         settings_free(&s);
         return 1;
     }
-    log_set_level(s.loglevel);
+    log_set_level(s.spew ? NW_LOG_DEBUG : s.loglevel);
     if (s.worker_class == NW_CLASS_ASYNC && s.threads > 1)
         log_warning("threads = %d has no effect with the async worker class: its coroutines "
                     "share one thread per worker; scale with workers and worker_connections",
@@ -242,6 +242,17 @@ int main(int argc, char **argv)
         }
     }
 
+    if (s.preload_app && !s.exec) {
+        char err[512];
+        if (app_preload(s.app, err, sizeof err) < 0) {
+            fprintf(stderr, "narwhal: preload_app: %s\n", err);
+            for (int j = 0; j < nls; j++)
+                listener_close(&ls[j], 1);
+            free(ls);
+            settings_free(&s);
+            return 1;
+        }
+    }
     int ready_fd = -1;
     if (s.daemon && daemonize(&ready_fd) < 0)
         return 1;

@@ -416,12 +416,34 @@ Test(settings, access_log_format_is_compiled)
     done(&r);
 }
 
-Test(settings, unbuilt_features_rejected)
+Test(settings, development_flags)
 {
-    expect_error(NULL, "narwhal: --reload: not supported yet\n", "--reload", NULL);
-    expect_error(NULL, "narwhal: --preload: not supported yet\n", "--preload", NULL);
-    expect_error(NULL, "narwhal: --spew: not supported yet\n", "--spew", NULL);
     struct run r;
+    run(&r, NULL, "--reload", "--spew", NULL);
+    cr_expect_eq(r.rc, 0, "%s", r.err);
+    cr_expect(r.s.reload);
+    cr_expect(r.s.spew);
+    done(&r);
+    run(&r, NULL, "--preload", NULL);
+    cr_expect_eq(r.rc, 0, "%s", r.err);
+    cr_expect(r.s.preload_app);
+    done(&r);
+    /* ... but not together: settings_finish refuses the pair. */
+    run(&r, NULL, "--reload", "--preload", NULL);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    char *msg = NULL;
+    size_t len = 0;
+    FILE *err = open_memstream(&msg, &len);
+    cr_expect_eq(settings_finish(&r.s, err), -1);
+    fclose(err);
+    cr_expect(strstr(msg, "reload: cannot be combined with preload_app") != NULL, "%s", msg);
+    free(msg);
+    done(&r);
+    /* threads > 1 turns sync into threads, as in gunicorn */
+    run(&r, NULL, "--threads", "4", NULL);
+    cr_assert_eq(settings_finish(&r.s, stderr), 0);
+    cr_expect_eq(r.s.worker_class, NW_CLASS_THREADS);
+    done(&r);
     run(&r, NULL, "-c", conf("reload = false\nspew = no\npreload_app = False\n"), NULL);
     cr_expect_eq(r.rc, 0, "%s", r.err);
     done(&r);
