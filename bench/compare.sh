@@ -438,9 +438,14 @@ skip_row() { # scenario variant note
     add_row "$1" "$2" - - - - - - - "$3"
 }
 
-run_row() { # scenario variant
-    local sc=$1 var=$2 dir="$WORK/$1-$2" nport bport upstream="" location="" note=""
+in_use() { # FILE... : does any of them say a port was taken?
+    grep -qs -i 'address already in use' "$@"
+}
+
+run_row() { # scenario variant [attempt]
+    local sc=$1 var=$2 attempt=${3:-1} dir="$WORK/$1-$2" nport bport upstream="" location="" note=""
     local cmd=() roots=() kind=tcp addr pid rc check
+    rm -rf "$dir"
     mkdir -p "$dir"
     free_port nport
     free_port bport
@@ -537,6 +542,13 @@ EOF
                     local status=0
                     wait "$pid" 2>/dev/null || status=$?
                     forget "$pid"
+                    # Another program took the port between our check and
+                    # the bind: try again on other ports.
+                    if in_use "$dir/backend.out" "$dir/backend.log" && ((attempt < 3)); then
+                        log "$sc/$var: port taken, retrying"
+                        run_row "$sc" "$var" $((attempt + 1))
+                        return 0
+                    fi
                     if [[ $sc == narwhal-* && $status == 1 ]]; then
                         skip_row "$sc" "$var" "not available: $msg"
                     else
@@ -569,6 +581,12 @@ EOF
     local npid=$!
     STARTED+=("$npid")
     if ! wait_listen "$npid" "$nport"; then
+        if in_use "$dir/error.log" "$dir/nginx.out" && ((attempt < 3)); then
+            stop_pids "$npid" "${roots[@]}"; forget "$npid" "${roots[@]}"
+            log "$sc/$var: port taken, retrying"
+            run_row "$sc" "$var" $((attempt + 1))
+            return 0
+        fi
         skip_row "$sc" "$var" "nginx did not start: $(last_line "$dir/error.log")"
         stop_pids "$npid" "${roots[@]}"; forget "$npid" "${roots[@]}"
         return 0

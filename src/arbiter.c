@@ -46,7 +46,8 @@ typedef struct arbiter {
     nw_settings *s;          /* in force */
     nw_settings *s_old;      /* during a reload: the one the old workers run */
     nw_settings *s_main;     /* main()'s, not ours to free */
-    const nw_cmdline *cmd;
+    nw_cmdline *cmd;
+    pid_t new_master;        /* USR2: the master we started, while it lives */
     unsigned generation;
     nw_listener *ls;
     int nls;
@@ -189,6 +190,70 @@ static void reload(arbiter *a, const char *why)
              a->target == 1 ? "" : "s", a->generation);
 }
 
+/* USR2: start a new master from the (possibly new) binary and hand it the
+ * listening sockets. Both serve until the operator sends WINCH (and TERM)
+ * to this one; the sockets never close, so no connection is refused. */
+static void upgrade(arbiter *a)
+{
+    if (a->new_master > 0) {
+        log_warning("SIGUSR2: new master %d is already running; ignoring", (int)a->new_master);
+        return;
+    }
+    if (a->cmd->upgraded_from) {
+        log_warning("SIGUSR2: this master is itself still being upgraded to; ignoring");
+        return;
+    }
+    char fds[512] = "", num[16], parent[16];
+    for (int i = 0; i < a->nls; i++) {
+        if (a->ls[i].fd < 0)
+            continue;
+        snprintf(num, sizeof num, "%s%d", *fds ? "," : "", a->ls[i].fd);
+        strncat(fds, num, sizeof fds - strlen(fds) - 1);
+    }
+    snprintf(parent, sizeof parent, "%d", (int)getpid());
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_error("SIGUSR2: cannot fork: %s", strerror(errno));
+        return;
+    }
+    if (pid == 0) {
+        for (int i = 0; i < a->nls; i++)
+            if (a->ls[i].fd >= 0)
+                nw_set_cloexec(a->ls[i].fd, 0);
+        setenv("NARWHAL_FD", fds, 1);
+        setenv("NARWHAL_PARENT", parent, 1);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execv(a->cmd->exe, a->cmd->argv);
+        log_error("SIGUSR2: cannot exec %s: %s", a->cmd->exe, strerror(errno));
+        _exit(127);
+    }
+    a->new_master = pid;
+    log_info("SIGUSR2: started new master %d from %s; send WINCH then TERM to this master (%d) "
+             "to finish the switch",
+             (int)pid, a->cmd->exe, (int)getpid());
+}
+
+/* An upgraded master: once the old one is gone, the pidfile is ours. */
+static void check_old_master(arbiter *a)
+{
+    nw_cmdline *c = a->cmd;
+    if (!c->upgraded_from || getppid() == c->upgraded_from)
+        return;
+    log_info("old master %d has exited", (int)c->upgraded_from);
+    c->upgraded_from = 0;
+    if (c->pidfile && a->s->pidfile && strcmp(c->pidfile, a->s->pidfile) != 0) {
+        if (rename(c->pidfile, a->s->pidfile) < 0) {
+            log_error("cannot rename %s to %s: %s", c->pidfile, a->s->pidfile, strerror(errno));
+            return;
+        }
+        free(c->pidfile);
+        c->pidfile = nw_xstrdup(a->s->pidfile);
+        log_info("pidfile is now %s", c->pidfile);
+    }
+}
+
 /* The new generation failed to boot: keep the old one. */
 static void reload_abort(arbiter *a)
 {
@@ -325,6 +390,13 @@ static void reap(arbiter *a)
     int st;
     pid_t pid;
     while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+        if (pid == a->new_master) {
+            log_error("new master %d exited (%s %d); this master goes on serving", (int)pid,
+                      WIFSIGNALED(st) ? "signal" : "status",
+                      WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+            a->new_master = 0;
+            continue;
+        }
         int i = scoreboard_find(&a->sb, pid);
         if (i < 0)
             continue;
@@ -500,15 +572,22 @@ static void handle_signal(arbiter *a, int sig)
     case SIGACT_RELOAD:
         reload(a, "SIGHUP");
         break;
-    case SIGACT_UNSUPPORTED:
-        log_warning("%s is not supported yet; ignoring it", nw_signame(sig));
+    case SIGACT_UPGRADE:
+        upgrade(a);
+        break;
+    case SIGACT_STOP_WORKERS:
+        if (a->state == RUNNING) {
+            log_info("SIGWINCH: stopping the workers gracefully; the master stays (HUP starts "
+                     "them again)");
+            a->target = 0;
+        }
         break;
     case SIGACT_NONE:
         break;
     }
 }
 
-int arbiter_run(nw_settings *s, const nw_cmdline *cmd, nw_listener *ls, int nls, nw_identity id)
+int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_identity id)
 {
     arbiter a = {.s = s, .s_main = s, .cmd = cmd, .ls = ls, .nls = nls, .id = id,
                  .target = s->workers, .sfd = -1};
@@ -602,6 +681,7 @@ int arbiter_run(nw_settings *s, const nw_cmdline *cmd, nw_listener *ls, int nls,
             handle_signal(&a, (int)si.ssi_signo);
         reap(&a);
         check_workers(&a);
+        check_old_master(&a);
         if (a.state != RUNNING && !a.killed_all && nw_now_ms() >= a.stop_deadline) {
             if (any_worker(&a))
                 log_warning("graceful timeout passed; killing the remaining workers");
@@ -610,8 +690,10 @@ int arbiter_run(nw_settings *s, const nw_cmdline *cmd, nw_listener *ls, int nls,
         }
     }
     log_info("master %d exiting", (int)getpid());
+    /* Unix socket files stay when a new master serves on them. */
+    int handed_off = a.new_master > 0 && kill(a.new_master, 0) == 0;
     for (int i = 0; i < nls; i++)
-        listener_close(&ls[i], 1);
+        listener_close(&ls[i], !handed_off);
     close(a.sfd);
     watch_close(&a.watch);
     free_settings(&a, a.s_old);

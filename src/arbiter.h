@@ -15,8 +15,12 @@ typedef struct nw_cmdline {
     int argc;
     char **argv;
     const char *env_args; /* NARWHAL_CMD_ARGS */
+    char *exe;            /* the binary, re-executed on USR2 */
+    pid_t upgraded_from;  /* USR2: the old master, still running; 0 = none */
+    char *pidfile;        /* the pidfile this master wrote (<pidfile>.2 while
+                             upgraded_from runs; renamed when it exits) */
 } nw_cmdline;
 
-int arbiter_run(nw_settings *s, const nw_cmdline *cmd, nw_listener *ls, int nls, nw_identity id);
+int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_identity id);
 
 #endif

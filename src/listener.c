@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "util.h"
 
 /* Is a server answering on this unix socket path? */
 static int unix_path_live(const struct sockaddr_un *sun)
@@ -157,4 +158,97 @@ void listener_close(nw_listener *l, int unlink_path)
     free(l->unix_path);
     free(l->addr);
     l->unix_path = l->addr = NULL;
+}
+
+int listener_inherited(int *fds, int max)
+{
+    int n = 0;
+    const char *nfd = getenv("NARWHAL_FD");
+    if (nfd) {
+        char *copy = nw_xstrdup(nfd);
+        for (char *save = NULL, *t = strtok_r(copy, ",", &save); t && n < max;
+             t = strtok_r(NULL, ",", &save)) {
+            char *end;
+            long fd = strtol(t, &end, 10);
+            if (*end || fd < 0 || fd > 65535)
+                continue;
+            fds[n++] = (int)fd;
+        }
+        free(copy);
+        unsetenv("NARWHAL_FD");
+    }
+    const char *lpid = getenv("LISTEN_PID"), *lfds = getenv("LISTEN_FDS");
+    if (lpid && lfds && strtol(lpid, NULL, 10) == (long)getpid()) {
+        long k = strtol(lfds, NULL, 10);
+        for (long i = 0; i < k && n < max; i++)
+            fds[n++] = 3 + (int)i; /* SD_LISTEN_FDS_START */
+    }
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    for (int i = 0; i < n; i++) {
+        nw_set_cloexec(fds[i], 1);
+        nw_set_nonblock(fds[i]);
+    }
+    return n;
+}
+
+/* Does the socket fd listen on addr? */
+static int bound_to(int fd, const char *addr)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return 0;
+    if (strncmp(addr, "unix:", 5) == 0) {
+        const struct sockaddr_un *sun = (const struct sockaddr_un *)&ss;
+        return ss.ss_family == AF_UNIX && strcmp(sun->sun_path, addr + 5) == 0;
+    }
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    if (!colon)
+        return 0;
+    size_t hlen = (size_t)(colon - addr);
+    const char *h = addr;
+    if (addr[0] == '[' && hlen >= 2 && colon[-1] == ']') {
+        h++;
+        hlen -= 2;
+    }
+    if (hlen >= sizeof host)
+        return 0;
+    memcpy(host, h, hlen);
+    host[hlen] = 0;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
+        return 0;
+    int match = 0;
+    for (struct addrinfo *ai = res; ai && !match; ai = ai->ai_next) {
+        if (ai->ai_family != ss.ss_family)
+            continue;
+        if (ss.ss_family == AF_INET) {
+            const struct sockaddr_in *x = (const void *)&ss, *y = (const void *)ai->ai_addr;
+            match = x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+        } else if (ss.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *x = (const void *)&ss, *y = (const void *)ai->ai_addr;
+            match = x->sin6_port == y->sin6_port &&
+                    memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+        }
+    }
+    freeaddrinfo(res);
+    return match;
+}
+
+int listener_adopt(nw_listener *l, const char *addr, int *fds, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (fds[i] < 0 || !bound_to(fds[i], addr))
+            continue;
+        l->fd = fds[i];
+        l->addr = nw_xstrdup(addr);
+        l->unix_path = strncmp(addr, "unix:", 5) == 0 ? nw_xstrdup(addr + 5) : NULL;
+        fds[i] = -1;
+        return 0;
+    }
+    return -1;
 }

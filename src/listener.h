@@ -17,6 +17,16 @@ typedef struct nw_listener {
 /* Binds and listens on addr. Logs the reason and returns -1 on failure
  * (`cannot bind 127.0.0.1:5000: Address already in use`). */
 int listener_open(nw_listener *l, const char *addr, int backlog);
+/* Listening sockets handed over at start: by a narwhal master being
+ * upgraded (USR2: NARWHAL_FD="3,4") or by systemd socket activation
+ * (LISTEN_FDS with LISTEN_PID = this process). Fills fds (at most max),
+ * returns how many, and clears those variables so children do not see
+ * them. */
+int listener_inherited(int *fds, int max);
+/* If one of fds[0..n) is a socket bound to addr, takes it into l, sets that
+ * entry to -1 and returns 0; -1 when none matches. */
+int listener_adopt(nw_listener *l, const char *addr, int *fds, int n);
+
 /* chown()s a unix socket to uid/gid ((uid_t)-1 / (gid_t)-1 keep). 0/-1. */
 int listener_chown(const nw_listener *l, uid_t uid, gid_t gid);
 /* Closes the socket; unlinks a unix socket's path when unlink_path. */

@@ -70,9 +70,11 @@ static int apply_env(const nw_settings *s)
     return 0;
 }
 
-static int check_pidfile(const char *path)
+static int check_pidfile(const char *path, pid_t upgrading_from)
 {
     pid_t pid = nw_read_pidfile(path);
+    if (pid > 0 && pid == upgrading_from)
+        return 0; /* USR2: the old master holds it until it exits */
     if (pid < 0) {
         fprintf(stderr, "narwhal: cannot read pidfile %s: %s\n", path, strerror(errno));
         return -1;
@@ -149,6 +151,32 @@ static int daemonize(int *ready_fd)
     return 0;
 }
 
+/* The binary to re-exec on USR2: argv[0] as found at start, so a binary
+ * installed over the old one is the one that runs. */
+static char *self_exe(const char *argv0)
+{
+    char buf[4096];
+    if (strchr(argv0, '/')) {
+        char *r = realpath(argv0, NULL);
+        return r ? r : nw_xstrdup(argv0);
+    }
+    const char *path = getenv("PATH");
+    char *dirs = nw_xstrdup(path ? path : "/usr/local/bin:/usr/bin:/bin");
+    char *found = NULL;
+    for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d && !found;
+         d = strtok_r(NULL, ":", &save)) {
+        snprintf(buf, sizeof buf, "%s/%s", d, argv0);
+        if (access(buf, X_OK) == 0)
+            found = nw_xstrdup(buf);
+    }
+    free(dirs);
+    if (!found) {
+        ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+        found = nw_xstrdup(n > 0 ? (buf[n] = 0, buf) : argv0);
+    }
+    return found;
+}
+
 int main(int argc, char **argv)
 {
     nw_settings s;
@@ -205,7 +233,13 @@ int main(int argc, char **argv)
         settings_free(&s);
         return 0;
     }
-    if (s.pidfile && check_pidfile(s.pidfile) < 0) {
+    /* USR2: started by the master being upgraded, which keeps serving. */
+    const char *parent_env = getenv("NARWHAL_PARENT");
+    pid_t parent = parent_env ? (pid_t)strtol(parent_env, NULL, 10) : 0;
+    if (parent != getppid())
+        parent = 0;
+    unsetenv("NARWHAL_PARENT");
+    if (s.pidfile && check_pidfile(s.pidfile, parent) < 0) {
         settings_free(&s);
         return 1;
     }
@@ -229,9 +263,15 @@ int main(int argc, char **argv)
         log_set_access_format(f);
     }
 
+    int inherited[64];
+    int ninherited = listener_inherited(inherited, 64);
     int nls = (int)s.bind.n;
     nw_listener *ls = nw_xcalloc((size_t)nls, sizeof *ls);
     for (int i = 0; i < nls; i++) {
+        if (listener_adopt(&ls[i], s.bind.v[i], inherited, ninherited) == 0) {
+            log_info("using the inherited socket for %s", s.bind.v[i]);
+            continue;
+        }
         if (listener_open(&ls[i], s.bind.v[i], s.backlog) < 0 ||
             listener_chown(&ls[i], id.uid, id.gid) < 0) {
             for (int j = 0; j < i; j++)
@@ -253,10 +293,22 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    for (int i = 0; i < ninherited; i++)
+        if (inherited[i] >= 0) {
+            log_warning("closing inherited socket fd %d: no bind address matches it",
+                        inherited[i]);
+            close(inherited[i]);
+        }
     int ready_fd = -1;
-    if (s.daemon && daemonize(&ready_fd) < 0)
+    if (s.daemon && !parent && daemonize(&ready_fd) < 0)
         return 1;
-    if (s.pidfile && write_pidfile(s.pidfile) < 0) {
+    /* An upgraded master writes <pidfile>.2 until the old one exits. */
+    char *pidfile = NULL;
+    if (s.pidfile && parent && asprintf(&pidfile, "%s.2", s.pidfile) < 0)
+        pidfile = NULL;
+    if (s.pidfile && !pidfile)
+        pidfile = nw_xstrdup(s.pidfile);
+    if (pidfile && write_pidfile(pidfile) < 0) {
         for (int j = 0; j < nls; j++)
             listener_close(&ls[j], 1);
         return 1;
@@ -266,10 +318,12 @@ int main(int argc, char **argv)
         (void)w;
         close(ready_fd);
     }
-    nw_cmdline cmd = {argc, argv, getenv("NARWHAL_CMD_ARGS")};
+    nw_cmdline cmd = {argc, argv, getenv("NARWHAL_CMD_ARGS"), self_exe(argv[0]), parent, pidfile};
     rc = arbiter_run(&s, &cmd, ls, nls, id);
-    if (s.pidfile)
-        remove_pidfile(s.pidfile);
+    if (cmd.pidfile)
+        remove_pidfile(cmd.pidfile);
+    free(cmd.pidfile);
+    free(cmd.exe);
     free(ls);
     settings_free(&s);
     return rc;

@@ -17,10 +17,12 @@ const nw_signal_def nw_signal_table[] = {
     {SIGUSR1, "USR1", SIGACT_REOPEN_LOGS,
      "reopen the error and access logs (logrotate), in the master and every worker",
      "reopen the logs"},
-    {SIGUSR2, "USR2", SIGACT_UNSUPPORTED, "binary upgrade (not built yet: logged and ignored)",
+    {SIGUSR2, "USR2", SIGACT_UPGRADE,
+     "upgrade: re-exec the narwhal binary as a new master that inherits the listening sockets "
+     "(pidfile <pidfile>.2 until this master exits); both serve until WINCH and TERM here",
      "-"},
-    {SIGWINCH, "WINCH", SIGACT_UNSUPPORTED, "stop workers, keep the master (not built yet: "
-     "logged and ignored)", "-"},
+    {SIGWINCH, "WINCH", SIGACT_STOP_WORKERS,
+     "stop the workers gracefully but keep the master (after USR2; HUP brings them back)", "-"},
     {SIGCHLD, "CHLD", SIGACT_REAP, "a worker exited: reap it, log why, replace it", "-"},
 };
 

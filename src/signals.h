@@ -17,7 +17,8 @@ typedef enum {
     SIGACT_DECREMENT,     /* TTOU */
     SIGACT_REOPEN_LOGS,   /* USR1 */
     SIGACT_REAP,          /* CHLD */
-    SIGACT_UNSUPPORTED,   /* known to gunicorn users, not built yet: logged */
+    SIGACT_UPGRADE,       /* USR2 */
+    SIGACT_STOP_WORKERS,  /* WINCH */
 } nw_sigaction;
 
 typedef struct nw_signal_def {
