@@ -567,6 +567,11 @@ EOF
             if ! spawn-fcgi -a 127.0.0.1 -p "$bport" -F "$WORKERS" -b "$BACKLOG" \
                     -P "$dir/spawn.pid" -- "$WORK/fcgi_hello" "${args[@]}" \
                     >"$dir/backend.out" 2>&1 </dev/null; then
+                if in_use "$dir/backend.out" && ((attempt < 3)); then
+                    log "$sc/$var: port taken, retrying"
+                    run_row "$sc" "$var" $((attempt + 1))
+                    return 0
+                fi
                 skip_row "$sc" "$var" "failed to start: $(last_line "$dir/backend.out")"
                 return 0
             fi
