@@ -1,0 +1,75 @@
+/* classapp - handlers for the worker-class, protocol and hostile-input
+ * tests (select with classapp.so:NAME). */
+#include <narwhal.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Recurses until its stack runs out (?depth=N limits it): the guard page
+ * must stop it. */
+static int burn(int depth, int limit)
+{
+    volatile char pad[4096];
+    pad[0] = (char)depth;
+    pad[sizeof pad - 1] = pad[0];
+    if (limit && depth >= limit)
+        return pad[sizeof pad - 1];
+    return burn(depth + 1, limit) + pad[0];
+}
+
+int overflow(nw_request *req)
+{
+    const char *q = nw_param(req, "QUERY_STRING");
+    int limit = q && strncmp(q, "depth=", 6) == 0 ? atoi(q + 6) : 0;
+    int r = burn(0, limit);
+    nw_add_header(req, "Content-Type", "text/plain");
+    nw_printf(req, "survived %d\n", r & 1);
+    return 0;
+}
+
+/* Spins on the CPU for ?ms=N without yielding (blocks an async worker's
+ * loop). */
+int spin(nw_request *req)
+{
+    const char *q = nw_param(req, "QUERY_STRING");
+    int ms = q && strncmp(q, "ms=", 3) == 0 ? atoi(q + 3) : 100;
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &b);
+    while ((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < ms);
+    nw_add_header(req, "Content-Type", "text/plain");
+    nw_printf(req, "spun %d ms\n", ms);
+    return 0;
+}
+
+/* Reports which thread ran it and the pid, for the class tests. */
+int whoami(nw_request *req)
+{
+    nw_add_header(req, "Content-Type", "text/plain");
+    nw_printf(req, "pid %d\n", (int)getpid());
+    return 0;
+}
+
+/* Counts its calls in a file named by ?file=PATH (the "app not called"
+ * checks of the limit tests). */
+int counted(nw_request *req)
+{
+    const char *q = nw_param(req, "QUERY_STRING");
+    const char *f = q ? strstr(q, "file=") : NULL;
+    if (f) {
+        char path[512];
+        snprintf(path, sizeof path, "%.*s", (int)strcspn(f + 5, "&"), f + 5);
+        FILE *fp = fopen(path, "a");
+        if (fp) {
+            fputs("called\n", fp);
+            fclose(fp);
+        }
+    }
+    nw_add_header(req, "Content-Type", "text/plain");
+    nw_printf(req, "ok\n");
+    return 0;
+}
