@@ -106,7 +106,8 @@ static const struct setting settings[] = {
     {"threads", NULL, 0, "threads", NULL, T_INT, OFF(threads), "1", 1, INT_MAX, NULL, NULL, "INT",
      "threads per worker (threads class)", 0},
     {"worker_connections", NULL, 0, "worker-connections", NULL, T_INT, OFF(worker_connections),
-     "1000", 1, INT_MAX, NULL, NULL, "INT", "connections per worker (async class)", 0},
+     "1000", 1, INT_MAX, NULL, NULL, "INT",
+     "most connections a worker holds open; past it the backlog waits (every class)", 0},
     {"coroutine_stack_size", NULL, 0, "coroutine-stack-size", NULL, T_INT,
      OFF(coroutine_stack_size), "256", 16, 65536, NULL, NULL, "KIB",
      "stack per coroutine in KiB (async class)", 0},
@@ -126,7 +127,8 @@ static const struct setting settings[] = {
     {"loglevel", NULL, 0, "log-level", NULL, T_ENUM, OFF(loglevel), "info", 0, 0, loglevels, NULL,
      "LEVEL", "debug, info, warning, error or critical", 0},
     {"timeout", NULL, 't', "timeout", NULL, T_INT, OFF(timeout), "30", 0, INT_MAX, NULL, NULL,
-     "INT", "kill a worker silent for INT seconds (0 = never)", 0},
+     "INT",
+     "per-request deadline: waits cut off with a 504, a stuck worker killed (0 = off)", 0},
     {"graceful_timeout", NULL, 0, "graceful-timeout", NULL, T_INT, OFF(graceful_timeout), "30", 0,
      INT_MAX, NULL, NULL, "INT", "seconds workers get to finish on a graceful stop", 0},
     /* 75 s outlives nginx's upstream keepalive_timeout (60 s), so nginx
@@ -1037,8 +1039,10 @@ void settings_print(const nw_settings *s, FILE *out)
 
 void settings_usage(FILE *out)
 {
-    fputs("usage: narwhal [OPTIONS] APP\n\n"
-          "Serves APP (path/to/app.so[:symbol], default symbol \"app\") over FastCGI.\n"
+    fputs("usage: narwhal [OPTIONS] APP\n"
+          "       narwhal [OPTIONS] --exec PROGRAM [-- ARG...]\n\n"
+          "Serves APP (path/to/app.so[:symbol], default symbol \"app\") over FastCGI and\n"
+          "uwsgi, or supervises an existing FastCGI PROGRAM.\n"
           "Settings come from defaults < -c FILE < $" ENV_NAME " < the command line;\n"
           "config keys are gunicorn's (workers = 4, bind = '127.0.0.1:5000').\n\n"
           "options:\n",

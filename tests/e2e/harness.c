@@ -791,6 +791,11 @@ static char *install_snippet(const char *dir, const char *name, const char *upst
 
 h_nginx h_nginx_start(h_snippet snippet, const char *upstream)
 {
+    return h_nginx_start_http(snippet, upstream, NULL);
+}
+
+h_nginx h_nginx_start_http(h_snippet snippet, const char *upstream, const char *http_extra)
+{
     const char *nginx = h_env("NARWHAL_NGINX");
     h_nginx ng = { .port = h_free_port() };
     ng.dir = h_path("nginx-%d", ++H.nginx_count);
@@ -800,6 +805,9 @@ h_nginx h_nginx_start(h_snippet snippet, const char *upstream)
     char *params = h_read_file("/etc/nginx/fastcgi_params", NULL);
     cr_assert(params, "cannot read /etc/nginx/fastcgi_params: %s", strerror(errno));
     h_write_file(h_fmt("%s/fastcgi_params", ng.dir), params);
+    char *uparams = h_read_file("/etc/nginx/uwsgi_params", NULL);
+    cr_assert(uparams, "cannot read /etc/nginx/uwsgi_params: %s", strerror(errno));
+    h_write_file(h_fmt("%s/uwsgi_params", ng.dir), uparams);
 
     char *http_level = "", *location;
     switch (snippet) {
@@ -809,6 +817,12 @@ h_nginx h_nginx_start(h_snippet snippet, const char *upstream)
     case H_SNIPPET_UNIX:
         location = install_snippet(ng.dir, "narwhal-fastcgi-unix.conf", upstream);
         break;
+    case H_SNIPPET_UWSGI:
+        location = install_snippet(ng.dir, "narwhal-uwsgi.conf", upstream);
+        break;
+    case H_SNIPPET_UWSGI_UNIX:
+        location = install_snippet(ng.dir, "narwhal-uwsgi-unix.conf", upstream);
+        break;
     case H_SNIPPET_KEEPALIVE:
     default:
         http_level = h_fmt("    include %s;\n",
@@ -816,6 +830,8 @@ h_nginx h_nginx_start(h_snippet snippet, const char *upstream)
         location = install_snippet(ng.dir, "narwhal-fastcgi-keepalive-location.conf", NULL);
         break;
     }
+    if (http_extra)
+        http_level = h_fmt("%s    %s\n", http_level, http_extra);
 
     char *conf = h_fmt(
         "# written by tests/e2e/harness.c\n"

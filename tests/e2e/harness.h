@@ -141,6 +141,8 @@ typedef enum {
     H_SNIPPET_UNIX,      /* nginx/narwhal-fastcgi-unix.conf */
     H_SNIPPET_KEEPALIVE, /* nginx/narwhal-fastcgi-keepalive.conf (http level)
                             + nginx/narwhal-fastcgi-keepalive-location.conf */
+    H_SNIPPET_UWSGI,      /* nginx/narwhal-uwsgi.conf */
+    H_SNIPPET_UWSGI_UNIX, /* nginx/narwhal-uwsgi-unix.conf */
 } h_snippet;
 
 typedef struct h_nginx {
@@ -156,6 +158,9 @@ typedef struct h_nginx {
  * master listens. The server also has `location = /__harness { return 200 ...; }`
  * for checking nginx on its own. */
 h_nginx h_nginx_start(h_snippet snippet, const char *upstream);
+/* The same with extra http-level directives (e.g. "large_client_header_buffers
+ * 8 64k;"), written after the snippet's own http-level part. */
+h_nginx h_nginx_start_http(h_snippet snippet, const char *upstream, const char *http_extra);
 
 /* ---- HTTP client ----------------------------------------------------------------- */
 
