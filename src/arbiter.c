@@ -30,6 +30,11 @@ enum { RUNNING, STOPPING, STOPPING_FAST };
  * the master gives up instead of fork-looping. */
 #define MAX_BOOT_FAILURES 5
 
+/* A crash storm: this many workers dying unasked (signal or non-zero exit)
+ * within CRASH_WINDOW_MS stops the master, rather than respawning forever. */
+#define CRASH_STORM 20
+#define CRASH_WINDOW_MS 10000
+
 /* An --exec child counts as booted once it has lived this long. */
 #define EXEC_BOOT_MS 2000
 
@@ -60,6 +65,8 @@ typedef struct arbiter {
     int killed_all;
     int sfd;
     int boot_failures;
+    int64_t crashes[CRASH_STORM]; /* when the last workers died unasked (ring) */
+    int ncrash;
     int64_t next_spawn_ms;
     int exit_code;
     struct pollfd *pfd;      /* the signalfd and, under --exec, the children's pipes */
@@ -430,6 +437,19 @@ static void reap(arbiter *a)
                 log_error("worker %d exited with status %d%s%s", (int)pid, code,
                           code == WORKER_BOOT_ERROR && !a->s->exec ? " (boot error)" : "",
                           during);
+        }
+        int unasked = (WIFSIGNALED(st) || WEXITSTATUS(st) != 0) && !a->info[i].retiring;
+        if (unasked && a->state == RUNNING) {
+            int64_t now = nw_now_ms();
+            int64_t oldest = a->crashes[a->ncrash % CRASH_STORM];
+            a->crashes[a->ncrash++ % CRASH_STORM] = now;
+            if (a->ncrash >= CRASH_STORM && now - oldest < CRASH_WINDOW_MS) {
+                log_critical("%d workers died within %llds: crash storm; stopping (see the "
+                             "errors above)",
+                             CRASH_STORM, (long long)((now - oldest + 999) / 1000));
+                a->exit_code = 1;
+                begin_stop(a, 0, "crash storm");
+            }
         }
         if (booting && a->state == RUNNING && !killed_for && a->s_old &&
             a->info[i].generation == a->generation) {
