@@ -177,6 +177,9 @@ static int conn_parse_uwsgi(nw_conn *c)
         case UWSGI_EV_VARS: {
             const char *err = NULL;
             c->req = request_new(c, 0, 0);
+            /* No body: it is complete now (the parser's BODY_END would only
+             * come on the next call, after the dispatch). */
+            c->req->body_done = ev.body_len == 0;
             if (request_set_vars(c->req, ev.data, ev.len, &err) < 0) {
                 log_warning("connection %llu: malformed uwsgi vars: %s; closing",
                             (unsigned long long)c->id, err);
@@ -353,6 +356,8 @@ static int conn_process(nw_conn *c)
         conn_close(c, NULL);
         return -1;
     }
+    /* Wait for more: only now does the loop need to watch the connection. */
+    ev_io_start(c->w->loop, &c->io);
     conn_arm_timer(c);
     return 0;
 }
@@ -376,7 +381,6 @@ void conn_request_finished(nw_conn *c)
         conn_close(c, NULL);
         return;
     }
-    ev_io_start(c->w->loop, &c->io);
     conn_process(c);
 }
 
@@ -386,8 +390,13 @@ static void conn_on_io(struct ev_loop *loop, ev_io *io, int revents)
     (void)loop;
     (void)revents;
     ssize_t n = conn_read(c);
-    if (n == -2)
+    if (n == -2) {
+        if (!ev_is_active(&c->io)) { /* the first try, from conn_start */
+            ev_io_start(c->w->loop, &c->io);
+            conn_arm_timer(c);
+        }
         return;
+    }
     if (n <= 0) {
         if (c->req)
             conn_close(c, n == 0 ? "peer closed the connection mid-request"
@@ -423,9 +432,7 @@ void conn_start(nw_worker *w, int fd)
     c->io.data = c;
     ev_init(&c->timer, conn_on_timer);
     c->timer.data = c;
-    ev_io_start(w->loop, &c->io);
-    conn_arm_timer(c);
-    /* nginx writes the request right after connecting: try it now and save
-     * a trip through the loop. */
+    /* nginx writes the request right after connecting: read it now, and
+     * register with the loop (conn_process) only if it has to wait. */
     conn_on_io(w->loop, &c->io, EV_READ);
 }

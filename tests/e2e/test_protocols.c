@@ -1,1 +1,460 @@
+/*
+ * test_protocols.c - "uwsgi protocol + --exec": narwhal behind nginx's
+ * uwsgi_pass (every worker class, TCP and unix socket), one socket serving
+ * fastcgi_pass and uwsgi_pass at once, --protocol forcing one protocol, and
+ * --exec supervising an existing libfcgi program. Real nginx, real narwhal,
+ * loopback, real HTTP. See tests/e2e/README.md.
+ */
+#include "harness.h"
+
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+TestSuite(protocols, .init = h_setup, .fini = h_teardown, .timeout = 60);
+
+/* ---- helpers ------------------------------------------------------------------------- */
+
+#define assert_status(resp, code, nwlog)                                                    \
+    do {                                                                                    \
+        h_response r_ = (resp);                                                             \
+        cr_assert_eq(r_.status, (code),                                                     \
+                     "expected HTTP %d, got %d (%s) after %ld ms\nbody: %.500s\n"           \
+                     "narwhal log:\n%s",                                                    \
+                     (code), r_.status, r_.error ? r_.error : "no error", r_.elapsed_ms,   \
+                     r_.body ? r_.body : "", h_tail(nwlog));                                \
+    } while (0)
+
+#define assert_body(r, text)                                                                \
+    cr_assert_str_eq((r).body ? (r).body : "(no body)", (text), "body: \"%s\", expected \"%s\"", \
+                     (r).body ? (r).body : "(no body)", (text))
+
+static bool exited_with(int st, int code)
+{
+    return st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == code;
+}
+
+struct wclass {
+    char name[16];   /* -k */
+    char threads[8]; /* --threads */
+};
+
+static struct wclass all_classes[] = { { "sync", "1" }, { "threads", "8" }, { "async", "1" } };
+
+/* GET with params and a header to echo.so, through nginx at port. */
+static void check_echo_get(int port, const char *prefix, const char *log)
+{
+    char *uri = h_fmt("%s/echo/path?a=1&b=two", prefix);
+    h_response r = h_http(port, "GET", uri, "X-Foo: bar\r\n", NULL, 0, 10000);
+    assert_status(r, 200, log);
+    cr_assert(strstr(r.body, "QUERY_STRING=a=1&b=two\n"), "GET %s body:\n%s", uri, r.body);
+    cr_assert(strstr(r.body, "REQUEST_METHOD=GET\n"), "GET %s body:\n%s", uri, r.body);
+    cr_assert(strstr(r.body, "HTTP_X_FOO=bar\n"), "GET %s body:\n%s", uri, r.body);
+    cr_assert(strstr(r.body, h_fmt("REQUEST_URI=%s\n", uri)), "GET %s body:\n%s", uri, r.body);
+}
+
+/* POST n random bytes to echo.so; the echo must match byte for byte. */
+static void check_echo_post(int port, const char *path, size_t n, const char *log)
+{
+    unsigned char *data = malloc(n);
+    cr_assert(data);
+    unsigned int seed = (unsigned int)getpid() * 2654435761u ^ (unsigned int)n;
+    for (size_t i = 0; i < n; i++)
+        data[i] = (unsigned char)(rand_r(&seed) >> 7);
+    h_response r = h_http(port, "POST", path, "Content-Type: application/octet-stream\r\n", data,
+                          n, 30000);
+    assert_status(r, 200, log);
+    char *eb = h_header(&r, "X-Echo-Bytes");
+    char *want = h_fmt("%zu", n);
+    cr_assert(eb && strcmp(eb, want) == 0, "POST %s: X-Echo-Bytes: %s, sent %zu", path,
+              eb ? eb : "(none)", n);
+    cr_assert_eq(r.body_len, n, "POST %s: echoed %zu bytes, sent %zu", path, r.body_len, n);
+    size_t first = 0;
+    while (first < n && (unsigned char)r.body[first] == data[first])
+        first++;
+    cr_assert_eq(first, n, "POST %s: echoed body differs from byte %zu on", path, first);
+    free(data);
+}
+
+/* An nginx with the given location blocks (raw text inside its server
+ * block), fastcgi_params and uwsgi_params next to its config. For setups the
+ * harness's one-snippet h_nginx_start cannot express. */
+static h_nginx nginx_with_locations(const char *locations)
+{
+    static int count;
+    h_nginx ng = { .port = h_free_port() };
+    ng.dir = h_path("nginx-raw-%d", ++count);
+    cr_assert(mkdir(ng.dir, 0755) == 0, "mkdir %s: %s", ng.dir, strerror(errno));
+    ng.error_log = h_fmt("%s/error.log", ng.dir);
+    const char *params[] = { "fastcgi_params", "uwsgi_params" };
+    for (int i = 0; i < 2; i++) {
+        char *text = h_read_file(h_fmt("/etc/nginx/%s", params[i]), NULL);
+        cr_assert(text, "cannot read /etc/nginx/%s: %s", params[i], strerror(errno));
+        h_write_file(h_fmt("%s/%s", ng.dir, params[i]), text);
+    }
+    char *d = ng.dir;
+    char *conf = h_fmt("# written by tests/e2e/test_protocols.c\n"
+                       "%s"
+                       "daemon off;\n"
+                       "master_process on;\n"
+                       "worker_processes 1;\n"
+                       "pid %s/nginx.pid;\n"
+                       "error_log %s info;\n"
+                       "events { worker_connections 256; }\n"
+                       "http {\n"
+                       "    access_log %s/access.log;\n"
+                       "    client_body_temp_path %s/client_body;\n"
+                       "    fastcgi_temp_path %s/fastcgi_temp;\n"
+                       "    proxy_temp_path %s/proxy_temp;\n"
+                       "    uwsgi_temp_path %s/uwsgi_temp;\n"
+                       "    scgi_temp_path %s/scgi_temp;\n"
+                       "    client_max_body_size 8m;\n"
+                       "    default_type application/octet-stream;\n"
+                       "    server {\n"
+                       "        listen 127.0.0.1:%d;\n"
+                       "        server_name localhost;\n"
+                       "%s"
+                       "    }\n"
+                       "}\n",
+                       geteuid() == 0 ? "user root;\n" : "", d, ng.error_log, d, d, d, d, d, d,
+                       ng.port, locations);
+    char *conf_path = h_fmt("%s/nginx.conf", d);
+    h_write_file(conf_path, conf);
+    char *out = h_fmt("%s/nginx.out", d);
+    char *argv[] = { (char *)h_env("NARWHAL_NGINX"), "-p", d, "-e", ng.error_log, "-c", conf_path,
+                     NULL };
+    ng.pid = h_spawn(out, argv, NULL);
+    long deadline = h_now_ms() + 10000;
+    while (!h_listens(ng.pid, ng.port)) {
+        int st;
+        if (h_wait_exit(ng.pid, 0, &st))
+            cr_assert_fail("nginx %s at start; output:\n%s\nerror log:\n%s\nconfig:\n%s",
+                           h_wstatus_str(st), h_tail(out), h_tail(ng.error_log), conf);
+        if (h_now_ms() > deadline)
+            cr_assert_fail("nginx does not accept on port %d after 10 s; error log:\n%s",
+                           ng.port, h_tail(ng.error_log));
+        h_sleep_ms(20);
+    }
+    return ng;
+}
+
+/* ---- uwsgi through nginx's uwsgi_pass, every class ----------------------------------------- */
+
+ParameterizedTestParameters(protocols, uwsgi_echo)
+{
+    return cr_make_param_array(struct wclass, all_classes, 3);
+}
+
+ParameterizedTest(struct wclass *wc, protocols, uwsgi_echo, .timeout = 60)
+{
+    h_narwhal nw = h_narwhal_serve("-w", "1", "-k", wc->name, "--threads", wc->threads,
+                                   h_example("echo.so"), NULL);
+    h_nginx ng = h_nginx_start(H_SNIPPET_UWSGI, h_fmt("127.0.0.1:%d", nw.port));
+    check_echo_get(ng.port, "", nw.log);
+    check_echo_post(ng.port, "/upload", 1 << 20, nw.log);
+    /* an empty body and a small one too */
+    h_response r = h_http(ng.port, "POST", "/empty", NULL, "", 0, 10000);
+    assert_status(r, 200, nw.log);
+    check_echo_post(ng.port, "/small", 5, nw.log);
+}
+
+ParameterizedTestParameters(protocols, uwsgi_status_and_headers)
+{
+    return cr_make_param_array(struct wclass, all_classes, 3);
+}
+
+ParameterizedTest(struct wclass *wc, protocols, uwsgi_status_and_headers, .timeout = 60)
+{
+    h_narwhal nw = h_narwhal_serve("-w", "1", "-k", wc->name, "--threads", wc->threads,
+                                   h_testapp("status"), NULL);
+    h_nginx ng = h_nginx_start(H_SNIPPET_UWSGI, h_fmt("127.0.0.1:%d", nw.port));
+    h_response r = h_get(ng.port, "/s?code=201");
+    assert_status(r, 201, nw.log);
+    assert_body(r, "status 201\n");
+    char *xc = h_header(&r, "X-Custom"), *xa = h_header(&r, "X-A");
+    cr_assert(xc && strcmp(xc, "hello") == 0, "-k %s: X-Custom: %s\n%s", wc->name,
+              xc ? xc : "(none)", r.head);
+    cr_assert(xa && strcmp(xa, "1") == 0, "-k %s: X-A: %s\n%s", wc->name, xa ? xa : "(none)",
+              r.head);
+    r = h_get(ng.port, "/s?code=404");
+    assert_status(r, 404, nw.log);
+    assert_body(r, "status 404\n");
+}
+
+/* ---- one socket, both protocols ----------------------------------------------------------------- */
+
+struct bg_request {
+    int port;
+    const char *path;
+    h_response r;
+};
+
+static void *bg_get(void *arg)
+{
+    struct bg_request *b = arg;
+    b->r = h_http(b->port, "GET", b->path, NULL, NULL, 0, 20000);
+    return NULL;
+}
+
+Test(protocols, fastcgi_and_uwsgi_on_one_socket, .timeout = 60)
+{
+    h_narwhal nw = h_narwhal_serve("-w", "2", h_example("echo.so"), NULL);
+    char *up = h_fmt("127.0.0.1:%d", nw.port);
+    h_nginx ng = nginx_with_locations(h_fmt(
+        "        location /f/ {\n"
+        "            include fastcgi_params;\n"
+        "            fastcgi_param NW_VIA fastcgi;\n"
+        "            fastcgi_pass %s;\n"
+        "        }\n"
+        "        location /u/ {\n"
+        "            include uwsgi_params;\n"
+        "            uwsgi_param NW_VIA uwsgi;\n"
+        "            uwsgi_pass %s;\n"
+        "        }\n",
+        up, up));
+
+    /* each location reaches the app over its own protocol (the extra param
+     * shows which one carried the request) */
+    check_echo_get(ng.port, "/f", nw.log);
+    check_echo_get(ng.port, "/u", nw.log);
+    h_response r = h_get(ng.port, "/f/x?k=v");
+    assert_status(r, 200, nw.log);
+    cr_assert(strstr(r.body, "NW_VIA=fastcgi\n"), "/f/ body:\n%s", r.body);
+    r = h_get(ng.port, "/u/x?k=v");
+    assert_status(r, 200, nw.log);
+    cr_assert(strstr(r.body, "NW_VIA=uwsgi\n"), "/u/ body:\n%s", r.body);
+    check_echo_post(ng.port, "/f/post", 300000, nw.log);
+    check_echo_post(ng.port, "/u/post", 300000, nw.log);
+
+    /* and at the same time, interleaved */
+    enum { N = 12 };
+    struct bg_request b[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        b[i] = (struct bg_request){ .port = ng.port,
+                                    .path = h_fmt("/%c/i?n=%d", i % 2 ? 'u' : 'f', i) };
+        cr_assert(pthread_create(&t[i], NULL, bg_get, &b[i]) == 0);
+    }
+    for (int i = 0; i < N; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < N; i++) {
+        assert_status(b[i].r, 200, nw.log);
+        cr_assert(strstr(b[i].r.body, h_fmt("QUERY_STRING=n=%d\n", i)) &&
+                      strstr(b[i].r.body, i % 2 ? "NW_VIA=uwsgi\n" : "NW_VIA=fastcgi\n"),
+                  "%s body:\n%s", b[i].path, b[i].r.body);
+    }
+}
+
+/* ---- uwsgi on a unix socket ----------------------------------------------------------------------- */
+
+Test(protocols, uwsgi_unix_socket, .timeout = 60)
+{
+    char *sock = h_path("nw.sock");
+    h_narwhal nw = h_narwhal_spawn("-b", h_fmt("unix:%s", sock), h_example("echo.so"), NULL);
+    if (!h_wait_unix(sock, 10000))
+        cr_assert_fail("narwhal does not accept on %s:\n%s", sock, h_tail(nw.log));
+    h_nginx ng = h_nginx_start(H_SNIPPET_UWSGI_UNIX, h_fmt("unix:%s", sock));
+    check_echo_get(ng.port, "", nw.log);
+    check_echo_post(ng.port, "/upload", 200000, nw.log);
+    struct stat st;
+    cr_assert(stat(sock, &st) == 0 && S_ISSOCK(st.st_mode), "%s is not a socket", sock);
+}
+
+/* ---- --protocol ----------------------------------------------------------------------------------- */
+
+Test(protocols, protocol_fastcgi_refuses_uwsgi, .timeout = 60)
+{
+    h_narwhal nw = h_narwhal_serve("-w", "1", "--protocol", "fastcgi", h_example("hello.so"),
+                                   NULL);
+    h_nginx ng = h_nginx_start(H_SNIPPET_UWSGI, h_fmt("127.0.0.1:%d", nw.port));
+    h_response r = h_get(ng.port, "/");
+    assert_status(r, 502, nw.log);
+    cr_assert(h_wait_for_text(nw.log, "malformed fastcgi input", 5000) ||
+                  h_wait_for_text(nw.log, "bad fastcgi version", 10),
+              "--protocol fastcgi: nothing about the uwsgi connection in the log:\n%s",
+              h_tail(nw.log));
+    /* FastCGI still works on that socket */
+    h_nginx fng = h_nginx_start(H_SNIPPET_TCP, h_fmt("127.0.0.1:%d", nw.port));
+    r = h_get(fng.port, "/");
+    assert_status(r, 200, nw.log);
+    assert_body(r, "Hello, World!\n");
+    cr_assert(h_alive(nw.pid));
+}
+
+Test(protocols, protocol_uwsgi_serves_uwsgi_only, .timeout = 60)
+{
+    h_narwhal nw = h_narwhal_serve("-w", "1", "--protocol", "uwsgi", h_example("echo.so"), NULL);
+    h_nginx ng = h_nginx_start(H_SNIPPET_UWSGI, h_fmt("127.0.0.1:%d", nw.port));
+    check_echo_get(ng.port, "", nw.log);
+    check_echo_post(ng.port, "/upload", 100000, nw.log);
+    /* a FastCGI connection is not served by a uwsgi-only socket */
+    h_nginx fng = h_nginx_start(H_SNIPPET_TCP, h_fmt("127.0.0.1:%d", nw.port));
+    h_response r = h_get(fng.port, "/");
+    cr_assert(r.status == 502 || r.status == 504 || r.status == 400,
+              "--protocol uwsgi answered a FastCGI request with %d (%s):\n%s", r.status,
+              r.error ? r.error : "", r.body ? r.body : "");
+    cr_assert_neq(r.status, 200);
+    /* and uwsgi still works after it */
+    check_echo_get(ng.port, "", nw.log);
+}
+
+/* ---- --exec: an existing libfcgi program ------------------------------------------------------------ */
+
+static const char *fcgi_hello(void)
+{
+    const char *p = getenv("NARWHAL_FCGI_HELLO");
+    if (!p || !*p || access(p, X_OK) != 0)
+        cr_skip_test("examples/fcgi_hello was not built (libfcgi missing)");
+    return p;
+}
+
+/* The pid in "Hello from libfcgi, pid N, uri ..." (0 if none). */
+static long body_pid(const h_response *r)
+{
+    const char *p = r->body ? strstr(r->body, "pid ") : NULL;
+    return p ? strtol(p + 4, NULL, 10) : 0;
+}
+
+static bool in_list(long pid, const pid_t *list, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (list[i] == pid)
+            return true;
+    return false;
+}
+
+Test(protocols, exec_supervises_fcgi_program, .timeout = 90)
+{
+    const char *prog = fcgi_hello();
+    h_narwhal nw = h_narwhal_serve("-w", "2", "--exec", prog, NULL);
+    h_nginx ng = h_nginx_start(H_SNIPPET_TCP, h_fmt("127.0.0.1:%d", nw.port));
+
+    pid_t kids[8];
+    int n = 0;
+    for (long end = h_now_ms() + 10000; h_now_ms() < end; h_sleep_ms(50))
+        if ((n = h_children(nw.pid, kids, 8)) == 2)
+            break;
+    cr_assert_eq(n, 2, "-w 2 --exec gave %d children:\n%s", n, h_tail(nw.log));
+    cr_assert(h_wait_for_text(nw.log, "as pid", 5000), "no \"started ... as pid\":\n%s",
+              h_tail(nw.log));
+
+    long seen[2] = { 0, 0 };
+    for (int i = 0; i < 20; i++) {
+        h_response r = h_get(ng.port, h_fmt("/hello/%d", i));
+        assert_status(r, 200, nw.log);
+        cr_assert(r.body && strncmp(r.body, "Hello from libfcgi, pid ", 24) == 0 &&
+                      strstr(r.body, h_fmt(", uri /hello/%d\n", i)),
+                  "body: %s", r.body ? r.body : "");
+        long pid = body_pid(&r);
+        cr_assert(in_list(pid, kids, n), "pid %ld in the answer is not a child of the master",
+                  pid);
+        if (!seen[0] || seen[0] == pid)
+            seen[0] = pid;
+        else
+            seen[1] = pid;
+    }
+    cr_assert(seen[0] && seen[1], "20 requests were all answered by pid %ld (2 children)",
+              seen[0]);
+
+    /* a child that dies is started again */
+    int started = h_count_text(nw.log, "as pid");
+    pid_t victim = kids[0];
+    cr_assert(kill(victim, SIGKILL) == 0);
+    bool replaced = false;
+    for (long end = h_now_ms() + 10000; !replaced && h_now_ms() < end; h_sleep_ms(50)) {
+        n = h_children(nw.pid, kids, 8);
+        replaced = n == 2 && !in_list(victim, kids, n) &&
+                   h_count_text(nw.log, "as pid") > started;
+    }
+    cr_assert(replaced, "the killed child %ld was not replaced (%d children):\n%s",
+              (long)victim, n, h_tail(nw.log));
+    const char *text = h_read_file(nw.log, NULL);
+    cr_assert(strstr(text, h_fmt("started %s as pid %ld", prog, (long)kids[0])) ||
+                  strstr(text, h_fmt("started %s as pid %ld", prog, (long)kids[1])),
+              "no \"started %s as pid\" line for the new child:\n%s", prog, h_tail(nw.log));
+    for (int i = 0; i < 10; i++) {
+        h_response r = h_get(ng.port, "/after");
+        assert_status(r, 200, nw.log);
+        long pid = body_pid(&r);
+        cr_assert(pid != victim && in_list(pid, kids, n), "answered by pid %ld", pid);
+    }
+
+    /* graceful stop: the children get USR1, finish and exit by themselves */
+    int st = h_stop(nw.pid, SIGTERM, 10000);
+    cr_assert(exited_with(st, 0), "the --exec master %s after TERM:\n%s", h_wstatus_str(st),
+              h_tail(nw.log));
+    int exiting = 0;
+    for (int i = 0; i < n; i++)
+        exiting += h_count_text(nw.log, h_fmt("fcgi_hello %ld exiting", (long)kids[i])) > 0;
+    cr_assert_eq(exiting, 2, "%d of 2 children said \"fcgi_hello PID exiting\" (USR1):\n%s",
+                 exiting, h_tail(nw.log));
+    cr_assert(h_wait_for_text(nw.log, "[stderr ", 10), "the child's stderr is not tagged:\n%s",
+              h_tail(nw.log));
+    for (int i = 0; i < n; i++)
+        cr_assert_not(h_alive(kids[i]), "child %ld outlived the master", (long)kids[i]);
+    cr_assert_not(h_tcp_accepts(nw.port), "port %d still accepts", nw.port);
+}
+
+/* Settings that shape narwhal's own workers cannot apply to a program it
+ * only supervises: refused before anything is bound. */
+Test(protocols, exec_refuses_settings_that_cannot_apply, .timeout = 60)
+{
+    const char *refused[][3] = {
+        { "-k", "threads", NULL },
+        { "--threads", "2", NULL },
+        { "--access-logfile", NULL, NULL }, /* value filled in below */
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        int port = h_free_port();
+        const char *val = refused[i][1] ? refused[i][1] : h_path("access-%zu.log", i);
+        h_narwhal nw = h_narwhal_spawn("-b", h_fmt("127.0.0.1:%d", port), "--exec", "/bin/true",
+                                       refused[i][0], val, NULL);
+        int ws;
+        cr_assert(h_wait_exit(nw.pid, 10000, &ws), "--exec with %s %s keeps running:\n%s",
+                  refused[i][0], val, h_tail(nw.log));
+        cr_assert(exited_with(ws, 1), "--exec with %s %s: narwhal %s:\n%s", refused[i][0], val,
+                  h_wstatus_str(ws), h_tail(nw.log));
+        cr_assert(h_wait_for_text(nw.log, "narwhal: exec:", 10),
+                  "--exec with %s %s: no \"narwhal: exec:\" message:\n%s", refused[i][0], val,
+                  h_tail(nw.log));
+        cr_assert_not(h_tcp_accepts(port), "something listens on %d", port);
+    }
+    /* the order on the command line does not matter */
+    const char *prog = getenv("NARWHAL_FCGI_HELLO");
+    if (!prog || access(prog, X_OK) != 0)
+        prog = "/bin/true";
+    h_narwhal nw = h_narwhal_spawn("-b", h_fmt("127.0.0.1:%d", h_free_port()), "--exec", prog,
+                                   "-k", "threads", NULL);
+    int ws;
+    cr_assert(h_wait_exit(nw.pid, 10000, &ws), "--exec PROG -k threads keeps running:\n%s",
+              h_tail(nw.log));
+    cr_assert(exited_with(ws, 1), "--exec PROG -k threads: %s:\n%s", h_wstatus_str(ws),
+              h_tail(nw.log));
+    cr_assert(h_wait_for_text(nw.log, "narwhal: exec:", 10), "no \"narwhal: exec:\":\n%s",
+              h_tail(nw.log));
+}
+
+Test(protocols, exec_nonexistent_program, .timeout = 60)
+{
+    int port = h_free_port();
+    h_narwhal nw = h_narwhal_spawn("-b", h_fmt("127.0.0.1:%d", port), "--exec", "/nonexistent",
+                                   NULL);
+    int ws;
+    cr_assert(h_wait_exit(nw.pid, 10000, &ws), "--exec /nonexistent keeps running:\n%s",
+              h_tail(nw.log));
+    cr_assert(exited_with(ws, 1), "--exec /nonexistent: narwhal %s:\n%s", h_wstatus_str(ws),
+              h_tail(nw.log));
+    cr_assert(h_wait_for_text(nw.log, "narwhal: exec:", 10) &&
+                  h_wait_for_text(nw.log, "/nonexistent", 10),
+              "the message does not name the program:\n%s", h_tail(nw.log));
+    cr_assert_not(h_tcp_accepts(port), "something listens on %d", port);
+}
