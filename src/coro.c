@@ -27,6 +27,10 @@ static size_t stack_size = 256 * 1024;
 static ucontext_t loop_ctx;
 static nw_coro *current;
 static nw_coro *free_list;
+static int nfree;
+/* Stacks kept for reuse; beyond this a finished coroutine's stack is
+ * unmapped, so a burst of connections does not pin its memory forever. */
+#define MAX_FREE_STACKS 64
 
 void coro_set_stack_size(size_t bytes)
 {
@@ -51,6 +55,7 @@ nw_coro *coro_new(void (*fn)(void *arg), void *arg)
     nw_coro *volatile co = free_list;
     if (co && co->map_len == stack_size + page) {
         free_list = co->next_free;
+        nfree--;
     } else {
         co = nw_xcalloc(1, sizeof *co);
         co->map_len = stack_size + page;
@@ -100,9 +105,14 @@ nw_coro *coro_current(void) { return current; }
 
 void coro_free(nw_coro *co)
 {
-    /* Keep a few stacks around; their pages stay mapped but reusable. */
+    if (nfree >= MAX_FREE_STACKS) {
+        munmap(co->map, co->map_len);
+        free(co);
+        return;
+    }
     co->next_free = free_list;
     free_list = co;
+    nfree++;
 }
 
 void *coro_data(nw_coro *co) { return co->data; }

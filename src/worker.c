@@ -182,6 +182,8 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
             boot_fail(err);
         }
     }
+    /* Each worker its own jitter, or they would all recycle together. */
+    srandom((unsigned)getpid() ^ (unsigned)nw_now_ms());
     if (s->max_requests > 0)
         w->max_requests = (uint64_t)s->max_requests +
                           (s->max_requests_jitter > 0

@@ -161,10 +161,45 @@ ParameterizedTest(struct wclass *wc, protocols, uwsgi_echo, .timeout = 60)
     h_nginx ng = h_nginx_start(H_SNIPPET_UWSGI, h_fmt("127.0.0.1:%d", nw.port));
     check_echo_get(ng.port, "", nw.log);
     check_echo_post(ng.port, "/upload", 1 << 20, nw.log);
-    /* an empty body and a small one too */
-    h_response r = h_http(ng.port, "POST", "/empty", NULL, "", 0, 10000);
-    assert_status(r, 200, nw.log);
     check_echo_post(ng.port, "/small", 5, nw.log);
+}
+
+ParameterizedTestParameters(protocols, empty_post_body)
+{
+    return cr_make_param_array(struct wclass, all_classes, 3);
+}
+
+/* A POST with Content-Length: 0 reaches the app as CONTENT_LENGTH=0 and its
+ * nw_read must see the end of the body at once, over either protocol (the
+ * FastCGI location first, as the control). */
+ParameterizedTest(struct wclass *wc, protocols, empty_post_body, .timeout = 60)
+{
+    h_narwhal nw = h_narwhal_serve("-w", "1", "-k", wc->name, "--threads", wc->threads,
+                                   h_example("echo.so"), NULL);
+    char *up = h_fmt("127.0.0.1:%d", nw.port);
+    h_nginx ng = nginx_with_locations(h_fmt("        location /f/ {\n"
+                                            "            include fastcgi_params;\n"
+                                            "            fastcgi_pass %s;\n"
+                                            "        }\n"
+                                            "        location /u/ {\n"
+                                            "            include uwsgi_params;\n"
+                                            "            uwsgi_pass %s;\n"
+                                            "        }\n",
+                                            up, up));
+    const char *paths[] = { "/f/empty", "/u/empty" };
+    for (int i = 0; i < 2; i++) {
+        h_response r = h_http(ng.port, "POST", paths[i],
+                              "Content-Type: application/octet-stream\r\n", "", 0, 5000);
+        cr_assert_eq(r.status, 200,
+                     "-k %s: POST %s with Content-Length: 0 got %d (%s) after %ld ms; "
+                     "narwhal log:\n%s",
+                     wc->name, paths[i], r.status, r.error ? r.error : "no error", r.elapsed_ms,
+                     h_tail(nw.log));
+        char *eb = h_header(&r, "X-Echo-Bytes");
+        cr_assert(eb && strcmp(eb, "0") == 0, "POST %s: X-Echo-Bytes: %s", paths[i],
+                  eb ? eb : "(none)");
+        cr_assert_eq(r.body_len, 0, "POST %s: %zu bytes echoed", paths[i], r.body_len);
+    }
 }
 
 ParameterizedTestParameters(protocols, uwsgi_status_and_headers)
