@@ -534,6 +534,9 @@ EOF
             roots=("$pid")
             rc=0
             wait_listen "$pid" "$addr" || rc=$?
+            # What answered may be another program on that port, with ours
+            # failing to bind: make sure ours is still up.
+            if ((rc == 0)); then sleep 0.3; alive "$pid" || rc=1; fi
             if ((rc)); then
                 local msg
                 msg=$(last_line "$dir/backend.out")
@@ -599,16 +602,23 @@ EOF
 
     # Check the answer (the backend may still be forking its workers).
     local i code ctype ok=0
-    for ((i = 0; i < 30; i++)); do
-        check=$(curl -s -o "$dir/body" -w '%{http_code} %{content_type}' --max-time 5 \
+    for ((i = 0; i < 25; i++)); do
+        check=$(curl -s -o "$dir/body" -w '%{http_code} %{content_type}' --max-time 2 \
             "http://127.0.0.1:$nport/" 2>/dev/null || true)
         code=${check%% *}; ctype=${check#* }
         if [[ $code == 200 && $ctype == text/plain* ]] &&
             cmp -s "$dir/body" <(printf 'Hello, World!\n'); then
             ok=1; break
         fi
+        [[ $kind == tcp ]] && ! alive "${roots[0]}" && break
         sleep 0.2
     done
+    if ((!ok)) && in_use "$dir/backend.out" "$dir/backend.log" && ((attempt < 3)); then
+        stop_pids "$npid" "${roots[@]}"; forget "$npid" "${roots[@]}"
+        log "$sc/$var: port taken, retrying"
+        run_row "$sc" "$var" $((attempt + 1))
+        return 0
+    fi
     if ((!ok)); then
         local why bl
         why="HTTP $code, Content-Type '$ctype', body '$(head -c 60 "$dir/body" 2>/dev/null | tr -d '\n|' || true)'"

@@ -1,1 +1,491 @@
+/*
+ * test_ops.c - operating narwhal the way one operates gunicorn: signals to
+ * the master (HUP, TTIN / TTOU, USR1, USR2 + WINCH + TERM), max_requests,
+ * --reload on a rebuilt app, and a worker boot failure storm.
+ *
+ * Real nginx in front of real narwhal on loopback. "Under load" means wrk
+ * runs through nginx for a few seconds while the operation happens, and its
+ * summary must show no non-2xx response and no socket error.
+ */
+#include "harness.h"
+
 #include <criterion/criterion.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+TestSuite(ops, .init = h_setup, .fini = h_teardown, .timeout = 90);
+
+#define WRK "/usr/bin/wrk"
+
+#define assert_status(resp, code, nwlog)                                                    \
+    do {                                                                                    \
+        h_response r_ = (resp);                                                             \
+        cr_assert_eq(r_.status, (code),                                                     \
+                     "expected HTTP %d, got %d (%s)\nbody: %.300s\nnarwhal log:\n%s", (code), \
+                     r_.status, r_.error ? r_.error : "no error", r_.body ? r_.body : "",   \
+                     h_tail(nwlog));                                                        \
+    } while (0)
+
+#define assert_body(r, text)                                                                \
+    cr_assert_str_eq((r).body ? (r).body : "(no body)", (text), "body: \"%s\", expected \"%s\"", \
+                     (r).body ? (r).body : "(no body)", (text))
+
+static bool exited_with(int st, int code)
+{
+    return st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == code;
+}
+
+/* ---- load ------------------------------------------------------------------------- */
+
+typedef struct load {
+    pid_t pid;
+    char *out;
+    int secs;
+} load;
+
+/* wrk through nginx for secs seconds, in the background. */
+static load load_start(int port, const char *path, int secs)
+{
+    static int count;
+    if (access(WRK, X_OK) != 0)
+        cr_skip_test("%s is not installed", WRK);
+    load l = { .out = h_path("wrk-%d.out", ++count), .secs = secs };
+    char *argv[] = { WRK,  "-t", "2", "-c", "8", "-d", h_fmt("%ds", secs), "--timeout", "5s",
+                     h_fmt("http://127.0.0.1:%d%s", port, path), NULL };
+    l.pid = h_spawn(l.out, argv, NULL);
+    return l;
+}
+
+/* Waits for wrk (bounded) and asserts it saw only 2xx / 3xx responses and no
+ * socket error. */
+static void load_finish(const load *l, const char *nwlog)
+{
+    int st;
+    cr_assert(h_wait_exit(l->pid, (l->secs + 20) * 1000L, &st), "wrk still runs after %d s",
+              l->secs + 20);
+    char *text = h_read_file(l->out, NULL);
+    cr_assert(text && exited_with(st, 0), "wrk %s:\n%s", h_wstatus_str(st),
+              text ? text : "(no output)");
+    cr_assert_null(strstr(text, "Non-2xx or 3xx responses"), "errors under load:\n%s\n%s", text,
+                   h_tail(nwlog));
+    cr_assert_null(strstr(text, "Socket errors"), "socket errors under load:\n%s\n%s", text,
+                   h_tail(nwlog));
+    char *in = strstr(text, " requests in ");
+    long n = 0;
+    if (in) {
+        char *p = in;
+        while (p > text && p[-1] >= '0' && p[-1] <= '9')
+            p--;
+        n = strtol(p, NULL, 10);
+    }
+    cr_assert(n >= 50, "wrk made only %ld requests:\n%s", n, text);
+}
+
+/* ---- workers ------------------------------------------------------------------------ */
+
+typedef struct workers {
+    pid_t pid[32];
+    int n;
+} workers;
+
+static workers children_of(pid_t master)
+{
+    workers w = { .n = 0 };
+    w.n = h_children(master, w.pid, 32);
+    if (w.n > 32)
+        w.n = 32;
+    return w;
+}
+
+static char *pids_str(const workers *w)
+{
+    char *s = h_fmt("%s", "");
+    for (int i = 0; i < w->n; i++)
+        s = h_fmt("%s%s%ld", s, i ? " " : "", (long)w->pid[i]);
+    return s;
+}
+
+static bool has_pid(const workers *w, pid_t p)
+{
+    for (int i = 0; i < w->n; i++)
+        if (w->pid[i] == p)
+            return true;
+    return false;
+}
+
+/* Waits (bounded) until master has n children; returns them. */
+static workers wait_workers(const h_narwhal *nw, int n, long timeout_ms)
+{
+    long deadline = h_now_ms() + timeout_ms;
+    workers w = { .n = 0 };
+    while ((w = children_of(nw->pid)).n != n && h_now_ms() < deadline)
+        h_sleep_ms(50);
+    cr_assert_eq(w.n, n, "narwhal has %d workers (%s), not %d, after %ld ms:\n%s", w.n,
+                 pids_str(&w), n, timeout_ms, h_tail(nw->log));
+    return w;
+}
+
+/* Waits until master has n children, none of them in old. */
+static workers wait_all_replaced(const h_narwhal *nw, int n, const workers *old, long timeout_ms)
+{
+    long deadline = h_now_ms() + timeout_ms;
+    workers w = { .n = 0 };
+    for (;;) {
+        w = children_of(nw->pid);
+        bool fresh = w.n == n;
+        for (int i = 0; fresh && i < w.n; i++)
+            fresh = !has_pid(old, w.pid[i]);
+        if (fresh)
+            return w;
+        cr_assert(h_now_ms() < deadline, "workers now: %s; before: %s (want %d new ones):\n%s",
+                  pids_str(&w), pids_str(old), n, h_tail(nw->log));
+        h_sleep_ms(50);
+    }
+}
+
+static bool wait_count(const char *path, const char *needle, int n, long timeout_ms)
+{
+    long deadline = h_now_ms() + timeout_ms;
+    while (h_count_text(path, needle) < n) {
+        if (h_now_ms() >= deadline)
+            return false;
+        h_sleep_ms(50);
+    }
+    return true;
+}
+
+/* narwhal with the given arguments behind nginx (plain TCP snippet). */
+#define serve_tcp(nw, ng, ...)                                                              \
+    h_narwhal nw = h_narwhal_serve(__VA_ARGS__, NULL);                                      \
+    h_nginx ng = h_nginx_start(H_SNIPPET_TCP, h_fmt("127.0.0.1:%d", nw.port))
+
+/* ---- HUP ------------------------------------------------------------------------------ */
+
+Test(ops, hup_three_times_under_load, .timeout = 90)
+{
+    char *conf = h_path("narwhal.conf");
+    h_write_file(conf, "workers = 2\n");
+    serve_tcp(nw, ng, "-c", conf, h_example("hello.so"));
+    workers first = wait_workers(&nw, 2, 10000);
+    assert_status(h_get(ng.port, "/"), 200, nw.log);
+
+    load l = load_start(ng.port, "/", 6);
+    h_sleep_ms(1000);
+    for (int i = 1; i <= 3; i++) {
+        cr_assert(kill(nw.pid, SIGHUP) == 0);
+        cr_assert(wait_count(nw.log, "reload done: generation", i, 10000),
+                  "HUP %d: no \"reload done\" line after 10 s:\n%s", i, h_tail(nw.log));
+        h_sleep_ms(300);
+    }
+    load_finish(&l, nw.log);
+    wait_all_replaced(&nw, 2, &first, 10000);
+    h_response r = h_get(ng.port, "/");
+    assert_status(r, 200, nw.log);
+    assert_body(r, "Hello, World!\n");
+}
+
+Test(ops, hup_with_broken_config_keeps_serving, .timeout = 60)
+{
+    char *conf = h_path("narwhal.conf");
+    h_write_file(conf, "workers = 2\n");
+    serve_tcp(nw, ng, "-c", conf, h_example("hello.so"));
+    workers before = wait_workers(&nw, 2, 10000);
+    assert_status(h_get(ng.port, "/"), 200, nw.log);
+
+    h_write_file(conf, "workers = 2\ntimeout = not-a-number\n");
+    cr_assert(kill(nw.pid, SIGHUP) == 0);
+    cr_assert(h_wait_for_text(nw.log,
+                              "the configuration does not load; the current workers go on serving",
+                              5000),
+              "no line about the broken configuration:\n%s", h_tail(nw.log));
+    h_sleep_ms(500);
+    for (int i = 0; i < 5; i++) {
+        h_response r = h_get(ng.port, "/");
+        assert_status(r, 200, nw.log);
+        assert_body(r, "Hello, World!\n");
+    }
+    workers after = children_of(nw.pid);
+    bool same = after.n == before.n;
+    for (int i = 0; same && i < after.n; i++)
+        same = has_pid(&before, after.pid[i]);
+    cr_assert(same, "workers changed on a broken config: %s -> %s", pids_str(&before),
+              pids_str(&after));
+    cr_assert(h_alive(nw.pid));
+
+    /* fixed again, HUP works again */
+    h_write_file(conf, "workers = 2\n");
+    cr_assert(kill(nw.pid, SIGHUP) == 0);
+    cr_assert(h_wait_for_text(nw.log, "reload done: generation", 10000),
+              "no reload after the config was fixed:\n%s", h_tail(nw.log));
+    assert_status(h_get(ng.port, "/"), 200, nw.log);
+}
+
+/* ---- TTIN / TTOU ------------------------------------------------------------------------- */
+
+Test(ops, ttin_ttou, .timeout = 60)
+{
+    serve_tcp(nw, ng, "-w", "2", h_example("hello.so"));
+    wait_workers(&nw, 2, 10000);
+
+    cr_assert(kill(nw.pid, SIGTTIN) == 0);
+    wait_workers(&nw, 3, 10000);
+    assert_status(h_get(ng.port, "/"), 200, nw.log);
+
+    /* one at a time: two identical signals sent at once may merge into one */
+    cr_assert(kill(nw.pid, SIGTTOU) == 0);
+    wait_workers(&nw, 2, 10000);
+    cr_assert(kill(nw.pid, SIGTTOU) == 0);
+    wait_workers(&nw, 1, 10000);
+    assert_status(h_get(ng.port, "/"), 200, nw.log);
+
+    /* never fewer than one */
+    cr_assert(kill(nw.pid, SIGTTOU) == 0);
+    h_sleep_ms(2000);
+    workers w = wait_workers(&nw, 1, 100);
+    cr_assert(h_alive(w.pid[0]));
+    cr_assert_eq(h_count_text(nw.log, "SIGTTOU: 0 workers"), 0, "TTOU went to 0:\n%s",
+                 h_tail(nw.log));
+    h_response r = h_get(ng.port, "/");
+    assert_status(r, 200, nw.log);
+    assert_body(r, "Hello, World!\n");
+}
+
+/* ---- USR1 ------------------------------------------------------------------------------- */
+
+Test(ops, usr1_reopens_logs, .timeout = 60)
+{
+    char *elog = h_path("error.log"), *alog = h_path("access.log");
+    char *elog1 = h_fmt("%s.1", elog), *alog1 = h_fmt("%s.1", alog);
+    serve_tcp(nw, ng, "-w", "2", "--error-logfile", elog, "--access-logfile", alog,
+              h_testapp("log"));
+    wait_workers(&nw, 2, 10000);
+    for (int i = 0; i < 3; i++)
+        assert_status(h_get(ng.port, h_fmt("/before-%d", i)), 200, elog);
+    cr_assert(wait_count(alog, "/before-", 3, 3000), "access log:\n%s", h_tail(alog));
+    cr_assert(wait_count(elog, "testapp log line", 3, 3000), "error log:\n%s", h_tail(elog));
+
+    /* what logrotate does: rename, then USR1 */
+    cr_assert(rename(elog, elog1) == 0 && rename(alog, alog1) == 0);
+    char *e_old = h_read_file(elog1, NULL), *a_old = h_read_file(alog1, NULL);
+    cr_assert(kill(nw.pid, SIGUSR1) == 0);
+    cr_assert(h_wait_for_text(elog, "SIGUSR1: logs reopened", 5000),
+              "no new error log with the reopen line; old one:\n%s", h_tail(elog1));
+    /* the master has signalled the workers when it logs that line; give
+     * them a moment to turn their (idle) loops */
+    h_sleep_ms(300);
+
+    for (int i = 0; i < 10; i++)
+        assert_status(h_get(ng.port, h_fmt("/after-%d", i)), 200, elog);
+    cr_assert(wait_count(alog, "/after-", 10, 3000), "new access log:\n%s\nold:\n%s",
+              h_tail(alog), h_tail(alog1));
+    cr_assert(wait_count(elog, "testapp log line", 10, 3000),
+              "the workers' lines are not in the new error log:\n%s\nold:\n%s", h_tail(elog),
+              h_tail(elog1));
+    /* nothing at all went to the old files after the signal */
+    cr_assert_str_eq(h_read_file(alog1, NULL), a_old, "the old access log got new lines:\n%s",
+                     h_tail(alog1));
+    cr_assert_str_eq(h_read_file(elog1, NULL), e_old, "the old error log got new lines:\n%s",
+                     h_tail(elog1));
+}
+
+/* ---- max_requests --------------------------------------------------------------------------- */
+
+Test(ops, max_requests_under_load, .timeout = 60)
+{
+    serve_tcp(nw, ng, "-w", "2", "--max-requests", "50", "--max-requests-jitter", "10",
+              h_example("hello.so"));
+    workers first = wait_workers(&nw, 2, 10000);
+    load l = load_start(ng.port, "/", 4);
+    load_finish(&l, nw.log);
+    cr_assert(h_count_text(nw.log, "max_requests reached") >= 2,
+              "no worker stopped for max_requests:\n%s", h_tail(nw.log));
+    wait_all_replaced(&nw, 2, &first, 10000);
+    assert_status(h_get(ng.port, "/"), 200, nw.log);
+}
+
+/* ---- USR2 + WINCH + TERM --------------------------------------------------------------------- */
+
+Test(ops, usr2_winch_term_upgrade_under_load, .timeout = 90)
+{
+    char *pidfile = h_path("nw.pid"), *pidfile2 = h_fmt("%s.2", pidfile);
+    char *app = h_fmt("%s:whoami", h_env("NARWHAL_CLASSAPP"));
+    serve_tcp(nw, ng, "-w", "2", "-p", pidfile, app);
+    workers old_workers = wait_workers(&nw, 2, 10000);
+    pid_t old = nw.pid;
+    cr_assert_eq(h_read_pidfile(pidfile), old);
+
+    load l = load_start(ng.port, "/", 8);
+    h_sleep_ms(1000);
+    cr_assert(kill(old, SIGUSR2) == 0);
+    cr_assert(h_wait_for_text(nw.log, "SIGUSR2: started new master", 5000), "%s",
+              h_tail(nw.log));
+    pid_t newm = 0;
+    for (long end = h_now_ms() + 10000; !newm && h_now_ms() < end; h_sleep_ms(50))
+        newm = h_read_pidfile(pidfile2);
+    cr_assert(newm > 0 && newm != old, "no new master in %s:\n%s", pidfile2, h_tail(nw.log));
+    h_adopt(newm); /* stopped at teardown; it outlives the old master's group */
+    h_narwhal nm = { .pid = newm, .port = nw.port, .log = nw.log };
+    workers new_workers = wait_workers(&nm, 2, 10000);
+
+    /* WINCH: the old master stops its workers (its only child left is the
+     * new master) */
+    cr_assert(kill(old, SIGWINCH) == 0);
+    workers w = { .n = 0 };
+    for (long end = h_now_ms() + 10000; h_now_ms() < end; h_sleep_ms(50))
+        if ((w = children_of(old)).n == 1)
+            break;
+    cr_assert(w.n == 1 && w.pid[0] == newm, "the old master's children after WINCH: %s:\n%s",
+              pids_str(&w), h_tail(nw.log));
+    cr_assert(h_alive(old), "the old master exited on WINCH");
+
+    int st;
+    cr_assert(kill(old, SIGTERM) == 0);
+    cr_assert(h_wait_exit(old, 15000, &st), "the old master still runs 15 s after TERM:\n%s",
+              h_tail(nw.log));
+    cr_assert(exited_with(st, 0), "the old master %s", h_wstatus_str(st));
+
+    cr_assert(h_wait_for_text(nw.log, "pidfile is now", 5000), "%s", h_tail(nw.log));
+    cr_assert_eq(h_read_pidfile(pidfile), newm, "%s does not name the new master %ld", pidfile,
+                 (long)newm);
+    cr_assert_not(h_exists(pidfile2), "%s is still there", pidfile2);
+
+    load_finish(&l, nw.log);
+    for (int i = 0; i < 5; i++) {
+        h_response r = h_get(ng.port, "/");
+        assert_status(r, 200, nw.log);
+        long pid = r.body ? strtol(r.body + (strncmp(r.body, "pid ", 4) ? 0 : 4), NULL, 10) : 0;
+        workers now = children_of(newm);
+        cr_assert(has_pid(&now, (pid_t)pid) && !has_pid(&old_workers, (pid_t)pid),
+                  "answered by pid %ld; the new master's workers: %s (at start: %s)", pid,
+                  pids_str(&now), pids_str(&new_workers));
+    }
+    cr_assert(h_alive(newm));
+}
+
+/* ---- --reload ------------------------------------------------------------------------------ */
+
+static void copy_file(const char *from, const char *to)
+{
+    size_t len;
+    char *data = h_read_file(from, &len);
+    cr_assert(data, "cannot read %s: %s", from, strerror(errno));
+    FILE *f = fopen(to, "wb");
+    cr_assert(f && fwrite(data, 1, len, f) == len && fclose(f) == 0, "cannot write %s", to);
+}
+
+Test(ops, reload_on_rebuilt_app, .timeout = 90)
+{
+    char *dir = h_path("app");
+    cr_assert(mkdir(dir, 0755) == 0);
+    char *app = h_fmt("%s/app.so", dir);
+    copy_file(h_example("hello.so"), app);
+    serve_tcp(nw, ng, "-w", "1", "--reload", app);
+    wait_workers(&nw, 1, 10000);
+    h_response r = h_get(ng.port, "/");
+    assert_status(r, 200, nw.log);
+    assert_body(r, "Hello, World!\n");
+
+    /* a new build, written elsewhere and renamed over the app */
+    char *src = h_path("v2.c");
+    h_write_file(src, "#include <narwhal.h>\n"
+                      "int app(nw_request *req)\n"
+                      "{\n"
+                      "    nw_add_header(req, \"Content-Type\", \"text/plain\");\n"
+                      "    nw_printf(req, \"Version two\\n\");\n"
+                      "    return 0;\n"
+                      "}\n");
+    char *tmp = h_fmt("%s/app.so.tmp", dir), *cclog = h_path("cc.log");
+    char *cc[] = { "/usr/bin/cc", "-shared", "-fPIC",
+                   h_fmt("-I%s/include", h_env("NARWHAL_SRCDIR")), "-o", tmp, src, NULL };
+    int st = h_run(cclog, cc, NULL, 60000);
+    cr_assert(exited_with(st, 0), "cc %s:\n%s", h_wstatus_str(st), h_tail(cclog));
+    cr_assert(rename(tmp, app) == 0);
+    long t0 = h_now_ms();
+    bool two = false;
+    while (!two && h_now_ms() - t0 < 5000) {
+        r = h_http(ng.port, "GET", "/", NULL, NULL, 0, 5000);
+        assert_status(r, 200, nw.log);
+        two = strcmp(r.body, "Version two\n") == 0;
+        if (!two) {
+            assert_body(r, "Hello, World!\n");
+            h_sleep_ms(100);
+        }
+    }
+    cr_assert(two, "the rebuilt app is not served 5 s after it was renamed in:\n%s",
+              h_tail(nw.log));
+    cr_assert(h_wait_for_text(nw.log, "reload done", 5000), "%s", h_tail(nw.log));
+
+    /* a broken build: the new workers cannot load it, the old ones serve */
+    int done = h_count_text(nw.log, "reload done");
+    char *bad = h_fmt("%s/app.so.bad", dir);
+    h_write_file(bad, "this is not a shared object\n");
+    cr_assert(rename(bad, app) == 0);
+    cr_assert(h_wait_for_text(nw.log, "reload failed", 10000),
+              "no \"reload failed\" after a broken app was renamed in:\n%s", h_tail(nw.log));
+    for (int i = 0; i < 5; i++) {
+        r = h_get(ng.port, "/");
+        assert_status(r, 200, nw.log);
+        assert_body(r, "Version two\n");
+        h_sleep_ms(100);
+    }
+    cr_assert_eq(h_count_text(nw.log, "reload done"), done, "a broken app was put in service");
+    cr_assert(h_alive(nw.pid));
+}
+
+/* ---- boot failure storm ------------------------------------------------------------------- */
+
+Test(ops, boot_failure_storm_stops_master, .timeout = 60)
+{
+    h_narwhal nw = h_narwhal_spawn("-b", h_fmt("127.0.0.1:%d", h_free_port()), "-w", "2",
+                                   h_env("NARWHAL_BOOTFAIL"), NULL);
+    int st;
+    long t0 = h_now_ms();
+    cr_assert(h_wait_exit(nw.pid, 20000, &st), "narwhal still runs 20 s into a boot storm:\n%s",
+              h_tail(nw.log));
+    cr_assert(st >= 0 && !exited_with(st, 0), "narwhal %s after a boot storm",
+              h_wstatus_str(st));
+    cr_assert(h_now_ms() - t0 < 20000);
+    cr_assert(h_count_text(nw.log, "failed to boot 5 times in a row") == 1,
+              "no \"failed to boot 5 times in a row\":\n%s", h_tail(nw.log));
+}
+
+/* ---- --preload and --spew ------------------------------------------------------------------ */
+
+Test(ops, preload_serves_and_hup_keeps_master_app, .timeout = 60)
+{
+    serve_tcp(nw, ng, "-w", "2", "--preload", h_example("hello.so"));
+    workers first = wait_workers(&nw, 2, 10000);
+    h_response r = h_get(ng.port, "/");
+    assert_status(r, 200, nw.log);
+    assert_body(r, "Hello, World!\n");
+    /* HUP replaces the workers, with the app as the master loaded it */
+    cr_assert(kill(nw.pid, SIGHUP) == 0);
+    cr_assert(h_wait_for_text(nw.log, "reload done: generation", 10000), "%s", h_tail(nw.log));
+    cr_assert(h_wait_for_text(nw.log, "preload_app: the app stays as the master loaded it", 100),
+              "no preload_app warning on HUP:\n%s", h_tail(nw.log));
+    wait_all_replaced(&nw, 2, &first, 10000);
+    r = h_get(ng.port, "/");
+    assert_status(r, 200, nw.log);
+    assert_body(r, "Hello, World!\n");
+}
+
+Test(ops, spew_logs_protocol_records, .timeout = 60)
+{
+    serve_tcp(nw, ng, "-w", "1", "--spew", h_example("hello.so"));
+    wait_workers(&nw, 1, 10000);
+    h_response r = h_get(ng.port, "/spewed?x=1");
+    assert_status(r, 200, nw.log);
+    const char *want[] = { "spew: connection", "fastcgi BEGIN_REQUEST", "fastcgi PARAMS",
+                           " -> ", "request GET /spewed?x=1 dispatched",
+                           "request finished (status 200" };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        cr_assert(h_wait_for_text(nw.log, want[i], 3000), "no \"%s\" with --spew:\n%s", want[i],
+                  h_tail(nw.log));
+}
