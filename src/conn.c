@@ -366,7 +366,6 @@ void conn_request_finished(nw_conn *c)
 {
     nw_request *req = c->req;
     c->req = NULL;
-    c->busy = 0;
     if (c->proto == CONN_PROTO_FASTCGI)
         fcgi_parser_end(&c->parser);
     int keep = req->keep_conn && !req->failed;
@@ -376,7 +375,11 @@ void conn_request_finished(nw_conn *c)
                   req->failed ? ", failed" : "");
     request_free(req);
     c->served++;
+    /* Still busy while the worker counts the request: reaching max_requests
+     * starts a graceful stop, which closes idle connections, and this one
+     * is decided here, not there. */
     worker_request_done(c->w);
+    c->busy = 0;
     if (c->broken || !keep || c->w->stopping || c->w->s->keepalive == 0) {
         conn_close(c, NULL);
         return;
