@@ -83,6 +83,7 @@ run_one() {
     if [ -d "$here/corpus/$name" ]; then
         cp -R "$here/corpus/$name/." "$work/"
     fi
+    start=$(date +%s)
     dict=
     [ -f "$here/dict/$name.dict" ] && dict=-dict=$here/dict/$name.dict
     # shellcheck disable=SC2086
@@ -90,6 +91,7 @@ run_one() {
         -print_final_stats=1 -artifact_prefix="$build/crashes/$name-" $dict $extra "$work" \
         >"$build/$name.log" 2>&1
     echo $? >"$build/$name.rc"
+    echo $(($(date +%s) - start)) >"$build/$name.secs"
 }
 
 running=0
@@ -113,7 +115,7 @@ for t in $targets; do
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     [ -n "$execs" ] || execs=$(sed -n 's/^#\([0-9][0-9]*\).*/\1/p' "$log" | tail -n 1)
     secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -n 1)
-    [ -n "$secs" ] || secs=$(sed -n 's/^stat::.*_time: *//p' "$log" | tail -n 1)
+    [ -n "$secs" ] || secs=$(cat "$build/$name.secs" 2>/dev/null)
     if [ "$rc" = 0 ]; then
         result=ok
     else
