@@ -8,7 +8,8 @@
  *      file to read.
  * Whenever a load succeeds, the settings are written with settings_print,
  * loaded back from that text, and must come back the same (the
- * --print-config round trip). abort() on any mismatch.
+ * --print-config round trip); the same again after settings_finish, which
+ * the loaded-back copy must pass too. abort() on any mismatch.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -117,6 +118,9 @@ static void compare(const nw_settings *a, const nw_settings *b, const char *text
     SAME_INT(limit_request_field_size);
     SAME_INT(max_requests);
     SAME_INT(max_requests_jitter);
+    SAME_STR(exec);
+    SAME_LIST(exec_args);
+    SAME_INT(exec_stop_signal);
     SAME_INT(reload);
     SAME_INT(spew);
     SAME_INT(preload_app);
@@ -126,7 +130,9 @@ static void compare(const nw_settings *a, const nw_settings *b, const char *text
 #undef SAME
 }
 
-static void round_trip(const nw_settings *s)
+/* Prints s, loads it back, and compares. With finished, s has been through
+ * settings_finish: the copy must pass it too, and compare after it. */
+static void round_trip(const nw_settings *s, int finished)
 {
     char *text = NULL;
     size_t len = 0;
@@ -143,6 +149,12 @@ static void round_trip(const nw_settings *s)
         fprintf(stderr, "fuzz_settings: printed config does not load (rc %d):\n", rc);
         fwrite(text, 1, len, stderr);
         rc = settings_load(&back, 3, argv, NULL, stdout, stderr);
+        abort();
+    }
+    if (finished && settings_finish(&back, devnull) != 0) {
+        fprintf(stderr, "fuzz_settings: printed config fails settings_finish:\n");
+        fwrite(text, 1, len, stderr);
+        settings_finish(&back, stderr);
         abort();
     }
     compare(s, &back, text, len);
@@ -162,8 +174,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         write_file(conf_path, data, size);
         int rc = settings_load(&s, 3, argv, NULL, devnull, devnull);
         CHECK(rc >= 0 && rc <= 2);
-        if (rc == 0)
-            round_trip(&s);
+        if (rc == 0) {
+            round_trip(&s, 0);
+            if (settings_finish(&s, devnull) == 0)
+                round_trip(&s, 1);
+        }
         settings_free(&s);
     }
 
@@ -176,8 +191,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         env[size] = '\0';
         int rc = settings_load(&s, 3, argv, env, devnull, devnull);
         CHECK(rc >= 0 && rc <= 2);
-        if (rc == 0)
-            round_trip(&s);
+        if (rc == 0) {
+            round_trip(&s, 0);
+            if (settings_finish(&s, devnull) == 0)
+                round_trip(&s, 1);
+        }
         settings_free(&s);
         free(env);
     }

@@ -190,8 +190,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (whole.log.len != chunked.log.len ||
         (whole.log.len &&
          memcmp(nw_buf_head(&whole.log), nw_buf_head(&chunked.log), whole.log.len) != 0)) {
-        fprintf(stderr, "fuzz_uwsgi: whole and chunked (max %zu) disagree\n--- whole\n",
-                split.max);
+        fprintf(stderr, "fuzz_uwsgi: whole and chunked (max %zu) disagree\n--- whole\n", split.max);
         fwrite(whole.log.data, 1, whole.log.len, stderr);
         fputs("--- chunked\n", stderr);
         fwrite(chunked.log.data, 1, chunked.log.len, stderr);

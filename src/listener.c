@@ -108,6 +108,10 @@ static int open_tcp(nw_listener *l, const char *addr, int backlog)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         if (ai->ai_family == AF_INET6)
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+        /* Wake a worker only once the front end has sent its request: saves
+         * an empty read and a trip through the event loop per connection. */
+        int secs = 5;
+        setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof secs);
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, backlog) == 0)
             break;
         err = errno;
