@@ -113,15 +113,7 @@ static void apply_settings(nw_settings *s)
         if (f)
             log_set_access_format(f);
     }
-    for (size_t i = 0; i < s->raw_env.n; i++) {
-        char *kv = nw_xstrdup(s->raw_env.v[i]);
-        char *eq = strchr(kv, '=');
-        if (eq) {
-            *eq = 0;
-            setenv(kv, eq + 1, 1);
-        }
-        free(kv);
-    }
+    settings_apply_env(s, stderr);
     if (s->chdir && chdir(s->chdir) < 0)
         log_error("chdir %s: %s", s->chdir, strerror(errno));
 }

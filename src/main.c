@@ -52,23 +52,6 @@ static int resolve_identity(const nw_settings *s, nw_identity *id)
     return 0;
 }
 
-static int apply_env(const nw_settings *s)
-{
-    for (size_t i = 0; i < s->raw_env.n; i++) {
-        char *kv = nw_xstrdup(s->raw_env.v[i]);
-        char *eq = strchr(kv, '=');
-        if (eq)
-            *eq = 0;
-        int rc = setenv(kv, eq ? eq + 1 : "", 1);
-        free(kv);
-        if (rc < 0) {
-            fprintf(stderr, "narwhal: raw_env: cannot set '%s': %s\n", s->raw_env.v[i],
-                    strerror(errno));
-            return -1;
-        }
-    }
-    return 0;
-}
 
 static int check_pidfile(const char *path, pid_t upgrading_from)
 {
@@ -205,7 +188,7 @@ int main(int argc, char **argv)
         return 1;
     }
     nw_identity id;
-    if (resolve_identity(&s, &id) < 0 || apply_env(&s) < 0) {
+    if (resolve_identity(&s, &id) < 0 || settings_apply_env(&s, stderr) < 0) {
         settings_free(&s);
         return 1;
     }

@@ -1166,3 +1166,21 @@ int settings_finish(nw_settings *s, FILE *err)
         s->worker_class = NW_CLASS_THREADS;
     return 0;
 }
+
+int settings_apply_env(const nw_settings *s, FILE *err)
+{
+    for (size_t i = 0; i < s->raw_env.n; i++) {
+        char *kv = xstrdup(s->raw_env.v[i]);
+        char *eq = strchr(kv, '=');
+        if (eq)
+            *eq = 0;
+        int rc = setenv(kv, eq ? eq + 1 : "", 1);
+        free(kv);
+        if (rc < 0) {
+            fprintf(err, "narwhal: raw_env: cannot set '%s': %s\n", s->raw_env.v[i],
+                    strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}

@@ -96,6 +96,9 @@ int settings_load(nw_settings *s, int argc, char **argv, const char *env_args, F
  * at start and on every reload. */
 int settings_finish(nw_settings *s, FILE *err);
 
+/* setenv()s every raw_env entry. 0, or -1 with the reason on err. */
+int settings_apply_env(const nw_settings *s, FILE *err);
+
 /* Releases everything s owns and zeroes it. */
 void settings_free(nw_settings *s);
 
