@@ -103,8 +103,7 @@ int settings_apply_env(const nw_settings *s, FILE *err);
 void settings_free(nw_settings *s);
 
 /* Writes every effective setting as a valid config file that settings_load
- * parses back to the same settings (app excepted: it is not a file key, it is
- * written as a comment). */
+ * parses back to the same settings (the app too, as `app = "..."`). */
 void settings_print(const nw_settings *s, FILE *out);
 
 /* --help text, generated from the table. */
