@@ -53,8 +53,8 @@ const char *nw_param(const nw_request *req, const char *name);
 
 /* Calls fn for every parameter in arrival order; stops early and returns the
  * callback's value when it returns non-zero. Returns 0 otherwise. */
-int nw_param_each(const nw_request *req,
-                  int (*fn)(const char *name, const char *value, void *arg), void *arg);
+int nw_param_each(const nw_request *req, int (*fn)(const char *name, const char *value, void *arg),
+                  void *arg);
 
 /* Reads the request body: >0 bytes read, 0 at the end of the body, -1 on
  * error (client gone, request aborted, timed out). Blocks (or yields) until

@@ -209,7 +209,10 @@ static void append_escaped_n(nw_buf *out, const char *s, size_t n)
     nw_buf_append(out, run, (size_t)(s - run));
 }
 
-static void append_escaped(nw_buf *out, const char *s) { append_escaped_n(out, s, strlen(s)); }
+static void append_escaped(nw_buf *out, const char *s)
+{
+    append_escaped_n(out, s, strlen(s));
+}
 
 /* Appends v escaped, or "-" when absent. */
 static void append_value(nw_buf *out, const char *v)

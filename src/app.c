@@ -59,4 +59,7 @@ int app_preload(const char *spec, char *err, size_t errlen)
     return 0;
 }
 
-const nw_app *app_preloaded(void) { return have_preloaded ? &preloaded : NULL; }
+const nw_app *app_preloaded(void)
+{
+    return have_preloaded ? &preloaded : NULL;
+}

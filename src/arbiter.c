@@ -24,60 +24,10 @@
 #include "util.h"
 #include "watch.h"
 
-enum { RUNNING, STOPPING, STOPPING_FAST };
-
-/* Boot failures in a row (no worker reached ready in between) after which
- * the master gives up instead of fork-looping. */
-#define MAX_BOOT_FAILURES 5
-
-/* A crash storm: this many workers dying unasked (signal or non-zero exit)
- * within CRASH_WINDOW_MS stops the master, rather than respawning forever. */
-#define CRASH_STORM 20
-#define CRASH_WINDOW_MS 10000
-
-/* An --exec child counts as booted once it has lived this long. */
-#define EXEC_BOOT_MS 2000
-
-typedef struct slot_info {
-    const char *killed_for; /* why the master killed it, for the reap log */
-    int retiring;           /* told to stop (TTOU); not counted as live */
-    int was_ready;
-    unsigned generation;    /* which configuration it was started with */
-    int64_t spawned_ms;
-    exec_pipe out[2];       /* --exec: the child's stdout and stderr */
-} slot_info;
-
-typedef struct arbiter {
-    nw_settings *s;          /* in force */
-    nw_settings *s_old;      /* during a reload: the one the old workers run */
-    nw_settings *s_main;     /* main()'s, not ours to free */
-    nw_cmdline *cmd;
-    pid_t new_master;        /* USR2: the master we started, while it lives */
-    unsigned generation;
-    nw_listener *ls;
-    int nls;
-    nw_identity id;
-    nw_scoreboard sb;
-    slot_info *info;
-    int target;              /* workers wanted */
-    int state;
-    int64_t stop_deadline;
-    int killed_all;
-    int sfd;
-    int boot_failures;
-    int64_t crashes[CRASH_STORM]; /* when the last workers died unasked (ring) */
-    int ncrash;
-    int64_t next_spawn_ms;
-    int exit_code;
-    struct pollfd *pfd;      /* the signalfd and, under --exec, the children's pipes */
-    exec_pipe **pfd_pipe;
-    nw_watch watch;          /* --reload */
-    int64_t reload_at;       /* a watched file changed: reload then (debounced) */
-    char changed[256];
-} arbiter;
+#include "arbiter_priv.h"
 
 /* Workers of the current generation that are not on their way out. */
-static int live_workers(const arbiter *a, int ready_only)
+int live_workers(const arbiter *a, int ready_only)
 {
     int n = 0;
     for (int i = 0; i < a->sb.nslots; i++)
@@ -87,207 +37,10 @@ static int live_workers(const arbiter *a, int ready_only)
     return n;
 }
 
-static void retire(arbiter *a, int i)
+void retire(arbiter *a, int i)
 {
     a->info[i].retiring = 1;
     kill(a->sb.slots[i].pid, a->s->exec ? a->s->exec_stop_signal : SIGTERM);
-}
-
-static void free_settings(arbiter *a, nw_settings *s)
-{
-    if (s && s != a->s_main) {
-        settings_free(s);
-        free(s);
-    }
-}
-
-/* Logs, environment and directory for settings s (at start they are set up
- * by main; on reload here). */
-static void apply_settings(nw_settings *s)
-{
-    log_open(s->errorlog, s->accesslog);
-    log_set_level(s->spew ? NW_LOG_DEBUG : s->loglevel);
-    if (s->accesslog) {
-        char err[256];
-        access_format *f = access_format_compile(s->access_log_format, err, sizeof err);
-        if (f)
-            log_set_access_format(f);
-    }
-    settings_apply_env(s, stderr);
-    if (s->chdir && chdir(s->chdir) < 0)
-        log_error("chdir %s: %s", s->chdir, strerror(errno));
-}
-
-static int same_list(const nw_strlist *x, const nw_strlist *y)
-{
-    if (x->n != y->n)
-        return 0;
-    for (size_t i = 0; i < x->n; i++)
-        if (strcmp(x->v[i], y->v[i]) != 0)
-            return 0;
-    return 1;
-}
-
-/* HUP (or --reload): read the configuration again, start a new generation of
- * workers with it, and retire the old generation once the new one is ready.
- * Until then the old workers keep serving; if the new configuration does not
- * load, or its workers cannot boot, they simply go on. */
-static void reload(arbiter *a, const char *why)
-{
-    if (a->state != RUNNING)
-        return;
-    if (a->s_old) {
-        log_warning("%s: a reload is already under way; ignoring", why);
-        return;
-    }
-    nw_settings *ns = nw_xcalloc(1, sizeof *ns);
-    char *msg = NULL;
-    size_t msglen = 0;
-    FILE *err = open_memstream(&msg, &msglen);
-    FILE *out = fopen("/dev/null", "w");
-    int rc = settings_load(ns, a->cmd->argc, a->cmd->argv, a->cmd->env_args, out ? out : err,
-                           err);
-    if (rc == 0)
-        rc = settings_finish(ns, err);
-    if (out)
-        fclose(out);
-    fclose(err);
-    if (rc != 0) {
-        log_error("%s: the configuration does not load; the current workers go on serving: %s",
-                  why, msg ? msg : "");
-        free(msg);
-        settings_free(ns);
-        free(ns);
-        return;
-    }
-    free(msg);
-    if (!same_list(&ns->bind, &a->s->bind))
-        log_warning("%s: bind changed; the sockets stay as they are until a restart or USR2",
-                    why);
-    if (ns->worker_class == NW_CLASS_THREADS && ns->threads > a->sb.per_slot) {
-        log_error("%s: threads = %d needs a restart (this master was started for at most %d); "
-                  "the current workers go on serving",
-                  why, ns->threads, a->sb.per_slot);
-        settings_free(ns);
-        free(ns);
-        return;
-    }
-    if (ns->preload_app)
-        log_warning("%s: preload_app: the app stays as the master loaded it at start; restart "
-                    "(or USR2) to load new code",
-                    why);
-    if (ns->workers > a->sb.nslots / 2)
-        ns->workers = a->sb.nslots / 2;
-    apply_settings(ns);
-    a->s_old = a->s;
-    a->s = ns;
-    a->generation++;
-    a->target = ns->workers;
-    a->boot_failures = 0;
-    a->next_spawn_ms = 0;
-    log_info("%s: starting %d new worker%s (generation %u)", why, a->target,
-             a->target == 1 ? "" : "s", a->generation);
-}
-
-/* USR2: start a new master from the (possibly new) binary and hand it the
- * listening sockets. Both serve until the operator sends WINCH (and TERM)
- * to this one; the sockets never close, so no connection is refused. */
-static void upgrade(arbiter *a)
-{
-    if (a->new_master > 0) {
-        log_warning("SIGUSR2: new master %d is already running; ignoring", (int)a->new_master);
-        return;
-    }
-    if (a->cmd->upgraded_from) {
-        log_warning("SIGUSR2: this master is itself still being upgraded to; ignoring");
-        return;
-    }
-    char fds[512] = "", num[16], parent[16];
-    for (int i = 0; i < a->nls; i++) {
-        if (a->ls[i].fd < 0)
-            continue;
-        snprintf(num, sizeof num, "%s%d", *fds ? "," : "", a->ls[i].fd);
-        strncat(fds, num, sizeof fds - strlen(fds) - 1);
-    }
-    snprintf(parent, sizeof parent, "%d", (int)getpid());
-    pid_t pid = fork();
-    if (pid < 0) {
-        log_error("SIGUSR2: cannot fork: %s", strerror(errno));
-        return;
-    }
-    if (pid == 0) {
-        for (int i = 0; i < a->nls; i++)
-            if (a->ls[i].fd >= 0)
-                nw_set_cloexec(a->ls[i].fd, 0);
-        setenv("NARWHAL_FD", fds, 1);
-        setenv("NARWHAL_PARENT", parent, 1);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        execv(a->cmd->exe, a->cmd->argv);
-        log_error("SIGUSR2: cannot exec %s: %s", a->cmd->exe, strerror(errno));
-        _exit(127);
-    }
-    a->new_master = pid;
-    log_info("SIGUSR2: started new master %d from %s; send WINCH then TERM to this master (%d) "
-             "to finish the switch",
-             (int)pid, a->cmd->exe, (int)getpid());
-}
-
-/* An upgraded master: once the old one is gone, the pidfile is ours. */
-static void check_old_master(arbiter *a)
-{
-    nw_cmdline *c = a->cmd;
-    if (!c->upgraded_from || getppid() == c->upgraded_from)
-        return;
-    log_info("old master %d has exited", (int)c->upgraded_from);
-    c->upgraded_from = 0;
-    if (c->pidfile && a->s->pidfile && strcmp(c->pidfile, a->s->pidfile) != 0) {
-        if (rename(c->pidfile, a->s->pidfile) < 0) {
-            log_error("cannot rename %s to %s: %s", c->pidfile, a->s->pidfile, strerror(errno));
-            return;
-        }
-        free(c->pidfile);
-        c->pidfile = nw_xstrdup(a->s->pidfile);
-        log_info("pidfile is now %s", c->pidfile);
-    }
-}
-
-/* The new generation failed to boot: keep the old one. */
-static void reload_abort(arbiter *a)
-{
-    log_error("reload failed: the new workers cannot boot; the previous ones go on serving");
-    for (int i = 0; i < a->sb.nslots; i++)
-        if (a->sb.slots[i].pid > 0 && a->info[i].generation == a->generation &&
-            !a->info[i].retiring)
-            retire(a, i);
-    nw_settings *bad = a->s;
-    a->s = a->s_old;
-    a->s_old = NULL;
-    free_settings(a, bad);
-    apply_settings(a->s);
-    a->generation++;
-    for (int i = 0; i < a->sb.nslots; i++)
-        if (a->sb.slots[i].pid > 0 && !a->info[i].retiring)
-            a->info[i].generation = a->generation;
-    a->target = a->s->workers;
-    a->boot_failures = 0;
-}
-
-/* The new generation is ready: retire the old one. */
-static void reload_finish(arbiter *a)
-{
-    int n = 0;
-    for (int i = 0; i < a->sb.nslots; i++)
-        if (a->sb.slots[i].pid > 0 && a->info[i].generation != a->generation &&
-            !a->info[i].retiring) {
-            retire(a, i);
-            n++;
-        }
-    free_settings(a, a->s_old);
-    a->s_old = NULL;
-    log_info("reload done: generation %u serving; %d old worker%s finishing", a->generation, n,
-             n == 1 ? "" : "s");
 }
 
 static int any_worker(const arbiter *a)
@@ -319,8 +72,8 @@ static int spawn_worker(arbiter *a)
         return -1;
     }
     slot_info *in = &a->info[i];
-    *in = (slot_info){.spawned_ms = nw_now_ms(), .generation = a->generation,
-                      .out = {{.fd = -1}, {.fd = -1}}};
+    *in = (slot_info){
+        .spawned_ms = nw_now_ms(), .generation = a->generation, .out = {{.fd = -1}, {.fd = -1}}};
     int fds[2][2] = {{-1, -1}, {-1, -1}};
     if (a->s->exec) {
         for (int k = 0; k < 2; k++) {
@@ -354,8 +107,8 @@ static int spawn_worker(arbiter *a)
         for (int k = 0; k < 2; k++) {
             close(fds[k][1]);
             nw_set_nonblock(fds[k][0]);
-            in->out[k] = (exec_pipe){.fd = fds[k][0], .pid = pid,
-                                     .level = k ? NW_LOG_WARNING : NW_LOG_INFO};
+            in->out[k] =
+                (exec_pipe){.fd = fds[k][0], .pid = pid, .level = k ? NW_LOG_WARNING : NW_LOG_INFO};
         }
         log_info("started %s as pid %d", a->s->exec, (int)pid);
     } else {
@@ -427,8 +180,7 @@ static void reap(arbiter *a)
                 log_info("worker %d exited", (int)pid);
             else
                 log_error("worker %d exited with status %d%s%s", (int)pid, code,
-                          code == WORKER_BOOT_ERROR && !a->s->exec ? " (boot error)" : "",
-                          during);
+                          code == WORKER_BOOT_ERROR && !a->s->exec ? " (boot error)" : "", during);
         }
         int unasked = (WIFSIGNALED(st) || WEXITSTATUS(st) != 0) && !a->info[i].retiring;
         if (unasked && a->state == RUNNING) {
@@ -508,9 +260,8 @@ static void check_workers(arbiter *a)
             }
         }
         if (late) {
-            log_error("worker %d timed out after %llds handling %s %s; killing it",
-                      (int)slot->pid, (long long)((now - late_start) / 1000), late->method,
-                      late->uri);
+            log_error("worker %d timed out after %llds handling %s %s; killing it", (int)slot->pid,
+                      (long long)((now - late_start) / 1000), late->method, late->uri);
             a->info[i].killed_for = "request timeout";
         } else if (now - beat > limit + 1000) {
             int busy = 0;
@@ -601,8 +352,14 @@ static void handle_signal(arbiter *a, int sig)
 
 int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_identity id)
 {
-    arbiter a = {.s = s, .s_main = s, .cmd = cmd, .ls = ls, .nls = nls, .id = id,
-                 .target = s->workers, .sfd = -1};
+    arbiter a = {.s = s,
+                 .s_main = s,
+                 .cmd = cmd,
+                 .ls = ls,
+                 .nls = nls,
+                 .id = id,
+                 .target = s->workers,
+                 .sfd = -1};
     sigset_t set;
     signals_fill(&set);
     sigprocmask(SIG_BLOCK, &set, NULL);
@@ -631,12 +388,11 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
         free(symbol);
     }
     if (s->exec)
-        log_info("narwhal %s master %d: supervising %d cop%s of %s", PACKAGE_VERSION,
-                 (int)getpid(), s->workers, s->workers == 1 ? "y" : "ies", s->exec);
+        log_info("narwhal %s master %d: supervising %d cop%s of %s", PACKAGE_VERSION, (int)getpid(),
+                 s->workers, s->workers == 1 ? "y" : "ies", s->exec);
     else
-        log_info("narwhal %s master %d: %d %s worker%s", PACKAGE_VERSION, (int)getpid(),
-                 s->workers, settings_worker_class_name(s->worker_class),
-                 s->workers == 1 ? "" : "s");
+        log_info("narwhal %s master %d: %d %s worker%s", PACKAGE_VERSION, (int)getpid(), s->workers,
+                 settings_worker_class_name(s->worker_class), s->workers == 1 ? "" : "s");
     for (int i = 0; i < nls; i++)
         log_info("listening at %s", ls[i].addr);
 

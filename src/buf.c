@@ -84,9 +84,15 @@ void nw_buf_append(nw_buf *b, const void *p, size_t n)
     b->len += n;
 }
 
-void nw_buf_appendc(nw_buf *b, char c) { nw_buf_append(b, &c, 1); }
+void nw_buf_appendc(nw_buf *b, char c)
+{
+    nw_buf_append(b, &c, 1);
+}
 
-void nw_buf_appends(nw_buf *b, const char *s) { nw_buf_append(b, s, strlen(s)); }
+void nw_buf_appends(nw_buf *b, const char *s)
+{
+    nw_buf_append(b, s, strlen(s));
+}
 
 void nw_buf_vprintf(nw_buf *b, const char *fmt, va_list ap)
 {
@@ -122,4 +128,7 @@ void nw_buf_consume(nw_buf *b, size_t n)
     b->len -= n;
 }
 
-void nw_buf_reset(nw_buf *b) { b->len = b->off = 0; }
+void nw_buf_reset(nw_buf *b)
+{
+    b->len = b->off = 0;
+}

@@ -14,7 +14,10 @@ typedef struct nw_buf {
     size_t cap;
 } nw_buf;
 
-#define NW_BUF_INIT {NULL, 0, 0, 0}
+#define NW_BUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0, 0                                                                              \
+    }
 
 void nw_buf_free(nw_buf *b);
 /* Makes room for n more bytes and returns where they go (data + off + len). */
@@ -25,7 +28,10 @@ void nw_buf_appends(nw_buf *b, const char *s);
 void nw_buf_printf(nw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void nw_buf_vprintf(nw_buf *b, const char *fmt, va_list ap);
 /* The unconsumed bytes. */
-static inline uint8_t *nw_buf_head(const nw_buf *b) { return b->data + b->off; }
+static inline uint8_t *nw_buf_head(const nw_buf *b)
+{
+    return b->data + b->off;
+}
 /* Drops n bytes from the front; resets to the start when empty. */
 void nw_buf_consume(nw_buf *b, size_t n);
 void nw_buf_reset(nw_buf *b);

@@ -146,8 +146,8 @@ int conn_flush_wait(nw_conn *c, int64_t deadline_ms)
 
 /* For --spew. */
 static const char *const fcgi_event_names[] = {
-    "none", "BEGIN_REQUEST", "PARAMS", "STDIN", "STDIN end", "ABORT_REQUEST",
-    "GET_VALUES", "unknown type", "malformed input",
+    "none",          "BEGIN_REQUEST", "PARAMS",       "STDIN",           "STDIN end",
+    "ABORT_REQUEST", "GET_VALUES",    "unknown type", "malformed input",
 };
 static const char *const uwsgi_event_names[] = {"none", "vars", "body", "body end",
                                                 "malformed input"};

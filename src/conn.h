@@ -19,22 +19,22 @@ struct nw_conn {
     uint64_t id;
     int fd;
     ev_io io;
-    ev_timer timer;      /* idle (keepalive) or stalled-request deadline */
-    int proto;           /* CONN_PROTO_*: settled by the first byte under auto */
+    ev_timer timer; /* idle (keepalive) or stalled-request deadline */
+    int proto;      /* CONN_PROTO_*: settled by the first byte under auto */
     fcgi_parser parser;
     uwsgi_parser uparser;
-    nw_buf in;           /* read, not yet parsed */
-    nw_buf out;          /* encoded, not yet written */
-    nw_request *req;     /* the active request, if any */
-    int busy;            /* req is being run by the executor: hands off */
-    uint64_t served;     /* requests completed on this connection */
-    nw_conn *qnext;      /* threads: queue link */
-    struct nw_coro *co;  /* async: the request's coroutine */
-    ev_io co_io;         /* async: what the coroutine waits on */
+    nw_buf in;          /* read, not yet parsed */
+    nw_buf out;         /* encoded, not yet written */
+    nw_request *req;    /* the active request, if any */
+    int busy;           /* req is being run by the executor: hands off */
+    uint64_t served;    /* requests completed on this connection */
+    nw_conn *qnext;     /* threads: queue link */
+    struct nw_coro *co; /* async: the request's coroutine */
+    ev_io co_io;        /* async: what the coroutine waits on */
     ev_timer co_timer;
     int co_result;
-    int close_after;     /* close once out is flushed and no request is active */
-    int broken;          /* peer gone or protocol error: close when possible */
+    int close_after; /* close once out is flushed and no request is active */
+    int broken;      /* peer gone or protocol error: close when possible */
     nw_conn *prev, *next;
 };
 

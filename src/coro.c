@@ -17,7 +17,7 @@ struct nw_coro {
     void (*fn)(void *);
     void *arg;
     void *data;
-    void *map;       /* guard page + stack */
+    void *map; /* guard page + stack */
     size_t map_len;
     int done;
     nw_coro *next_free;
@@ -101,7 +101,10 @@ void coro_yield(void)
     swapcontext(&co->ctx, &loop_ctx);
 }
 
-nw_coro *coro_current(void) { return current; }
+nw_coro *coro_current(void)
+{
+    return current;
+}
 
 void coro_free(nw_coro *co)
 {
@@ -115,5 +118,11 @@ void coro_free(nw_coro *co)
     nfree++;
 }
 
-void *coro_data(nw_coro *co) { return co->data; }
-void coro_set_data(nw_coro *co, void *data) { co->data = data; }
+void *coro_data(nw_coro *co)
+{
+    return co->data;
+}
+void coro_set_data(nw_coro *co, void *data)
+{
+    co->data = data;
+}

@@ -51,8 +51,8 @@ static void log_line(exec_pipe *p, const char *line, size_t len)
 {
     if (len && line[len - 1] == '\r')
         len--;
-    log_msg(p->level, "[%s %d] %.*s", p->level >= NW_LOG_WARNING ? "stderr" : "stdout",
-            (int)p->pid, (int)len, line);
+    log_msg(p->level, "[%s %d] %.*s", p->level >= NW_LOG_WARNING ? "stderr" : "stdout", (int)p->pid,
+            (int)len, line);
 }
 
 void exec_pipe_drain(exec_pipe *p, int final)

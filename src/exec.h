@@ -14,12 +14,12 @@
 
 /* In the forked child: wires fds 0/1/2, drops privileges, resets signals and
  * execs. Never returns (exit 127 with a message on stderr if exec fails). */
-void exec_child(const nw_settings *s, const nw_listener *l, nw_identity id, int out_fd,
-                int err_fd) __attribute__((noreturn));
+void exec_child(const nw_settings *s, const nw_listener *l, nw_identity id, int out_fd, int err_fd)
+    __attribute__((noreturn));
 
 /* One captured stream of a child. */
 typedef struct exec_pipe {
-    int fd;    /* read end, non-blocking; -1 = closed */
+    int fd; /* read end, non-blocking; -1 = closed */
     pid_t pid;
     int level; /* log level of its lines */
     nw_buf partial;

@@ -89,7 +89,8 @@ static int open_tcp(nw_listener *l, const char *addr, int backlog)
     host[hlen] = 0;
     port = colon + 1;
 
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(host, port, &hints, &res);
@@ -133,7 +134,7 @@ int listener_open(nw_listener *l, const char *addr, int backlog)
     l->unix_path = NULL;
     l->addr = nw_xstrdup(addr);
     int rc = strncmp(addr, "unix:", 5) == 0 ? open_unix(l, addr + 5, backlog)
-                                             : open_tcp(l, addr, backlog);
+                                            : open_tcp(l, addr, backlog);
     if (rc < 0) {
         free(l->addr);
         l->addr = NULL;

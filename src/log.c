@@ -116,9 +116,15 @@ void log_set_level(int level)
     min_level = level;
 }
 
-int log_level(void) { return min_level; }
+int log_level(void)
+{
+    return min_level;
+}
 
-int log_error_fd(void) { return error_log.fd; }
+int log_error_fd(void)
+{
+    return error_log.fd;
+}
 
 /* ---- the error log ----------------------------------------------------------- */
 
@@ -222,7 +228,10 @@ void log_set_access_format(access_format *f)
     access_format_free(old);
 }
 
-int log_access_enabled(void) { return access_log.fd >= 0; }
+int log_access_enabled(void)
+{
+    return access_log.fd >= 0;
+}
 
 void log_access(const access_entry *e)
 {

@@ -49,9 +49,9 @@ typedef struct access_entry {
     const char *(*resp_header)(void *ctx, const char *name);
     void *ctx;
     int status;
-    uint64_t body_bytes;       /* response body bytes sent */
-    struct timespec start;     /* CLOCK_REALTIME when the request began */
-    uint64_t duration_us;      /* request time */
+    uint64_t body_bytes;   /* response body bytes sent */
+    struct timespec start; /* CLOCK_REALTIME when the request began */
+    uint64_t duration_us;  /* request time */
     pid_t pid;
 } access_entry;
 

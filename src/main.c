@@ -52,7 +52,6 @@ static int resolve_identity(const nw_settings *s, nw_identity *id)
     return 0;
 }
 
-
 static int check_pidfile(const char *path, pid_t upgrading_from)
 {
     pid_t pid = nw_read_pidfile(path);
@@ -278,8 +277,7 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < ninherited; i++)
         if (inherited[i] >= 0) {
-            log_warning("closing inherited socket fd %d: no bind address matches it",
-                        inherited[i]);
+            log_warning("closing inherited socket fd %d: no bind address matches it", inherited[i]);
             close(inherited[i]);
         }
     int ready_fd = -1;

@@ -353,8 +353,14 @@ void fcgi_encode_stream(nw_buf *out, uint8_t type, uint16_t id, const void *data
 
 void fcgi_encode_end_request(nw_buf *out, uint16_t id, uint32_t app_status, uint8_t protocol_status)
 {
-    uint8_t b[8] = {(uint8_t)(app_status >> 24), (uint8_t)(app_status >> 16),
-                    (uint8_t)(app_status >> 8), (uint8_t)app_status, protocol_status, 0, 0, 0};
+    uint8_t b[8] = {(uint8_t)(app_status >> 24),
+                    (uint8_t)(app_status >> 16),
+                    (uint8_t)(app_status >> 8),
+                    (uint8_t)app_status,
+                    protocol_status,
+                    0,
+                    0,
+                    0};
     put_record(out, FCGI_END_REQUEST, id, b, sizeof b);
 }
 

@@ -48,36 +48,36 @@ enum {
 #define FCGI_MAX_PARAMS_COUNT 4096u      /* name-value pairs in one request */
 
 typedef enum {
-    FCGI_EV_NONE = 0,   /* all input consumed, nothing to report */
-    FCGI_EV_BEGIN,      /* BEGIN_REQUEST: id, role, keep_conn. Reported for
-                           every BEGIN_REQUEST, even while another request is
-                           active (the caller answers FCGI_CANT_MPX_CONN) or
-                           with a role other than responder (the caller
-                           answers FCGI_UNKNOWN_ROLE). */
-    FCGI_EV_PARAMS,     /* the empty PARAMS record arrived: data/len is the
-                           whole params stream (decode with fcgi_params_decode);
-                           valid until the next fcgi_parse call */
-    FCGI_EV_STDIN,      /* data/len (> 0): the next chunk of the body; points
-                           into the caller's input */
-    FCGI_EV_STDIN_END,  /* the empty STDIN record */
-    FCGI_EV_ABORT,      /* ABORT_REQUEST for request `id` */
-    FCGI_EV_GET_VALUES, /* management GET_VALUES: data/len is the record's
-                           content (name-value pairs with empty values) */
+    FCGI_EV_NONE = 0,     /* all input consumed, nothing to report */
+    FCGI_EV_BEGIN,        /* BEGIN_REQUEST: id, role, keep_conn. Reported for
+                             every BEGIN_REQUEST, even while another request is
+                             active (the caller answers FCGI_CANT_MPX_CONN) or
+                             with a role other than responder (the caller
+                             answers FCGI_UNKNOWN_ROLE). */
+    FCGI_EV_PARAMS,       /* the empty PARAMS record arrived: data/len is the
+                             whole params stream (decode with fcgi_params_decode);
+                             valid until the next fcgi_parse call */
+    FCGI_EV_STDIN,        /* data/len (> 0): the next chunk of the body; points
+                             into the caller's input */
+    FCGI_EV_STDIN_END,    /* the empty STDIN record */
+    FCGI_EV_ABORT,        /* ABORT_REQUEST for request `id` */
+    FCGI_EV_GET_VALUES,   /* management GET_VALUES: data/len is the record's
+                             content (name-value pairs with empty values) */
     FCGI_EV_UNKNOWN_TYPE, /* a management record (id 0) of unknown type `type`:
                              answer with fcgi_encode_unknown_type */
-    FCGI_EV_ERROR,      /* malformed input: `error` says why; the connection
-                           must be closed. Every later call reports it again. */
+    FCGI_EV_ERROR,        /* malformed input: `error` says why; the connection
+                             must be closed. Every later call reports it again. */
 } fcgi_ev_type;
 
 typedef struct fcgi_event {
     fcgi_ev_type type;
-    uint16_t id;        /* request id of the record */
-    uint16_t role;      /* BEGIN */
-    int keep_conn;      /* BEGIN: FCGI_KEEP_CONN flag set */
-    uint8_t type_byte;  /* UNKNOWN_TYPE: the record type received */
+    uint16_t id;       /* request id of the record */
+    uint16_t role;     /* BEGIN */
+    int keep_conn;     /* BEGIN: FCGI_KEEP_CONN flag set */
+    uint8_t type_byte; /* UNKNOWN_TYPE: the record type received */
     const uint8_t *data;
     size_t len;
-    const char *error;  /* ERROR: static, lowercase, no full stop */
+    const char *error; /* ERROR: static, lowercase, no full stop */
 } fcgi_event;
 
 /* Parser state. Zero it with fcgi_parser_init; release with fcgi_parser_free. */
@@ -86,13 +86,13 @@ typedef struct fcgi_parser {
     size_t hdr_have;
     uint8_t type;
     uint16_t id;
-    size_t content_left;   /* content bytes of the current record still to come */
+    size_t content_left; /* content bytes of the current record still to come */
     size_t padding_left;
-    size_t content_len;    /* of the current record */
-    uint8_t kind;          /* what to do with the current record, decided from its header */
-    nw_buf body;           /* content of BEGIN/ABORT/GET_VALUES records being assembled */
-    nw_buf params;         /* the params stream of the active request */
-    uint16_t active_id;    /* request id of the last BEGIN accepted as active, 0 = none */
+    size_t content_len; /* of the current record */
+    uint8_t kind;       /* what to do with the current record, decided from its header */
+    nw_buf body;        /* content of BEGIN/ABORT/GET_VALUES records being assembled */
+    nw_buf params;      /* the params stream of the active request */
+    uint16_t active_id; /* request id of the last BEGIN accepted as active, 0 = none */
     int params_done;
     int stdin_done;
     const char *error;
@@ -131,7 +131,8 @@ void fcgi_encode_pair(nw_buf *out, const char *name, size_t nlen, const char *va
 /* STDOUT (or STDERR) stream data, split into records of at most 65535 bytes,
  * padded to a multiple of 8. len 0 appends the empty end-of-stream record. */
 void fcgi_encode_stream(nw_buf *out, uint8_t type, uint16_t id, const void *data, size_t len);
-void fcgi_encode_end_request(nw_buf *out, uint16_t id, uint32_t app_status, uint8_t protocol_status);
+void fcgi_encode_end_request(nw_buf *out, uint16_t id, uint32_t app_status,
+                             uint8_t protocol_status);
 void fcgi_encode_unknown_type(nw_buf *out, uint8_t type);
 /* Answers a GET_VALUES query (its content in q/qlen) with the values narwhal
  * knows: FCGI_MAX_CONNS, FCGI_MAX_REQS and FCGI_MPXS_CONNS ("0"). Unknown

@@ -53,10 +53,10 @@ typedef struct uwsgi_event {
 typedef struct uwsgi_parser {
     uint8_t hdr[UWSGI_HEADER_LEN];
     size_t hdr_have;
-    size_t vars_len;     /* from the header */
-    nw_buf vars;         /* the vars block being assembled */
+    size_t vars_len; /* from the header */
+    nw_buf vars;     /* the vars block being assembled */
     uint64_t body_left;
-    int state;           /* private */
+    int state; /* private */
     uint8_t modifier1, modifier2;
     const char *error;
 } uwsgi_parser;

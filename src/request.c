@@ -115,8 +115,8 @@ const char *nw_param(const nw_request *req, const char *name)
     return NULL;
 }
 
-int nw_param_each(const nw_request *req,
-                  int (*fn)(const char *name, const char *value, void *arg), void *arg)
+int nw_param_each(const nw_request *req, int (*fn)(const char *name, const char *value, void *arg),
+                  void *arg)
 {
     if (!req || !fn)
         return -1;
@@ -167,39 +167,72 @@ ssize_t nw_read(nw_request *req, void *buf, size_t len)
 static const char *reason_phrase(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Unknown";
     }
 }
 
@@ -391,7 +424,10 @@ static const char *resp_header(void *ctx, const char *name)
     return NULL;
 }
 
-static const char *param_cb(void *ctx, const char *name) { return nw_param(ctx, name); }
+static const char *param_cb(void *ctx, const char *name)
+{
+    return nw_param(ctx, name);
+}
 
 static void log_request(nw_request *r)
 {
@@ -473,8 +509,8 @@ void request_run(nw_request *r)
     if (refuse) {
         log_warning("refused %s %s with %d: %s", method ? method : "-", uri ? uri : "-", refuse,
                     why);
-        respond_plain(r, refuse, refuse == 414 ? "URI Too Long\n"
-                                               : "Request Header Fields Too Large\n");
+        respond_plain(r, refuse,
+                      refuse == 414 ? "URI Too Long\n" : "Request Header Fields Too Large\n");
     } else {
         int rc = w->app.handler(r);
         if (!r->headers_sent && r->deadline_ms >= 0 && nw_now_ms() >= r->deadline_ms) {

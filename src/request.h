@@ -21,16 +21,16 @@ struct nw_request {
     const char **pv; /* pv[2i] name, pv[2i+1] value */
     size_t np, pcap;
     /* body */
-    nw_buf body;     /* received, not yet read by the app */
-    int body_done;   /* the empty STDIN record arrived */
+    nw_buf body;   /* received, not yet read by the app */
+    int body_done; /* the empty STDIN record arrived */
     /* response */
     int status;
-    nw_buf headers;  /* "Name: value\r\n" lines */
+    nw_buf headers; /* "Name: value\r\n" lines */
     int headers_sent;
-    nw_buf out;      /* stdout payload not yet encoded */
+    nw_buf out; /* stdout payload not yet encoded */
     uint64_t body_bytes;
-    int failed;      /* peer gone or protocol error: reads and writes fail */
-    int aborted;     /* FCGI_ABORT_REQUEST */
+    int failed;  /* peer gone or protocol error: reads and writes fail */
+    int aborted; /* FCGI_ABORT_REQUEST */
     int64_t start_ms;
     struct timespec start_rt;
     int64_t deadline_ms; /* -1 = none */

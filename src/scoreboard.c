@@ -61,7 +61,10 @@ int scoreboard_find(const nw_scoreboard *sb, pid_t pid)
     return -1;
 }
 
-void slot_beat(nw_slot *s) { __atomic_store_n(&s->heartbeat_ms, nw_now_ms(), __ATOMIC_RELAXED); }
+void slot_beat(nw_slot *s)
+{
+    __atomic_store_n(&s->heartbeat_ms, nw_now_ms(), __ATOMIC_RELAXED);
+}
 
 void tslot_begin(nw_tslot *t, const char *method, const char *uri, int64_t start_ms)
 {
@@ -70,4 +73,7 @@ void tslot_begin(nw_tslot *t, const char *method, const char *uri, int64_t start
     __atomic_store_n(&t->req_start_ms, start_ms, __ATOMIC_RELEASE);
 }
 
-void tslot_end(nw_tslot *t) { __atomic_store_n(&t->req_start_ms, 0, __ATOMIC_RELEASE); }
+void tslot_end(nw_tslot *t)
+{
+    __atomic_store_n(&t->req_start_ms, 0, __ATOMIC_RELEASE);
+}

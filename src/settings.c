@@ -85,7 +85,7 @@ static const struct choice protocols[] = {
 };
 
 static const struct choice stop_signals[] = {
-    {"USR1", SIGUSR1}, {"TERM", SIGTERM}, {"INT", SIGINT},   {"QUIT", SIGQUIT},
+    {"USR1", SIGUSR1}, {"TERM", SIGTERM}, {"INT", SIGINT},     {"QUIT", SIGQUIT},
     {"HUP", SIGHUP},   {"USR2", SIGUSR2}, {"WINCH", SIGWINCH}, {NULL, 0},
 };
 
@@ -127,8 +127,7 @@ static const struct setting settings[] = {
     {"loglevel", NULL, 0, "log-level", NULL, T_ENUM, OFF(loglevel), "info", 0, 0, loglevels, NULL,
      "LEVEL", "debug, info, warning, error or critical", 0},
     {"timeout", NULL, 't', "timeout", NULL, T_INT, OFF(timeout), "30", 0, INT_MAX, NULL, NULL,
-     "INT",
-     "per-request deadline: waits cut off with a 504, a stuck worker killed (0 = off)", 0},
+     "INT", "per-request deadline: waits cut off with a 504, a stuck worker killed (0 = off)", 0},
     {"graceful_timeout", NULL, 0, "graceful-timeout", NULL, T_INT, OFF(graceful_timeout), "30", 0,
      INT_MAX, NULL, NULL, "INT", "seconds workers get to finish on a graceful stop", 0},
     /* 75 s outlives nginx's upstream keepalive_timeout (60 s), so nginx

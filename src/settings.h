@@ -65,9 +65,9 @@ typedef struct nw_settings {
     int max_requests_jitter;      /* 0 */
 
     /* --exec: supervise an existing FastCGI program instead of an app */
-    char *exec;             /* --exec PROGRAM: NULL = serve APP */
-    nw_strlist exec_args;   /* its arguments (after --, or --exec-arg) */
-    int exec_stop_signal;   /* --exec-stop-signal: graceful stop signal, SIGUSR1 */
+    char *exec;           /* --exec PROGRAM: NULL = serve APP */
+    nw_strlist exec_args; /* its arguments (after --, or --exec-arg) */
+    int exec_stop_signal; /* --exec-stop-signal: graceful stop signal, SIGUSR1 */
 
     /* not built yet: rejected unless left at their default */
     bool reload;

@@ -185,10 +185,9 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
     /* Each worker its own jitter, or they would all recycle together. */
     srandom((unsigned)getpid() ^ (unsigned)nw_now_ms());
     if (s->max_requests > 0)
-        w->max_requests = (uint64_t)s->max_requests +
-                          (s->max_requests_jitter > 0
-                               ? (uint64_t)(random() % (s->max_requests_jitter + 1))
-                               : 0);
+        w->max_requests =
+            (uint64_t)s->max_requests +
+            (s->max_requests_jitter > 0 ? (uint64_t)(random() % (s->max_requests_jitter + 1)) : 0);
 
     w->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
     if (!w->loop)

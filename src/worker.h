@@ -25,18 +25,18 @@ typedef struct nw_worker {
     const nw_settings *s;
     nw_listener *listeners;
     int nlisteners;
-    ev_io *accept_w;     /* one per listener */
+    ev_io *accept_w; /* one per listener */
     int accepting;
     ev_timer beat;
     ev_signal sigterm, sigusr1;
     nw_slot *slot;
-    nw_tslot *tslots;    /* request slots: one per thread (threads), else one */
+    nw_tslot *tslots; /* request slots: one per thread (threads), else one */
     nw_app app;
     pid_t master_pid;
-    nw_conn *conns;      /* every open connection */
+    nw_conn *conns; /* every open connection */
     int nconns;
-    int stopping;        /* graceful stop under way */
-    uint64_t requests;   /* handled by this worker */
+    int stopping;          /* graceful stop under way */
+    uint64_t requests;     /* handled by this worker */
     uint64_t max_requests; /* 0 = unlimited */
     uint64_t next_conn_id;
 } nw_worker;
@@ -49,8 +49,7 @@ typedef struct nw_identity {
 
 /* Runs a worker in the freshly forked child. Never returns. */
 void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, nw_tslot *tslots,
-                nw_identity id)
-    __attribute__((noreturn));
+                nw_identity id) __attribute__((noreturn));
 
 /* Called by the connection core. */
 void worker_conn_closed(nw_worker *w);

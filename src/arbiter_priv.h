@@ -1,0 +1,81 @@
+/* arbiter_priv.h - the master's state, shared by arbiter.c (supervision)
+ * and reload.c (HUP, --reload, USR2). Not for anyone else. */
+#ifndef NW_ARBITER_PRIV_H
+#define NW_ARBITER_PRIV_H
+
+#include <poll.h>
+#include <stdint.h>
+
+#include "arbiter.h"
+#include "exec.h"
+#include "scoreboard.h"
+#include "watch.h"
+
+enum { RUNNING, STOPPING, STOPPING_FAST };
+
+/* Boot failures in a row (no worker reached ready in between) after which
+ * the master gives up instead of fork-looping. */
+#define MAX_BOOT_FAILURES 5
+
+/* A crash storm: this many workers dying unasked (signal or non-zero exit)
+ * within CRASH_WINDOW_MS stops the master, rather than respawning forever. */
+#define CRASH_STORM 20
+#define CRASH_WINDOW_MS 10000
+
+/* An --exec child counts as booted once it has lived this long. */
+#define EXEC_BOOT_MS 2000
+
+typedef struct slot_info {
+    const char *killed_for; /* why the master killed it, for the reap log */
+    int retiring;           /* told to stop (TTOU); not counted as live */
+    int was_ready;
+    unsigned generation; /* which configuration it was started with */
+    int64_t spawned_ms;
+    exec_pipe out[2]; /* --exec: the child's stdout and stderr */
+} slot_info;
+
+typedef struct arbiter {
+    nw_settings *s;      /* in force */
+    nw_settings *s_old;  /* during a reload: the one the old workers run */
+    nw_settings *s_main; /* main()'s, not ours to free */
+    nw_cmdline *cmd;
+    pid_t new_master; /* USR2: the master we started, while it lives */
+    unsigned generation;
+    nw_listener *ls;
+    int nls;
+    nw_identity id;
+    nw_scoreboard sb;
+    slot_info *info;
+    int target; /* workers wanted */
+    int state;
+    int64_t stop_deadline;
+    int killed_all;
+    int sfd;
+    int boot_failures;
+    int64_t crashes[CRASH_STORM]; /* when the last workers died unasked (ring) */
+    int ncrash;
+    int64_t next_spawn_ms;
+    int exit_code;
+    struct pollfd *pfd; /* the signalfd and, under --exec, the children's pipes */
+    exec_pipe **pfd_pipe;
+    nw_watch watch;    /* --reload */
+    int64_t reload_at; /* a watched file changed: reload then (debounced) */
+    char changed[256];
+} arbiter;
+
+/* arbiter.c */
+/* Workers of the current generation that are not on their way out. */
+int live_workers(const arbiter *a, int ready_only);
+/* Asks worker slot i to stop gracefully; it no longer counts as live. */
+void retire(arbiter *a, int i);
+
+/* reload.c */
+void free_settings(arbiter *a, nw_settings *s);
+void apply_settings(nw_settings *s);
+void reload(arbiter *a, const char *why);
+void reload_abort(arbiter *a);
+void reload_finish(arbiter *a);
+void upgrade(arbiter *a);
+void check_old_master(arbiter *a);
+
+#endif
