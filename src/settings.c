@@ -33,7 +33,6 @@ enum type { T_INT, T_BOOL, T_STR, T_LIST, T_ENUM, T_UMASK, T_ACTION };
 enum {
     F_CLI_ONLY = 1 << 0, /* no config file key */
     F_NONEMPTY = 1 << 1, /* strings: "" is rejected */
-    F_UNBUILT = 1 << 2,  /* bools: only the default (false) is accepted */
 };
 
 struct choice {
@@ -327,8 +326,6 @@ static int convert(const struct setting *r, const char *v, nw_settings *s, char 
     case T_BOOL:
         if (parse_bool(v, &b) < 0)
             return snprintf(err, errlen, "'%s' is not a boolean (true or false)", v), -1;
-        if (b && (r->flags & F_UNBUILT))
-            return snprintf(err, errlen, "not supported yet"), -1;
         *(bool *)field(s, r) = b;
         return 0;
     case T_ENUM:

@@ -69,7 +69,7 @@ typedef struct nw_settings {
     nw_strlist exec_args; /* its arguments (after --, or --exec-arg) */
     int exec_stop_signal; /* --exec-stop-signal: graceful stop signal, SIGUSR1 */
 
-    /* not built yet: rejected unless left at their default */
+    /* development and debugging */
     bool reload;
     bool spew;
     bool preload_app;
