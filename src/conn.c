@@ -83,14 +83,17 @@ void conn_close_idle(nw_worker *w)
     }
 }
 
-/* One read(2) into c->in: >0, 0 at EOF, -1 on error, -2 when it would block. */
+/* One read(2) into c->in: >0, 0 at EOF, -1 on error, -2 when it would block.
+ * It reads into a per-thread scratch buffer and keeps only what came, so an
+ * idle or stalled connection holds bytes, not a 64 KiB buffer. (Coroutines
+ * share their thread's scratch: it is copied out before any yield.) */
 static ssize_t conn_read(nw_conn *c)
 {
-    uint8_t *dst = nw_buf_reserve(&c->in, READ_CHUNK);
+    static __thread uint8_t scratch[READ_CHUNK];
     for (;;) {
-        ssize_t n = read(c->fd, dst, READ_CHUNK);
+        ssize_t n = read(c->fd, scratch, sizeof scratch);
         if (n > 0) {
-            c->in.len += (size_t)n;
+            nw_buf_append(&c->in, scratch, (size_t)n);
             return n;
         }
         if (n == 0)
@@ -375,6 +378,11 @@ void conn_request_finished(nw_conn *c)
                   req->failed ? ", failed" : "");
     request_free(req);
     c->served++;
+    /* Between requests a connection keeps no buffers of its own. */
+    if (!c->in.len)
+        nw_buf_free(&c->in);
+    if (!c->out.len)
+        nw_buf_free(&c->out);
     /* Still busy while the worker counts the request: reaching max_requests
      * starts a graceful stop, which closes idle connections, and this one
      * is decided here, not there. */
