@@ -221,6 +221,21 @@ int main(int argc, char **argv)
     if (parent != getppid())
         parent = 0;
     unsetenv("NARWHAL_PARENT");
+    /* The master never loads the app, but a missing file is worth saying
+     * now rather than after a storm of workers that cannot boot. */
+    if (s.app) {
+        char *path, *symbol;
+        nw_split_app_spec(s.app, &path, &symbol);
+        int missing = access(path, R_OK) < 0;
+        if (missing)
+            fprintf(stderr, "narwhal: cannot load app %s: %s\n", path, strerror(errno));
+        free(path);
+        free(symbol);
+        if (missing) {
+            settings_free(&s);
+            return 1;
+        }
+    }
     if (s.pidfile && check_pidfile(s.pidfile, parent) < 0) {
         settings_free(&s);
         return 1;
