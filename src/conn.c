@@ -344,6 +344,7 @@ static int conn_process(nw_conn *c)
         ev_io_stop(c->w->loop, &c->io);
         c->busy = 1;
         request_start(c->req);
+        worker_request_begun(c->w);
         if (c->w->s->spew)
             log_debug("spew: connection %llu: request %s %s dispatched", (unsigned long long)c->id,
                       nw_param(c->req, "REQUEST_METHOD"), nw_param(c->req, "REQUEST_URI"));
@@ -437,7 +438,7 @@ void conn_start(nw_worker *w, int fd)
     if (w->conns)
         w->conns->prev = c;
     w->conns = c;
-    w->nconns++;
+    worker_conn_opened(w);
     log_debug("accepted connection %llu", (unsigned long long)c->id);
     ev_io_init(&c->io, conn_on_io, fd, EV_READ);
     c->io.data = c;

@@ -30,6 +30,17 @@ static void set_accepting(nw_worker *w, int on)
     w->accepting = on;
 }
 
+/* Accept while there is room: under worker_connections and, for the threads
+ * class, while a thread is free. A worker whose threads are all busy leaves
+ * new connections to its siblings instead of queueing them itself. */
+static void update_accepting(nw_worker *w)
+{
+    const nw_settings *s = w->s;
+    int room = !w->stopping && w->nconns < s->worker_connections &&
+               (s->worker_class != NW_CLASS_THREADS || w->inflight < s->threads);
+    set_accepting(w, room);
+}
+
 static void maybe_finish(nw_worker *w)
 {
     if (w->stopping && w->nconns == 0)
@@ -52,16 +63,29 @@ static void begin_stop(nw_worker *w, const char *why)
     maybe_finish(w);
 }
 
+void worker_conn_opened(nw_worker *w)
+{
+    w->nconns++;
+    update_accepting(w);
+}
+
 void worker_conn_closed(nw_worker *w)
 {
     w->nconns--;
-    if (!w->stopping && w->nconns < w->s->worker_connections)
-        set_accepting(w, 1);
+    update_accepting(w);
     maybe_finish(w);
+}
+
+void worker_request_begun(nw_worker *w)
+{
+    w->inflight++;
+    update_accepting(w);
 }
 
 void worker_request_done(nw_worker *w)
 {
+    w->inflight--;
+    update_accepting(w);
     w->requests++;
     if (w->max_requests && w->requests >= w->max_requests)
         begin_stop(w, "max_requests reached");
@@ -83,8 +107,6 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
             log_error("cannot accept on %s: %s", l->addr, strerror(errno));
         return;
     }
-    if (w->nconns + 1 >= w->s->worker_connections)
-        set_accepting(w, 0);
     conn_start(w, fd);
 }
 
@@ -213,7 +235,7 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
 
-    set_accepting(w, 1);
+    update_accepting(w);
     slot_beat(slot);
     __atomic_store_n(&slot->state, SLOT_READY, __ATOMIC_RELEASE);
     log_info("booting worker with pid %d", (int)getpid());

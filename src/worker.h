@@ -35,6 +35,7 @@ typedef struct nw_worker {
     pid_t master_pid;
     nw_conn *conns; /* every open connection */
     int nconns;
+    int inflight;        /* requests handed to the executor, not yet over */
     int stopping;          /* graceful stop under way */
     uint64_t requests;     /* handled by this worker */
     uint64_t max_requests; /* 0 = unlimited */
@@ -52,6 +53,9 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
                 nw_identity id) __attribute__((noreturn));
 
 /* Called by the connection core. */
+void worker_conn_opened(nw_worker *w);
 void worker_conn_closed(nw_worker *w);
+/* A request was handed to the executor / is over. */
+void worker_request_begun(nw_worker *w);
 void worker_request_done(nw_worker *w);
 #endif
