@@ -17,6 +17,8 @@
 #include "util.h"
 #include "worker.h"
 
+static void flush_before_wait(nw_request *req);
+
 /* Body bytes staged before they are encoded and sent. */
 #define OUT_FLUSH_AT 65536
 
@@ -151,6 +153,7 @@ ssize_t nw_read(nw_request *req, void *buf, size_t len)
             if (c->in.len < before)
                 continue;
         }
+        flush_before_wait(req);
         ssize_t n = conn_fill_wait(c, req->deadline_ms);
         if (n <= 0) {
             log_info("request %u: %s while reading the body", req->id,
@@ -299,6 +302,15 @@ static int flush_out(nw_request *req)
     return 0;
 }
 
+/* Before the handler waits, what it wrote goes out: a handler that streams
+ * (write, wait, write) is seen as it goes, while one that writes and returns
+ * still sends its whole response in one go. */
+static void flush_before_wait(nw_request *req)
+{
+    if (!req->failed && !req->aborted && (req->out.len || req->conn->out.len))
+        flush_out(req);
+}
+
 ssize_t nw_write(nw_request *req, const void *buf, size_t len)
 {
     if (!req || (!buf && len) || req->failed || req->aborted)
@@ -346,6 +358,7 @@ int nw_wait_fd(nw_request *req, int fd, int events, int timeout_ms)
 {
     if (!req || fd < 0 || !(events & (NW_READ | NW_WRITE)))
         return -1;
+    flush_before_wait(req);
     int64_t d = wait_deadline(req, timeout_ms);
     int r = executor_wait_fd(req->conn->w, fd, events, d);
     if (r == 0 && req->deadline_ms >= 0 && nw_now_ms() >= req->deadline_ms)
@@ -359,6 +372,8 @@ int nw_sleep(nw_request *req, int ms)
         return -1;
     int64_t until = nw_now_ms() + ms;
     nw_worker *w = req ? req->conn->w : NULL;
+    if (req)
+        flush_before_wait(req);
     if (req && req->deadline_ms >= 0 && req->deadline_ms < until) {
         executor_wait_fd(w, -1, 0, req->deadline_ms);
         return -1;

@@ -73,3 +73,15 @@ int counted(nw_request *req)
     nw_printf(req, "ok\n");
     return 0;
 }
+
+/* Streams: a first line, a wait, a second line. The first must reach the
+ * client before the wait ends. */
+int stream(nw_request *req)
+{
+    nw_add_header(req, "Content-Type", "text/plain");
+    nw_printf(req, "first\n");
+    if (nw_sleep(req, 1500) < 0)
+        return 1;
+    nw_printf(req, "second\n");
+    return 0;
+}
