@@ -151,9 +151,11 @@ static void on_event(run *r, const fcgi_event *ev)
     }
 }
 
-/* Feeds in[0..len) until the parser has consumed it all (or failed). */
-static void feed(run *r, const uint8_t *in, size_t len)
+/* Feeds in[0..len) to the run until the parser has consumed it all (or
+ * failed). */
+static void feed(void *arg, const uint8_t *in, size_t len)
 {
+    run *r = arg;
     size_t off = 0;
 
     while (!r->failed) {
@@ -196,33 +198,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     feed(&whole, data, size);
 
     run_init(&chunked);
-    for (size_t off = 0; off < size && !chunked.failed;) {
-        size_t n = fuzz_split_next(&split);
-        if (n > size - off)
-            n = size - off;
-        /* A copy of exactly n bytes, so reading past the chunk is caught. */
-        uint8_t *chunk = malloc(n);
-        CHECK(chunk);
-        memcpy(chunk, data + off, n);
-        feed(&chunked, chunk, n);
-        free(chunk);
-        off += n;
-    }
+    fuzz_split_feed(&split, feed, &chunked, &chunked.failed, data, size);
     if (chunked.in_stdin)
         nw_buf_appendc(&chunked.log, '\n');
     if (whole.in_stdin)
         nw_buf_appendc(&whole.log, '\n');
 
-    if (whole.log.len != chunked.log.len ||
-        (whole.log.len &&
-         memcmp(nw_buf_head(&whole.log), nw_buf_head(&chunked.log), whole.log.len) != 0)) {
-        fprintf(stderr, "fuzz_fastcgi: whole and chunked (max %zu) disagree\n--- whole\n",
-                split.max);
-        fwrite(whole.log.data, 1, whole.log.len, stderr);
-        fputs("--- chunked\n", stderr);
-        fwrite(chunked.log.data, 1, chunked.log.len, stderr);
-        abort();
-    }
+    fuzz_split_compare("fuzz_fastcgi", &split, &whole.log, &chunked.log);
     run_free(&whole);
     run_free(&chunked);
     return 0;

@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -581,6 +582,15 @@ int h_children(pid_t pid, pid_t *out, int max)
     return proc_scan(pid, 0, out, max);
 }
 
+int h_wait_children(pid_t pid, pid_t *out, int max, int want, long timeout_ms)
+{
+    int n = 0;
+    for (long end = h_now_ms() + timeout_ms; h_now_ms() < end; h_sleep_ms(50))
+        if ((n = h_children(pid, out, max)) == want)
+            break;
+    return n;
+}
+
 /* Waits until no live process is left in group pgid (reaping those that
  * are our children: workers orphaned by their master come to us). */
 static bool wait_group_gone(pid_t pgid, long timeout_ms)
@@ -660,6 +670,11 @@ const char *h_wstatus_str(int st)
     else
         snprintf(buf, sizeof buf, "wait status %#x", st);
     return buf;
+}
+
+bool h_exited_with(int st, int code)
+{
+    return st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == code;
 }
 
 int h_run(const char *logpath, char *const argv[], char *const env[], long timeout_ms)
@@ -794,21 +809,78 @@ h_nginx h_nginx_start(h_snippet snippet, const char *upstream)
     return h_nginx_start_http(snippet, upstream, NULL);
 }
 
-h_nginx h_nginx_start_http(h_snippet snippet, const char *upstream, const char *http_extra)
+/* A new nginx: a free port, its prefix dir with fastcgi_params and
+ * uwsgi_params in it. Not started yet. */
+static h_nginx nginx_prepare(void)
 {
-    const char *nginx = h_env("NARWHAL_NGINX");
     h_nginx ng = { .port = h_free_port() };
     ng.dir = h_path("nginx-%d", ++H.nginx_count);
     cr_assert(mkdir(ng.dir, 0755) == 0, "mkdir %s: %s", ng.dir, strerror(errno));
     ng.error_log = h_fmt("%s/error.log", ng.dir);
+    const char *params[] = { "fastcgi_params", "uwsgi_params" };
+    for (int i = 0; i < 2; i++) {
+        char *text = h_read_file(h_fmt("/etc/nginx/%s", params[i]), NULL);
+        cr_assert(text, "cannot read /etc/nginx/%s: %s", params[i], strerror(errno));
+        h_write_file(h_fmt("%s/%s", ng.dir, params[i]), text);
+    }
+    return ng;
+}
 
-    char *params = h_read_file("/etc/nginx/fastcgi_params", NULL);
-    cr_assert(params, "cannot read /etc/nginx/fastcgi_params: %s", strerror(errno));
-    h_write_file(h_fmt("%s/fastcgi_params", ng.dir), params);
-    char *uparams = h_read_file("/etc/nginx/uwsgi_params", NULL);
-    cr_assert(uparams, "cannot read /etc/nginx/uwsgi_params: %s", strerror(errno));
-    h_write_file(h_fmt("%s/uwsgi_params", ng.dir), uparams);
+/* Writes ng's nginx.conf (http_level: raw http-level directives; server_body:
+ * raw text inside the server block), starts nginx and waits until its master
+ * listens. */
+static void nginx_run(h_nginx *ng, const char *http_level, const char *server_body)
+{
+    char *d = ng->dir;
+    char *conf = h_fmt("# written by tests/e2e/harness.c\n"
+                       "%s"
+                       "daemon off;\n"
+                       "master_process on;\n"
+                       "worker_processes 1;\n"
+                       "pid %s/nginx.pid;\n"
+                       "error_log %s info;\n"
+                       "events { worker_connections 256; }\n"
+                       "http {\n"
+                       "    access_log %s/access.log;\n"
+                       "    client_body_temp_path %s/client_body;\n"
+                       "    fastcgi_temp_path %s/fastcgi_temp;\n"
+                       "    proxy_temp_path %s/proxy_temp;\n"
+                       "    uwsgi_temp_path %s/uwsgi_temp;\n"
+                       "    scgi_temp_path %s/scgi_temp;\n"
+                       "    client_max_body_size 8m;\n"
+                       "    default_type application/octet-stream;\n"
+                       "%s"
+                       "    server {\n"
+                       "        listen 127.0.0.1:%d;\n"
+                       "        server_name localhost;\n"
+                       "%s"
+                       "    }\n"
+                       "}\n",
+                       geteuid() == 0 ? "user root;\n" : "", d, ng->error_log, d, d, d, d, d, d,
+                       http_level, ng->port, server_body);
+    char *conf_path = h_fmt("%s/nginx.conf", d);
+    h_write_file(conf_path, conf);
 
+    char *out = h_fmt("%s/nginx.out", d);
+    char *argv[] = { (char *)h_env("NARWHAL_NGINX"), "-p", d, "-e", ng->error_log, "-c", conf_path,
+                     NULL };
+    ng->pid = h_spawn(out, argv, NULL);
+    long deadline = h_now_ms() + 10000;
+    while (!h_listens(ng->pid, ng->port)) {
+        int st;
+        if (h_wait_exit(ng->pid, 0, &st))
+            cr_assert_fail("nginx %s at start; output:\n%s\nerror log:\n%s\nconfig:\n%s",
+                           h_wstatus_str(st), h_tail(out), h_tail(ng->error_log), conf);
+        if (h_now_ms() > deadline)
+            cr_assert_fail("nginx does not accept on port %d after 10 s; error log:\n%s",
+                           ng->port, h_tail(ng->error_log));
+        h_sleep_ms(20);
+    }
+}
+
+h_nginx h_nginx_start_http(h_snippet snippet, const char *upstream, const char *http_extra)
+{
+    h_nginx ng = nginx_prepare();
     char *http_level = "", *location;
     switch (snippet) {
     case H_SNIPPET_TCP:
@@ -832,54 +904,19 @@ h_nginx h_nginx_start_http(h_snippet snippet, const char *upstream, const char *
     }
     if (http_extra)
         http_level = h_fmt("%s    %s\n", http_level, http_extra);
+    nginx_run(&ng, http_level,
+              h_fmt("        location = /__harness { return 200 \"nginx ok\\n\"; }\n"
+                    "        location / {\n"
+                    "            include %s;\n"
+                    "        }\n",
+                    location));
+    return ng;
+}
 
-    char *conf = h_fmt(
-        "# written by tests/e2e/harness.c\n"
-        "%s"
-        "daemon off;\n"
-        "master_process on;\n"
-        "worker_processes 1;\n"
-        "pid %s/nginx.pid;\n"
-        "error_log %s info;\n"
-        "events { worker_connections 256; }\n"
-        "http {\n"
-        "    access_log %s/access.log;\n"
-        "    client_body_temp_path %s/client_body;\n"
-        "    fastcgi_temp_path %s/fastcgi_temp;\n"
-        "    proxy_temp_path %s/proxy_temp;\n"
-        "    uwsgi_temp_path %s/uwsgi_temp;\n"
-        "    scgi_temp_path %s/scgi_temp;\n"
-        "    client_max_body_size 8m;\n"
-        "    default_type application/octet-stream;\n"
-        "%s"
-        "    server {\n"
-        "        listen 127.0.0.1:%d;\n"
-        "        server_name localhost;\n"
-        "        location = /__harness { return 200 \"nginx ok\\n\"; }\n"
-        "        location / {\n"
-        "            include %s;\n"
-        "        }\n"
-        "    }\n"
-        "}\n",
-        geteuid() == 0 ? "user root;\n" : "", ng.dir, ng.error_log, ng.dir, ng.dir, ng.dir,
-        ng.dir, ng.dir, ng.dir, http_level, ng.port, location);
-    char *conf_path = h_fmt("%s/nginx.conf", ng.dir);
-    h_write_file(conf_path, conf);
-
-    char *out = h_fmt("%s/nginx.out", ng.dir);
-    char *argv[] = { (char *)nginx, "-p", ng.dir, "-e", ng.error_log, "-c", conf_path, NULL };
-    ng.pid = h_spawn(out, argv, NULL);
-    long deadline = h_now_ms() + 10000;
-    while (!h_listens(ng.pid, ng.port)) {
-        int st;
-        if (h_wait_exit(ng.pid, 0, &st))
-            cr_assert_fail("nginx %s at start; output:\n%s\nerror log:\n%s", h_wstatus_str(st),
-                           h_tail(out), h_tail(ng.error_log));
-        if (h_now_ms() > deadline)
-            cr_assert_fail("nginx does not accept on port %d after 10 s; error log:\n%s",
-                           ng.port, h_tail(ng.error_log));
-        h_sleep_ms(20);
-    }
+h_nginx h_nginx_start_server(const char *server_body)
+{
+    h_nginx ng = nginx_prepare();
+    nginx_run(&ng, "", server_body);
     return ng;
 }
 
@@ -1131,6 +1168,31 @@ int h_count_text(const char *path, const char *needle)
     return n;
 }
 
+char *h_find_line(const char *path, const char *const needles[])
+{
+    char *text = h_read_file(path, NULL), *save = NULL;
+    for (char *line = text ? strtok_r(text, "\n", &save) : NULL; line;
+         line = strtok_r(NULL, "\n", &save)) {
+        bool all = true;
+        for (size_t i = 0; needles[i] && all; i++)
+            all = strstr(line, needles[i]) != NULL;
+        if (all)
+            return line;
+    }
+    return NULL;
+}
+
+char *h_wait_line(const char *path, const char *const needles[], long timeout_ms)
+{
+    char *line = NULL;
+    for (long end = h_now_ms() + timeout_ms; !line; h_sleep_ms(50)) {
+        line = h_find_line(path, needles);
+        if (h_now_ms() >= end)
+            break;
+    }
+    return line;
+}
+
 bool h_wait_gone(const char *path, long timeout_ms)
 {
     long deadline = h_now_ms() + timeout_ms;
@@ -1154,4 +1216,43 @@ pid_t h_read_pidfile(const char *path)
     pid_t pid = (end != text && *end == '\0' && v > 0) ? (pid_t)v : 0;
     free(text);
     return pid;
+}
+
+/* ---- for the tests ------------------------------------------------------------------ */
+
+h_wclass h_all_classes[H_NCLASSES] = { { "sync", "1" }, { "threads", "8" }, { "async", "1" } };
+
+void h_bg_run(h_bg_request *b)
+{
+    b->r = h_http(b->port, b->method ? b->method : "GET", b->path, NULL, NULL, 0,
+                  b->timeout_ms ? b->timeout_ms : 20000);
+}
+
+static void *bg_thread(void *arg)
+{
+    h_bg_run(arg);
+    return NULL;
+}
+
+void h_bg_start(h_bg_request *b)
+{
+    int rc = pthread_create(&b->thread, NULL, bg_thread, b);
+    cr_assert(rc == 0, "pthread_create: %s", strerror(rc));
+}
+
+void h_bg_join(h_bg_request *b)
+{
+    pthread_join(b->thread, NULL);
+}
+
+long h_concurrent_gets(int port, const char *path, int n, long timeout_ms, h_bg_request *out)
+{
+    long t0 = h_now_ms();
+    for (int i = 0; i < n; i++) {
+        out[i] = (h_bg_request){ .port = port, .path = path, .timeout_ms = timeout_ms };
+        h_bg_start(&out[i]);
+    }
+    for (int i = 0; i < n; i++)
+        h_bg_join(&out[i]);
+    return h_now_ms() - t0;
 }

@@ -31,6 +31,7 @@
 #ifndef NW_E2E_HARNESS_H
 #define NW_E2E_HARNESS_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -105,12 +106,18 @@ void h_adopt(pid_t pid);
 /* The live (non-zombie) children of pid, at most max of them in out.
  * Returns how many there are. */
 int h_children(pid_t pid, pid_t *out, int max);
+/* Polls h_children until pid has want children, at most timeout_ms.
+ * Returns how many there were at the last look. */
+int h_wait_children(pid_t pid, pid_t *out, int max, int want, long timeout_ms);
 
 /* True while pid exists and is not a zombie. */
 bool h_alive(pid_t pid);
 
 /* Human-readable "exited 1", "killed by signal 9". */
 const char *h_wstatus_str(int wstatus);
+/* True when wstatus (from h_wait_exit, h_stop or h_run) says the process
+ * exited with code; false for -1 (did not exit in time) and for a signal. */
+bool h_exited_with(int wstatus, int code);
 
 /* Runs argv to completion (output to logpath), at most timeout_ms. Returns the
  * wait status, or -1 when it ran too long (then it is killed). */
@@ -161,6 +168,10 @@ h_nginx h_nginx_start(h_snippet snippet, const char *upstream);
 /* The same with extra http-level directives (e.g. "large_client_header_buffers
  * 8 64k;"), written after the snippet's own http-level part. */
 h_nginx h_nginx_start_http(h_snippet snippet, const char *upstream, const char *http_extra);
+/* An nginx whose server block holds only server_body (raw text, e.g. location
+ * blocks with their own fastcgi_pass / uwsgi_pass), for setups one snippet
+ * cannot express. fastcgi_params and uwsgi_params are next to its config. */
+h_nginx h_nginx_start_server(const char *server_body);
 
 /* ---- HTTP client ----------------------------------------------------------------- */
 
@@ -197,9 +208,71 @@ char *h_tail(const char *path);
 bool h_wait_for_text(const char *path, const char *needle, long timeout_ms);
 /* Counts non-overlapping occurrences of needle in the file. */
 int h_count_text(const char *path, const char *needle);
+/* The first line of the file that contains every one of needles (a
+ * NULL-terminated list), or NULL. */
+char *h_find_line(const char *path, const char *const needles[]);
+/* Polls until h_find_line finds one, at most timeout_ms. */
+char *h_wait_line(const char *path, const char *const needles[], long timeout_ms);
 /* Polls until path does not exist, at most timeout_ms. */
 bool h_wait_gone(const char *path, long timeout_ms);
 /* Reads a pidfile (0 if absent / not a number). */
 pid_t h_read_pidfile(const char *path);
+
+/* ---- for the tests ---------------------------------------------------------------------- */
+
+/* Asserts the response status; on failure shows what came back, after how
+ * long, and the tail of the log nwlog (narwhal's, or whichever tells most). */
+#define assert_status(resp, code, nwlog)                                                    \
+    do {                                                                                    \
+        h_response r_ = (resp);                                                             \
+        cr_assert_eq(r_.status, (code),                                                     \
+                     "expected HTTP %d, got %d (%s) after %ld ms\nbody: %.500s\n"           \
+                     "narwhal log:\n%s",                                                    \
+                     (code), r_.status, r_.error ? r_.error : "no error", r_.elapsed_ms,   \
+                     r_.body ? r_.body : "", h_tail(nwlog));                                \
+    } while (0)
+
+#define assert_body(r, text)                                                                \
+    cr_assert_str_eq((r).body ? (r).body : "(no body)", (text), "body: \"%s\", expected \"%s\"", \
+                     (r).body ? (r).body : "(no body)", (text))
+
+/* narwhal on a free TCP port with the given arguments, nginx in front with
+ * the plain TCP snippet: declares nw (h_narwhal) and ng (h_nginx). */
+#define serve_tcp(nw, ng, ...)                                                              \
+    h_narwhal nw = h_narwhal_serve(__VA_ARGS__, NULL);                                      \
+    h_nginx ng = h_nginx_start(H_SNIPPET_TCP, h_fmt("127.0.0.1:%d", nw.port))
+
+/* A worker class as command-line arguments. Arrays, not pointers: Criterion
+ * hands parameters to a test process that may not share the runner's
+ * addresses. */
+typedef struct h_wclass {
+    char name[16];   /* -k */
+    char threads[8]; /* --threads */
+} h_wclass;
+
+/* sync, threads (8 threads) and async: cr_make_param_array(h_wclass,
+ * h_all_classes, H_NCLASSES) runs a test under each. */
+#define H_NCLASSES 3
+extern h_wclass h_all_classes[H_NCLASSES];
+
+/* A request sent from a thread of its own, so that several are in flight
+ * at once: fill in port and path, h_bg_start it, h_bg_join it, read r. */
+typedef struct h_bg_request {
+    int port;
+    const char *method; /* NULL: GET */
+    const char *path;
+    long timeout_ms;    /* 0: 20 s */
+    h_response r;
+    pthread_t thread;
+} h_bg_request;
+
+void h_bg_start(h_bg_request *b);
+void h_bg_join(h_bg_request *b);
+/* The request itself, in the calling thread. */
+void h_bg_run(h_bg_request *b);
+
+/* Sends n GETs of path at once (out[0..n) gets them) and waits for all of
+ * them; returns the ms from the first send to the last answer. */
+long h_concurrent_gets(int port, const char *path, int n, long timeout_ms, h_bg_request *out);
 
 #endif

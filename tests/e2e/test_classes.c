@@ -30,125 +30,25 @@ TestSuite(classes, .init = h_setup, .fini = h_teardown, .timeout = 60);
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
-#define assert_status(resp, code, nwlog)                                                    \
-    do {                                                                                    \
-        h_response r_ = (resp);                                                             \
-        cr_assert_eq(r_.status, (code),                                                     \
-                     "expected HTTP %d, got %d (%s) after %ld ms\nbody: %.500s\n"           \
-                     "narwhal log:\n%s",                                                    \
-                     (code), r_.status, r_.error ? r_.error : "no error", r_.elapsed_ms,   \
-                     r_.body ? r_.body : "", h_tail(nwlog));                                \
-    } while (0)
-
-#define assert_body(r, text)                                                                \
-    cr_assert_str_eq((r).body ? (r).body : "(no body)", (text), "body: \"%s\", expected \"%s\"", \
-                     (r).body ? (r).body : "(no body)", (text))
-
-static bool exited_with(int st, int code)
-{
-    return st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == code;
-}
-
 /* "$NARWHAL_CLASSAPP:<symbol>" */
 static char *classapp(const char *symbol)
 {
     return h_fmt("%s:%s", h_env("NARWHAL_CLASSAPP"), symbol);
 }
 
-/* A worker class as command-line arguments. Arrays, not pointers: Criterion
- * hands parameters to a test process that may not share the runner's
- * addresses. */
-struct wclass {
-    char name[16];   /* -k */
-    char threads[8]; /* --threads */
-};
-
-static struct wclass all_classes[] = { { "sync", "1" }, { "threads", "8" }, { "async", "1" } };
-
-/* The master's live children once there are `want` of them (bounded wait);
- * returns how many there are. */
-static int wait_children(pid_t master, pid_t *out, int max, int want, long timeout_ms)
-{
-    int n = 0;
-    for (long end = h_now_ms() + timeout_ms; h_now_ms() < end; h_sleep_ms(50))
-        if ((n = h_children(master, out, max)) == want)
-            break;
-    return n;
-}
-
-/* The log line (one line) that contains every needle, or NULL. */
-static char *find_line(const char *path, const char *const needles[])
-{
-    char *text = h_read_file(path, NULL);
-    for (char *line = text ? strtok(text, "\n") : NULL; line; line = strtok(NULL, "\n")) {
-        bool all = true;
-        for (size_t i = 0; needles[i] && all; i++)
-            all = strstr(line, needles[i]) != NULL;
-        if (all)
-            return line;
-    }
-    return NULL;
-}
-
-static char *wait_line(const char *path, const char *const needles[], long timeout_ms)
-{
-    char *line = NULL;
-    for (long end = h_now_ms() + timeout_ms; !line; h_sleep_ms(50)) {
-        line = find_line(path, needles);
-        if (h_now_ms() >= end)
-            break;
-    }
-    return line;
-}
-
-/* Requests sent at the same time, one thread each. */
-struct bg_request {
-    int port;
-    const char *method;
-    const char *path;
-    long timeout_ms;
-    h_response r;
-};
-
-static void *bg_run(void *arg)
-{
-    struct bg_request *b = arg;
-    b->r = h_http(b->port, b->method ? b->method : "GET", b->path, NULL, NULL, 0, b->timeout_ms);
-    return NULL;
-}
-
-/* Sends n GETs of the same path at once and waits for all; returns the ms
- * from the first send to the last answer. */
-static long concurrent_gets(int port, const char *path, int n, long timeout_ms,
-                            struct bg_request *out)
-{
-    pthread_t t[64];
-    cr_assert(n <= 64);
-    long t0 = h_now_ms();
-    for (int i = 0; i < n; i++) {
-        out[i] = (struct bg_request){ .port = port, .path = path, .timeout_ms = timeout_ms };
-        cr_assert(pthread_create(&t[i], NULL, bg_run, &out[i]) == 0);
-    }
-    for (int i = 0; i < n; i++)
-        pthread_join(t[i], NULL);
-    return h_now_ms() - t0;
-}
-
 /* narwhal (-w 1, the class, more args, the app) and nginx with the TCP
  * FastCGI snippet in front. */
 #define serve_class(nw, ng, wc, ...)                                                        \
-    h_narwhal nw = h_narwhal_serve("-k", (wc)->name, "--threads", (wc)->threads, __VA_ARGS__, \
-                                   NULL);                                                   \
-    h_nginx ng = h_nginx_start(H_SNIPPET_TCP, h_fmt("127.0.0.1:%d", nw.port))
+    serve_tcp(nw, ng, "-k", (wc)->name, "--threads", (wc)->threads, __VA_ARGS__)
 
 /* ---- correctness under every class ------------------------------------------------------ */
 
 ParameterizedTestParameters(classes, correctness)
 {
-    return cr_make_param_array(struct wclass, all_classes, 3);
+    return cr_make_param_array(h_wclass, h_all_classes, H_NCLASSES);
 }
 
-ParameterizedTest(struct wclass *wc, classes, correctness, .timeout = 60)
+ParameterizedTest(h_wclass *wc, classes, correctness, .timeout = 60)
 {
     serve_class(nw, ng, wc, "-w", "1", h_example("echo.so"));
 
@@ -186,13 +86,13 @@ enum { NCONC = 16 };
 
 /* 16 concurrent GET /?ms=500 to sleep.so with -w 1; returns the total ms and
  * checks every answer. */
-static long sixteen_sleeps(const struct wclass *wc, const char **logp)
+static long sixteen_sleeps(const h_wclass *wc, const char **logp)
 {
     serve_class(nw, ng, wc, "-w", "1", h_example("sleep.so"));
     /* one request first, so the worker is up before the clock starts */
     assert_status(h_get(ng.port, "/?ms=1"), 200, nw.log);
-    static struct bg_request b[NCONC];
-    long took = concurrent_gets(ng.port, "/?ms=500", NCONC, 30000, b);
+    static h_bg_request b[NCONC];
+    long took = h_concurrent_gets(ng.port, "/?ms=500", NCONC, 30000, b);
     for (int i = 0; i < NCONC; i++) {
         assert_status(b[i].r, 200, nw.log);
         assert_body(b[i].r, "slept 500 ms\n");
@@ -203,7 +103,7 @@ static long sixteen_sleeps(const struct wclass *wc, const char **logp)
 
 Test(classes, concurrency_async, .timeout = 60)
 {
-    struct wclass wc = { "async", "1" };
+    h_wclass wc = { "async", "1" };
     const char *log;
     long took = sixteen_sleeps(&wc, &log);
     cr_assert(took < 1500,
@@ -214,7 +114,7 @@ Test(classes, concurrency_async, .timeout = 60)
 
 Test(classes, concurrency_threads, .timeout = 60)
 {
-    struct wclass wc = { "threads", "8" };
+    h_wclass wc = { "threads", "8" };
     const char *log;
     long took = sixteen_sleeps(&wc, &log);
     cr_assert(took >= 900 && took < 2500,
@@ -225,7 +125,7 @@ Test(classes, concurrency_threads, .timeout = 60)
 
 Test(classes, concurrency_sync, .timeout = 60)
 {
-    struct wclass wc = { "sync", "1" };
+    h_wclass wc = { "sync", "1" };
     const char *log;
     long took = sixteen_sleeps(&wc, &log);
     cr_assert(took >= 7000,
@@ -306,24 +206,23 @@ static int start_echo_service(void)
 Test(classes, upstream_async_overlaps_waits, .timeout = 60)
 {
     int svc = start_echo_service();
-    struct wclass wc = { "async", "1" };
+    h_wclass wc = { "async", "1" };
     serve_class(nw, ng, &wc, "-w", "1", h_example("upstream.so"));
     h_response r = h_get(ng.port, h_fmt("/?port=%d&msg=warmup", svc));
     assert_status(r, 200, nw.log);
     assert_body(r, "upstream said: warmup\n");
 
     enum { N = 10 };
-    struct bg_request b[N];
-    pthread_t t[N];
+    h_bg_request b[N];
     long t0 = h_now_ms();
     for (int i = 0; i < N; i++) {
-        b[i] = (struct bg_request){ .port = ng.port,
-                                    .path = h_fmt("/?port=%d&msg=hello-%d", svc, i),
-                                    .timeout_ms = 20000 };
-        cr_assert(pthread_create(&t[i], NULL, bg_run, &b[i]) == 0);
+        b[i] = (h_bg_request){ .port = ng.port,
+                               .path = h_fmt("/?port=%d&msg=hello-%d", svc, i),
+                               .timeout_ms = 20000 };
+        h_bg_start(&b[i]);
     }
     for (int i = 0; i < N; i++)
-        pthread_join(t[i], NULL);
+        h_bg_join(&b[i]);
     long took = h_now_ms() - t0;
     for (int i = 0; i < N; i++) {
         assert_status(b[i].r, 200, nw.log);
@@ -339,17 +238,17 @@ Test(classes, upstream_async_overlaps_waits, .timeout = 60)
 
 ParameterizedTestParameters(classes, timeout_cuts_wait_504)
 {
-    return cr_make_param_array(struct wclass, all_classes, 3);
+    return cr_make_param_array(h_wclass, h_all_classes, H_NCLASSES);
 }
 
 /* A handler waiting in nw_sleep past -t is cut off: 504 from narwhal, and
  * the worker lives on (no kill, same pid, serves the next request). */
-ParameterizedTest(struct wclass *wc, classes, timeout_cuts_wait_504, .timeout = 60)
+ParameterizedTest(h_wclass *wc, classes, timeout_cuts_wait_504, .timeout = 60)
 {
     serve_class(nw, ng, wc, "-w", "1", "-t", "2", h_example("sleep.so"));
     assert_status(h_get(ng.port, "/?ms=10"), 200, nw.log);
     pid_t before[4];
-    int n = wait_children(nw.pid, before, 4, 1, 10000);
+    int n = h_wait_children(nw.pid, before, 4, 1, 10000);
     cr_assert_eq(n, 1, "-w 1 gave %d workers:\n%s", n, h_tail(nw.log));
 
     h_response r = h_http(ng.port, "GET", "/?ms=10000", NULL, NULL, 0, 20000);
@@ -380,7 +279,7 @@ ParameterizedTest(struct wclass *wc, classes, timeout_cuts_wait_504, .timeout = 
  * cut off: the master kills the whole worker after the deadline. */
 Test(classes, timeout_kills_stuck_thread_worker, .timeout = 60)
 {
-    struct wclass wc = { "threads", "8" };
+    h_wclass wc = { "threads", "8" };
     serve_class(nw, ng, &wc, "-w", "1", "-t", "2", h_testapp("stuck"));
     h_response r = h_get(ng.port, "/?ok");
     assert_status(r, 200, nw.log);
@@ -394,7 +293,7 @@ Test(classes, timeout_kills_stuck_thread_worker, .timeout = 60)
     cr_assert(r.elapsed_ms >= 1500 && r.elapsed_ms <= 10000,
               "the stuck request ended after %ld ms (timeout is 2 s)", r.elapsed_ms);
     const char *needles[] = { "timed out after", "/?block", pid1, NULL };
-    char *line = wait_line(nw.log, needles, 3000);
+    char *line = h_wait_line(nw.log, needles, 3000);
     cr_assert(line, "no log line with \"timed out after\", /?block and worker %s:\n%s", pid1,
               h_tail(nw.log));
 
@@ -409,13 +308,13 @@ Test(classes, timeout_kills_stuck_thread_worker, .timeout = 60)
  * kills the worker, and a new one serves. */
 Test(classes, timeout_kills_spinning_async_worker, .timeout = 60)
 {
-    struct wclass wc = { "async", "1" };
+    h_wclass wc = { "async", "1" };
     serve_class(nw, ng, &wc, "-w", "1", "-t", "2", classapp("spin"));
     h_response r = h_get(ng.port, "/?ms=1");
     assert_status(r, 200, nw.log);
     assert_body(r, "spun 1 ms\n");
     pid_t before[4];
-    cr_assert_eq(wait_children(nw.pid, before, 4, 1, 10000), 1);
+    cr_assert_eq(h_wait_children(nw.pid, before, 4, 1, 10000), 1);
 
     r = h_http(ng.port, "GET", "/?ms=60000", NULL, NULL, 0, 30000);
     cr_assert(r.status == 502 || r.status == 504,
@@ -427,7 +326,7 @@ Test(classes, timeout_kills_spinning_async_worker, .timeout = 60)
     char pidstr[32];
     snprintf(pidstr, sizeof pidstr, "%ld", (long)before[0]);
     const char *needles[] = { pidstr, "killing it", NULL };
-    cr_assert(find_line(nw.log, needles), "the kill line does not name worker %s:\n%s", pidstr,
+    cr_assert(h_find_line(nw.log, needles), "the kill line does not name worker %s:\n%s", pidstr,
               h_tail(nw.log));
 
     r = h_get(ng.port, "/?ms=1");
@@ -440,13 +339,13 @@ Test(classes, timeout_kills_spinning_async_worker, .timeout = 60)
 
 Test(classes, stack_overflow_is_isolated, .timeout = 60)
 {
-    struct wclass wc = { "async", "1" };
+    h_wclass wc = { "async", "1" };
     serve_class(nw, ng, &wc, "-w", "1", "--coroutine-stack-size", "64", classapp("overflow"));
     h_response r = h_get(ng.port, "/?depth=4");
     assert_status(r, 200, nw.log);
     cr_assert(r.body && strncmp(r.body, "survived", 8) == 0, "body: %s", r.body);
     pid_t before[4];
-    cr_assert_eq(wait_children(nw.pid, before, 4, 1, 10000), 1);
+    cr_assert_eq(h_wait_children(nw.pid, before, 4, 1, 10000), 1);
 
     r = h_get(ng.port, "/?depth=0");
     assert_status(r, 502, nw.log);
@@ -455,14 +354,14 @@ Test(classes, stack_overflow_is_isolated, .timeout = 60)
     char pidstr[32];
     snprintf(pidstr, sizeof pidstr, "%ld", (long)before[0]);
     const char *needles[] = { pidstr, "died from SIGSEGV", NULL };
-    cr_assert(find_line(nw.log, needles), "no \"worker %s died from SIGSEGV\" line:\n%s", pidstr,
+    cr_assert(h_find_line(nw.log, needles), "no \"worker %s died from SIGSEGV\" line:\n%s", pidstr,
               h_tail(nw.log));
 
     r = h_get(ng.port, "/?depth=4");
     assert_status(r, 200, nw.log);
     cr_assert(r.body && strncmp(r.body, "survived", 8) == 0, "body: %s", r.body);
     pid_t after[4];
-    int n = wait_children(nw.pid, after, 4, 1, 10000);
+    int n = h_wait_children(nw.pid, after, 4, 1, 10000);
     cr_assert(n == 1 && after[0] != before[0], "the overflowed worker %ld was not replaced",
               (long)before[0]);
     cr_assert(h_alive(nw.pid), "the master died");
@@ -472,28 +371,26 @@ Test(classes, stack_overflow_is_isolated, .timeout = 60)
 
 ParameterizedTestParameters(classes, term_finishes_in_flight)
 {
-    return cr_make_param_array(struct wclass, all_classes, 3);
+    return cr_make_param_array(h_wclass, h_all_classes, H_NCLASSES);
 }
 
 /* 4 requests in their handlers (1.5 s each) when the master gets TERM: all
  * four finish with 200, the master exits 0. Sync needs a worker per
  * request (-w 4); threads and async hold all four in one worker. */
-ParameterizedTest(struct wclass *wc, classes, term_finishes_in_flight, .timeout = 60)
+ParameterizedTest(h_wclass *wc, classes, term_finishes_in_flight, .timeout = 60)
 {
     bool sync = strcmp(wc->name, "sync") == 0;
     serve_class(nw, ng, wc, "-w", sync ? "4" : "1", h_testapp("slow"));
     pid_t kids[8];
     int want = sync ? 4 : 1;
-    cr_assert_eq(wait_children(nw.pid, kids, 8, want, 10000), want, "workers:\n%s",
+    cr_assert_eq(h_wait_children(nw.pid, kids, 8, want, 10000), want, "workers:\n%s",
                  h_tail(nw.log));
 
     enum { N = 4 };
-    struct bg_request b[N];
-    pthread_t t[N];
+    h_bg_request b[N];
     for (int i = 0; i < N; i++) {
-        b[i] = (struct bg_request){ .port = ng.port, .path = "/slow?ms=1500",
-                                    .timeout_ms = 20000 };
-        cr_assert(pthread_create(&t[i], NULL, bg_run, &b[i]) == 0);
+        b[i] = (h_bg_request){ .port = ng.port, .path = "/slow?ms=1500", .timeout_ms = 20000 };
+        h_bg_start(&b[i]);
     }
     /* all four in their handlers (the app logs as it starts sleeping) */
     long end = h_now_ms() + 5000;
@@ -504,7 +401,7 @@ ParameterizedTest(struct wclass *wc, classes, term_finishes_in_flight, .timeout 
     long t0 = h_now_ms();
     cr_assert(kill(nw.pid, SIGTERM) == 0);
     for (int i = 0; i < N; i++)
-        pthread_join(t[i], NULL);
+        h_bg_join(&b[i]);
     for (int i = 0; i < N; i++) {
         cr_assert_eq(b[i].r.status, 200,
                      "-k %s: in-flight request %d got %d (%s) after TERM (%d of %d had "
@@ -516,7 +413,7 @@ ParameterizedTest(struct wclass *wc, classes, term_finishes_in_flight, .timeout 
     int st;
     cr_assert(h_wait_exit(nw.pid, 10000, &st), "-k %s: the master runs 10 s after TERM:\n%s",
               wc->name, h_tail(nw.log));
-    cr_assert(exited_with(st, 0), "-k %s: the master %s after TERM:\n%s", wc->name,
+    cr_assert(h_exited_with(st, 0), "-k %s: the master %s after TERM:\n%s", wc->name,
               h_wstatus_str(st), h_tail(nw.log));
     cr_assert(h_now_ms() - t0 < 10000);
     cr_assert_not(h_tcp_accepts(nw.port), "port %d still accepts after the master exited",
@@ -536,7 +433,7 @@ Test(classes, seed_config_checks, .timeout = 60)
     char *argv[] = { (char *)h_env("NARWHAL_BIN"), "-c", seed_conf(), "--check-config",
                      h_example("hello.so"), NULL };
     int st = h_run(out, argv, NULL, 15000);
-    cr_assert(exited_with(st, 0), "--check-config with the seed gunicorn.conf %s:\n%s",
+    cr_assert(h_exited_with(st, 0), "--check-config with the seed gunicorn.conf %s:\n%s",
               h_wstatus_str(st), h_tail(out));
 
     /* and it means what gunicorn means by it */
@@ -544,7 +441,7 @@ Test(classes, seed_config_checks, .timeout = 60)
     char *pargv[] = { (char *)h_env("NARWHAL_BIN"), "-c", seed_conf(), "--print-config",
                       h_example("hello.so"), NULL };
     st = h_run(pout, pargv, NULL, 15000);
-    cr_assert(exited_with(st, 0), "--print-config %s:\n%s", h_wstatus_str(st), h_tail(pout));
+    cr_assert(h_exited_with(st, 0), "--print-config %s:\n%s", h_wstatus_str(st), h_tail(pout));
     char *text = h_read_file(pout, NULL);
     cr_assert(text && strstr(text, "\nworkers = 4\n") && strstr(text, "\nthreads = 2\n") &&
                   strstr(text, "\nworker_class = async\n") &&
@@ -573,7 +470,7 @@ Test(classes, seed_config_serves_with_cli_overrides, .timeout = 60)
     assert_body(r, "Hello, World!\n");
 
     pid_t kids[16];
-    int n = wait_children(nw.pid, kids, 16, 4, 10000);
+    int n = h_wait_children(nw.pid, kids, 16, 4, 10000);
     cr_assert_eq(n, 4, "the seed's workers = 4 gave %d workers:\n%s", n, h_tail(elog));
 
     pid_t pid = 0;
@@ -593,7 +490,7 @@ Test(classes, seed_config_serves_with_cli_overrides, .timeout = 60)
                       "--error-logfile", elog, "--print-config", h_example("hello.so"), NULL };
     int st = h_run(pout, pargv, NULL, 15000);
     char *text = h_read_file(pout, NULL);
-    cr_assert(exited_with(st, 0) && text && strstr(text, "\nworker_class = async\n") &&
+    cr_assert(h_exited_with(st, 0) && text && strstr(text, "\nworker_class = async\n") &&
                   strstr(text, "\nworkers = 4\n") &&
                   strstr(text, h_fmt("\nbind = {\"127.0.0.1:%d\"}\n", port)) &&
                   strstr(text, h_fmt("\npidfile = \"%s\"\n", pidfile)) &&
@@ -601,5 +498,5 @@ Test(classes, seed_config_serves_with_cli_overrides, .timeout = 60)
               "--print-config with the overrides (%s):\n%s", h_wstatus_str(st),
               text ? text : "");
 
-    cr_assert(exited_with(h_stop(nw.pid, SIGTERM, 10000), 0), "TERM:\n%s", h_tail(elog));
+    cr_assert(h_exited_with(h_stop(nw.pid, SIGTERM, 10000), 0), "TERM:\n%s", h_tail(elog));
 }

@@ -20,32 +20,6 @@
 
 TestSuite(e2e, .init = h_setup, .fini = h_teardown, .timeout = 60);
 
-/* Asserts the response status; on failure shows what came back and the
- * narwhal log. */
-#define assert_status(resp, code, nwlog)                                                    \
-    do {                                                                                    \
-        h_response r_ = (resp);                                                             \
-        cr_assert_eq(r_.status, (code),                                                     \
-                     "expected HTTP %d, got %d (%s)\nbody: %.500s\nnarwhal log:\n%s", (code), \
-                     r_.status, r_.error ? r_.error : "no error", r_.body ? r_.body : "",   \
-                     h_tail(nwlog));                                                        \
-    } while (0)
-
-#define assert_body(r, text)                                                                \
-    cr_assert_str_eq((r).body ? (r).body : "(no body)", (text), "body: \"%s\", expected \"%s\"", \
-                     (r).body ? (r).body : "(no body)", (text))
-
-/* narwhal on a free TCP port with the given arguments, nginx in front with
- * the plain TCP snippet. */
-#define serve_tcp(nw, ng, ...)                                                              \
-    h_narwhal nw = h_narwhal_serve(__VA_ARGS__, NULL);                                      \
-    h_nginx ng = h_nginx_start(H_SNIPPET_TCP, h_fmt("127.0.0.1:%d", nw.port))
-
-static bool exited_with(int st, int code)
-{
-    return st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == code;
-}
-
 /* ---- the harness itself -------------------------------------------------------- */
 
 Test(e2e, harness_nginx_alone, .timeout = 30)
@@ -59,7 +33,7 @@ Test(e2e, harness_nginx_alone, .timeout = 30)
     assert_body(r, "nginx ok\n");
     r = h_get(ng.port, "/anything");
     assert_status(r, 502, ng.error_log);
-    cr_assert(exited_with(h_stop(ng.pid, SIGQUIT, 10000), 0), "nginx did not stop cleanly");
+    cr_assert(h_exited_with(h_stop(ng.pid, SIGQUIT, 10000), 0), "nginx did not stop cleanly");
     cr_assert_not(h_tcp_accepts(ng.port), "nginx still listens after it stopped");
 }
 
@@ -155,20 +129,6 @@ Test(e2e, late_status_and_header_fail, .timeout = 60)
 
 /* ---- workers that crash or hang ---------------------------------------------------- */
 
-/* The log line (one line) that contains every needle, or NULL. */
-static char *find_line(const char *path, const char *const needles[])
-{
-    char *text = h_read_file(path, NULL);
-    for (char *line = text ? strtok(text, "\n") : NULL; line; line = strtok(NULL, "\n")) {
-        bool all = true;
-        for (size_t i = 0; needles[i] && all; i++)
-            all = strstr(line, needles[i]) != NULL;
-        if (all)
-            return line;
-    }
-    return NULL;
-}
-
 Test(e2e, worker_crash_is_502_then_served, .timeout = 60)
 {
     serve_tcp(nw, ng, "-w", "1", h_testapp("crash"));
@@ -189,7 +149,7 @@ Test(e2e, worker_crash_is_502_then_served, .timeout = 60)
     const char *segv[] = { pid1, "SIGSEGV", NULL }, *sig11[] = { pid1, "signal 11", NULL };
     char *line = NULL;
     for (long end = h_now_ms() + 3000; !line && h_now_ms() < end; h_sleep_ms(50))
-        line = find_line(nw.log, segv) ? find_line(nw.log, segv) : find_line(nw.log, sig11);
+        line = h_find_line(nw.log, segv) ? h_find_line(nw.log, segv) : h_find_line(nw.log, sig11);
     cr_assert(line, "no error log line names worker %s and SIGSEGV / signal 11:\n%s", pid1,
               h_tail(nw.log));
     cr_assert(strstr(line, "/c?crash=1"), "the crash line does not name the request: %s", line);
@@ -212,9 +172,7 @@ Test(e2e, timeout_kills_stuck_worker, .timeout = 60)
               "the stuck request ended after %ld ms (timeout is 2 s)", r.elapsed_ms);
 
     const char *needles[] = { pid1, "GET", "/stuck-path", NULL };
-    char *line = NULL;
-    for (long end = h_now_ms() + 3000; !line && h_now_ms() < end; h_sleep_ms(50))
-        line = find_line(nw.log, needles);
+    char *line = h_wait_line(nw.log, needles, 3000);
     cr_assert(line, "no error log line names the worker %s, GET and /stuck-path:\n%s", pid1,
               h_tail(nw.log));
 
@@ -227,38 +185,24 @@ Test(e2e, timeout_kills_stuck_worker, .timeout = 60)
 
 /* ---- signals ------------------------------------------------------------------------ */
 
-struct bg_request {
-    int port;
-    const char *path;
-    h_response r;
-};
-
-static void *bg_get(void *arg)
-{
-    struct bg_request *b = arg;
-    b->r = h_http(b->port, "GET", b->path, NULL, NULL, 0, 20000);
-    return NULL;
-}
-
 Test(e2e, term_finishes_in_flight_request, .timeout = 60)
 {
     serve_tcp(nw, ng, "-w", "1", h_testapp("slow"));
-    struct bg_request b = { .port = ng.port, .path = "/slow?ms=3000" };
-    pthread_t t;
-    cr_assert(pthread_create(&t, NULL, bg_get, &b) == 0);
+    h_bg_request b = { .port = ng.port, .path = "/slow?ms=3000" };
+    h_bg_start(&b);
     /* the app logs when it starts sleeping; fall back to time if it does not */
     if (!h_wait_for_text(nw.log, "slow: sleeping", 2000))
         h_sleep_ms(300);
     long t0 = h_now_ms();
     cr_assert(kill(nw.pid, SIGTERM) == 0);
-    pthread_join(t, NULL);
+    h_bg_join(&b);
     assert_status(b.r, 200, nw.log);
     assert_body(b.r, "done\n");
 
     int st;
     cr_assert(h_wait_exit(nw.pid, 10000, &st), "the master still runs 10 s after TERM:\n%s",
               h_tail(nw.log));
-    cr_assert(exited_with(st, 0), "the master %s after TERM:\n%s", h_wstatus_str(st),
+    cr_assert(h_exited_with(st, 0), "the master %s after TERM:\n%s", h_wstatus_str(st),
               h_tail(nw.log));
     cr_assert(h_now_ms() - t0 < 10000);
     cr_assert_not(h_tcp_accepts(nw.port), "port %d still accepts after the master exited",
@@ -269,9 +213,8 @@ Test(e2e, graceful_timeout_bounds_term, .timeout = 60)
 {
     /* a request longer than --graceful-timeout does not hold the master up */
     serve_tcp(nw, ng, "-w", "1", "--graceful-timeout", "1", h_testapp("slow"));
-    struct bg_request b = { .port = ng.port, .path = "/slow?ms=8000" };
-    pthread_t t;
-    cr_assert(pthread_create(&t, NULL, bg_get, &b) == 0);
+    h_bg_request b = { .port = ng.port, .path = "/slow?ms=8000" };
+    h_bg_start(&b);
     if (!h_wait_for_text(nw.log, "slow: sleeping", 2000))
         h_sleep_ms(300);
     long t0 = h_now_ms();
@@ -279,7 +222,7 @@ Test(e2e, graceful_timeout_bounds_term, .timeout = 60)
     int st;
     bool exited = h_wait_exit(nw.pid, 6000, &st);
     long took = h_now_ms() - t0;
-    pthread_join(t, NULL);
+    h_bg_join(&b);
     cr_assert(exited, "the master still runs 6 s after TERM with --graceful-timeout 1:\n%s",
               h_tail(nw.log));
     cr_assert(took >= 800, "the master exited %ld ms after TERM, before the graceful timeout",
@@ -291,10 +234,7 @@ Test(e2e, workers_are_supervised, .timeout = 60)
 {
     serve_tcp(nw, ng, "-w", "3", h_example("hello.so"));
     pid_t kids[8];
-    int n = 0;
-    for (long end = h_now_ms() + 10000; h_now_ms() < end; h_sleep_ms(50))
-        if ((n = h_children(nw.pid, kids, 8)) == 3)
-            break;
+    int n = h_wait_children(nw.pid, kids, 8, 3, 10000);
     cr_assert_eq(n, 3, "-w 3 gave %d workers:\n%s", n, h_tail(nw.log));
 
     /* a worker killed from outside is replaced */
@@ -323,21 +263,15 @@ Test(e2e, int_stops_quickly, .timeout = 60)
 
 /* ---- worker classes ------------------------------------------------------------------- */
 
-/* The same handlers under the other executors (sync is everywhere else).
- * Arrays, not pointers: Criterion hands parameters to a test process that
- * may not share the runner's addresses. */
-struct worker_class {
-    char name[16];
-    char threads[8]; /* --threads */
-};
+/* The same handlers under the other executors (sync is everywhere else). */
 
 ParameterizedTestParameters(e2e, worker_class_serves)
 {
-    static struct worker_class classes[] = { { "threads", "4" }, { "async", "1" } };
-    return cr_make_param_array(struct worker_class, classes, 2);
+    static h_wclass classes[] = { { "threads", "4" }, { "async", "1" } };
+    return cr_make_param_array(h_wclass, classes, 2);
 }
 
-ParameterizedTest(struct worker_class *wc, e2e, worker_class_serves, .timeout = 60)
+ParameterizedTest(h_wclass *wc, e2e, worker_class_serves, .timeout = 60)
 {
     serve_tcp(nw, ng, "-w", "1", "-k", wc->name, "--threads", wc->threads,
               h_example("echo.so"));
@@ -357,7 +291,7 @@ ParameterizedTest(struct worker_class *wc, e2e, worker_class_serves, .timeout = 
 }
 
 struct counted_request {
-    struct bg_request b;
+    h_bg_request b;
     const char *log;
     int started; /* "slow: sleeping" lines in the log when this one finished */
 };
@@ -365,21 +299,21 @@ struct counted_request {
 static void *counted_get(void *arg)
 {
     struct counted_request *c = arg;
-    bg_get(&c->b);
+    h_bg_run(&c->b);
     c->started = h_count_text(c->log, "slow: sleeping");
     return NULL;
 }
 
 ParameterizedTestParameters(e2e, worker_class_overlaps_requests)
 {
-    static struct worker_class classes[] = { { "threads", "4" }, { "async", "1" } };
-    return cr_make_param_array(struct worker_class, classes, 2);
+    static h_wclass classes[] = { { "threads", "4" }, { "async", "1" } };
+    return cr_make_param_array(h_wclass, classes, 2);
 }
 
 /* One worker, four requests that each wait 2 s in nw_sleep: under threads
  * and async all four are in their handlers before the first one ends (under
  * sync, one at a time). Checked through the app's log lines, not the clock. */
-ParameterizedTest(struct worker_class *wc, e2e, worker_class_overlaps_requests, .timeout = 60)
+ParameterizedTest(h_wclass *wc, e2e, worker_class_overlaps_requests, .timeout = 60)
 {
     serve_tcp(nw, ng, "-w", "1", "-k", wc->name, "--threads", wc->threads, h_testapp("slow"));
     enum { N = 4 };
@@ -488,7 +422,7 @@ Test(e2e, unix_socket, .timeout = 60)
     int ws;
     cr_assert(h_wait_exit(second.pid, 10000, &ws), "a second narwhal on a live socket runs:\n%s",
               h_tail(second.log));
-    cr_assert(exited_with(ws, 1), "the second narwhal %s:\n%s", h_wstatus_str(ws),
+    cr_assert(h_exited_with(ws, 1), "the second narwhal %s:\n%s", h_wstatus_str(ws),
               h_tail(second.log));
     cr_assert(h_wait_for_text(second.log, "in use", 10), "no \"in use\" in:\n%s",
               h_tail(second.log));
@@ -520,14 +454,14 @@ Test(e2e, pidfile, .timeout = 60)
                                       h_example("hello.so"), NULL);
     int ws;
     cr_assert(h_wait_exit(again.pid, 10000, &ws), "a second narwhal with a live pidfile runs");
-    cr_assert(exited_with(ws, 1), "the second narwhal %s:\n%s", h_wstatus_str(ws),
+    cr_assert(h_exited_with(ws, 1), "the second narwhal %s:\n%s", h_wstatus_str(ws),
               h_tail(again.log));
     cr_assert(h_wait_for_text(again.log, pidfile, 10) || h_wait_for_text(again.log, "pidfile", 10),
               "the message does not mention the pidfile:\n%s", h_tail(again.log));
     cr_assert_eq(h_read_pidfile(pidfile), nw.pid, "the failed start touched the pidfile");
     cr_assert(h_alive(nw.pid));
 
-    cr_assert(exited_with(h_stop(nw.pid, SIGTERM, 10000), 0), "TERM:\n%s", h_tail(nw.log));
+    cr_assert(h_exited_with(h_stop(nw.pid, SIGTERM, 10000), 0), "TERM:\n%s", h_tail(nw.log));
     cr_assert_not(h_exists(pidfile), "the pidfile is still there after exit");
 }
 
@@ -539,7 +473,7 @@ Test(e2e, daemon, .timeout = 60)
                                          "--error-logfile", errlog, h_example("hello.so"), NULL);
     int ws;
     cr_assert(h_wait_exit(launcher.pid, 10000, &ws), "narwhal -D did not return");
-    cr_assert(exited_with(ws, 0), "narwhal -D %s:\n%s\n%s", h_wstatus_str(ws),
+    cr_assert(h_exited_with(ws, 0), "narwhal -D %s:\n%s\n%s", h_wstatus_str(ws),
               h_tail(launcher.log), h_tail(errlog));
 
     pid_t pid = 0;
@@ -575,7 +509,7 @@ Test(e2e, bad_config_file_value, .timeout = 60)
     int ws;
     cr_assert(h_wait_exit(nw.pid, 10000, &ws), "narwhal runs with a bad config:\n%s",
               h_tail(nw.log));
-    cr_assert(exited_with(ws, 1), "narwhal %s:\n%s", h_wstatus_str(ws), h_tail(nw.log));
+    cr_assert(h_exited_with(ws, 1), "narwhal %s:\n%s", h_wstatus_str(ws), h_tail(nw.log));
     char *text = h_read_file(nw.log, NULL);
     cr_assert(strstr(text, h_fmt("%s:3:", conf)) || strstr(text, ":3:"),
               "no FILE:3: in:\n%s", text);
@@ -590,7 +524,7 @@ Test(e2e, bad_cli_value, .timeout = 60)
                                    h_example("hello.so"), NULL);
     int ws;
     cr_assert(h_wait_exit(nw.pid, 10000, &ws), "narwhal runs with --timeout -5");
-    cr_assert(exited_with(ws, 1), "narwhal %s:\n%s", h_wstatus_str(ws), h_tail(nw.log));
+    cr_assert(h_exited_with(ws, 1), "narwhal %s:\n%s", h_wstatus_str(ws), h_tail(nw.log));
     cr_assert(h_wait_for_text(nw.log, "--timeout", 10), "--timeout is not named:\n%s",
               h_tail(nw.log));
     cr_assert_not(h_tcp_accepts(port));
@@ -623,7 +557,7 @@ Test(e2e, cgi_fcgi_peer, .timeout = 60)
                     "REMOTE_ADDR=127.0.0.1", "CONTENT_LENGTH=", NULL };
     int ws = h_run(out, argv, env, 15000);
     char *text = h_read_file(out, NULL);
-    cr_assert(exited_with(ws, 0), "cgi-fcgi %s:\n%s\nnarwhal log:\n%s", h_wstatus_str(ws),
+    cr_assert(h_exited_with(ws, 0), "cgi-fcgi %s:\n%s\nnarwhal log:\n%s", h_wstatus_str(ws),
               text ? text : "", h_tail(nw.log));
     cr_assert(text && (strstr(text, "Status: 200") || strstr(text, "Content-Type: text/plain")),
               "cgi-fcgi output:\n%s", text ? text : "");
@@ -662,7 +596,7 @@ Test(e2e, worker_boot_failure_stops_master, .timeout = 60)
     int ws;
     cr_assert(h_wait_exit(nw.pid, 25000, &ws), "narwhal keeps running with a failing app:\n%s",
               h_tail(nw.log));
-    cr_assert(!exited_with(ws, 0) && ws >= 0, "narwhal %s with a failing app", h_wstatus_str(ws));
+    cr_assert(!h_exited_with(ws, 0) && ws >= 0, "narwhal %s with a failing app", h_wstatus_str(ws));
     /* narwhal's own words, not the app's ("bootfail: refusing to boot ...") */
     char *text = h_read_file(nw.log, NULL);
     bool said = false;
@@ -679,7 +613,7 @@ Test(e2e, missing_app_fails, .timeout = 60)
     int ws;
     cr_assert(h_wait_exit(nw.pid, 25000, &ws), "narwhal runs without its app:\n%s",
               h_tail(nw.log));
-    cr_assert(!exited_with(ws, 0) && ws >= 0, "narwhal %s without its app", h_wstatus_str(ws));
+    cr_assert(!h_exited_with(ws, 0) && ws >= 0, "narwhal %s without its app", h_wstatus_str(ws));
     char *text = h_read_file(nw.log, NULL);
     cr_assert(strstr(text, "cannot load") || strstr(text, "cannot open shared object") ||
                   strstr(text, "No such file"),

@@ -27,15 +27,6 @@
 
 TestSuite(hostile, .init = h_setup, .fini = h_teardown, .timeout = 90);
 
-#define assert_status(resp, code, nwlog)                                                    \
-    do {                                                                                    \
-        h_response r_ = (resp);                                                             \
-        cr_assert_eq(r_.status, (code),                                                     \
-                     "expected HTTP %d, got %d (%s)\nbody: %.300s\nnarwhal log:\n%s", (code), \
-                     r_.status, r_.error ? r_.error : "no error", r_.body ? r_.body : "",   \
-                     h_tail(nwlog));                                                        \
-    } while (0)
-
 /* ---- a tiny FastCGI record builder -------------------------------------------- */
 
 enum {

@@ -24,24 +24,6 @@ TestSuite(ops, .init = h_setup, .fini = h_teardown, .timeout = 90);
 
 #define WRK "/usr/bin/wrk"
 
-#define assert_status(resp, code, nwlog)                                                    \
-    do {                                                                                    \
-        h_response r_ = (resp);                                                             \
-        cr_assert_eq(r_.status, (code),                                                     \
-                     "expected HTTP %d, got %d (%s)\nbody: %.300s\nnarwhal log:\n%s", (code), \
-                     r_.status, r_.error ? r_.error : "no error", r_.body ? r_.body : "",   \
-                     h_tail(nwlog));                                                        \
-    } while (0)
-
-#define assert_body(r, text)                                                                \
-    cr_assert_str_eq((r).body ? (r).body : "(no body)", (text), "body: \"%s\", expected \"%s\"", \
-                     (r).body ? (r).body : "(no body)", (text))
-
-static bool exited_with(int st, int code)
-{
-    return st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == code;
-}
-
 /* ---- load ------------------------------------------------------------------------- */
 
 typedef struct load {
@@ -71,7 +53,7 @@ static void load_finish(const load *l, const char *nwlog)
     cr_assert(h_wait_exit(l->pid, (l->secs + 20) * 1000L, &st), "wrk still runs after %d s",
               l->secs + 20);
     char *text = h_read_file(l->out, NULL);
-    cr_assert(text && exited_with(st, 0), "wrk %s:\n%s", h_wstatus_str(st),
+    cr_assert(text && h_exited_with(st, 0), "wrk %s:\n%s", h_wstatus_str(st),
               text ? text : "(no output)");
     cr_assert_null(strstr(text, "Non-2xx or 3xx responses"), "errors under load:\n%s\n%s", text,
                    h_tail(nwlog));
@@ -160,11 +142,6 @@ static bool wait_count(const char *path, const char *needle, int n, long timeout
     }
     return true;
 }
-
-/* narwhal with the given arguments behind nginx (plain TCP snippet). */
-#define serve_tcp(nw, ng, ...)                                                              \
-    h_narwhal nw = h_narwhal_serve(__VA_ARGS__, NULL);                                      \
-    h_nginx ng = h_nginx_start(H_SNIPPET_TCP, h_fmt("127.0.0.1:%d", nw.port))
 
 /* ---- HUP ------------------------------------------------------------------------------ */
 
@@ -349,7 +326,7 @@ Test(ops, usr2_winch_term_upgrade_under_load, .timeout = 90)
     cr_assert(kill(old, SIGTERM) == 0);
     cr_assert(h_wait_exit(old, 15000, &st), "the old master still runs 15 s after TERM:\n%s",
               h_tail(nw.log));
-    cr_assert(exited_with(st, 0), "the old master %s", h_wstatus_str(st));
+    cr_assert(h_exited_with(st, 0), "the old master %s", h_wstatus_str(st));
 
     cr_assert(h_wait_for_text(nw.log, "pidfile is now", 5000), "%s", h_tail(nw.log));
     cr_assert_eq(h_read_pidfile(pidfile), newm, "%s does not name the new master %ld", pidfile,
@@ -405,7 +382,7 @@ Test(ops, reload_on_rebuilt_app, .timeout = 90)
     char *cc[] = { "/usr/bin/cc", "-shared", "-fPIC",
                    h_fmt("-I%s/include", h_env("NARWHAL_SRCDIR")), "-o", tmp, src, NULL };
     int st = h_run(cclog, cc, NULL, 60000);
-    cr_assert(exited_with(st, 0), "cc %s:\n%s", h_wstatus_str(st), h_tail(cclog));
+    cr_assert(h_exited_with(st, 0), "cc %s:\n%s", h_wstatus_str(st), h_tail(cclog));
     cr_assert(rename(tmp, app) == 0);
     long t0 = h_now_ms();
     bool two = false;
@@ -449,7 +426,7 @@ Test(ops, boot_failure_storm_stops_master, .timeout = 60)
     long t0 = h_now_ms();
     cr_assert(h_wait_exit(nw.pid, 20000, &st), "narwhal still runs 20 s into a boot storm:\n%s",
               h_tail(nw.log));
-    cr_assert(st >= 0 && !exited_with(st, 0), "narwhal %s after a boot storm",
+    cr_assert(st >= 0 && !h_exited_with(st, 0), "narwhal %s after a boot storm",
               h_wstatus_str(st));
     cr_assert(h_now_ms() - t0 < 20000);
     cr_assert(h_count_text(nw.log, "failed to boot 5 times in a row") == 1,

@@ -10,8 +10,6 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 
-#include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,32 +21,6 @@
 TestSuite(protocols, .init = h_setup, .fini = h_teardown, .timeout = 60);
 
 /* ---- helpers ------------------------------------------------------------------------- */
-
-#define assert_status(resp, code, nwlog)                                                    \
-    do {                                                                                    \
-        h_response r_ = (resp);                                                             \
-        cr_assert_eq(r_.status, (code),                                                     \
-                     "expected HTTP %d, got %d (%s) after %ld ms\nbody: %.500s\n"           \
-                     "narwhal log:\n%s",                                                    \
-                     (code), r_.status, r_.error ? r_.error : "no error", r_.elapsed_ms,   \
-                     r_.body ? r_.body : "", h_tail(nwlog));                                \
-    } while (0)
-
-#define assert_body(r, text)                                                                \
-    cr_assert_str_eq((r).body ? (r).body : "(no body)", (text), "body: \"%s\", expected \"%s\"", \
-                     (r).body ? (r).body : "(no body)", (text))
-
-static bool exited_with(int st, int code)
-{
-    return st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == code;
-}
-
-struct wclass {
-    char name[16];   /* -k */
-    char threads[8]; /* --threads */
-};
-
-static struct wclass all_classes[] = { { "sync", "1" }, { "threads", "8" }, { "async", "1" } };
 
 /* GET with params and a header to echo.so, through nginx at port. */
 static void check_echo_get(int port, const char *prefix, const char *log)
@@ -85,76 +57,14 @@ static void check_echo_post(int port, const char *path, size_t n, const char *lo
     free(data);
 }
 
-/* An nginx with the given location blocks (raw text inside its server
- * block), fastcgi_params and uwsgi_params next to its config. For setups the
- * harness's one-snippet h_nginx_start cannot express. */
-static h_nginx nginx_with_locations(const char *locations)
-{
-    static int count;
-    h_nginx ng = { .port = h_free_port() };
-    ng.dir = h_path("nginx-raw-%d", ++count);
-    cr_assert(mkdir(ng.dir, 0755) == 0, "mkdir %s: %s", ng.dir, strerror(errno));
-    ng.error_log = h_fmt("%s/error.log", ng.dir);
-    const char *params[] = { "fastcgi_params", "uwsgi_params" };
-    for (int i = 0; i < 2; i++) {
-        char *text = h_read_file(h_fmt("/etc/nginx/%s", params[i]), NULL);
-        cr_assert(text, "cannot read /etc/nginx/%s: %s", params[i], strerror(errno));
-        h_write_file(h_fmt("%s/%s", ng.dir, params[i]), text);
-    }
-    char *d = ng.dir;
-    char *conf = h_fmt("# written by tests/e2e/test_protocols.c\n"
-                       "%s"
-                       "daemon off;\n"
-                       "master_process on;\n"
-                       "worker_processes 1;\n"
-                       "pid %s/nginx.pid;\n"
-                       "error_log %s info;\n"
-                       "events { worker_connections 256; }\n"
-                       "http {\n"
-                       "    access_log %s/access.log;\n"
-                       "    client_body_temp_path %s/client_body;\n"
-                       "    fastcgi_temp_path %s/fastcgi_temp;\n"
-                       "    proxy_temp_path %s/proxy_temp;\n"
-                       "    uwsgi_temp_path %s/uwsgi_temp;\n"
-                       "    scgi_temp_path %s/scgi_temp;\n"
-                       "    client_max_body_size 8m;\n"
-                       "    default_type application/octet-stream;\n"
-                       "    server {\n"
-                       "        listen 127.0.0.1:%d;\n"
-                       "        server_name localhost;\n"
-                       "%s"
-                       "    }\n"
-                       "}\n",
-                       geteuid() == 0 ? "user root;\n" : "", d, ng.error_log, d, d, d, d, d, d,
-                       ng.port, locations);
-    char *conf_path = h_fmt("%s/nginx.conf", d);
-    h_write_file(conf_path, conf);
-    char *out = h_fmt("%s/nginx.out", d);
-    char *argv[] = { (char *)h_env("NARWHAL_NGINX"), "-p", d, "-e", ng.error_log, "-c", conf_path,
-                     NULL };
-    ng.pid = h_spawn(out, argv, NULL);
-    long deadline = h_now_ms() + 10000;
-    while (!h_listens(ng.pid, ng.port)) {
-        int st;
-        if (h_wait_exit(ng.pid, 0, &st))
-            cr_assert_fail("nginx %s at start; output:\n%s\nerror log:\n%s\nconfig:\n%s",
-                           h_wstatus_str(st), h_tail(out), h_tail(ng.error_log), conf);
-        if (h_now_ms() > deadline)
-            cr_assert_fail("nginx does not accept on port %d after 10 s; error log:\n%s",
-                           ng.port, h_tail(ng.error_log));
-        h_sleep_ms(20);
-    }
-    return ng;
-}
-
 /* ---- uwsgi through nginx's uwsgi_pass, every class ----------------------------------------- */
 
 ParameterizedTestParameters(protocols, uwsgi_echo)
 {
-    return cr_make_param_array(struct wclass, all_classes, 3);
+    return cr_make_param_array(h_wclass, h_all_classes, H_NCLASSES);
 }
 
-ParameterizedTest(struct wclass *wc, protocols, uwsgi_echo, .timeout = 60)
+ParameterizedTest(h_wclass *wc, protocols, uwsgi_echo, .timeout = 60)
 {
     h_narwhal nw = h_narwhal_serve("-w", "1", "-k", wc->name, "--threads", wc->threads,
                                    h_example("echo.so"), NULL);
@@ -166,18 +76,18 @@ ParameterizedTest(struct wclass *wc, protocols, uwsgi_echo, .timeout = 60)
 
 ParameterizedTestParameters(protocols, empty_post_body)
 {
-    return cr_make_param_array(struct wclass, all_classes, 3);
+    return cr_make_param_array(h_wclass, h_all_classes, H_NCLASSES);
 }
 
 /* A POST with Content-Length: 0 reaches the app as CONTENT_LENGTH=0 and its
  * nw_read must see the end of the body at once, over either protocol (the
  * FastCGI location first, as the control). */
-ParameterizedTest(struct wclass *wc, protocols, empty_post_body, .timeout = 60)
+ParameterizedTest(h_wclass *wc, protocols, empty_post_body, .timeout = 60)
 {
     h_narwhal nw = h_narwhal_serve("-w", "1", "-k", wc->name, "--threads", wc->threads,
                                    h_example("echo.so"), NULL);
     char *up = h_fmt("127.0.0.1:%d", nw.port);
-    h_nginx ng = nginx_with_locations(h_fmt("        location /f/ {\n"
+    h_nginx ng = h_nginx_start_server(h_fmt("        location /f/ {\n"
                                             "            include fastcgi_params;\n"
                                             "            fastcgi_pass %s;\n"
                                             "        }\n"
@@ -204,10 +114,10 @@ ParameterizedTest(struct wclass *wc, protocols, empty_post_body, .timeout = 60)
 
 ParameterizedTestParameters(protocols, uwsgi_status_and_headers)
 {
-    return cr_make_param_array(struct wclass, all_classes, 3);
+    return cr_make_param_array(h_wclass, h_all_classes, H_NCLASSES);
 }
 
-ParameterizedTest(struct wclass *wc, protocols, uwsgi_status_and_headers, .timeout = 60)
+ParameterizedTest(h_wclass *wc, protocols, uwsgi_status_and_headers, .timeout = 60)
 {
     h_narwhal nw = h_narwhal_serve("-w", "1", "-k", wc->name, "--threads", wc->threads,
                                    h_testapp("status"), NULL);
@@ -227,24 +137,11 @@ ParameterizedTest(struct wclass *wc, protocols, uwsgi_status_and_headers, .timeo
 
 /* ---- one socket, both protocols ----------------------------------------------------------------- */
 
-struct bg_request {
-    int port;
-    const char *path;
-    h_response r;
-};
-
-static void *bg_get(void *arg)
-{
-    struct bg_request *b = arg;
-    b->r = h_http(b->port, "GET", b->path, NULL, NULL, 0, 20000);
-    return NULL;
-}
-
 Test(protocols, fastcgi_and_uwsgi_on_one_socket, .timeout = 60)
 {
     h_narwhal nw = h_narwhal_serve("-w", "2", h_example("echo.so"), NULL);
     char *up = h_fmt("127.0.0.1:%d", nw.port);
-    h_nginx ng = nginx_with_locations(h_fmt(
+    h_nginx ng = h_nginx_start_server(h_fmt(
         "        location /f/ {\n"
         "            include fastcgi_params;\n"
         "            fastcgi_param NW_VIA fastcgi;\n"
@@ -272,15 +169,13 @@ Test(protocols, fastcgi_and_uwsgi_on_one_socket, .timeout = 60)
 
     /* and at the same time, interleaved */
     enum { N = 12 };
-    struct bg_request b[N];
-    pthread_t t[N];
+    h_bg_request b[N];
     for (int i = 0; i < N; i++) {
-        b[i] = (struct bg_request){ .port = ng.port,
-                                    .path = h_fmt("/%c/i?n=%d", i % 2 ? 'u' : 'f', i) };
-        cr_assert(pthread_create(&t[i], NULL, bg_get, &b[i]) == 0);
+        b[i] = (h_bg_request){ .port = ng.port, .path = h_fmt("/%c/i?n=%d", i % 2 ? 'u' : 'f', i) };
+        h_bg_start(&b[i]);
     }
     for (int i = 0; i < N; i++)
-        pthread_join(t[i], NULL);
+        h_bg_join(&b[i]);
     for (int i = 0; i < N; i++) {
         assert_status(b[i].r, 200, nw.log);
         cr_assert(strstr(b[i].r.body, h_fmt("QUERY_STRING=n=%d\n", i)) &&
@@ -374,10 +269,7 @@ Test(protocols, exec_supervises_fcgi_program, .timeout = 90)
     h_nginx ng = h_nginx_start(H_SNIPPET_TCP, h_fmt("127.0.0.1:%d", nw.port));
 
     pid_t kids[8];
-    int n = 0;
-    for (long end = h_now_ms() + 10000; h_now_ms() < end; h_sleep_ms(50))
-        if ((n = h_children(nw.pid, kids, 8)) == 2)
-            break;
+    int n = h_wait_children(nw.pid, kids, 8, 2, 10000);
     cr_assert_eq(n, 2, "-w 2 --exec gave %d children:\n%s", n, h_tail(nw.log));
     cr_assert(h_wait_for_text(nw.log, "as pid", 5000), "no \"started ... as pid\":\n%s",
               h_tail(nw.log));
@@ -425,7 +317,7 @@ Test(protocols, exec_supervises_fcgi_program, .timeout = 90)
 
     /* graceful stop: the children get USR1, finish and exit by themselves */
     int st = h_stop(nw.pid, SIGTERM, 10000);
-    cr_assert(exited_with(st, 0), "the --exec master %s after TERM:\n%s", h_wstatus_str(st),
+    cr_assert(h_exited_with(st, 0), "the --exec master %s after TERM:\n%s", h_wstatus_str(st),
               h_tail(nw.log));
     int exiting = 0;
     for (int i = 0; i < n; i++)
@@ -456,7 +348,7 @@ Test(protocols, exec_refuses_settings_that_cannot_apply, .timeout = 60)
         int ws;
         cr_assert(h_wait_exit(nw.pid, 10000, &ws), "--exec with %s %s keeps running:\n%s",
                   refused[i][0], val, h_tail(nw.log));
-        cr_assert(exited_with(ws, 1), "--exec with %s %s: narwhal %s:\n%s", refused[i][0], val,
+        cr_assert(h_exited_with(ws, 1), "--exec with %s %s: narwhal %s:\n%s", refused[i][0], val,
                   h_wstatus_str(ws), h_tail(nw.log));
         cr_assert(h_wait_for_text(nw.log, "narwhal: exec:", 10),
                   "--exec with %s %s: no \"narwhal: exec:\" message:\n%s", refused[i][0], val,
@@ -472,7 +364,7 @@ Test(protocols, exec_refuses_settings_that_cannot_apply, .timeout = 60)
     int ws;
     cr_assert(h_wait_exit(nw.pid, 10000, &ws), "--exec PROG -k threads keeps running:\n%s",
               h_tail(nw.log));
-    cr_assert(exited_with(ws, 1), "--exec PROG -k threads: %s:\n%s", h_wstatus_str(ws),
+    cr_assert(h_exited_with(ws, 1), "--exec PROG -k threads: %s:\n%s", h_wstatus_str(ws),
               h_tail(nw.log));
     cr_assert(h_wait_for_text(nw.log, "narwhal: exec:", 10), "no \"narwhal: exec:\":\n%s",
               h_tail(nw.log));
@@ -486,7 +378,7 @@ Test(protocols, exec_nonexistent_program, .timeout = 60)
     int ws;
     cr_assert(h_wait_exit(nw.pid, 10000, &ws), "--exec /nonexistent keeps running:\n%s",
               h_tail(nw.log));
-    cr_assert(exited_with(ws, 1), "--exec /nonexistent: narwhal %s:\n%s", h_wstatus_str(ws),
+    cr_assert(h_exited_with(ws, 1), "--exec /nonexistent: narwhal %s:\n%s", h_wstatus_str(ws),
               h_tail(nw.log));
     cr_assert(h_wait_for_text(nw.log, "narwhal: exec:", 10) &&
                   h_wait_for_text(nw.log, "/nonexistent", 10),

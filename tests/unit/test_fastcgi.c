@@ -4,27 +4,18 @@
 #include <string.h>
 
 #include "buf.h"
+#include "codec_check.h"
 #include "proto_fastcgi.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static void add(nw_buf *b, const void *p, size_t n)
+/* Feeds in[0..len) to the fcgi_parser as one piece, appending a normalised
+ * log of the events to log: consecutive STDIN chunks are merged, so any split
+ * of the same input must give the same log. Accepts the first BEGIN (as the
+ * caller would) while no request is active. Returns 1 after an error. */
+static int feed(void *parser, const uint8_t *in, size_t len, nw_buf *log, int *in_stdin)
 {
-    nw_buf_append(b, p, n);
-}
-
-#define ADD(b, ...)                                                                                \
-    do {                                                                                           \
-        static const uint8_t bytes_[] = {__VA_ARGS__};                                             \
-        add((b), bytes_, sizeof bytes_);                                                           \
-    } while (0)
-
-/* Feeds in[0..len) to p as one piece, appending a normalised log of the
- * events to log: consecutive STDIN chunks are merged, so any split of the
- * same input must give the same log. Accepts the first BEGIN (as the caller
- * would) while no request is active. Returns 1 after an error. */
-static int feed(fcgi_parser *p, const uint8_t *in, size_t len, nw_buf *log, int *in_stdin)
-{
+    fcgi_parser *p = parser;
     size_t off = 0;
     for (;;) {
         fcgi_event ev;
@@ -81,57 +72,13 @@ static int feed(fcgi_parser *p, const uint8_t *in, size_t len, nw_buf *log, int 
     }
 }
 
-/* Runs input split at the given cut points (sorted, within [0, len]). */
+/* For codec_check.h: a fresh parser fed in, cut at cuts. */
 static void run_split(const uint8_t *in, size_t len, const size_t *cuts, size_t ncuts, nw_buf *log)
 {
     fcgi_parser p;
-    int in_stdin = 0;
-    size_t start = 0;
     fcgi_parser_init(&p);
-    for (size_t i = 0; i <= ncuts; i++) {
-        size_t end = i < ncuts ? cuts[i] : len;
-        if (feed(&p, in + start, end - start, log, &in_stdin))
-            break;
-        start = end;
-    }
-    if (in_stdin)
-        nw_buf_appends(log, "\n");
+    feed_pieces(feed, &p, in, len, cuts, ncuts, log);
     fcgi_parser_free(&p);
-}
-
-static void run_whole(const uint8_t *in, size_t len, nw_buf *log)
-{
-    run_split(in, len, NULL, 0, log);
-}
-
-static void assert_same_log(const nw_buf *a, const nw_buf *b, const char *what, size_t at)
-{
-    cr_assert_eq(a->len, b->len, "%s at %zu: log length %zu vs %zu", what, at, a->len, b->len);
-    cr_assert(memcmp(nw_buf_head(a), nw_buf_head(b), a->len) == 0, "%s at %zu: logs differ", what,
-              at);
-}
-
-/* Every split of in into two pieces, and byte by byte, gives the same log
- * as the whole input at once. */
-static void assert_split_invariant(const uint8_t *in, size_t len)
-{
-    nw_buf whole = NW_BUF_INIT;
-    run_whole(in, len, &whole);
-    for (size_t cut = 0; cut <= len; cut++) {
-        nw_buf log = NW_BUF_INIT;
-        run_split(in, len, &cut, 1, &log);
-        assert_same_log(&whole, &log, "split", cut);
-        nw_buf_free(&log);
-    }
-    size_t *cuts = nw_xmalloc(len * sizeof *cuts);
-    for (size_t i = 0; i < len; i++)
-        cuts[i] = i + 1;
-    nw_buf log = NW_BUF_INIT;
-    run_split(in, len, cuts, len ? len - 1 : 0, &log);
-    assert_same_log(&whole, &log, "byte by byte", 0);
-    nw_buf_free(&log);
-    free(cuts);
-    nw_buf_free(&whole);
 }
 
 static fcgi_event parse1(fcgi_parser *p, const uint8_t *in, size_t len, size_t *off)
@@ -182,21 +129,6 @@ static void build_request(nw_buf *b, nw_buf *params)
     nw_buf_appends(b, "world");
     ADD(b, 0, 0, 0);
     ADD(b, 1, 5, 0, 1, 0, 0, 0, 0);
-}
-
-struct pairs {
-    int n;
-    char text[1024];
-};
-
-static int collect_pair(void *arg, const char *name, size_t nlen, const char *value, size_t vlen)
-{
-    struct pairs *c = arg;
-    size_t used = strlen(c->text);
-    snprintf(c->text + used, sizeof c->text - used, "%.*s=%.*s;", (int)nlen, name, (int)vlen,
-             value);
-    c->n++;
-    return 0;
 }
 
 Test(fastcgi, full_request_events)
@@ -279,7 +211,7 @@ Test(fastcgi, full_request_split_everywhere)
 
 Test(fastcgi, padding_on_every_kind_of_record)
 {
-    nw_buf in = NW_BUF_INIT, log = NW_BUF_INIT;
+    nw_buf in = NW_BUF_INIT;
     /* BEGIN with 8 bytes of padding, empty PARAMS padded, 1-byte STDIN with
      * 7 bytes of padding, empty STDIN with 255 bytes of padding. */
     ADD(&in, 1, 1, 0, 7, 0, 8, 8, 0, 0, 1, 0, 0, 0, 0, 0, 0);
@@ -289,13 +221,9 @@ Test(fastcgi, padding_on_every_kind_of_record)
     ADD(&in, 1, 5, 0, 7, 0, 0, 255, 0);
     for (int i = 0; i < 255; i++)
         nw_buf_appendc(&in, 1); /* would be a bad version if read as a header */
-    run_whole(nw_buf_head(&in), in.len, &log);
-    nw_buf_appendc(&log, 0);
-    cr_assert_str_eq((const char *)nw_buf_head(&log),
-                     "BEGIN 7 role=1 keep=0\nPARAMS 7 len=0:\nSTDIN 7:x\nSTDIN_END 7\n");
-    assert_split_invariant(nw_buf_head(&in), in.len);
+    assert_log(nw_buf_head(&in), in.len,
+               "BEGIN 7 role=1 keep=0\nPARAMS 7 len=0:\nSTDIN 7:x\nSTDIN_END 7\n");
     nw_buf_free(&in);
-    nw_buf_free(&log);
 }
 
 Test(fastcgi, get_values_and_answer)
@@ -357,13 +285,10 @@ Test(fastcgi, get_values_and_answer)
 
 Test(fastcgi, unknown_management_type)
 {
-    nw_buf in = NW_BUF_INIT, log = NW_BUF_INIT;
+    nw_buf in = NW_BUF_INIT;
     ADD(&in, 1, 42, 0, 0, 0, 3, 5, 0, 'a', 'b', 'c', 0, 0, 0, 0, 0);
     ADD(&in, 1, FCGI_ABORT_REQUEST, 0, 0, 0, 0, 0, 0);
-    run_whole(nw_buf_head(&in), in.len, &log);
-    nw_buf_appendc(&log, 0);
-    cr_assert_str_eq((const char *)nw_buf_head(&log), "UNKNOWN_TYPE 42\nUNKNOWN_TYPE 2\n");
-    assert_split_invariant(nw_buf_head(&in), in.len);
+    assert_log(nw_buf_head(&in), in.len, "UNKNOWN_TYPE 42\nUNKNOWN_TYPE 2\n");
 
     nw_buf out = NW_BUF_INIT;
     fcgi_encode_unknown_type(&out, 42);
@@ -372,26 +297,21 @@ Test(fastcgi, unknown_management_type)
     cr_assert(memcmp(nw_buf_head(&out), want, sizeof want) == 0);
     nw_buf_free(&out);
     nw_buf_free(&in);
-    nw_buf_free(&log);
 }
 
 Test(fastcgi, abort_active_request_only)
 {
-    nw_buf in = NW_BUF_INIT, log = NW_BUF_INIT;
+    nw_buf in = NW_BUF_INIT;
     ADD(&in, 1, 1, 0x01, 0x02, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0);
     ADD(&in, 1, 2, 0, 9, 0, 0, 0, 0);       /* abort for another id: ignored */
     ADD(&in, 1, 2, 0x01, 0x02, 0, 0, 0, 0); /* abort for the active one */
-    run_whole(nw_buf_head(&in), in.len, &log);
-    nw_buf_appendc(&log, 0);
-    cr_assert_str_eq((const char *)nw_buf_head(&log), "BEGIN 258 role=1 keep=0\nABORT 258\n");
-    assert_split_invariant(nw_buf_head(&in), in.len);
+    assert_log(nw_buf_head(&in), in.len, "BEGIN 258 role=1 keep=0\nABORT 258\n");
     nw_buf_free(&in);
-    nw_buf_free(&log);
 }
 
 Test(fastcgi, second_begin_reported_and_other_ids_ignored)
 {
-    nw_buf in = NW_BUF_INIT, log = NW_BUF_INIT;
+    nw_buf in = NW_BUF_INIT;
     ADD(&in, 1, 1, 0, 1, 0, 8, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0);
     /* A second BEGIN (authorizer) while 1 is active: reported, not accepted. */
     ADD(&in, 1, 1, 0, 2, 0, 8, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0);
@@ -405,16 +325,13 @@ Test(fastcgi, second_begin_reported_and_other_ids_ignored)
     ADD(&in, 1, 4, 0, 1, 0, 0, 0, 0);
     ADD(&in, 1, 5, 0, 1, 0, 2, 6, 0, 'o', 'k', 0, 0, 0, 0, 0, 0);
     ADD(&in, 1, 5, 0, 1, 0, 0, 0, 0);
-    run_whole(nw_buf_head(&in), in.len, &log);
-    nw_buf_appendc(&log, 0);
-    cr_assert_str_eq((const char *)nw_buf_head(&log), "BEGIN 1 role=1 keep=1\n"
-                                                       "BEGIN 2 role=2 keep=0\n"
-                                                       "PARAMS 1 len=0:\n"
-                                                       "STDIN 1:ok\n"
-                                                       "STDIN_END 1\n");
-    assert_split_invariant(nw_buf_head(&in), in.len);
+    assert_log(nw_buf_head(&in), in.len,
+               "BEGIN 1 role=1 keep=1\n"
+               "BEGIN 2 role=2 keep=0\n"
+               "PARAMS 1 len=0:\n"
+               "STDIN 1:ok\n"
+               "STDIN_END 1\n");
     nw_buf_free(&in);
-    nw_buf_free(&log);
 }
 
 Test(fastcgi, next_request_after_end)
@@ -440,21 +357,6 @@ Test(fastcgi, next_request_after_end)
 }
 
 /* ---- errors -------------------------------------------------------------- */
-
-static void assert_error(const uint8_t *in, size_t len, const char *why)
-{
-    nw_buf log = NW_BUF_INIT;
-    run_whole(in, len, &log);
-    nw_buf want = NW_BUF_INIT;
-    nw_buf_printf(&want, "ERROR %s\n", why);
-    /* The error is the last event. */
-    cr_assert_geq(log.len, want.len, "no error for %s", why);
-    cr_assert(memcmp(nw_buf_head(&log) + log.len - want.len, nw_buf_head(&want), want.len) == 0,
-              "wrong error for %s", why);
-    assert_split_invariant(in, len);
-    nw_buf_free(&want);
-    nw_buf_free(&log);
-}
 
 Test(fastcgi, error_bad_version_is_sticky)
 {
@@ -530,12 +432,6 @@ Test(fastcgi, error_params_stream_too_long)
 
 /* ---- fcgi_params_decode -------------------------------------------------- */
 
-static int count_pair(void *arg, const char *name, size_t nlen, const char *value, size_t vlen)
-{
-    (*(int *)arg)++;
-    return 0;
-}
-
 static void assert_decode_error(const uint8_t *d, size_t len, const char *why)
 {
     int n = 0;
@@ -594,11 +490,6 @@ Test(fastcgi, decode_pair_count_limit)
     ADD(&b, 0x01, 0x00, 'a');
     assert_decode_error(nw_buf_head(&b), b.len, "too many params");
     nw_buf_free(&b);
-}
-
-static int stop_at_second(void *arg, const char *name, size_t nlen, const char *value, size_t vlen)
-{
-    return ++*(int *)arg == 2 ? 7 : 0;
 }
 
 Test(fastcgi, decode_callback_stops)

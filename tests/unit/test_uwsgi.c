@@ -4,20 +4,10 @@
 #include <string.h>
 
 #include "buf.h"
+#include "codec_check.h"
 #include "proto_uwsgi.h"
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static void add(nw_buf *b, const void *p, size_t n)
-{
-    nw_buf_append(b, p, n);
-}
-
-#define ADD(b, ...)                                                                                \
-    do {                                                                                           \
-        static const uint8_t bytes_[] = {__VA_ARGS__};                                             \
-        add((b), bytes_, sizeof bytes_);                                                           \
-    } while (0)
 
 /* Appends one var from two C strings. */
 static void var(nw_buf *b, const char *key, const char *value)
@@ -33,11 +23,12 @@ static void request(nw_buf *b, const nw_buf *vars, const char *body)
     nw_buf_appends(b, body);
 }
 
-/* Feeds in[0..len) to p as one piece, appending a normalised log of the
- * events to log: consecutive BODY chunks are merged, so any split of the
- * same input must give the same log. Returns 1 after an error. */
-static int feed(uwsgi_parser *p, const uint8_t *in, size_t len, nw_buf *log, int *in_body)
+/* Feeds in[0..len) to the uwsgi_parser as one piece, appending a normalised
+ * log of the events to log: consecutive BODY chunks are merged, so any split
+ * of the same input must give the same log. Returns 1 after an error. */
+static int feed(void *parser, const uint8_t *in, size_t len, nw_buf *log, int *in_body)
 {
+    uwsgi_parser *p = parser;
     size_t off = 0;
     for (;;) {
         uwsgi_event ev;
@@ -80,67 +71,13 @@ static int feed(uwsgi_parser *p, const uint8_t *in, size_t len, nw_buf *log, int
     }
 }
 
-/* Runs input split at the given cut points (sorted, within [0, len]). */
+/* For codec_check.h: a fresh parser fed in, cut at cuts. */
 static void run_split(const uint8_t *in, size_t len, const size_t *cuts, size_t ncuts, nw_buf *log)
 {
     uwsgi_parser p;
-    int in_body = 0;
-    size_t start = 0;
     uwsgi_parser_init(&p);
-    for (size_t i = 0; i <= ncuts; i++) {
-        size_t end = i < ncuts ? cuts[i] : len;
-        if (feed(&p, in + start, end - start, log, &in_body))
-            break;
-        start = end;
-    }
-    if (in_body)
-        nw_buf_appends(log, "\n");
+    feed_pieces(feed, &p, in, len, cuts, ncuts, log);
     uwsgi_parser_free(&p);
-}
-
-static void run_whole(const uint8_t *in, size_t len, nw_buf *log)
-{
-    run_split(in, len, NULL, 0, log);
-}
-
-static void assert_same_log(const nw_buf *a, const nw_buf *b, const char *what, size_t at)
-{
-    cr_assert_eq(a->len, b->len, "%s at %zu: log length %zu vs %zu", what, at, a->len, b->len);
-    cr_assert(memcmp(nw_buf_head(a), nw_buf_head(b), a->len) == 0, "%s at %zu: logs differ", what,
-              at);
-}
-
-/* Every split of in into two pieces, and byte by byte, gives the same log
- * as the whole input at once. */
-static void assert_split_invariant(const uint8_t *in, size_t len)
-{
-    nw_buf whole = NW_BUF_INIT;
-    run_whole(in, len, &whole);
-    for (size_t cut = 0; cut <= len; cut++) {
-        nw_buf log = NW_BUF_INIT;
-        run_split(in, len, &cut, 1, &log);
-        assert_same_log(&whole, &log, "split", cut);
-        nw_buf_free(&log);
-    }
-    size_t *cuts = nw_xmalloc(len * sizeof *cuts);
-    for (size_t i = 0; i < len; i++)
-        cuts[i] = i + 1;
-    nw_buf log = NW_BUF_INIT;
-    run_split(in, len, cuts, len ? len - 1 : 0, &log);
-    assert_same_log(&whole, &log, "byte by byte", 0);
-    nw_buf_free(&log);
-    free(cuts);
-    nw_buf_free(&whole);
-}
-
-static void assert_log(const uint8_t *in, size_t len, const char *want)
-{
-    nw_buf log = NW_BUF_INIT;
-    run_whole(in, len, &log);
-    nw_buf_appendc(&log, 0);
-    cr_assert_str_eq((const char *)nw_buf_head(&log), want);
-    nw_buf_free(&log);
-    assert_split_invariant(in, len);
 }
 
 static uwsgi_event parse1(uwsgi_parser *p, const uint8_t *in, size_t len, size_t *off)
@@ -148,21 +85,6 @@ static uwsgi_event parse1(uwsgi_parser *p, const uint8_t *in, size_t len, size_t
     uwsgi_event ev;
     *off += uwsgi_parse(p, in + *off, len - *off, &ev);
     return ev;
-}
-
-struct pairs {
-    int n;
-    char text[1024];
-};
-
-static int collect_pair(void *arg, const char *key, size_t klen, const char *value, size_t vlen)
-{
-    struct pairs *c = arg;
-    size_t used = strlen(c->text);
-    snprintf(c->text + used, sizeof c->text - used, "%.*s=%.*s;", (int)klen, key, (int)vlen,
-             value);
-    c->n++;
-    return 0;
 }
 
 /* ---- a full request ------------------------------------------------------ */
@@ -380,21 +302,6 @@ Test(uwsgi, modifier2_reported)
 
 /* ---- errors -------------------------------------------------------------- */
 
-static void assert_error(const uint8_t *in, size_t len, const char *why)
-{
-    nw_buf log = NW_BUF_INIT;
-    run_whole(in, len, &log);
-    nw_buf want = NW_BUF_INIT;
-    nw_buf_printf(&want, "ERROR %s\n", why);
-    /* The error is the last event. */
-    cr_assert_geq(log.len, want.len, "no error for %s", why);
-    cr_assert(memcmp(nw_buf_head(&log) + log.len - want.len, nw_buf_head(&want), want.len) == 0,
-              "wrong error for %s", why);
-    assert_split_invariant(in, len);
-    nw_buf_free(&want);
-    nw_buf_free(&log);
-}
-
 /* The vars block is reported only once it is known good: an error must be
  * the first and only event. */
 static void assert_vars_error(const nw_buf *vars, const char *why)
@@ -591,12 +498,6 @@ Test(uwsgi, vars_error_is_sticky)
 
 /* ---- uwsgi_vars_decode --------------------------------------------------- */
 
-static int count_pair(void *arg, const char *key, size_t klen, const char *value, size_t vlen)
-{
-    (*(int *)arg)++;
-    return 0;
-}
-
 static void assert_decode_error(const uint8_t *d, size_t len, const char *why)
 {
     int n = 0;
@@ -663,11 +564,6 @@ Test(uwsgi, parser_pair_count_limit)
     uwsgi_parser_free(&p);
     nw_buf_free(&v);
     nw_buf_free(&in);
-}
-
-static int stop_at_second(void *arg, const char *key, size_t klen, const char *value, size_t vlen)
-{
-    return ++*(int *)arg == 2 ? 7 : 0;
 }
 
 Test(uwsgi, decode_callback_stops)
