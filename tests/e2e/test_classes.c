@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -499,4 +500,57 @@ Test(classes, seed_config_serves_with_cli_overrides, .timeout = 60)
               text ? text : "");
 
     cr_assert(h_exited_with(h_stop(nw.pid, SIGTERM, 10000), 0), "TERM:\n%s", h_tail(elog));
+}
+
+/* ---- streaming -------------------------------------------------------------------- */
+
+/* What a handler writes before it waits reaches the client before the wait
+ * ends (nginx with fastcgi_buffering off): classapp:stream writes "first",
+ * sleeps 1.5 s, writes "second". */
+ParameterizedTestParameters(classes, streaming_reaches_client_before_wait_ends)
+{
+    return cr_make_param_array(h_wclass, h_all_classes, H_NCLASSES);
+}
+
+ParameterizedTest(h_wclass *wc, classes, streaming_reaches_client_before_wait_ends, .timeout = 60)
+{
+    h_narwhal nw = h_narwhal_serve("-w", "1", "-k", wc->name, "--threads", wc->threads,
+                                   classapp("stream"), NULL);
+    h_nginx ng = h_nginx_start_server(h_fmt("        location / {\n"
+                                            "            include fastcgi_params;\n"
+                                            "            fastcgi_buffering off;\n"
+                                            "            fastcgi_pass 127.0.0.1:%d;\n"
+                                            "        }\n",
+                                            nw.port));
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ng.port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert(connect(fd, (struct sockaddr *)&sin, sizeof sin) == 0);
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    const char *req = "GET /s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    cr_assert(write(fd, req, strlen(req)) == (ssize_t)strlen(req));
+    long t0 = h_now_ms(), first_ms = -1;
+    char buf[8192];
+    size_t have = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf + have, sizeof buf - 1 - have);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+        buf[have] = 0;
+        if (first_ms < 0 && strstr(buf, "first\n"))
+            first_ms = h_now_ms() - t0;
+        if (have >= sizeof buf - 1)
+            break;
+    }
+    long total_ms = h_now_ms() - t0;
+    close(fd);
+    cr_assert(strstr(buf, "200 OK") != NULL, "-k %s: response: %s", wc->name, buf);
+    cr_assert(first_ms >= 0, "-k %s: no \"first\" line: %s", wc->name, buf);
+    cr_expect(first_ms < 1000, "-k %s: \"first\" arrived after %ld ms, not before the 1.5 s wait",
+              wc->name, first_ms);
+    cr_expect(strstr(buf, "second\n") != NULL, "-k %s: no \"second\" line: %s", wc->name, buf);
+    cr_expect(total_ms >= 1400, "-k %s: the whole response took only %ld ms", wc->name, total_ms);
 }
