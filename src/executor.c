@@ -160,13 +160,14 @@ static void coro_entry(void *arg)
 }
 
 /* Runs the connection's coroutine until it yields or ends. The request slot
- * shows the request that holds the loop, so a handler that never yields is
- * named when the master kills its worker. */
+ * shows the request that holds the loop since when, so a handler that does
+ * not yield for longer than `timeout` is named when the master kills its
+ * worker (waiting coroutines never count: their deadlines are their own). */
 static void coro_step(nw_conn *c)
 {
     nw_tslot *t = &c->w->tslots[0];
     tslot_begin(t, nw_param(c->req, "REQUEST_METHOD"), nw_param(c->req, "REQUEST_URI"),
-                c->req->start_ms);
+                nw_now_ms());
     int done = coro_resume(c->co);
     tslot_end(t);
     if (done) {

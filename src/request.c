@@ -554,6 +554,10 @@ void request_run(nw_request *r)
         if (c->proto == CONN_PROTO_FASTCGI)
             fcgi_encode_stream(&c->out, FCGI_STDOUT, r->id, NULL, 0);
     }
+    /* The handler is done: what is left is bounded by the drain deadline,
+     * not the master's watch. */
+    if (t)
+        tslot_end(t);
     if (!r->failed) {
         /* uwsgi ends the response by closing the connection (keep_conn 0). */
         if (c->proto == CONN_PROTO_FASTCGI)
@@ -563,7 +567,5 @@ void request_run(nw_request *r)
         if (conn_flush_wait(c, drain) < 0)
             r->failed = 1;
     }
-    if (t)
-        tslot_end(t);
     log_request(r);
 }
