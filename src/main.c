@@ -159,10 +159,21 @@ static char *self_exe(const char *argv0)
     return found;
 }
 
+/* Closes what was bound; a master started by USR2 leaves the unix socket
+ * files to the old master, which still serves on them. */
+static void close_listeners(nw_listener *ls, int n, int unlink_paths)
+{
+    for (int i = 0; i < n; i++)
+        listener_close(&ls[i], unlink_paths);
+    free(ls);
+}
+
 int main(int argc, char **argv)
 {
     nw_settings s;
     int rc = settings_load(&s, argc, argv, getenv("NARWHAL_CMD_ARGS"), stdout, stderr);
+    /* Before any chdir: a relative argv[0] names the binary from here. */
+    char *exe = rc == 0 ? self_exe(argv[0]) : NULL;
     if (rc == 2) {
         settings_free(&s);
         return 0;
@@ -271,9 +282,7 @@ int main(int argc, char **argv)
         }
         if (listener_open(&ls[i], s.bind.v[i], s.backlog) < 0 ||
             listener_chown(&ls[i], id.uid, id.gid) < 0) {
-            for (int j = 0; j < i; j++)
-                listener_close(&ls[j], 1);
-            free(ls);
+            close_listeners(ls, i, !parent);
             settings_free(&s);
             return 1;
         }
@@ -283,9 +292,7 @@ int main(int argc, char **argv)
         char err[512];
         if (app_preload(s.app, err, sizeof err) < 0) {
             fprintf(stderr, "narwhal: preload_app: %s\n", err);
-            for (int j = 0; j < nls; j++)
-                listener_close(&ls[j], 1);
-            free(ls);
+            close_listeners(ls, nls, !parent);
             settings_free(&s);
             return 1;
         }
@@ -305,8 +312,9 @@ int main(int argc, char **argv)
     if (s.pidfile && !pidfile)
         pidfile = nw_xstrdup(s.pidfile);
     if (pidfile && write_pidfile(pidfile) < 0) {
-        for (int j = 0; j < nls; j++)
-            listener_close(&ls[j], 1);
+        close_listeners(ls, nls, !parent);
+        free(pidfile);
+        settings_free(&s);
         return 1;
     }
     if (ready_fd >= 0) {
@@ -314,7 +322,7 @@ int main(int argc, char **argv)
         (void)w;
         close(ready_fd);
     }
-    nw_cmdline cmd = {argc, argv, getenv("NARWHAL_CMD_ARGS"), self_exe(argv[0]), parent, pidfile};
+    nw_cmdline cmd = {argc, argv, getenv("NARWHAL_CMD_ARGS"), exe, parent, pidfile};
     rc = arbiter_run(&s, &cmd, ls, nls, id);
     if (cmd.pidfile)
         remove_pidfile(cmd.pidfile);
