@@ -13,6 +13,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <grp.h>
+#include <pwd.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -250,6 +252,60 @@ Test(e2e, workers_are_supervised, .timeout = 60)
     cr_assert(replaced, "the killed worker %ld was not replaced (%d workers):\n%s", (long)victim,
               n, h_tail(nw.log));
     assert_status(h_get(ng.port, "/"), 200, nw.log);
+}
+
+/* The uid and gid a process runs as (from /proc), -1 if unknown. */
+static void proc_ids(pid_t pid, long *uid, long *gid)
+{
+    char *status = h_read_file(h_fmt("/proc/%ld/status", (long)pid), NULL);
+    *uid = *gid = -1;
+    const char *u = status ? strstr(status, "\nUid:") : NULL;
+    const char *g = status ? strstr(status, "\nGid:") : NULL;
+    if (u)
+        *uid = strtol(u + 5, NULL, 10);
+    if (g)
+        *gid = strtol(g + 5, NULL, 10);
+    free(status);
+}
+
+Test(e2e, user_and_group_drop_privileges_in_workers, .timeout = 60)
+{
+    if (getuid() != 0)
+        cr_skip_test("needs root to switch users");
+    struct passwd *pw = getpwnam("nobody");
+    struct group *gr = getgrnam("nogroup");
+    if (!pw || !gr)
+        cr_skip_test("no user nobody / group nogroup here");
+    /* The app where nobody can read it: a 0755 directory outside the test's
+     * private one. */
+    char dir[] = "/tmp/nw-e2e-app-XXXXXX";
+    cr_assert(mkdtemp(dir) != NULL);
+    cr_assert(chmod(dir, 0755) == 0);
+    char *app = h_fmt("%s/hello.so", dir);
+    size_t len;
+    char *so = h_read_file(h_example("hello.so"), &len);
+    cr_assert(so != NULL);
+    FILE *f = fopen(app, "wb");
+    cr_assert(f && fwrite(so, 1, len, f) == len && fclose(f) == 0);
+    free(so);
+    chmod(app, 0755);
+
+    serve_tcp(nw, ng, "-w", "1", "-u", "nobody", "-g", "nogroup", app);
+    pid_t kids[2];
+    int n = h_wait_children(nw.pid, kids, 2, 1, 10000);
+    cr_assert_eq(n, 1, "no worker:\n%s", h_tail(nw.log));
+    assert_status(h_get(ng.port, "/"), 200, nw.log);
+    long uid, gid, muid, mgid;
+    proc_ids(kids[0], &uid, &gid);
+    proc_ids(nw.pid, &muid, &mgid);
+    cr_expect_eq(uid, (long)pw->pw_uid, "worker runs as uid %ld, not nobody (%ld)", uid,
+                 (long)pw->pw_uid);
+    cr_expect_eq(gid, (long)gr->gr_gid, "worker runs as gid %ld, not nogroup (%ld)", gid,
+                 (long)gr->gr_gid);
+    cr_expect_eq(muid, 0, "the master should stay root (it binds and reopens logs)");
+    h_stop(nw.pid, SIGTERM, 10000);
+    unlink(app);
+    rmdir(dir);
 }
 
 Test(e2e, int_stops_quickly, .timeout = 60)
