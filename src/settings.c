@@ -1,6 +1,7 @@
 /*
- * settings.c - every setting is one row of settings[]; the CLI parser, the
- * config file parser, --help, --print-config and validation all walk it.
+ * settings.c - every setting is one row of settings_table[]; the CLI parser
+ * and --help (settings_cli.c), the config file parser and --print-config
+ * (settings_file.c) and validation all walk it.
  *
  * Values arrive as text from three sources (file, NARWHAL_CMD_ARGS, argv).
  * Each source is first collected as (row, text, where) entries, then the
@@ -13,13 +14,10 @@
  */
 #include "settings.h"
 
-#include <confuse.h>
 #include <ctype.h>
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,39 +25,7 @@
 
 #include "log.h"
 #include "narwhal.h"
-
-enum type { T_INT, T_BOOL, T_STR, T_LIST, T_ENUM, T_UMASK, T_ACTION };
-
-enum {
-    F_CLI_ONLY = 1 << 0, /* no config file key */
-    F_NONEMPTY = 1 << 1, /* strings: "" is rejected */
-};
-
-struct choice {
-    const char *name;
-    int value;
-};
-
-typedef int (*check_fn)(const char *v, char *err, size_t errlen);
-
-struct setting {
-    const char *name;      /* config file key (or the CLI-only setting's name) */
-    const char *key_alias; /* second file key, e.g. gunicorn's wsgi_app */
-    int short_flag;        /* 0 = none */
-    const char *long_flag; /* NULL = none (the positional APP) */
-    const char *long_alias;
-    enum type type;
-    size_t off;      /* into nw_settings */
-    const char *def; /* default, as text through the same converter; NULL = unset */
-    long min, max;
-    const struct choice *choices;
-    check_fn check; /* strings and list items */
-    const char *metavar;
-    const char *help;
-    unsigned flags;
-};
-
-#define OFF(f) offsetof(nw_settings, f)
+#include "settings_priv.h"
 
 static const struct choice loglevels[] = {
     {"debug", NW_LOG_DEBUG}, {"info", NW_LOG_INFO},         {"warning", NW_LOG_WARNING},
@@ -88,12 +54,11 @@ static const struct choice stop_signals[] = {
     {"HUP", SIGHUP},   {"USR2", SIGUSR2}, {"WINCH", SIGWINCH}, {NULL, 0},
 };
 
-static const struct setting *row_by_key(const char *key);
 static int check_bind(const char *v, char *err, size_t errlen);
 static int check_env(const char *v, char *err, size_t errlen);
 static int check_access_format(const char *v, char *err, size_t errlen);
 
-static const struct setting settings[] = {
+const struct setting settings_table[] = {
     {"config", NULL, 'c', "config", NULL, T_STR, OFF(config), NULL, 0, 0, NULL, NULL, "FILE",
      "read settings from FILE (gunicorn.conf syntax)", F_CLI_ONLY | F_NONEMPTY},
     {"bind", NULL, 'b', "bind", NULL, T_LIST, OFF(bind), "127.0.0.1:5000", 0, 0, NULL, check_bind,
@@ -187,51 +152,16 @@ static const struct setting settings[] = {
      "the app: path/to/app.so[:symbol]", F_NONEMPTY},
 };
 
-#define NSETTINGS (sizeof settings / sizeof settings[0])
-#define ROW_APP (&settings[NSETTINGS - 1])
-#define ENV_NAME "NARWHAL_CMD_ARGS"
-
+_Static_assert(sizeof settings_table / sizeof settings_table[0] == NSETTINGS,
+               "NSETTINGS in settings_priv.h is the number of rows");
 _Static_assert(sizeof(nw_worker_class) == sizeof(int), "enum settings are stored as int");
 _Static_assert(sizeof(nw_protocol) == sizeof(int), "enum settings are stored as int");
 
 /* ---- small helpers ---------------------------------------------------------- */
 
-static void *xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n ? n : 1);
-    if (!p)
-        abort();
-    return p;
-}
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    if (!d)
-        abort();
-    return d;
-}
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-    va_list ap;
-    char *s;
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        abort();
-    va_end(ap);
-    return s;
-}
-
 static void *field(nw_settings *s, const struct setting *r)
 {
     return (char *)s + r->off;
-}
-
-static const void *cfield(const nw_settings *s, const struct setting *r)
-{
-    return (const char *)s + r->off;
 }
 
 static void strlist_add(nw_strlist *l, const char *v)
@@ -247,14 +177,6 @@ static void strlist_clear(nw_strlist *l)
     free(l->v);
     l->v = NULL;
     l->n = 0;
-}
-
-static const char *choice_name(const struct choice *c, int value)
-{
-    for (; c->name; c++)
-        if (c->value == value)
-            return c->name;
-    return "?";
 }
 
 /* ---- converters: text -> field, one per type -------------------------------- */
@@ -426,18 +348,7 @@ static int check_access_format(const char *v, char *err, size_t errlen)
 
 /* ---- sources: (row, text, where) entries --------------------------------- */
 
-struct entry {
-    const struct setting *row;
-    char *val;   /* NULL: a list set to empty */
-    char *where; /* for messages: "--timeout", "gunicorn.conf:7: workers" */
-};
-
-struct source {
-    struct entry *v;
-    size_t n;
-};
-
-static void source_add(struct source *src, const struct setting *r, const char *val, char *where)
+void settings_source_add(struct source *src, const struct setting *r, const char *val, char *where)
 {
     src->v = xrealloc(src->v, (src->n + 1) * sizeof *src->v);
     src->v[src->n++] = (struct entry){r, val ? xstrdup(val) : NULL, where};
@@ -465,7 +376,7 @@ static int source_apply(const struct source *src, nw_settings *s, FILE *err)
 
     for (size_t i = 0; i < src->n; i++) {
         const struct entry *e = &src->v[i];
-        size_t idx = (size_t)(e->row - settings);
+        size_t idx = (size_t)(e->row - settings_table);
         if (e->row->type == T_LIST && !touched[idx])
             strlist_clear(field(s, e->row));
         touched[idx] = true;
@@ -485,7 +396,7 @@ static void apply_defaults(nw_settings *s)
     const char *wc = getenv("WEB_CONCURRENCY");
 
     for (size_t i = 0; i < NSETTINGS; i++) {
-        const struct setting *r = &settings[i];
+        const struct setting *r = &settings_table[i];
         if (r->def && convert(r, r->def, s, msg, sizeof msg) < 0)
             abort(); /* a bad default in the table */
         if (r->off == OFF(workers) && wc && convert(r, wc, s, msg, sizeof msg) < 0)
@@ -493,395 +404,14 @@ static void apply_defaults(nw_settings *s)
     }
 }
 
-/* ---- command line ------------------------------------------------------------ */
-
-static int flag_val(size_t i)
-{
-    return settings[i].short_flag ? settings[i].short_flag : 256 + (int)i;
-}
-
-static const struct setting *row_by_val(int val)
+const struct setting *settings_row_by_key(const char *key)
 {
     for (size_t i = 0; i < NSETTINGS; i++)
-        if (settings[i].long_flag && flag_val(i) == val)
-            return &settings[i];
+        if (!(settings_table[i].flags & F_CLI_ONLY) &&
+            (strcmp(settings_table[i].name, key) == 0 ||
+             (settings_table[i].key_alias && strcmp(settings_table[i].key_alias, key) == 0)))
+            return &settings_table[i];
     return NULL;
-}
-
-static int has_arg(const struct setting *r)
-{
-    return r->type == T_BOOL || r->type == T_ACTION ? no_argument : required_argument;
-}
-
-static void build_getopt(struct option *lo, char *so)
-{
-    size_t n = 0, k = 0;
-    so[k++] = '-'; /* non-options in order, as code 1: no permuting */
-    so[k++] = ':'; /* we print the errors */
-    for (size_t i = 0; i < NSETTINGS; i++) {
-        const struct setting *r = &settings[i];
-        if (!r->long_flag)
-            continue;
-        lo[n++] = (struct option){r->long_flag, has_arg(r), NULL, flag_val(i)};
-        if (r->long_alias)
-            lo[n++] = (struct option){r->long_alias, has_arg(r), NULL, flag_val(i)};
-        if (r->short_flag) {
-            so[k++] = (char)r->short_flag;
-            if (has_arg(r) == required_argument)
-                so[k++] = ':';
-        }
-    }
-    lo[n] = (struct option){NULL, 0, NULL, 0};
-    so[k] = '\0';
-}
-
-/* The option getopt_long just failed on, as the user wrote it: "--log-file",
- * "-t". getopt does not say whether it was long or short, so look. */
-static char *bad_flag_name(char **argv, const struct option *lo)
-{
-    const char *a = optind > 0 ? argv[optind - 1] : "";
-    size_t len = strcspn(a, "=");
-
-    if (strncmp(a, "--", 2) == 0 && len > 2) {
-        if (optopt == 0)
-            return xasprintf("%.*s", (int)len, a);
-        for (const struct option *o = lo; o->name; o++)
-            if (o->val == optopt && strncmp(o->name, a + 2, len - 2) == 0)
-                return xasprintf("%.*s", (int)len, a);
-    }
-    return xasprintf("-%c", optopt);
-}
-
-/* Collects the options in argv into src. prefix names the source in
- * messages ("" for argv). *action is set to the first --help/--version row. */
-static int parse_args(int argc, char **argv, const char *prefix, struct source *src,
-                      const struct setting **action, FILE *err)
-{
-    struct option lo[2 * NSETTINGS + 1];
-    char so[3 * NSETTINGS + 3];
-    int c, longindex, rc = 0;
-    const char *app = NULL;
-    bool exec_given = false;
-
-    if (argc < 1)
-        return 0;
-    build_getopt(lo, so);
-    optind = 0; /* glibc: reinitialize, argv is a different vector */
-    opterr = 0;
-    for (bool stop = false;;) {
-        const char *arg;
-        longindex = -1;
-        c = stop ? -1 : getopt_long(argc, argv, so, lo, &longindex);
-        if (c == -1) {
-            if (optind >= argc)
-                break;
-            arg = argv[optind++]; /* after "--"; getopt is done with argv */
-            stop = true;
-        } else if (c == 1) {
-            arg = optarg;
-        } else if (c == '?' || c == ':') {
-            const struct setting *r = row_by_val(optopt);
-            char *name = bad_flag_name(argv, lo);
-            if (!r || (c == '?' && has_arg(r) == required_argument))
-                fprintf(err, "narwhal: %sunknown option '%s'\n", prefix, name);
-            else if (c == ':')
-                fprintf(err, "narwhal: %s%s: requires a value\n", prefix, name);
-            else
-                fprintf(err, "narwhal: %s%s: takes no value\n", prefix, name);
-            free(name);
-            rc = -1;
-            continue;
-        } else {
-            const struct setting *r = row_by_val(c);
-            if (r->off == OFF(exec) && r->type == T_STR)
-                exec_given = true;
-            if (r->type == T_ACTION) {
-                if (!*action)
-                    *action = r;
-            } else if (longindex >= 0) {
-                source_add(src, r, optarg ? optarg : "true",
-                           xasprintf("%s--%s", prefix, lo[longindex].name));
-            } else {
-                source_add(src, r, optarg ? optarg : "true", xasprintf("%s-%c", prefix, c));
-            }
-            continue;
-        }
-        /* a positional argument; after "--" with --exec, the program's */
-        if (stop && exec_given) {
-            source_add(src, row_by_key("exec_args"), arg, xasprintf("%s-- %s", prefix, arg));
-            continue;
-        }
-        if (app) {
-            fprintf(err, "narwhal: %sunexpected argument '%s' (APP is already '%s')\n", prefix, arg,
-                    app);
-            rc = -1;
-            continue;
-        }
-        app = arg;
-    }
-    if (app)
-        source_add(src, ROW_APP, app, xasprintf("%sAPP", prefix));
-    return rc;
-}
-
-/* Splits s into words like a shell: blanks separate, '...' is literal,
- * "..." allows \" \\ \$ \`, a backslash outside quotes escapes any char. */
-static int split_words(const char *s, char ***words, int *nwords, FILE *err)
-{
-    size_t cap = strlen(s) + 1, k;
-    char *buf = xrealloc(NULL, cap);
-    char **v = NULL;
-    int n = 0;
-
-    while (*s) {
-        bool word = false;
-        while (*s == ' ' || *s == '\t' || *s == '\n')
-            s++;
-        k = 0;
-        while (*s && *s != ' ' && *s != '\t' && *s != '\n') {
-            char q = *s;
-            word = true;
-            if (q == '\'' || q == '"') {
-                s++;
-                while (*s && *s != q) {
-                    if (q == '"' && *s == '\\' && s[1] && strchr("\"\\$`", s[1]))
-                        s++;
-                    buf[k++] = *s++;
-                }
-                if (!*s) {
-                    fprintf(err, "narwhal: %s: unterminated %s quote\n", ENV_NAME,
-                            q == '"' ? "double" : "single");
-                    for (int i = 0; i < n; i++)
-                        free(v[i]);
-                    free(v);
-                    free(buf);
-                    return -1;
-                }
-                s++;
-            } else {
-                if (q == '\\' && s[1])
-                    s++;
-                buf[k++] = *s++;
-            }
-        }
-        if (word) {
-            v = xrealloc(v, (size_t)(n + 1) * sizeof *v);
-            v[n] = xrealloc(NULL, k + 1);
-            memcpy(v[n], buf, k);
-            v[n++][k] = '\0';
-        }
-    }
-    free(buf);
-    *words = v;
-    *nwords = n;
-    return 0;
-}
-
-/* ---- config file ------------------------------------------------------------ */
-
-/* What the file gave one row: its values with the line of each. */
-struct file_row {
-    cfg_opt_t *opt; /* the key last assigned (app or wsgi_app) */
-    char **vals;
-    int *lines;
-    size_t n;
-};
-
-/* libconfuse's callbacks carry no user pointer; parsing is single-threaded. */
-static struct file_row *file_rows;
-static FILE *file_err;
-
-static const struct setting *row_by_key(const char *key)
-{
-    for (size_t i = 0; i < NSETTINGS; i++)
-        if (!(settings[i].flags & F_CLI_ONLY) &&
-            (strcmp(settings[i].name, key) == 0 ||
-             (settings[i].key_alias && strcmp(settings[i].key_alias, key) == 0)))
-            return &settings[i];
-    return NULL;
-}
-
-/* Brings fr up to date with opt's values; a value not seen before gets the
- * current line. */
-static void file_row_sync(struct file_row *fr, cfg_opt_t *opt, int line)
-{
-    size_t n = cfg_opt_size(opt);
-    char **vals = xrealloc(NULL, n * sizeof *vals);
-    int *lines = xrealloc(NULL, n * sizeof *lines);
-
-    for (size_t i = 0; i < n; i++) {
-        const char *v = cfg_opt_getnstr(opt, (unsigned)i);
-        vals[i] = xstrdup(v ? v : "");
-        lines[i] = i < fr->n && strcmp(fr->vals[i], vals[i]) == 0 ? fr->lines[i] : line;
-    }
-    for (size_t i = 0; i < fr->n; i++)
-        free(fr->vals[i]);
-    free(fr->vals);
-    free(fr->lines);
-    fr->vals = vals;
-    fr->lines = lines;
-    fr->n = n;
-    fr->opt = opt;
-}
-
-static int file_validate(cfg_t *cfg, cfg_opt_t *opt)
-{
-    const struct setting *r = row_by_key(opt->name);
-    if (r)
-        file_row_sync(&file_rows[r - settings], opt, cfg->line);
-    return 0;
-}
-
-static void file_error(cfg_t *cfg, const char *fmt, va_list ap)
-{
-    char msg[512];
-    if (strcmp(fmt, "no such option '%s'") == 0)
-        snprintf(msg, sizeof msg, "unknown setting '%s'", va_arg(ap, const char *));
-    else
-        vsnprintf(msg, sizeof msg, fmt, ap);
-    fprintf(file_err, "narwhal: %s:%d: %s\n", cfg->filename, cfg->line, msg);
-}
-
-/* libconfuse 3.3 counts a line three times when it ends a # or // comment
- * (and twice inside a multi-line comment), so its line numbers drift after
- * the first comment. Blanking the comments before it sees them keeps
- * cfg->line right. Quoted strings are skipped exactly as its lexer does. */
-static void blank_comments(char *p)
-{
-    while (*p) {
-        if (*p == '"' || *p == '\'') {
-            char q = *p++;
-            while (*p && *p != q)
-                p += p[0] == '\\' && p[1] ? 2 : 1;
-            if (*p)
-                p++;
-        } else if (p[0] == '$' && p[1] == '{') {
-            while (*p && *p != '}')
-                p++;
-        } else if (*p == '#' || (p[0] == '/' && p[1] == '/')) {
-            while (*p && *p != '\n')
-                *p++ = ' ';
-        } else if (p[0] == '/' && p[1] == '*') {
-            while (*p && !(p[0] == '*' && p[1] == '/'))
-                if (*p != '\n')
-                    *p++ = ' ';
-                else
-                    p++;
-            if (*p)
-                p[0] = p[1] = ' ', p += 2;
-        } else {
-            p++;
-        }
-    }
-}
-
-static char *read_file(const char *path, FILE *err)
-{
-    FILE *f = fopen(path, "r");
-    char *buf = NULL;
-    size_t len = 0, cap = 0, got;
-
-    if (!f) {
-        fprintf(err, "narwhal: cannot read %s: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    do {
-        if (cap - len < 4096)
-            buf = xrealloc(buf, cap = cap * 2 + 4096);
-        got = fread(buf + len, 1, cap - len - 1, f);
-        len += got;
-    } while (got > 0);
-    if (ferror(f)) {
-        fprintf(err, "narwhal: cannot read %s: %s\n", path, strerror(errno));
-        free(buf);
-        fclose(f);
-        return NULL;
-    }
-    fclose(f);
-    buf[len] = '\0';
-    if (strlen(buf) != len) {
-        fprintf(err, "narwhal: %s: contains a NUL byte\n", path);
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
-static int parse_file(const char *path, struct source *src, FILE *err)
-{
-    cfg_opt_t opts[2 * NSETTINGS + 1];
-    struct file_row rows[NSETTINGS];
-    size_t n = 0;
-    int rc = -1;
-    cfg_t *cfg = NULL;
-    FILE *fp = NULL;
-    char *text = read_file(path, err);
-
-    if (!text)
-        return -1;
-    memset(rows, 0, sizeof rows);
-    memset(opts, 0, sizeof opts);
-    for (size_t i = 0; i < NSETTINGS; i++) {
-        const struct setting *r = &settings[i];
-        const char *keys[2] = {r->name, r->key_alias};
-        if (r->flags & F_CLI_ONLY)
-            continue;
-        for (size_t k = 0; k < 2 && keys[k]; k++) {
-            opts[n].name = keys[k];
-            opts[n].type = CFGT_STR;
-            opts[n].flags = r->type == T_LIST ? CFGF_LIST : CFGF_NONE;
-            opts[n].validcb = file_validate;
-            n++;
-        }
-    }
-    /* opts[n] stays zeroed: CFG_END() */
-
-    blank_comments(text);
-    if (!*text) { /* fmemopen may refuse an empty buffer */
-        free(text);
-        return 0;
-    }
-    fp = fmemopen(text, strlen(text), "r");
-    cfg = cfg_init(opts, CFGF_NONE);
-    if (!fp || !cfg)
-        abort();
-    /* cfg_parse_fp keeps a filename already set: messages name the real file */
-    free(cfg->filename);
-    cfg->filename = xstrdup(path);
-    cfg_set_error_function(cfg, file_error);
-    file_rows = rows;
-    file_err = err;
-    if (cfg_parse_fp(cfg, fp) != CFG_SUCCESS)
-        goto out;
-
-    /* The final values are libconfuse's; the callbacks only gave lines.
-     * (An empty list, `raw_env = {}`, calls no callback at all.) */
-    for (size_t i = 0; i < n; i++) {
-        cfg_opt_t *opt = cfg_getopt(cfg, opts[i].name);
-        const struct setting *r = row_by_key(opts[i].name);
-        struct file_row *fr = &rows[r - settings];
-        if (!(opt->flags & CFGF_MODIFIED) || (fr->opt && fr->opt != opt))
-            continue;
-        file_row_sync(fr, opt, cfg->line);
-        if (fr->n == 0)
-            source_add(src, r, NULL, xasprintf("%s: %s", path, opt->name));
-        for (size_t k = 0; k < fr->n; k++)
-            source_add(src, r, fr->vals[k], xasprintf("%s:%d: %s", path, fr->lines[k], opt->name));
-    }
-    rc = 0;
-out:
-    file_rows = NULL;
-    file_err = NULL;
-    for (size_t i = 0; i < NSETTINGS; i++) {
-        for (size_t k = 0; k < rows[i].n; k++)
-            free(rows[i].vals[k]);
-        free(rows[i].vals);
-        free(rows[i].lines);
-    }
-    cfg_free(cfg);
-    fclose(fp);
-    free(text);
-    return rc;
 }
 
 /* ---- the entry points ---------------------------------------------------------- */
@@ -905,17 +435,17 @@ int settings_load(nw_settings *s, int argc, char **argv, const char *env_args, F
     memset(s, 0, sizeof *s);
     apply_defaults(s);
 
-    if (env_args && split_words(env_args, &words, &nwords, err) < 0)
+    if (env_args && settings_split_words(env_args, &words, &nwords, err) < 0)
         return 1;
     if (nwords > 0) {
         char **eargv = xrealloc(NULL, (size_t)(nwords + 2) * sizeof *eargv);
         eargv[0] = (char *)"narwhal";
         memcpy(eargv + 1, words, (size_t)nwords * sizeof *words);
         eargv[nwords + 1] = NULL;
-        bad |= parse_args(nwords + 1, eargv, ENV_NAME ": ", &env, &action, err);
+        bad |= settings_parse_args(nwords + 1, eargv, ENV_NAME ": ", &env, &action, err);
         free(eargv);
     }
-    bad |= parse_args(argc, argv, "", &cli, &action, err);
+    bad |= settings_parse_args(argc, argv, "", &cli, &action, err);
     if (bad)
         goto out;
     if (action) {
@@ -927,10 +457,10 @@ int settings_load(nw_settings *s, int argc, char **argv, const char *env_args, F
         goto out;
     }
 
-    config = last_value(&cli, &settings[0]);
+    config = last_value(&cli, &settings_table[0]);
     if (!config)
-        config = last_value(&env, &settings[0]);
-    if (config && *config && parse_file(config, &file, err) < 0)
+        config = last_value(&env, &settings_table[0]);
+    if (config && *config && settings_parse_file(config, &file, err) < 0)
         goto out;
 
     bad = source_apply(&file, s, err);
@@ -954,121 +484,13 @@ out:
 void settings_free(nw_settings *s)
 {
     for (size_t i = 0; i < NSETTINGS; i++) {
-        const struct setting *r = &settings[i];
+        const struct setting *r = &settings_table[i];
         if (r->type == T_STR)
             free(*(char **)field(s, r));
         else if (r->type == T_LIST)
             strlist_clear(field(s, r));
     }
     memset(s, 0, sizeof *s);
-}
-
-/* A double-quoted string libconfuse reads back byte for byte ($ is escaped:
- * libconfuse expands ${VAR} inside double quotes). */
-static void print_quoted(const char *v, FILE *out)
-{
-    fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
-        if (*p == '"' || *p == '\\' || *p == '$')
-            fprintf(out, "\\%c", *p);
-        else if (*p == '\n')
-            fputs("\\n", out);
-        else if (*p == '\t')
-            fputs("\\t", out);
-        else if (*p < 0x20 || *p == 0x7f)
-            fprintf(out, "\\x%02x", *p);
-        else
-            fputc(*p, out);
-    }
-    fputc('"', out);
-}
-
-void settings_print(const nw_settings *s, FILE *out)
-{
-    fprintf(out, "# narwhal %s settings (--print-config); load with -c\n", PACKAGE_VERSION);
-    for (size_t i = 0; i < NSETTINGS; i++) {
-        const struct setting *r = &settings[i];
-        const void *f = cfield(s, r);
-        if (r->flags & F_CLI_ONLY)
-            continue;
-        fprintf(out, "\n# %s\n", r->help);
-        switch (r->type) {
-        case T_INT:
-            fprintf(out, "%s = %d\n", r->name, *(const int *)f);
-            break;
-        case T_UMASK:
-            fprintf(out, *(const int *)f ? "%s = 0o%o\n" : "%s = %o\n", r->name,
-                    (unsigned)*(const int *)f);
-            break;
-        case T_BOOL:
-            fprintf(out, "%s = %s\n", r->name, *(const bool *)f ? "true" : "false");
-            break;
-        case T_ENUM:
-            fprintf(out, "%s = %s\n", r->name, choice_name(r->choices, *(const int *)f));
-            break;
-        case T_STR:
-            if (!*(char *const *)f) {
-                fprintf(out, "# %s = (not set)\n", r->name);
-                break;
-            }
-            fprintf(out, "%s = ", r->name);
-            print_quoted(*(char *const *)f, out);
-            fputc('\n', out);
-            break;
-        case T_LIST: {
-            const nw_strlist *l = f;
-            fprintf(out, "%s = {", r->name);
-            for (size_t k = 0; k < l->n; k++) {
-                fputs(k ? ", " : "", out);
-                print_quoted(l->v[k], out);
-            }
-            fputs("}\n", out);
-            break;
-        }
-        case T_ACTION:
-            break;
-        }
-    }
-}
-
-#define HELP_COL 34
-
-void settings_usage(FILE *out)
-{
-    fputs("usage: narwhal [OPTIONS] APP\n"
-          "       narwhal [OPTIONS] --exec PROGRAM [-- ARG...]\n\n"
-          "Serves APP (path/to/app.so[:symbol], default symbol \"app\") over FastCGI and\n"
-          "uwsgi, or supervises an existing FastCGI PROGRAM.\n"
-          "Settings come from defaults < -c FILE < $" ENV_NAME " < the command line;\n"
-          "config keys are gunicorn's (workers = 4, bind = '127.0.0.1:5000').\n\n"
-          "options:\n",
-          out);
-    for (size_t i = 0; i < NSETTINGS; i++) {
-        const struct setting *r = &settings[i];
-        char left[96], extra[128] = "";
-        int len, n = 0;
-        if (!r->long_flag)
-            continue;
-        len =
-            snprintf(left, sizeof left, "  %c%c%s--%s%s%s%s%s", r->short_flag ? '-' : ' ',
-                     r->short_flag ? r->short_flag : ' ', r->short_flag ? ", " : "  ", r->long_flag,
-                     r->long_alias ? ", --" : "", r->long_alias ? r->long_alias : "",
-                     r->metavar ? " " : "", r->metavar ? r->metavar : "");
-        if (r->def && r->type != T_BOOL && r->off != OFF(workers) &&
-            r->off != OFF(access_log_format))
-            n = snprintf(extra, sizeof extra, " [%s]", r->def);
-        if (!(r->flags & F_CLI_ONLY))
-            snprintf(extra + n, sizeof extra - (size_t)n, " (key: %s)", r->name);
-        /* two columns, 100 wide; what does not fit goes on the next line */
-        if (len > HELP_COL - 2)
-            fprintf(out, "%s\n%*s", left, HELP_COL, "");
-        else
-            fprintf(out, "%-*s", HELP_COL, left);
-        if (HELP_COL + strlen(r->help) + strlen(extra) > 100)
-            fprintf(out, "%s\n%*s%s\n", r->help, HELP_COL - 1, "", extra);
-        else
-            fprintf(out, "%s%s\n", r->help, extra);
-    }
 }
 
 const char *settings_loglevel_name(int level)

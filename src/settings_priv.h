@@ -1,0 +1,124 @@
+/* settings_priv.h - the settings table and what its drivers share:
+ * settings.c (the table, the converters, precedence), settings_cli.c (argv,
+ * NARWHAL_CMD_ARGS, --help) and settings_file.c (the config file through
+ * libconfuse, --print-config). Not for anyone else. */
+#ifndef NW_SETTINGS_PRIV_H
+#define NW_SETTINGS_PRIV_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "settings.h"
+
+enum type { T_INT, T_BOOL, T_STR, T_LIST, T_ENUM, T_UMASK, T_ACTION };
+
+enum {
+    F_CLI_ONLY = 1 << 0, /* no config file key */
+    F_NONEMPTY = 1 << 1, /* strings: "" is rejected */
+};
+
+struct choice {
+    const char *name;
+    int value;
+};
+
+typedef int (*check_fn)(const char *v, char *err, size_t errlen);
+
+struct setting {
+    const char *name;      /* config file key (or the CLI-only setting's name) */
+    const char *key_alias; /* second file key, e.g. gunicorn's wsgi_app */
+    int short_flag;        /* 0 = none */
+    const char *long_flag; /* NULL = none (the positional APP) */
+    const char *long_alias;
+    enum type type;
+    size_t off;      /* into nw_settings */
+    const char *def; /* default, as text through the same converter; NULL = unset */
+    long min, max;
+    const struct choice *choices;
+    check_fn check; /* strings and list items */
+    const char *metavar;
+    const char *help;
+    unsigned flags;
+};
+
+#define OFF(f) offsetof(nw_settings, f)
+
+/* The table (settings.c). NSETTINGS is its row count, checked there; the
+ * last row is the positional APP. */
+#define NSETTINGS 39
+extern const struct setting settings_table[];
+
+#define ROW_APP (&settings_table[NSETTINGS - 1])
+#define ENV_NAME "NARWHAL_CMD_ARGS"
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+static inline void *xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n ? n : 1);
+    if (!p)
+        abort();
+    return p;
+}
+
+static inline char *xstrdup(const char *s)
+{
+    char *d = strdup(s);
+    if (!d)
+        abort();
+    return d;
+}
+
+static inline char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s;
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    return s;
+}
+
+static inline const char *choice_name(const struct choice *c, int value)
+{
+    for (; c->name; c++)
+        if (c->value == value)
+            return c->name;
+    return "?";
+}
+
+/* ---- sources: (row, text, where) entries --------------------------------- */
+
+struct entry {
+    const struct setting *row;
+    char *val;   /* NULL: a list set to empty */
+    char *where; /* for messages: "--timeout", "gunicorn.conf:7: workers" */
+};
+
+struct source {
+    struct entry *v;
+    size_t n;
+};
+
+/* Appends (r, a copy of val, where) to src; src owns where from now on. */
+void settings_source_add(struct source *src, const struct setting *r, const char *val, char *where);
+
+/* The row whose config file key (or key alias) is key; NULL if none. */
+const struct setting *settings_row_by_key(const char *key);
+
+/* settings_cli.c: collects the options in argv into src (prefix names the
+ * source in messages, "" for argv; *action is set to the first
+ * --help/--version row), and splits NARWHAL_CMD_ARGS into words. */
+int settings_parse_args(int argc, char **argv, const char *prefix, struct source *src,
+                        const struct setting **action, FILE *err);
+int settings_split_words(const char *s, char ***words, int *nwords, FILE *err);
+
+/* settings_file.c: collects the config file at path into src. */
+int settings_parse_file(const char *path, struct source *src, FILE *err);
+
+#endif
