@@ -147,6 +147,21 @@ int conn_flush_wait(nw_conn *c, int64_t deadline_ms)
     return 0;
 }
 
+/* FCGI_GET_VALUES: what the whole server takes at once (every worker
+ * answers for all of them: the front end cannot tell them apart). */
+static unsigned server_max_conns(const nw_settings *s)
+{
+    return (unsigned)s->workers * (unsigned)s->worker_connections;
+}
+
+static unsigned server_max_reqs(const nw_settings *s)
+{
+    unsigned per_worker = s->worker_class == NW_CLASS_SYNC      ? 1u
+                          : s->worker_class == NW_CLASS_THREADS ? (unsigned)s->threads
+                                                                : (unsigned)s->worker_connections;
+    return (unsigned)s->workers * per_worker;
+}
+
 /* For --spew. */
 static const char *const fcgi_event_names[] = {
     "none",          "BEGIN_REQUEST", "PARAMS",       "STDIN",           "STDIN end",
@@ -301,9 +316,8 @@ static int conn_parse(nw_conn *c)
             }
             break;
         case FCGI_EV_GET_VALUES:
-            if (fcgi_encode_get_values_result(&c->out, ev.data, ev.len,
-                                              (unsigned)s->worker_connections,
-                                              (unsigned)s->worker_connections) < 0) {
+            if (fcgi_encode_get_values_result(&c->out, ev.data, ev.len, server_max_conns(s),
+                                              server_max_reqs(s)) < 0) {
                 log_warning("connection %llu: malformed FCGI_GET_VALUES; closing",
                             (unsigned long long)c->id);
                 c->broken = 1;

@@ -842,3 +842,53 @@ Test(hostile, limit_refusal_keeps_fastcgi_connection, .timeout = 60)
     cr_assert_eq(h_count_text(L.nw.log, "closing connection"), 0,
                  "narwhal closed a kept connection:\n%s", h_tail(L.nw.log));
 }
+
+/* ---- management records ---------------------------------------------------------------- */
+
+Test(hostile, get_values_answers_real_numbers, .timeout = 60)
+{
+    /* FCGI_GET_VALUES on a connection of its own: the answer gives what the
+     * whole server takes (2 threads workers x 4 threads, 2 x 50 connections),
+     * FCGI_MPXS_CONNS 0, and leaves out names it does not know. */
+    h_narwhal nw = h_narwhal_serve("-w", "2", "-k", "threads", "--threads", "4",
+                                   "--worker-connections", "50", h_example("hello.so"), NULL);
+    int fd = raw_connect(nw.port);
+    bytes q = { 0 }, b = { 0 };
+    pair(&q, "FCGI_MAX_CONNS", "");
+    pair(&q, "FCGI_MAX_REQS", "");
+    pair(&q, "FCGI_MPXS_CONNS", "");
+    pair(&q, "NO_SUCH_VALUE", "");
+    rec(&b, 9 /* FCGI_GET_VALUES */, 0, q.p, q.len);
+    cr_assert(send_bytes(fd, &b));
+    uint8_t buf[512];
+    size_t have = 0;
+    for (long end = h_now_ms() + 5000; h_now_ms() < end && have < 8;) {
+        ssize_t n = recv(fd, buf + have, sizeof buf - have, MSG_DONTWAIT);
+        if (n > 0)
+            have += (size_t)n;
+        else
+            h_sleep_ms(20);
+    }
+    cr_assert(have >= 8, "no answer to FCGI_GET_VALUES:\n%s", h_tail(nw.log));
+    cr_expect_eq(buf[1], 10, "record type %d, not FCGI_GET_VALUES_RESULT", buf[1]);
+    size_t clen = (size_t)buf[4] << 8 | buf[5];
+    for (long end = h_now_ms() + 5000; h_now_ms() < end && have < 8 + clen;) {
+        ssize_t n = recv(fd, buf + have, sizeof buf - have, MSG_DONTWAIT);
+        if (n > 0)
+            have += (size_t)n;
+        else
+            h_sleep_ms(20);
+    }
+    close(fd);
+    cr_assert(have >= 8 + clen);
+    bytes want = { 0 };
+    pair(&want, "FCGI_MAX_CONNS", "100");
+    pair(&want, "FCGI_MAX_REQS", "8");
+    pair(&want, "FCGI_MPXS_CONNS", "0");
+    cr_expect(clen == want.len && memcmp(buf + 8, want.p, want.len) == 0,
+              "GET_VALUES_RESULT content (%zu bytes) is not the expected %zu bytes", clen,
+              want.len);
+    free(q.p);
+    free(b.p);
+    free(want.p);
+}
