@@ -438,6 +438,10 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
                 exec_pipe_drain(pp[k], 0);
             }
         }
+        if (a.reload_again && !a.s_old) {
+            a.reload_again = 0;
+            reload(&a, "queued reload");
+        }
         if (a.reload_at && nw_now_ms() >= a.reload_at) {
             char why[300];
             snprintf(why, sizeof why, "reload: %s changed", a.changed);

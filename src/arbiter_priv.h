@@ -59,6 +59,7 @@ typedef struct arbiter {
     struct pollfd *pfd; /* the signalfd and, under --exec, the children's pipes */
     exec_pipe **pfd_pipe;
     nw_watch watch;    /* --reload */
+    int reload_again; /* a reload was asked for during another */
     int64_t reload_at; /* a watched file changed: reload then (debounced) */
     char changed[256];
 } arbiter;

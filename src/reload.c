@@ -56,7 +56,9 @@ void reload(arbiter *a, const char *why)
     if (a->state != RUNNING)
         return;
     if (a->s_old) {
-        log_warning("%s: a reload is already under way; ignoring", why);
+        /* The files may have changed again since this reload read them. */
+        log_info("%s: a reload is under way; another follows when it is done", why);
+        a->reload_again = 1;
         return;
     }
     nw_settings *ns = nw_xcalloc(1, sizeof *ns);
