@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "app.h"
 #include "arbiter_priv.h"
 #include "log.h"
 #include "util.h"
@@ -91,9 +92,13 @@ void reload(arbiter *a, const char *why)
         free(ns);
         return;
     }
-    if (ns->preload_app)
+    if (ns->preload_app && app_preloaded())
         log_warning("%s: preload_app: the app stays as the master loaded it at start; restart "
                     "(or USR2) to load new code",
+                    why);
+    else if (ns->preload_app)
+        log_warning("%s: preload_app takes effect at the next start; until then each worker "
+                    "loads the app itself",
                     why);
     if (ns->workers > a->sb.nslots / 2)
         ns->workers = a->sb.nslots / 2;

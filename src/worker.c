@@ -193,7 +193,7 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
     drop_privileges(id);
 
     char err[512];
-    if (app_preloaded())
+    if (s->preload_app && app_preloaded())
         w->app = *app_preloaded();
     else if (app_load(s->app, &w->app, err, sizeof err) < 0)
         boot_fail(err);
