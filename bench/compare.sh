@@ -52,7 +52,7 @@ NARWHAL_APP=${NARWHAL_APP:-}
 NARWHAL_INCLUDE=${NARWHAL_INCLUDE:-$top/include}
 
 SCENARIOS=(nginx narwhal-tcp narwhal-unix narwhal-keepconn narwhal-uwsgi
-           narwhal-threads narwhal-async spawn-fcgi php-fpm uwsgi)
+           narwhal-threads narwhal-async narwhal-async-w1 spawn-fcgi php-fpm uwsgi)
 declare -A DESC=(
     [nginx]="ceiling: nginx 'return 200', no backend"
     [narwhal-tcp]="narwhal -w $WORKERS (sync), FastCGI over TCP"
@@ -61,6 +61,7 @@ declare -A DESC=(
     [narwhal-uwsgi]="narwhal -w $WORKERS --protocol uwsgi, nginx uwsgi_pass over TCP"
     [narwhal-threads]="narwhal -w $WORKERS -k threads --threads 8, FastCGI over TCP"
     [narwhal-async]="narwhal -w $WORKERS -k async, FastCGI over TCP"
+    [narwhal-async-w1]="narwhal -w 1 -k async (one worker, as the issue's target), FastCGI over TCP"
     [spawn-fcgi]="spawn-fcgi -F $WORKERS running a libfcgi C program (bench/fcgi_hello.c), FastCGI over TCP"
     [php-fpm]="php-fpm pm=static, $WORKERS children (bench/hello.php), FastCGI over TCP"
     [uwsgi]="uWSGI --master --processes $WORKERS, symcall plugin calling a C function (bench/symcall_hello.c), uwsgi_pass over TCP"
@@ -472,6 +473,7 @@ run_row() { # scenario variant [attempt]
                 narwhal-uwsgi) cmd+=(--protocol uwsgi) ;;
                 narwhal-threads) cmd+=(-k threads --threads 8) ;;
                 narwhal-async) cmd+=(-k async) ;;
+                narwhal-async-w1) cmd+=(-w 1 -k async) ;;
             esac
             cmd+=("$napp")
             case $sc in
