@@ -47,52 +47,49 @@ void request_free(nw_request *r)
     nw_buf_free(&r->body);
     nw_buf_free(&r->headers);
     nw_buf_free(&r->out);
-    free(r->poff);
     free(r->pv);
     free(r);
 }
 
+/* Copies one pair into pbuf as "name\0value\0" and points pv at it. pbuf
+ * was sized for the whole encoded stream up front (see reserve_params), so
+ * it never moves and the pointers stay good. */
 static int collect_param(void *arg, const char *name, size_t nlen, const char *value, size_t vlen)
 {
     nw_request *r = arg;
     if (r->np == r->pcap) {
         r->pcap = r->pcap ? r->pcap * 2 : 32;
-        r->poff = nw_xrealloc(r->poff, sizeof *r->poff * r->pcap * 2);
+        r->pv = nw_xrealloc(r->pv, sizeof *r->pv * r->pcap * 2);
     }
-    r->poff[2 * r->np] = r->pbuf.len;
-    nw_buf_append(&r->pbuf, name, nlen);
-    nw_buf_appendc(&r->pbuf, 0);
-    r->poff[2 * r->np + 1] = r->pbuf.len;
-    nw_buf_append(&r->pbuf, value, vlen);
-    nw_buf_appendc(&r->pbuf, 0);
+    char *dst = (char *)nw_buf_head(&r->pbuf) + r->pbuf.len;
+    memcpy(dst, name, nlen);
+    dst[nlen] = 0;
+    memcpy(dst + nlen + 1, value, vlen);
+    dst[nlen + 1 + vlen] = 0;
+    r->pv[2 * r->np] = dst;
+    r->pv[2 * r->np + 1] = dst + nlen + 1;
+    r->pbuf.len += nlen + vlen + 2;
     r->np++;
     return 0;
 }
 
-static void index_params(nw_request *r)
+/* Every encoded pair carries at least two length bytes, where the copy
+ * carries two NULs: the copies fit in the encoded size. */
+static void reserve_params(nw_request *r, size_t encoded_len)
 {
-    r->pv = nw_xmalloc(sizeof *r->pv * (r->np * 2 + 1));
-    for (size_t i = 0; i < r->np * 2; i++)
-        r->pv[i] = (const char *)nw_buf_head(&r->pbuf) + r->poff[i];
+    nw_buf_reserve(&r->pbuf, encoded_len ? encoded_len : 1);
 }
 
 int request_set_params(nw_request *r, const uint8_t *data, size_t len, const char **error)
 {
-    /* One allocation for all names and values: reserve it up front. */
-    nw_buf_reserve(&r->pbuf, len + 2 * 64);
-    if (fcgi_params_decode(data, len, collect_param, r, error) < 0)
-        return -1;
-    index_params(r);
-    return 0;
+    reserve_params(r, len);
+    return fcgi_params_decode(data, len, collect_param, r, error);
 }
 
 int request_set_vars(nw_request *r, const uint8_t *data, size_t len, const char **error)
 {
-    nw_buf_reserve(&r->pbuf, len);
-    if (uwsgi_vars_decode(data, len, collect_param, r, error) < 0)
-        return -1;
-    index_params(r);
-    return 0;
+    reserve_params(r, len);
+    return uwsgi_vars_decode(data, len, collect_param, r, error);
 }
 
 /* Response bytes onto the wire, in the connection's protocol. */
@@ -273,19 +270,16 @@ int nw_add_header(nw_request *req, const char *name, const char *value)
 }
 
 /* The CGI response head, into the staged stdout. */
+/* The response head, into the staged stdout (still empty: body bytes are
+ * only staged after it). */
 static void emit_head(nw_request *req)
 {
-    nw_buf head = NW_BUF_INIT;
     /* FastCGI carries a CGI head; uwsgi a raw HTTP one. */
-    nw_buf_printf(&head, "%s %d %s\r\n",
+    nw_buf_printf(&req->out, "%s %d %s\r\n",
                   req->conn->proto == CONN_PROTO_UWSGI ? "HTTP/1.1" : "Status:", req->status,
                   reason_phrase(req->status));
-    nw_buf_append(&head, nw_buf_head(&req->headers), req->headers.len);
-    nw_buf_append(&head, "\r\n", 2);
-    /* The head goes before anything already staged. */
-    nw_buf_append(&head, nw_buf_head(&req->out), req->out.len);
-    nw_buf_free(&req->out);
-    req->out = head;
+    nw_buf_append(&req->out, nw_buf_head(&req->headers), req->headers.len);
+    nw_buf_append(&req->out, "\r\n", 2);
     req->headers_sent = 1;
 }
 

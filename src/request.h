@@ -15,10 +15,9 @@ struct nw_request {
     nw_conn *conn;
     uint16_t id;
     int keep_conn;
-    /* params: "name\0value\0" pairs in pbuf, pointers in pv after decoding */
+    /* params: "name\0value\0" pairs in pbuf (sized once, never moved) */
     nw_buf pbuf;
-    size_t *poff;
-    const char **pv; /* pv[2i] name, pv[2i+1] value */
+    const char **pv; /* pv[2i] name, pv[2i+1] value, into pbuf */
     size_t np, pcap;
     /* body */
     nw_buf body;   /* received, not yet read by the app */
