@@ -50,7 +50,7 @@ confuse=$(pkg-config --cflags --libs libconfuse 2>/dev/null || echo -lconfuse)
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 cflags="-g -O1 -fno-omit-frame-pointer $san -Wall -Wextra -Wno-unused-parameter \
 -D_GNU_SOURCE -DPACKAGE_VERSION=\"$version\" -I$top/include -I$top/src"
-srcs="buf proto_fastcgi proto_uwsgi settings settings_cli settings_file log accesslog"
+srcs="buf util signals proto_fastcgi proto_uwsgi settings settings_cli settings_file log accesslog"
 
 mkdir -p "$build/obj" "$build/bin" || exit 2
 echo "building fuzz targets in $build"

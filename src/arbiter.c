@@ -58,10 +58,13 @@ static void signal_workers(arbiter *a, int sig)
             kill(a->sb.slots[i].pid, sig);
 }
 
-static void close_pipes(slot_info *in)
+/* The slot of a worker that is gone: its output drained, free again. */
+static void free_slot(arbiter *a, int i)
 {
     for (int k = 0; k < 2; k++)
-        exec_pipe_drain(&in->out[k], 1);
+        exec_pipe_drain(&a->info[i].out[k], 1);
+    scoreboard_release(&a->sb, i);
+    a->info[i] = (slot_info){.out = {{.fd = -1}, {.fd = -1}}};
 }
 
 static int spawn_worker(arbiter *a)
@@ -195,15 +198,12 @@ static void reap(arbiter *a)
                 begin_stop(a, 0, "crash storm");
             }
         }
-        if (booting && a->state == RUNNING && !killed_for && a->s_old &&
-            a->info[i].generation == a->generation) {
-            close_pipes(&a->info[i]);
-            scoreboard_release(&a->sb, i);
-            a->info[i] = (slot_info){.out = {{.fd = -1}, {.fd = -1}}};
+        int boot_failed = booting && a->state == RUNNING && !killed_for && !a->info[i].retiring;
+        int new_generation = a->s_old && a->info[i].generation == a->generation;
+        free_slot(a, i);
+        if (boot_failed && new_generation) {
             reload_abort(a);
-            continue;
-        }
-        if (booting && a->state == RUNNING && !killed_for && !a->info[i].retiring) {
+        } else if (boot_failed) {
             a->boot_failures++;
             int64_t delay = 100LL << (a->boot_failures < 5 ? a->boot_failures : 5);
             a->next_spawn_ms = nw_now_ms() + delay;
@@ -220,9 +220,6 @@ static void reap(arbiter *a)
                 begin_stop(a, 0, "workers cannot boot");
             }
         }
-        close_pipes(&a->info[i]);
-        scoreboard_release(&a->sb, i);
-        a->info[i] = (slot_info){.out = {{.fd = -1}, {.fd = -1}}};
     }
 }
 

@@ -66,36 +66,46 @@ static int open_unix(nw_listener *l, const char *path, int backlog)
     return 0;
 }
 
-static int open_tcp(nw_listener *l, const char *addr, int backlog)
+/* Resolves "HOST:PORT" or "[IPV6]:PORT" for a passive TCP socket. NULL with
+ * *why set (static or gai_strerror's) when it cannot. */
+static struct addrinfo *resolve(const char *addr, const char **why)
 {
     char host[256];
-    const char *port;
     const char *colon = strrchr(addr, ':');
     if (!colon || colon == addr || !colon[1]) {
-        log_error("cannot bind %s: expected HOST:PORT, [IPV6]:PORT or unix:PATH", addr);
-        return -1;
+        *why = "expected HOST:PORT, [IPV6]:PORT or unix:PATH";
+        return NULL;
     }
     size_t hlen = (size_t)(colon - addr);
     const char *h = addr;
-    if (addr[0] == '[' && colon[-1] == ']') {
-        h = addr + 1;
+    if (addr[0] == '[' && hlen >= 2 && colon[-1] == ']') {
+        h++;
         hlen -= 2;
     }
     if (hlen >= sizeof host) {
-        log_error("cannot bind %s: host name too long", addr);
-        return -1;
+        *why = "host name too long";
+        return NULL;
     }
     memcpy(host, h, hlen);
     host[hlen] = 0;
-    port = colon + 1;
-
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
-    int rc = getaddrinfo(host, port, &hints, &res);
+    int rc = getaddrinfo(host, colon + 1, &hints, &res);
     if (rc != 0) {
-        log_error("cannot bind %s: %s", addr, gai_strerror(rc));
+        *why = gai_strerror(rc);
+        return NULL;
+    }
+    return res;
+}
+
+static int open_tcp(nw_listener *l, const char *addr, int backlog)
+{
+    const char *why = NULL;
+    struct addrinfo *res = resolve(addr, &why);
+    if (!res) {
+        log_error("cannot bind %s: %s", addr, why);
         return -1;
     }
     int fd = -1, err = 0;
@@ -209,23 +219,9 @@ static int bound_to(int fd, const char *addr)
         const struct sockaddr_un *sun = (const struct sockaddr_un *)&ss;
         return ss.ss_family == AF_UNIX && strcmp(sun->sun_path, addr + 5) == 0;
     }
-    char host[256];
-    const char *colon = strrchr(addr, ':');
-    if (!colon)
-        return 0;
-    size_t hlen = (size_t)(colon - addr);
-    const char *h = addr;
-    if (addr[0] == '[' && hlen >= 2 && colon[-1] == ']') {
-        h++;
-        hlen -= 2;
-    }
-    if (hlen >= sizeof host)
-        return 0;
-    memcpy(host, h, hlen);
-    host[hlen] = 0;
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
+    const char *why;
+    struct addrinfo *res = resolve(addr, &why);
+    if (!res)
         return 0;
     int match = 0;
     for (struct addrinfo *ai = res; ai && !match; ai = ai->ai_next) {
@@ -244,11 +240,15 @@ static int bound_to(int fd, const char *addr)
     return match;
 }
 
-int listener_adopt(nw_listener *l, const char *addr, int *fds, int n)
+int listener_adopt(nw_listener *l, const char *addr, int backlog, int *fds, int n)
 {
     for (int i = 0; i < n; i++) {
         if (fds[i] < 0 || !bound_to(fds[i], addr))
             continue;
+        /* listen(2) again only resizes the queue: nothing waiting is lost. */
+        if (listen(fds[i], backlog) < 0)
+            log_warning("cannot apply backlog %d to the inherited %s: %s", backlog, addr,
+                        strerror(errno));
         l->fd = fds[i];
         l->addr = nw_xstrdup(addr);
         l->unix_path = strncmp(addr, "unix:", 5) == 0 ? nw_xstrdup(addr + 5) : NULL;

@@ -23,9 +23,10 @@ int listener_open(nw_listener *l, const char *addr, int backlog);
  * returns how many, and clears those variables so children do not see
  * them. */
 int listener_inherited(int *fds, int max);
-/* If one of fds[0..n) is a socket bound to addr, takes it into l, sets that
- * entry to -1 and returns 0; -1 when none matches. */
-int listener_adopt(nw_listener *l, const char *addr, int *fds, int n);
+/* If one of fds[0..n) is a socket bound to addr, takes it into l (applying
+ * this configuration's backlog), sets that entry to -1 and returns 0; -1
+ * when none matches. */
+int listener_adopt(nw_listener *l, const char *addr, int backlog, int *fds, int n);
 
 /* chown()s a unix socket to uid/gid ((uid_t)-1 / (gid_t)-1 keep). 0/-1. */
 int listener_chown(const nw_listener *l, uid_t uid, gid_t gid);

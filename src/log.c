@@ -121,6 +121,28 @@ int log_level(void)
     return min_level;
 }
 
+int log_configure(const char *errorlog, const char *accesslog, int level,
+                  const char *access_log_format)
+{
+    access_format *f = NULL;
+    if (accesslog) {
+        char err[256];
+        f = access_format_compile(access_log_format, err, sizeof err);
+        if (!f) {
+            fprintf(stderr, "narwhal: access_log_format: %s\n", err);
+            return -1;
+        }
+    }
+    if (log_open(errorlog, accesslog) < 0) {
+        access_format_free(f);
+        return -1;
+    }
+    log_set_level(level);
+    if (f)
+        log_set_access_format(f);
+    return 0;
+}
+
 int log_error_fd(void)
 {
     return error_log.fd;

@@ -21,6 +21,11 @@
 int log_open(const char *errorlog, const char *accesslog);
 void log_set_level(int level);
 int log_level(void);
+/* Everything the settings say about logging, at start and on reload: opens
+ * (or reopens) both logs, sets the level and the access log format. 0, or
+ * -1 with the reason on stderr (nothing changed if a log cannot open). */
+int log_configure(const char *errorlog, const char *accesslog, int level,
+                  const char *access_log_format);
 /* The error log's file descriptor (for redirecting stderr of daemons). */
 int log_error_fd(void);
 

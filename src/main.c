@@ -137,22 +137,13 @@ static int daemonize(int *ready_fd)
  * installed over the old one is the one that runs. */
 static char *self_exe(const char *argv0)
 {
-    char buf[4096];
     if (strchr(argv0, '/')) {
         char *r = realpath(argv0, NULL);
         return r ? r : nw_xstrdup(argv0);
     }
-    const char *path = getenv("PATH");
-    char *dirs = nw_xstrdup(path ? path : "/usr/local/bin:/usr/bin:/bin");
-    char *found = NULL;
-    for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d && !found;
-         d = strtok_r(NULL, ":", &save)) {
-        snprintf(buf, sizeof buf, "%s/%s", d, argv0);
-        if (access(buf, X_OK) == 0)
-            found = nw_xstrdup(buf);
-    }
-    free(dirs);
+    char *found = nw_find_in_path(argv0);
     if (!found) {
+        char buf[4096];
         ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
         found = nw_xstrdup(n > 0 ? (buf[n] = 0, buf) : argv0);
     }
@@ -251,11 +242,11 @@ int main(int argc, char **argv)
         settings_free(&s);
         return 1;
     }
-    if (log_open(s.errorlog, s.accesslog) < 0) {
+    if (log_configure(s.errorlog, s.accesslog, s.spew ? NW_LOG_DEBUG : s.loglevel,
+                      s.access_log_format) < 0) {
         settings_free(&s);
         return 1;
     }
-    log_set_level(s.spew ? NW_LOG_DEBUG : s.loglevel);
     /* Settings that mean nothing in this combination: said, not ignored. */
     if (s.worker_class == NW_CLASS_ASYNC && s.threads > 1)
         log_warning("threads = %d has no effect with the async worker class: its coroutines "
@@ -272,23 +263,13 @@ int main(int argc, char **argv)
                     s.preload_app ? "preload_app" : "spew");
     if (!s.max_requests && s.max_requests_jitter)
         log_warning("max_requests_jitter has no effect while max_requests is 0");
-    if (s.accesslog) {
-        char err[256];
-        access_format *f = access_format_compile(s.access_log_format, err, sizeof err);
-        if (!f) {
-            fprintf(stderr, "narwhal: access_log_format: %s\n", err);
-            settings_free(&s);
-            return 1;
-        }
-        log_set_access_format(f);
-    }
 
     int inherited[64];
     int ninherited = listener_inherited(inherited, 64);
     int nls = (int)s.bind.n;
     nw_listener *ls = nw_xcalloc((size_t)nls, sizeof *ls);
     for (int i = 0; i < nls; i++) {
-        if (listener_adopt(&ls[i], s.bind.v[i], inherited, ninherited) == 0) {
+        if (listener_adopt(&ls[i], s.bind.v[i], s.backlog, inherited, ninherited) == 0) {
             log_info("using the inherited socket for %s", s.bind.v[i]);
             continue;
         }

@@ -25,14 +25,9 @@ void free_settings(arbiter *a, nw_settings *s)
  * by main; on reload here). */
 void apply_settings(nw_settings *s)
 {
-    log_open(s->errorlog, s->accesslog);
-    log_set_level(s->spew ? NW_LOG_DEBUG : s->loglevel);
-    if (s->accesslog) {
-        char err[256];
-        access_format *f = access_format_compile(s->access_log_format, err, sizeof err);
-        if (f)
-            log_set_access_format(f);
-    }
+    if (log_configure(s->errorlog, s->accesslog, s->spew ? NW_LOG_DEBUG : s->loglevel,
+                      s->access_log_format) < 0)
+        log_error("reload: the logs could not be opened as configured; the old ones stay");
     settings_apply_env(s, stderr);
     if (s->chdir && chdir(s->chdir) < 0)
         log_error("chdir %s: %s", s->chdir, strerror(errno));
@@ -46,6 +41,31 @@ static int same_list(const nw_strlist *x, const nw_strlist *y)
         if (strcmp(x->v[i], y->v[i]) != 0)
             return 0;
     return 1;
+}
+
+static int same_str(const char *x, const char *y)
+{
+    return x == y || (x && y && strcmp(x, y) == 0);
+}
+
+/* Settings a running master cannot change: named in the log, never taken
+ * silently. */
+static void warn_restart_only(const nw_settings *old, const nw_settings *ns, const char *why)
+{
+    const char *changed[8];
+    int n = 0;
+    if (!same_list(&ns->bind, &old->bind) || ns->backlog != old->backlog)
+        changed[n++] = "bind/backlog (the sockets stay as they are)";
+    if (!same_str(ns->user, old->user) || !same_str(ns->group, old->group))
+        changed[n++] = "user/group";
+    if (ns->umask != old->umask)
+        changed[n++] = "umask";
+    if (ns->daemon != old->daemon || !same_str(ns->pidfile, old->pidfile))
+        changed[n++] = "daemon/pidfile";
+    if (ns->reload != old->reload)
+        changed[n++] = "reload";
+    for (int i = 0; i < n; i++)
+        log_warning("%s: %s changed; that takes a restart (or USR2)", why, changed[i]);
 }
 
 /* HUP (or --reload): read the configuration again, start a new generation of
@@ -82,8 +102,7 @@ void reload(arbiter *a, const char *why)
         return;
     }
     free(msg);
-    if (!same_list(&ns->bind, &a->s->bind))
-        log_warning("%s: bind changed; the sockets stay as they are until a restart or USR2", why);
+    warn_restart_only(a->s, ns, why);
     if (ns->worker_class == NW_CLASS_THREADS && ns->threads > a->sb.per_slot) {
         log_error("%s: threads = %d needs a restart (this master was started for at most %d); "
                   "the current workers go on serving",

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "narwhal.h"
 #include "settings_priv.h"
+#include "util.h"
 
 static const struct choice loglevels[] = {
     {"debug", NW_LOG_DEBUG}, {"info", NW_LOG_INFO},         {"warning", NW_LOG_WARNING},
@@ -509,27 +510,15 @@ const char *settings_worker_class_name(nw_worker_class c)
 static int settings_check_program(const nw_settings *s, FILE *err)
 {
     const char *prog = s->exec;
-    if (strchr(prog, '/')) {
-        if (access(prog, X_OK) < 0) {
-            fprintf(err, "narwhal: exec: cannot run %s: %s\n", prog, strerror(errno));
-            return -1;
-        }
-        return 0;
-    }
-    const char *path = getenv("PATH");
-    char *dirs = xstrdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
-    int found = 0;
-    for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d && !found;
-         d = strtok_r(NULL, ":", &save)) {
-        char *full = xasprintf("%s/%s", d, prog);
-        found = access(full, X_OK) == 0;
-        free(full);
-    }
-    free(dirs);
+    char *found = nw_find_in_path(prog);
     if (!found) {
-        fprintf(err, "narwhal: exec: %s not found in PATH\n", prog);
+        if (strchr(prog, '/'))
+            fprintf(err, "narwhal: exec: cannot run %s: %s\n", prog, strerror(errno));
+        else
+            fprintf(err, "narwhal: exec: %s not found in PATH\n", prog);
         return -1;
     }
+    free(found);
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "settings_priv.h"
+#include "signals.h"
 
 /* ---- command line ------------------------------------------------------------ */
 
@@ -236,5 +237,26 @@ void settings_usage(FILE *out)
             fprintf(out, "%s\n%*s%s\n", r->help, HELP_COL - 1, "", extra);
         else
             fprintf(out, "%s%s\n", r->help, extra);
+    }
+    fputs("\nsignals to the master (kill -SIG $(cat PIDFILE)):\n", out);
+    for (int i = 0; i < nw_signal_count; i++) {
+        /* the help text, wrapped at 100 columns */
+        const char *h = nw_signal_table[i].help;
+        fprintf(out, "  %-6s", nw_signal_table[i].name);
+        for (int col = 8; *h;) {
+            size_t word = strcspn(h, " ");
+            if (col > 8 && col + 1 + (int)word > 100) {
+                fprintf(out, "\n%8s", "");
+                col = 8;
+            } else if (col > 8) {
+                fputc(' ', out);
+                col++;
+            }
+            fprintf(out, "%.*s", (int)word, h);
+            col += (int)word;
+            h += word;
+            h += strspn(h, " ");
+        }
+        fputc('\n', out);
     }
 }

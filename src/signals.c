@@ -3,27 +3,23 @@
 const nw_signal_def nw_signal_table[] = {
     {SIGTERM, "TERM", SIGACT_GRACEFUL_STOP,
      "graceful stop: workers stop accepting, finish in-flight requests within "
-     "graceful_timeout, then are killed; the master exits",
-     "finish in-flight requests, then exit"},
-    {SIGINT, "INT", SIGACT_QUICK_STOP, "quick stop: workers are told to exit now", "exit now"},
-    {SIGQUIT, "QUIT", SIGACT_QUICK_STOP, "quick stop (as INT)", "exit now"},
+     "graceful_timeout, then are killed; the master exits"},
+    {SIGINT, "INT", SIGACT_QUICK_STOP, "quick stop: workers are told to exit now"},
+    {SIGQUIT, "QUIT", SIGACT_QUICK_STOP, "quick stop (as INT)"},
     {SIGHUP, "HUP", SIGACT_RELOAD,
      "reload: read the config again, reopen the logs, start new workers (with the app loaded "
      "anew unless preload_app), then gracefully stop the old ones; a config that does not load "
-     "or workers that cannot boot leave the old workers serving",
-     "-"},
-    {SIGTTIN, "TTIN", SIGACT_INCREMENT, "one worker more", "-"},
-    {SIGTTOU, "TTOU", SIGACT_DECREMENT, "one worker fewer (never fewer than one)", "-"},
+     "or workers that cannot boot leave the old workers serving"},
+    {SIGTTIN, "TTIN", SIGACT_INCREMENT, "one worker more"},
+    {SIGTTOU, "TTOU", SIGACT_DECREMENT, "one worker fewer (never fewer than one)"},
     {SIGUSR1, "USR1", SIGACT_REOPEN_LOGS,
-     "reopen the error and access logs (logrotate), in the master and every worker",
-     "reopen the logs"},
+     "reopen the error and access logs (logrotate), in the master and every worker"},
     {SIGUSR2, "USR2", SIGACT_UPGRADE,
      "upgrade: re-exec the narwhal binary as a new master that inherits the listening sockets "
-     "(pidfile <pidfile>.2 until this master exits); both serve until WINCH and TERM here",
-     "-"},
+     "(pidfile <pidfile>.2 until this master exits); both serve until WINCH and TERM here"},
     {SIGWINCH, "WINCH", SIGACT_STOP_WORKERS,
-     "stop the workers gracefully but keep the master (after USR2; HUP brings them back)", "-"},
-    {SIGCHLD, "CHLD", SIGACT_REAP, "a worker exited: reap it, log why, replace it", "-"},
+     "stop the workers gracefully but keep the master (after USR2; HUP brings them back)"},
+    {SIGCHLD, "CHLD", SIGACT_REAP, "a worker exited: reap it, log why, replace it"},
 };
 
 const int nw_signal_count = (int)(sizeof nw_signal_table / sizeof nw_signal_table[0]);

@@ -1,8 +1,8 @@
-/* signals.h - what each signal means to the master and to a worker.
+/* signals.h - what each signal means to the master.
  *
  * One table, read by the master (which signals to take through its
- * signalfd), by the workers, and by the docs (the README's table is this
- * table). */
+ * signalfd and what to do) and by --help (the README's table says the
+ * same). */
 #ifndef NW_SIGNALS_H
 #define NW_SIGNALS_H
 
@@ -25,8 +25,7 @@ typedef struct nw_signal_def {
     int signo;
     const char *name;
     nw_sigaction master;
-    const char *master_help;
-    const char *worker_help;
+    const char *help; /* what the master does: --help prints it */
 } nw_signal_def;
 
 extern const nw_signal_def nw_signal_table[];

@@ -121,3 +121,24 @@ const char *nw_signame(int sig)
         return "signal";
     }
 }
+
+char *nw_find_in_path(const char *name)
+{
+    if (strchr(name, '/'))
+        return access(name, X_OK) == 0 ? nw_xstrdup(name) : NULL;
+    const char *path = getenv("PATH");
+    char *dirs = nw_xstrdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+    char *found = NULL;
+    for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d && !found;
+         d = strtok_r(NULL, ":", &save)) {
+        char *full;
+        if (asprintf(&full, "%s/%s", d, name) < 0)
+            continue;
+        if (access(full, X_OK) == 0)
+            found = full;
+        else
+            free(full);
+    }
+    free(dirs);
+    return found;
+}

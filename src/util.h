@@ -17,5 +17,8 @@ void nw_split_app_spec(const char *spec, char **path, char **symbol);
  * pid, -1 if it cannot be read. */
 pid_t nw_read_pidfile(const char *path);
 const char *nw_signame(int sig);
+/* Where a program would be run from: name itself if it contains '/', else
+ * the first executable match in $PATH. Owned string, or NULL if none. */
+char *nw_find_in_path(const char *name);
 
 #endif
