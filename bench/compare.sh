@@ -31,7 +31,9 @@
 # backend's total RSS (VmRSS summed over its processes at the end of the run)
 # and process count, and the backend's CPU time per 1,000 requests (utime +
 # stime + cutime + cstime from /proc/PID/stat summed over its processes,
-# after the run minus before it, in CLK_TCK ticks).
+# after the run minus before it, in CLK_TCK ticks), and the same for the
+# front nginx (what bounds req/s here). A row whose nginx logged errors
+# during the measured run says so in its notes.
 set -Eeuo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -430,13 +432,13 @@ ms() { # wrk duration (12.3us, 4.56ms, 1.2s, 1.5m) -> milliseconds
         printf (v < 10 ? "%.2f" : (v < 100 ? "%.1f" : "%.0f")), v }'
 }
 
-add_row() { # scenario variant req/s p50 p99 errors rss procs cpu note
+add_row() { # scenario variant req/s p50 p99 errors rss procs cpu nginx-cpu note
     local IFS='|'
     ROWS+=("$*")
 }
 
 skip_row() { # scenario variant note
-    add_row "$1" "$2" - - - - - - - "$3"
+    add_row "$1" "$2" - - - - - - - - "$3"
 }
 
 in_use() { # FILE... : does any of them say a port was taken?
@@ -639,12 +641,17 @@ EOF
     # A sync backend still has up to CONNECTIONS warm-up requests of 50 ms
     # queued when wrk stops; let them drain so the measured run starts clean.
     [[ $var == sleep50 ]] && bg_wait sleep "$(drain_secs)"
-    local pids t0 t1 rss nprocs
+    local pids t0 t1 rss nprocs ngx n0 n1 e0 e1
     mapfile -t pids < <(tree "${roots[@]}")
+    mapfile -t ngx < <(tree "$npid")
+    e0=$(grep -c '\[error\]' "$dir/error.log" || true)
     t0=$(cpu_ticks "${pids[@]}")
+    n0=$(cpu_ticks "${ngx[@]}")
     bg_wait "${wrk[@]}" -d"${DURATION}s" "http://127.0.0.1:$nport/" >"$dir/wrk.out" 2>&1 || true
+    n1=$(cpu_ticks "${ngx[@]}")
     mapfile -t pids < <(tree "${roots[@]}")
     t1=$(cpu_ticks "${pids[@]}")
+    e1=$(grep -c '\[error\]' "$dir/error.log" || true)
     rss=$(rss_kb "${pids[@]}")
     nprocs=${#pids[@]}
     stop_pids "$npid" "${roots[@]}"; forget "$npid" "${roots[@]}"
@@ -669,11 +676,16 @@ EOF
     if [[ -n ${serr#*|} && ${serr%%|*} != 0 ]]; then
         note+="${note:+; }socket errors: ${serr#*|}"
     fi
+    if (( ${e1:-0} > ${e0:-0} )); then
+        note+="${note:+; }nginx logged $((e1 - e0)) errors: $(grep '\[error\]' "$dir/error.log" | tail -n 1 | sed 's/.*\[error\] [0-9#]*: //' | cut -c1-100 | tr -d '|')"
+    fi
     local ticks=$((t1 - t0))
     if [[ $kind != none ]] && ((ticks < 20)); then
         note+="${note:+; }CPU from $ticks ticks of 1/$CLK_TCK s"
     fi
-    local rss_col=- procs_col=- cpu_col=-
+    local rss_col=- procs_col=- cpu_col=- ncpu_col
+    ncpu_col=$(awk -v d="$((n1 - n0))" -v hz="$CLK_TCK" -v n="$reqs" \
+        'BEGIN {if (n > 0) printf "%.1f", d / hz * 1000 / n * 1000; else print "-"}')
     if [[ $kind != none ]]; then
         rss_col=$(awk -v k="$rss" 'BEGIN {printf "%.1f", k / 1024}')
         procs_col=$nprocs
@@ -682,7 +694,7 @@ EOF
     else
         note+="${note:+; }no backend"
     fi
-    add_row "$sc" "$var" "$rps" "$(ms "$p50")" "$(ms "$p99")" "$errors" "$rss_col" "$procs_col" "$cpu_col" "$note"
+    add_row "$sc" "$var" "$rps" "$(ms "$p50")" "$(ms "$p99")" "$errors" "$rss_col" "$procs_col" "$cpu_col" "$ncpu_col" "$note"
     log "$sc/$var: $rps req/s, p50 $(ms "$p50") ms, p99 $(ms "$p99") ms, errors $errors"
 }
 
@@ -737,13 +749,13 @@ echo "- date: $started_at; load average before / after the run: $load_before / $
 echo "- software: $(versions)"
 echo "- load: wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --timeout $WRK_TIMEOUT --latency (after a ${WARMUP} s warm-up; sleep50 rows then wait $(drain_secs) s for the warm-up's queued requests to drain), through nginx (1 worker, access_log off) on 127.0.0.1; every backend runs $WORKERS worker processes"
 echo
-echo "| scenario | variant | req/s | p50 ms | p99 ms | errors | backend RSS MiB | procs | CPU ms / 1k req | notes |"
-echo "|---|---|--:|--:|--:|--:|--:|--:|--:|---|"
+echo "| scenario | variant | req/s | p50 ms | p99 ms | errors | backend RSS MiB | procs | CPU ms / 1k req | nginx CPU ms / 1k req | notes |"
+echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|"
 for r in "${ROWS[@]}"; do
     IFS='|' read -r -a c <<<"$r"
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
-        "${c[0]}" "${c[1]}" "${c[2]}" "${c[3]}" "${c[4]}" "${c[5]}" "${c[6]}" "${c[7]}" "${c[8]}" "${c[9]:-}"
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+        "${c[0]}" "${c[1]}" "${c[2]}" "${c[3]}" "${c[4]}" "${c[5]}" "${c[6]}" "${c[7]}" "${c[8]}" "${c[9]}" "${c[10]:-}"
 done
 echo
 echo "sleep50: the handler waits 50 ms before answering (nginx's ceiling has no such row)."
-echo "CPU: the backend's utime+stime (children included once reaped) over the measured run, per 1,000 requests; RSS: VmRSS summed over the backend's processes at the end of the run."
+echo "CPU: the backend's utime+stime (children included once reaped) over the measured run, per 1,000 requests; nginx CPU: the same for the front nginx (master + worker), which is what bounds req/s on a small machine (what a backend does on close is paid partly by nginx); RSS: VmRSS summed over the backend's processes at the end of the run."

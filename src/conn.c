@@ -7,8 +7,10 @@
 #include "conn.h"
 
 #include <errno.h>
+#include <linux/sockios.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -121,7 +123,10 @@ ssize_t conn_fill_wait(nw_conn *c, int64_t deadline_ms)
 int conn_flush_wait(nw_conn *c, int64_t deadline_ms)
 {
     while (c->out.len) {
-        ssize_t n = send(c->fd, nw_buf_head(&c->out), c->out.len, MSG_NOSIGNAL);
+        /* MSG_MORE on a connection's last response: its tail waits for the
+         * close and goes out in one segment with the FIN (conn_end). */
+        ssize_t n = send(c->fd, nw_buf_head(&c->out), c->out.len,
+                         MSG_NOSIGNAL | (c->last_flush ? MSG_MORE : 0));
         if (n > 0) {
             if (c->w->s->spew)
                 log_debug("spew: connection %llu -> %zd bytes", (unsigned long long)c->id, n);
@@ -380,6 +385,38 @@ static int conn_process(nw_conn *c)
     return 0;
 }
 
+/* The connection's last response is written (its tail held back with
+ * MSG_MORE) and the connection ends. close(2) alone sends that tail and the
+ * FIN in one segment; the peer reads the response, then end-of-file, and
+ * closes its end, and whichever FIN came first leaves a TIME_WAIT entry.
+ * On loopback that close is most of what a request costs nginx in the
+ * kernel (NOTES.md, "Ending connections"). So for a TCP peer on this host,
+ * under close_mode = reset, the FIN goes first (shutdown) and, once nothing
+ * is left unsent, a reset follows (SO_LINGER 0): the peer has the response
+ * and the FIN in its receive queue ahead of the reset, so its reads return
+ * the whole response and then 0, never an error; its close(2) then sends
+ * nothing, and no side keeps a TIME_WAIT entry. Only on the same host,
+ * where a segment handed to the kernel is not lost in transit; anywhere
+ * else a reset could overtake a retransmission. */
+static void conn_end(nw_conn *c)
+{
+    if (c->peer != PEER_TCP_LOCAL || c->w->s->close_mode != NW_CLOSE_RESET)
+        return;
+    /* The peer may close as soon as it sees the FIN, and its FIN reaching
+     * this end first puts it in TIME_WAIT after all (harmless: that is the
+     * plain close), so the reset is made ready first and follows at once. */
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    if (setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) < 0)
+        return;
+    int unsent = -1;
+    if (shutdown(c->fd, SHUT_WR) == 0 && ioctl(c->fd, SIOCOUTQNSD, &unsent) == 0 && unsent == 0)
+        return;
+    /* Not all of it went out (the peer's window is full): a plain close
+     * finishes sending. */
+    lg.l_onoff = 0;
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}
+
 void conn_request_finished(nw_conn *c)
 {
     nw_request *req = c->req;
@@ -387,6 +424,8 @@ void conn_request_finished(nw_conn *c)
     if (c->proto == CONN_PROTO_FASTCGI)
         fcgi_parser_end(&c->parser);
     int keep = req->keep_conn && !req->failed;
+    int ended = c->last_flush && !req->failed && !c->broken;
+    c->last_flush = 0;
     if (c->w->s->spew)
         log_debug("spew: connection %llu: request finished (status %d, %llu body bytes)%s",
                   (unsigned long long)c->id, req->status, (unsigned long long)req->body_bytes,
@@ -404,6 +443,8 @@ void conn_request_finished(nw_conn *c)
     worker_request_done(c->w);
     c->busy = 0;
     if (c->broken || !keep || c->w->stopping || c->w->s->keepalive == 0) {
+        if (ended)
+            conn_end(c);
         conn_close(c, NULL);
         return;
     }
@@ -442,11 +483,12 @@ static void conn_on_timer(struct ev_loop *loop, ev_timer *t, int revents)
     conn_close(c, c->req ? "request stalled before it arrived in full" : NULL);
 }
 
-void conn_start(nw_worker *w, int fd)
+void conn_start(nw_worker *w, int fd, int peer)
 {
     nw_conn *c = nw_xcalloc(1, sizeof *c);
     c->w = w;
     c->fd = fd;
+    c->peer = peer;
     c->id = ++w->next_conn_id;
     c->next = w->conns;
     if (w->conns)

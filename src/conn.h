@@ -35,11 +35,13 @@ struct nw_conn {
     int co_result;
     int close_after; /* close once out is flushed and no request is active */
     int broken;      /* peer gone or protocol error: close when possible */
+    int peer;        /* PEER_* (listener.h) */
+    int last_flush;  /* the response being flushed is the connection's last */
     nw_conn *prev, *next;
 };
 
 /* Takes ownership of an accepted, non-blocking fd and starts serving it. */
-void conn_start(nw_worker *w, int fd);
+void conn_start(nw_worker *w, int fd, int peer);
 /* Closes the connection: reason (may be NULL) is logged at info level. */
 void conn_close(nw_conn *c, const char *reason);
 /* Closes idle connections (graceful stop). */

@@ -15,6 +15,39 @@
 #include "log.h"
 #include "util.h"
 
+static int same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return 0;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                  &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+}
+
+int listener_peer_kind(int fd, const struct sockaddr_storage *peer)
+{
+    if (peer->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)peer;
+        if ((ntohl(in->sin_addr.s_addr) >> 24) == 127)
+            return PEER_TCP_LOCAL;
+    } else if (peer->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)peer)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127))
+            return PEER_TCP_LOCAL;
+    } else {
+        return PEER_UNIX;
+    }
+    /* Not loopback: local all the same when it is our own address (nginx on
+     * this host connecting to the host's LAN address). */
+    struct sockaddr_storage self;
+    socklen_t len = sizeof self;
+    if (getsockname(fd, (struct sockaddr *)&self, &len) == 0 && same_ip(&self, peer))
+        return PEER_TCP_LOCAL;
+    return PEER_TCP;
+}
+
 /* Is a server answering on this unix socket path? */
 static int unix_path_live(const struct sockaddr_un *sun)
 {

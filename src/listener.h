@@ -6,6 +6,7 @@
 #ifndef NW_LISTENER_H
 #define NW_LISTENER_H
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 typedef struct nw_listener {
@@ -27,6 +28,12 @@ int listener_inherited(int *fds, int max);
  * this configuration's backlog), sets that entry to -1 and returns 0; -1
  * when none matches. */
 int listener_adopt(nw_listener *l, const char *addr, int backlog, int *fds, int n);
+
+/* What an accepted connection's peer is, from accept(2)'s address. */
+enum { PEER_UNIX = 0, PEER_TCP, PEER_TCP_LOCAL };
+/* PEER_TCP_LOCAL: a loopback address, or one of this host's own (same
+ * address as our end), so the traffic never leaves the machine. */
+int listener_peer_kind(int fd, const struct sockaddr_storage *peer);
 
 /* chown()s a unix socket to uid/gid ((uid_t)-1 / (gid_t)-1 keep). 0/-1. */
 int listener_chown(const nw_listener *l, uid_t uid, gid_t gid);

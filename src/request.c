@@ -558,6 +558,7 @@ void request_run(nw_request *r)
             fcgi_encode_end_request(&c->out, r->id, 0, FCGI_REQUEST_COMPLETE);
         /* The rest of the response gets a fresh `timeout` to drain. */
         int64_t drain = s->timeout > 0 ? nw_now_ms() + (int64_t)s->timeout * 1000 : -1;
+        c->last_flush = !r->keep_conn; /* the connection closes after it */
         if (conn_flush_wait(c, drain) < 0)
             r->failed = 1;
     }

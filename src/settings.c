@@ -50,6 +50,12 @@ static const struct choice protocols[] = {
     {NULL, 0},
 };
 
+static const struct choice close_modes[] = {
+    {"reset", NW_CLOSE_RESET},
+    {"fin", NW_CLOSE_FIN},
+    {NULL, 0},
+};
+
 static const struct choice stop_signals[] = {
     {"USR1", SIGUSR1}, {"TERM", SIGTERM}, {"INT", SIGINT},     {"QUIT", SIGQUIT},
     {"HUP", SIGHUP},   {"USR2", SIGUSR2}, {"WINCH", SIGWINCH}, {NULL, 0},
@@ -80,6 +86,14 @@ const struct setting settings_table[] = {
      "INT", "listen(2) backlog", 0},
     {"protocol", NULL, 0, "protocol", NULL, T_ENUM, OFF(protocol), "auto", 0, 0, protocols, NULL,
      "PROTO", "auto, fastcgi or uwsgi", 0},
+    /* See conn.c (conn_end) and NOTES.md: a same-host TCP connection that
+     * ends after a response gets FIN, then RST, so no side keeps it in
+     * TIME_WAIT; "fin" is the plain close. */
+    {"close_mode", NULL, 0, "close-mode", NULL, T_ENUM, OFF(close_mode), "reset", 0, 0, close_modes,
+     NULL, "MODE",
+     "how a connection ends after its last response: reset (FIN then RST, same-host TCP "
+     "peers only) or fin",
+     0},
     {"pidfile", NULL, 'p', "pid", NULL, T_STR, OFF(pidfile), NULL, 0, 0, NULL, NULL, "FILE",
      "write the master's pid to FILE", F_NONEMPTY},
     {"accesslog", NULL, 0, "access-logfile", NULL, T_STR, OFF(accesslog), NULL, 0, 0, NULL, NULL,

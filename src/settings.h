@@ -25,6 +25,7 @@ typedef struct nw_strlist {
 
 typedef enum { NW_CLASS_SYNC = 0, NW_CLASS_THREADS, NW_CLASS_ASYNC } nw_worker_class;
 typedef enum { NW_PROTO_AUTO = 0, NW_PROTO_FASTCGI, NW_PROTO_UWSGI } nw_protocol;
+typedef enum { NW_CLOSE_RESET = 0, NW_CLOSE_FIN } nw_close_mode;
 
 typedef struct nw_settings {
     char *config;            /* -c/--config: path, NULL = none */
@@ -56,6 +57,7 @@ typedef struct nw_settings {
     int worker_connections;       /* --worker-connections: 1000 */
     int coroutine_stack_size;     /* --coroutine-stack-size KiB (async): 256 */
     nw_protocol protocol;         /* --protocol: auto */
+    nw_close_mode close_mode;     /* --close-mode: reset (same-host TCP peers only) */
 
     /* limits (gunicorn's names and defaults) */
     int limit_request_line;       /* 4094, 0..8190, 0 = unlimited */

@@ -48,7 +48,7 @@ struct setting {
 
 /* The table (settings.c). NSETTINGS is its row count, checked there; the
  * last row is the positional APP. */
-#define NSETTINGS 39
+#define NSETTINGS 40
 extern const struct setting settings_table[];
 
 #define ROW_APP (&settings_table[NSETTINGS - 1])

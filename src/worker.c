@@ -101,13 +101,15 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
      * the next ones instead of it queueing them behind a busy handler. */
     if (w->stopping || l->fd < 0)
         return;
-    int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    struct sockaddr_storage peer;
+    socklen_t len = sizeof peer;
+    int fd = accept4(l->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
         if (errno == EMFILE || errno == ENFILE)
             log_error("cannot accept on %s: %s", l->addr, strerror(errno));
         return;
     }
-    conn_start(w, fd);
+    conn_start(w, fd, listener_peer_kind(fd, &peer));
 }
 
 static void on_beat(struct ev_loop *loop, ev_timer *t, int revents)

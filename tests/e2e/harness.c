@@ -363,6 +363,23 @@ static unsigned long listen_inode(int port)
     return found;
 }
 
+int h_time_wait(int port)
+{
+    FILE *f = fopen("/proc/net/tcp", "r");
+    if (!f)
+        return 0;
+    char line[512];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned int lport, rport, state;
+        if (sscanf(line, " %*d: %*X:%X %*X:%X %X", &lport, &rport, &state) == 3 &&
+            state == 0x06 && ((int)lport == port || (int)rport == port))
+            n++;
+    }
+    fclose(f);
+    return n;
+}
+
 bool h_listens(pid_t pid, int port)
 {
     unsigned long inode = listen_inode(port);

@@ -69,6 +69,8 @@ int h_free_port(void);
 /* True when process pid holds the socket listening on 127.0.0.1:port. Unlike
  * a connect, this cannot be fooled by some other process on that port. */
 bool h_listens(pid_t pid, int port);
+/* How many IPv4 TCP sockets are in TIME_WAIT with port at either end. */
+int h_time_wait(int port);
 bool h_wait_listen(pid_t pid, int port, long timeout_ms);
 /* True when a TCP connect to 127.0.0.1:port succeeds right now. */
 bool h_tcp_accepts(int port);

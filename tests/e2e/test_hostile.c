@@ -562,6 +562,76 @@ Test(hostile, peer_closes_mid_response, .timeout = 60)
     assert_same_workers(&nw, &before);
 }
 
+/* ---- how a connection ends ----------------------------------------------------- */
+
+/* A client that starts reading only after narwhal has ended the connection
+ * (close_mode reset: FIN, then a reset) still reads the whole response and
+ * then end-of-file, never ECONNRESET. body_len > 0 posts that many bytes to
+ * echo.so, so the response outgrows the socket buffers and the plain-close
+ * fallback runs too. Returns the TIME_WAIT entries the exchange left. */
+static int slow_reader(const char *mode, size_t body_len)
+{
+    serve_raw(nw, before, "--close-mode", mode, h_example("echo.so"));
+    int tw_before = h_time_wait(nw.port);
+    char *data = malloc(body_len + 1);
+    cr_assert(data);
+    for (size_t i = 0; i < body_len; i++)
+        data[i] = (char)('a' + i % 26);
+    int fd = raw_connect(nw.port);
+    bytes b = { 0 };
+    begin(&b, 1, false);
+    char *clen = h_fmt("%zu", body_len);
+    const char *const post[] = { "REQUEST_METHOD", body_len ? "POST" : "GET", "REQUEST_URI",
+                                 "/slow", "CONTENT_LENGTH", clen, "SERVER_PROTOCOL",
+                                 "HTTP/1.1", NULL };
+    params(&b, 1, post);
+    body(&b, 1, data, body_len);
+    cr_assert(send_bytes(fd, &b), "sending: %s", strerror(errno));
+    h_sleep_ms(300); /* narwhal answers and ends the connection meanwhile */
+    reply r = read_reply(fd, 10000);
+    cr_assert(r.end && r.app_status == 0, "end=%d closed=%d timed_out=%d after %zu bytes\n%s",
+              r.end, r.closed, r.timed_out, r.raw_len, h_tail(nw.log));
+    if (body_len) {
+        char *sep = strstr(r.out, "\r\n\r\n");
+        cr_assert(sep, "no header end in the response");
+        size_t got = r.out_len - (size_t)(sep + 4 - r.out);
+        cr_assert(got == body_len && memcmp(sep + 4, data, body_len) == 0,
+                  "the body came back as %zu bytes, not the %zu sent", got, body_len);
+    } else {
+        cr_assert(strstr(r.out, "REQUEST_URI=/slow"), "stdout:\n%s", r.out);
+    }
+    char byte;
+    errno = 0;
+    ssize_t n = recv(fd, &byte, 1, 0);
+    cr_assert_eq(n, 0, "after the response: recv returned %zd (%s), not end-of-file", n,
+                 strerror(errno));
+    close(fd);
+    h_sleep_ms(100);
+    int left = h_time_wait(nw.port) - tw_before;
+    assert_same_workers(&nw, &before);
+    free(data);
+    return left;
+}
+
+Test(hostile, reset_close_slow_reader_reads_all_then_eof, .timeout = 60)
+{
+    int tw = slow_reader("reset", 0);
+    cr_assert_eq(tw, 0, "close_mode reset left %d TIME_WAIT entries", tw);
+}
+
+Test(hostile, reset_close_large_response_arrives_whole, .timeout = 60)
+{
+    slow_reader("reset", 3u << 20);
+}
+
+/* The control: the plain close leaves narwhal's end in TIME_WAIT, which is
+ * what the reset saves (and what the count above would see). */
+Test(hostile, fin_close_slow_reader_reads_all_then_eof, .timeout = 60)
+{
+    int tw = slow_reader("fin", 0);
+    cr_assert_geq(tw, 1, "close_mode fin left no TIME_WAIT entry");
+}
+
 Test(hostile, stalled_request_closed_after_timeout, .timeout = 60)
 {
     serve_raw(nw, before, "-t", "2", h_example("hello.so"));

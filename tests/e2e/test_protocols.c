@@ -184,6 +184,54 @@ Test(protocols, fastcgi_and_uwsgi_on_one_socket, .timeout = 60)
     }
 }
 
+/* ---- how connections end (close_mode) ---------------------------------------------------------- */
+
+/* The default close_mode (reset) ends each same-host connection with FIN
+ * then RST: nginx, over either protocol, reads every response whole and logs
+ * no error. (Whether the reset came in time to spare the TIME_WAIT entry is
+ * a race nginx wins when it is idle; test_hostile checks the reset with a
+ * client that cannot win it.) */
+Test(protocols, reset_close_through_nginx_is_clean, .timeout = 90)
+{
+    h_narwhal nw = h_narwhal_serve("-w", "2", h_example("echo.so"), NULL);
+    char *up = h_fmt("127.0.0.1:%d", nw.port);
+    h_nginx ng = h_nginx_start_server(h_fmt("        location /f/ {\n"
+                                            "            include fastcgi_params;\n"
+                                            "            fastcgi_pass %s;\n"
+                                            "        }\n"
+                                            "        location /u/ {\n"
+                                            "            include uwsgi_params;\n"
+                                            "            uwsgi_pass %s;\n"
+                                            "        }\n",
+                                            up, up));
+    for (int i = 0; i < 100; i++) {
+        char *path = h_fmt("/%c/seq?n=%d", i % 2 ? 'u' : 'f', i);
+        h_response r = h_get(ng.port, path);
+        assert_status(r, 200, ng.error_log);
+        cr_assert(strstr(r.body, h_fmt("QUERY_STRING=n=%d\n", i)), "%s body:\n%s", path, r.body);
+    }
+    enum { N = 16 };
+    h_bg_request b[N];
+    for (int i = 0; i < N; i++) {
+        b[i] = (h_bg_request){ .port = ng.port, .path = h_fmt("/%c/bg?n=%d", i % 2 ? 'u' : 'f', i) };
+        h_bg_start(&b[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        h_bg_join(&b[i]);
+        assert_status(b[i].r, 200, ng.error_log);
+        cr_assert(strstr(b[i].r.body, h_fmt("QUERY_STRING=n=%d\n", i)), "%s body:\n%s",
+                  b[i].path, b[i].r.body);
+    }
+    /* responses larger than the socket buffers end with a plain close */
+    check_echo_post(ng.port, "/f/big", 3 << 20, nw.log);
+    check_echo_post(ng.port, "/u/big", 3 << 20, nw.log);
+    check_echo_post(ng.port, "/f/mid", 100000, nw.log);
+    check_echo_post(ng.port, "/u/mid", 100000, nw.log);
+    cr_assert_eq(h_count_text(ng.error_log, "[error]"), 0, "nginx logged errors:\n%s",
+                 h_tail(ng.error_log));
+    cr_assert_eq(h_count_text(ng.error_log, "[crit]"), 0, "nginx:\n%s", h_tail(ng.error_log));
+}
+
 /* ---- uwsgi on a unix socket ----------------------------------------------------------------------- */
 
 Test(protocols, uwsgi_unix_socket, .timeout = 60)
