@@ -53,11 +53,12 @@ NARWHAL=${NARWHAL:-}
 NARWHAL_APP=${NARWHAL_APP:-}
 NARWHAL_INCLUDE=${NARWHAL_INCLUDE:-$top/include}
 
-SCENARIOS=(nginx narwhal-tcp narwhal-unix narwhal-keepconn narwhal-uwsgi
+SCENARIOS=(nginx narwhal-tcp narwhal-tcp-fin narwhal-unix narwhal-keepconn narwhal-uwsgi
            narwhal-threads narwhal-async narwhal-async-w1 spawn-fcgi php-fpm uwsgi)
 declare -A DESC=(
     [nginx]="ceiling: nginx 'return 200', no backend"
     [narwhal-tcp]="narwhal -w $WORKERS (sync), FastCGI over TCP"
+    [narwhal-tcp-fin]="narwhal -w $WORKERS (sync) --close-mode fin: the plain close instead of FIN + reset, FastCGI over TCP"
     [narwhal-unix]="narwhal -w $WORKERS (sync), FastCGI over a unix socket"
     [narwhal-keepconn]="narwhal -w $WORKERS (sync), FastCGI over TCP, fastcgi_keep_conn on + upstream keepalive"
     [narwhal-uwsgi]="narwhal -w $WORKERS --protocol uwsgi, nginx uwsgi_pass over TCP"
@@ -472,6 +473,7 @@ run_row() { # scenario variant [attempt]
                 *) cmd+=(-b "127.0.0.1:$bport") ;;
             esac
             case $sc in
+                narwhal-tcp-fin) cmd+=(--close-mode fin) ;;
                 narwhal-uwsgi) cmd+=(--protocol uwsgi) ;;
                 narwhal-threads) cmd+=(-k threads --threads 8) ;;
                 narwhal-async) cmd+=(-k async) ;;

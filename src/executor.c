@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,47 +52,54 @@ static int poll_wait(int fd, int events, int64_t deadline_ms)
 
 static __thread nw_tslot *thread_tslot;
 
+/* Each pool thread has its own hand-off: the loop thread gives a request to
+ * an idle thread (its connection in t->c, then a post of t->go), and the
+ * thread puts itself on the lock-free `done` stack when the request is over
+ * and wakes the loop (ev_async). No lock is shared by the threads and the
+ * loop, so a hand-off costs one wake-up each way and no contention. */
+typedef struct pool_thread {
+    sem_t go;
+    nw_conn *c;                    /* the request to run; set by the loop */
+    nw_tslot *tslot;
+    struct pool_thread *next;      /* on the idle list (loop) or done stack */
+} pool_thread;
+
 typedef struct pool {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    nw_conn *q_head, *q_tail; /* requests waiting for a thread */
-    nw_conn *done;            /* finished, for the loop thread */
+    pool_thread *threads;
+    pool_thread *idle;         /* loop thread only */
+    nw_conn *q_head, *q_tail;  /* loop thread only: waiting for a thread */
+    pool_thread *done;         /* pushed by threads, taken by the loop (atomics) */
     ev_async done_ev;
     nw_worker *w;
 } pool;
 
-static pool the_pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+static pool the_pool;
 
-typedef struct thread_arg {
-    pool *p;
-    int index;
-} thread_arg;
-
-static void *pool_thread(void *arg)
+static void *pool_thread_main(void *arg)
 {
-    thread_arg *ta = arg;
-    pool *p = ta->p;
-    thread_tslot = &p->w->tslots[ta->index];
-    free(ta);
+    pool_thread *t = arg;
+    pool *p = &the_pool;
+    thread_tslot = t->tslot;
     for (;;) {
-        pthread_mutex_lock(&p->mu);
-        while (!p->q_head)
-            pthread_cond_wait(&p->cv, &p->mu);
-        nw_conn *c = p->q_head;
-        p->q_head = c->qnext;
-        if (!p->q_head)
-            p->q_tail = NULL;
-        pthread_mutex_unlock(&p->mu);
-
-        request_run(c->req);
-
-        pthread_mutex_lock(&p->mu);
-        c->qnext = p->done;
-        p->done = c;
-        pthread_mutex_unlock(&p->mu);
+        while (sem_wait(&t->go) < 0)
+            ; /* EINTR */
+        request_run(t->c->req);
+        pool_thread *old = __atomic_load_n(&p->done, __ATOMIC_RELAXED);
+        do
+            t->next = old;
+        while (!__atomic_compare_exchange_n(&p->done, &old, t, 1, __ATOMIC_RELEASE,
+                                            __ATOMIC_RELAXED));
         ev_async_send(p->w->loop, &p->done_ev);
     }
     return NULL;
+}
+
+static void pool_give(pool *p, nw_conn *c)
+{
+    pool_thread *t = p->idle;
+    p->idle = t->next;
+    t->c = c;
+    sem_post(&t->go);
 }
 
 static void pool_on_done(struct ev_loop *loop, ev_async *a, int revents)
@@ -99,15 +107,24 @@ static void pool_on_done(struct ev_loop *loop, ev_async *a, int revents)
     pool *p = a->data;
     (void)loop;
     (void)revents;
-    pthread_mutex_lock(&p->mu);
-    nw_conn *c = p->done;
-    p->done = NULL;
-    pthread_mutex_unlock(&p->mu);
-    while (c) {
-        nw_conn *next = c->qnext;
-        c->qnext = NULL;
+    pool_thread *t = __atomic_exchange_n(&p->done, NULL, __ATOMIC_ACQUIRE);
+    while (t) {
+        pool_thread *next = t->next;
+        nw_conn *c = t->c;
+        t->c = NULL;
+        t->next = p->idle;
+        p->idle = t;
+        /* may dispatch the connection's next request (keep-conn) */
         conn_request_finished(c);
-        c = next;
+        t = next;
+    }
+    while (p->idle && p->q_head) {
+        nw_conn *c = p->q_head;
+        p->q_head = c->qnext;
+        if (!p->q_head)
+            p->q_tail = NULL;
+        c->qnext = NULL;
+        pool_give(p, c);
     }
 }
 
@@ -118,21 +135,23 @@ static int pool_start(nw_worker *w)
     ev_async_init(&p->done_ev, pool_on_done);
     p->done_ev.data = p;
     ev_async_start(w->loop, &p->done_ev);
+    p->threads = nw_xcalloc((size_t)w->s->threads, sizeof *p->threads);
     for (int i = 0; i < w->s->threads; i++) {
-        thread_arg *ta = nw_xmalloc(sizeof *ta);
-        ta->p = p;
-        ta->index = i;
+        pool_thread *t = &p->threads[i];
+        sem_init(&t->go, 0, 0);
+        t->tslot = &w->tslots[i];
         pthread_t th;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        int rc = pthread_create(&th, &attr, pool_thread, ta);
+        int rc = pthread_create(&th, &attr, pool_thread_main, t);
         pthread_attr_destroy(&attr);
         if (rc != 0) {
             log_error("cannot start worker thread %d: %s", i, strerror(rc));
-            free(ta);
             return -1;
         }
+        t->next = p->idle;
+        p->idle = t;
     }
     return 0;
 }
@@ -141,14 +160,15 @@ static void pool_submit(nw_conn *c)
 {
     pool *p = &the_pool;
     c->qnext = NULL;
-    pthread_mutex_lock(&p->mu);
+    if (p->idle && !p->q_head) {
+        pool_give(p, c);
+        return;
+    }
     if (p->q_tail)
         p->q_tail->qnext = c;
     else
         p->q_head = c;
     p->q_tail = c;
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
 }
 
 /* ---- async ------------------------------------------------------------------ */
