@@ -240,12 +240,17 @@ trap 'log "internal error: line $LINENO: $BASH_COMMAND failed"' ERR
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-NEXT_PORT=$((20000 + RANDOM % 30000))
+# Ports below the kernel's ephemeral range: a port in it can be the local end
+# of some outgoing connection (wrk's, nginx's to a backend), and then nginx
+# or the backend cannot bind it.
+PORT_HI=$(awk '{print $1 - 1; exit}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32767)
+((PORT_HI > 21000)) || PORT_HI=32767
+NEXT_PORT=$((20000 + RANDOM % (PORT_HI - 20000)))
 free_port() { # VAR -> sets VAR to a TCP port on 127.0.0.1 that nobody listens on
     local p    # (no $(...): the counter must advance in this shell)
     while :; do
         p=$NEXT_PORT
-        NEXT_PORT=$((NEXT_PORT >= 60000 ? 20000 : NEXT_PORT + 1))
+        NEXT_PORT=$((NEXT_PORT >= PORT_HI ? 20000 : NEXT_PORT + 1))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
             printf -v "$1" '%s' "$p"
             return
