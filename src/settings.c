@@ -555,8 +555,8 @@ static int check_exec_mode(const nw_settings *s, FILE *err)
         bad = "max_requests: narwhal cannot count an --exec program's requests";
     else if (s->timeout != 30)
         bad = "timeout: narwhal cannot see an --exec program's requests to time them";
-    else if (s->keepalive != 75 || s->protocol != NW_PROTO_AUTO)
-        bad = "keepalive and protocol are the --exec program's own business";
+    else if (s->keepalive != 75 || s->protocol != NW_PROTO_AUTO || s->close_mode != NW_CLOSE_RESET)
+        bad = "keepalive, protocol and close_mode are the --exec program's own business";
     else if (s->limit_request_line != 4094 || s->limit_request_fields != 100 ||
              s->limit_request_field_size != 8190)
         bad = "limit_request_*: narwhal does not parse an --exec program's requests";
