@@ -171,6 +171,69 @@ static void pool_submit(nw_conn *c)
     p->q_tail = c;
 }
 
+/* ---- sync ------------------------------------------------------------------- */
+
+/* A sync worker runs its requests one at a time, oldest first. The I/O
+ * callbacks of a loop iteration only queue them; a check watcher (after
+ * the callbacks) runs the oldest, and while more are queued an idle watcher
+ * keeps the next poll from blocking, so what arrived meanwhile queues
+ * behind them. Run straight from the callbacks, a worker holding many
+ * keep-conn connections served them in libev's order, newest first, and a
+ * request could wait behind many later ones: with 50 ms handlers, p99 4 s
+ * against a p50 of 0.55 s. */
+typedef struct runq {
+    nw_conn *head, *tail;
+    ev_check run;
+    ev_idle more;
+} runq;
+
+static runq the_runq;
+
+static void runq_run_one(struct ev_loop *loop, ev_check *w, int revents)
+{
+    runq *q = w->data;
+    (void)revents;
+    nw_conn *c = q->head;
+    if (c) {
+        q->head = c->qnext;
+        if (!q->head)
+            q->tail = NULL;
+        c->qnext = NULL;
+        request_run(c->req);
+        conn_request_finished(c); /* may queue the connection's next request */
+    }
+    if (!q->head)
+        ev_idle_stop(loop, &q->more);
+}
+
+static void runq_more(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+}
+
+static void runq_start(nw_worker *w)
+{
+    runq *q = &the_runq;
+    ev_check_init(&q->run, runq_run_one);
+    q->run.data = q;
+    ev_check_start(w->loop, &q->run);
+    ev_idle_init(&q->more, runq_more);
+}
+
+static void runq_push(nw_conn *c)
+{
+    runq *q = &the_runq;
+    c->qnext = NULL;
+    if (q->tail)
+        q->tail->qnext = c;
+    else
+        q->head = c;
+    q->tail = c;
+    ev_idle_start(c->w->loop, &q->more);
+}
+
 /* ---- async ------------------------------------------------------------------ */
 
 static void coro_entry(void *arg)
@@ -246,6 +309,7 @@ int executor_init(nw_worker *w)
         coro_set_stack_size((size_t)w->s->coroutine_stack_size * 1024);
         return 0;
     case NW_CLASS_SYNC:
+        runq_start(w);
         break;
     }
     return 0;
@@ -269,8 +333,7 @@ void executor_dispatch(nw_conn *c)
     case NW_CLASS_SYNC:
         break;
     }
-    request_run(c->req);
-    conn_request_finished(c);
+    runq_push(c);
 }
 
 int executor_wait_fd(nw_worker *w, int fd, int events, int64_t deadline_ms)

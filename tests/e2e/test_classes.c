@@ -135,6 +135,60 @@ Test(classes, concurrency_sync, .timeout = 60)
               took, h_tail(log));
 }
 
+/* ---- sync + keep-conn: oldest request first ------------------------------------------------- */
+
+typedef struct looper {
+    int port;
+    long until_ms;
+    long max_ms;
+    int n, bad;
+    pthread_t th;
+} looper;
+
+static void *loop_gets(void *arg)
+{
+    looper *l = arg;
+    while (h_now_ms() < l->until_ms) {
+        h_response r = h_http(l->port, "GET", "/?ms=50", NULL, NULL, 0, 20000);
+        if (r.status != 200)
+            l->bad++;
+        if (r.elapsed_ms > l->max_ms)
+            l->max_ms = r.elapsed_ms;
+        l->n++;
+    }
+    return NULL;
+}
+
+/* One sync worker holding 16 keep-conn connections from nginx, all of them
+ * busy with 50 ms requests: each waits for the ones that came before it,
+ * about 16 x 50 ms, never for ones that came after (served newest first,
+ * some waited over 4 s). */
+Test(classes, sync_keep_conn_serves_oldest_first, .timeout = 60)
+{
+    h_narwhal nw = h_narwhal_serve("-w", "1", h_example("sleep.so"), NULL);
+    h_nginx ng = h_nginx_start(H_SNIPPET_KEEPALIVE, h_fmt("127.0.0.1:%d", nw.port));
+    assert_status(h_get(ng.port, "/?ms=1"), 200, nw.log);
+    enum { N = 16 };
+    looper l[N];
+    long until = h_now_ms() + 5000;
+    for (int i = 0; i < N; i++) {
+        l[i] = (looper){ .port = ng.port, .until_ms = until };
+        cr_assert(pthread_create(&l[i].th, NULL, loop_gets, &l[i]) == 0);
+    }
+    long max = 0;
+    int n = 0, bad = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(l[i].th, NULL);
+        max = l[i].max_ms > max ? l[i].max_ms : max;
+        n += l[i].n;
+        bad += l[i].bad;
+    }
+    cr_assert_eq(bad, 0, "%d of %d requests failed\n%s", bad, n, h_tail(nw.log));
+    cr_assert(n >= 60, "only %d requests in 5 s (one worker, 50 ms each)\n%s", n, h_tail(nw.log));
+    cr_assert(max < 2500,
+              "the slowest of %d requests took %ld ms; 16 connections x 50 ms is 800 ms", n, max);
+}
+
 /* ---- upstream.so waiting on a slow service ---------------------------------------------------- */
 
 /* A line echo service: each connection gets its own thread, which reads one
