@@ -34,6 +34,21 @@ static void check_echo_get(int port, const char *prefix, const char *log)
     cr_assert(strstr(r.body, h_fmt("REQUEST_URI=%s\n", uri)), "GET %s body:\n%s", uri, r.body);
 }
 
+/* An nginx passing /f/ to narwhal at port over FastCGI and /u/ over uwsgi. */
+static h_nginx nginx_fastcgi_and_uwsgi(int port)
+{
+    char *up = h_fmt("127.0.0.1:%d", port);
+    return h_nginx_start_server(h_fmt("        location /f/ {\n"
+                                      "            include fastcgi_params;\n"
+                                      "            fastcgi_pass %s;\n"
+                                      "        }\n"
+                                      "        location /u/ {\n"
+                                      "            include uwsgi_params;\n"
+                                      "            uwsgi_pass %s;\n"
+                                      "        }\n",
+                                      up, up));
+}
+
 /* POST n random bytes to echo.so; the echo must match byte for byte. */
 static void check_echo_post(int port, const char *path, size_t n, const char *log)
 {
@@ -86,16 +101,7 @@ ParameterizedTest(h_wclass *wc, protocols, empty_post_body, .timeout = 60)
 {
     h_narwhal nw = h_narwhal_serve("-w", "1", "-k", wc->name, "--threads", wc->threads,
                                    h_example("echo.so"), NULL);
-    char *up = h_fmt("127.0.0.1:%d", nw.port);
-    h_nginx ng = h_nginx_start_server(h_fmt("        location /f/ {\n"
-                                            "            include fastcgi_params;\n"
-                                            "            fastcgi_pass %s;\n"
-                                            "        }\n"
-                                            "        location /u/ {\n"
-                                            "            include uwsgi_params;\n"
-                                            "            uwsgi_pass %s;\n"
-                                            "        }\n",
-                                            up, up));
+    h_nginx ng = nginx_fastcgi_and_uwsgi(nw.port);
     const char *paths[] = { "/f/empty", "/u/empty" };
     for (int i = 0; i < 2; i++) {
         h_response r = h_http(ng.port, "POST", paths[i],
@@ -194,16 +200,7 @@ Test(protocols, fastcgi_and_uwsgi_on_one_socket, .timeout = 60)
 Test(protocols, reset_close_through_nginx_is_clean, .timeout = 90)
 {
     h_narwhal nw = h_narwhal_serve("-w", "2", h_example("echo.so"), NULL);
-    char *up = h_fmt("127.0.0.1:%d", nw.port);
-    h_nginx ng = h_nginx_start_server(h_fmt("        location /f/ {\n"
-                                            "            include fastcgi_params;\n"
-                                            "            fastcgi_pass %s;\n"
-                                            "        }\n"
-                                            "        location /u/ {\n"
-                                            "            include uwsgi_params;\n"
-                                            "            uwsgi_pass %s;\n"
-                                            "        }\n",
-                                            up, up));
+    h_nginx ng = nginx_fastcgi_and_uwsgi(nw.port);
     for (int i = 0; i < 100; i++) {
         char *path = h_fmt("/%c/seq?n=%d", i % 2 ? 'u' : 'f', i);
         h_response r = h_get(ng.port, path);
