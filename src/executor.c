@@ -59,16 +59,16 @@ static __thread nw_tslot *thread_tslot;
  * loop, so a hand-off costs one wake-up each way and no contention. */
 typedef struct pool_thread {
     sem_t go;
-    nw_conn *c;                    /* the request to run; set by the loop */
+    nw_conn *c; /* the request to run; set by the loop */
     nw_tslot *tslot;
-    struct pool_thread *next;      /* on the idle list (loop) or done stack */
+    struct pool_thread *next; /* on the idle list (loop) or done stack */
 } pool_thread;
 
 typedef struct pool {
     pool_thread *threads;
-    pool_thread *idle;         /* loop thread only */
-    nw_conn *q_head, *q_tail;  /* loop thread only: waiting for a thread */
-    pool_thread *done;         /* pushed by threads, taken by the loop (atomics) */
+    pool_thread *idle;        /* loop thread only */
+    nw_conn *q_head, *q_tail; /* loop thread only: waiting for a thread */
+    pool_thread *done;        /* pushed by threads, taken by the loop (atomics) */
     ev_async done_ev;
     nw_worker *w;
 } pool;
@@ -87,8 +87,8 @@ static void *pool_thread_main(void *arg)
         pool_thread *old = __atomic_load_n(&p->done, __ATOMIC_RELAXED);
         do
             t->next = old;
-        while (!__atomic_compare_exchange_n(&p->done, &old, t, 1, __ATOMIC_RELEASE,
-                                            __ATOMIC_RELAXED));
+        while (
+            !__atomic_compare_exchange_n(&p->done, &old, t, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
         ev_async_send(p->w->loop, &p->done_ev);
     }
     return NULL;
