@@ -289,6 +289,7 @@ static int flush_out(nw_request *req)
     nw_conn *c = req->conn;
     encode_stdout(req, nw_buf_head(&req->out), req->out.len);
     nw_buf_reset(&req->out);
+    req->flushed |= c->out.len > 0;
     if (conn_flush_wait(c, req->deadline_ms) < 0) {
         req->failed = 1;
         return -1;
@@ -491,6 +492,32 @@ static int check_limits(nw_request *r, const nw_settings *s, const char **why)
     return 0;
 }
 
+/* The body the handler did not read may still be on its way: read it and
+ * drop it, so that the connection does not end with unread input (closing
+ * it would send a reset, and nginx, still writing the body, would answer
+ * 502 instead of the response). Only while none of the response has gone
+ * out: once it has, nginx stops sending the body and waits for the end of
+ * the response, so then only what has already arrived is read. Within the
+ * request's deadline, best effort: what does not come in time is left. */
+static void drain_body(nw_request *r)
+{
+    nw_conn *c = r->conn;
+    int64_t until = r->flushed ? 0 : r->deadline_ms;
+    while (!r->body_done) {
+        nw_buf_reset(&r->body);
+        if (c->in.len) {
+            size_t before = c->in.len;
+            if (conn_parse_more(c) < 0)
+                break;
+            if (c->in.len < before)
+                continue;
+        }
+        if (conn_fill_wait(c, until) <= 0)
+            break;
+    }
+    nw_buf_reset(&r->body);
+}
+
 static void respond_plain(nw_request *r, int status, const char *body)
 {
     nw_buf_reset(&r->headers);
@@ -548,6 +575,8 @@ void request_run(nw_request *r)
         if (c->proto == CONN_PROTO_FASTCGI)
             fcgi_encode_stream(&c->out, FCGI_STDOUT, r->id, NULL, 0);
     }
+    if (!r->failed && !r->aborted)
+        drain_body(r);
     /* The handler is done: what is left is bounded by the drain deadline,
      * not the master's watch. */
     if (t)

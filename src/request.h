@@ -26,6 +26,7 @@ struct nw_request {
     int status;
     nw_buf headers; /* "Name: value\r\n" lines */
     int headers_sent;
+    int flushed; /* some of the response has gone out to the socket */
     nw_buf out; /* stdout payload not yet encoded */
     uint64_t body_bytes;
     int failed;  /* peer gone or protocol error: reads and writes fail */

@@ -229,6 +229,62 @@ Test(protocols, reset_close_through_nginx_is_clean, .timeout = 90)
     cr_assert_eq(h_count_text(ng.error_log, "[crit]"), 0, "nginx:\n%s", h_tail(ng.error_log));
 }
 
+/* A handler that never reads a large body: the rest of it is read and
+ * dropped after the response, so nginx, still sending it, neither fails
+ * (502) nor loses the answer. Over both protocols, in every class. */
+ParameterizedTestParameters(protocols, unread_body_is_drained)
+{
+    return cr_make_param_array(h_wclass, h_all_classes, H_NCLASSES);
+}
+
+ParameterizedTest(h_wclass *wc, protocols, unread_body_is_drained, .timeout = 60)
+{
+    h_narwhal nw = h_narwhal_serve("-w", "1", "-k", wc->name, "--threads", wc->threads,
+                                   h_example("hello.so"), NULL);
+    h_nginx ng = nginx_fastcgi_and_uwsgi(nw.port);
+    size_t n = 6u << 20;
+    char *data = malloc(n);
+    cr_assert(data);
+    memset(data, 'b', n);
+    const char *paths[] = { "/f/upload", "/u/upload" };
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 2; i++) {
+            h_response r = h_http(ng.port, "POST", paths[i], NULL, data, n, 30000);
+            assert_status(r, 200, ng.error_log);
+            assert_body(r, "Hello, World!\n");
+        }
+    }
+    free(data);
+    cr_assert_eq(h_count_text(ng.error_log, "[error]"), 0, "nginx logged errors:\n%s",
+                 h_tail(ng.error_log));
+}
+
+/* Once a response has begun, nginx stops sending the body and waits for
+ * the rest of the response: a handler that streamed before returning must
+ * not wait for a body that will not come (classapp:stream writes, waits
+ * 1.5 s, writes). */
+Test(protocols, unread_body_after_streaming_is_not_waited_for, .timeout = 60)
+{
+    h_narwhal nw = h_narwhal_serve("-w", "1", h_fmt("%s:stream", h_env("NARWHAL_CLASSAPP")),
+                                   NULL);
+    h_nginx ng = nginx_fastcgi_and_uwsgi(nw.port);
+    size_t n = 6u << 20;
+    char *data = malloc(n);
+    cr_assert(data);
+    memset(data, 's', n);
+    const char *paths[] = { "/f/upload", "/u/upload" };
+    for (int i = 0; i < 2; i++) {
+        h_response r = h_http(ng.port, "POST", paths[i], NULL, data, n, 30000);
+        assert_status(r, 200, nw.log);
+        assert_body(r, "first\nsecond\n");
+        cr_assert(r.elapsed_ms < 6000, "%s took %ld ms (the handler takes 1.5 s)", paths[i],
+                  r.elapsed_ms);
+    }
+    free(data);
+    cr_assert_eq(h_count_text(ng.error_log, "[error]"), 0, "nginx logged errors:\n%s",
+                 h_tail(ng.error_log));
+}
+
 /* ---- uwsgi on a unix socket ----------------------------------------------------------------------- */
 
 Test(protocols, uwsgi_unix_socket, .timeout = 60)
