@@ -58,7 +58,8 @@ int nw_param_each(const nw_request *req, int (*fn)(const char *name, const char 
 
 /* Reads the request body: >0 bytes read, 0 at the end of the body, -1 on
  * error (client gone, request aborted, timed out). Blocks (or yields) until
- * data arrives. */
+ * data arrives. A handler need not read the body: what it leaves is read and
+ * dropped after it returns, before its response goes out. */
 ssize_t nw_read(nw_request *req, void *buf, size_t len);
 
 /* Sets the response status (default 200). -1 once headers have gone out or
