@@ -229,9 +229,10 @@ Test(protocols, reset_close_through_nginx_is_clean, .timeout = 90)
     cr_assert_eq(h_count_text(ng.error_log, "[crit]"), 0, "nginx:\n%s", h_tail(ng.error_log));
 }
 
-/* A handler that never reads a large body: the rest of it is read and
- * dropped after the response, so nginx, still sending it, neither fails
- * (502) nor loses the answer. Over both protocols, in every class. */
+/* A handler that never reads a large body: once it returns, the rest of the
+ * body is read and dropped before the response goes out, so nginx, still
+ * sending it, neither fails (502) nor loses the answer. Over both protocols,
+ * in every class. */
 ParameterizedTestParameters(protocols, unread_body_is_drained)
 {
     return cr_make_param_array(h_wclass, h_all_classes, H_NCLASSES);
