@@ -28,7 +28,7 @@ struct nw_conn {
     nw_request *req;    /* the active request, if any */
     int busy;           /* req is being run by the executor: hands off */
     uint64_t served;    /* requests completed on this connection */
-    nw_conn *qnext;     /* threads: queue link */
+    nw_conn *qnext;     /* executor: queue link (threads, sync) */
     struct nw_coro *co; /* async: the request's coroutine */
     ev_io co_io;        /* async: what the coroutine waits on */
     ev_timer co_timer;

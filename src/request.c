@@ -127,6 +127,19 @@ int nw_param_each(const nw_request *req, int (*fn)(const char *name, const char 
     return 0;
 }
 
+/* Parses the connection's buffered input into the request (body, aborts):
+ * 1 when that moved it on, 0 when more input is needed, -1 on a protocol
+ * error (the request is failed). */
+static int parse_buffered(nw_conn *c)
+{
+    if (!c->in.len)
+        return 0;
+    size_t before = c->in.len;
+    if (conn_parse_more(c) < 0)
+        return -1;
+    return c->in.len < before;
+}
+
 ssize_t nw_read(nw_request *req, void *buf, size_t len)
 {
     if (!req || (!buf && len))
@@ -143,13 +156,11 @@ ssize_t nw_read(nw_request *req, void *buf, size_t len)
         }
         if (req->body_done || len == 0)
             return 0;
-        if (c->in.len) {
-            size_t before = c->in.len;
-            if (conn_parse_more(c) < 0)
-                return -1;
-            if (c->in.len < before)
-                continue;
-        }
+        int parsed = parse_buffered(c);
+        if (parsed < 0)
+            return -1;
+        if (parsed)
+            continue;
         flush_before_wait(req);
         ssize_t n = conn_fill_wait(c, req->deadline_ms);
         if (n <= 0) {
@@ -505,14 +516,10 @@ static void drain_body(nw_request *r)
     int64_t until = r->flushed ? 0 : r->deadline_ms;
     while (!r->body_done) {
         nw_buf_reset(&r->body);
-        if (c->in.len) {
-            size_t before = c->in.len;
-            if (conn_parse_more(c) < 0)
-                break;
-            if (c->in.len < before)
-                continue;
-        }
-        if (conn_fill_wait(c, until) <= 0)
+        int parsed = parse_buffered(c);
+        if (parsed < 0)
+            break;
+        if (!parsed && conn_fill_wait(c, until) <= 0)
             break;
     }
     nw_buf_reset(&r->body);
