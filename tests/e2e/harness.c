@@ -96,6 +96,11 @@ char *h_testapp(const char *symbol)
     return h_fmt("%s:%s", h_env("NARWHAL_TESTAPP"), symbol);
 }
 
+char *h_classapp(const char *symbol)
+{
+    return h_fmt("%s:%s", h_env("NARWHAL_CLASSAPP"), symbol);
+}
+
 long h_now_ms(void)
 {
     struct timespec ts;

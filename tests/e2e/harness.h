@@ -53,6 +53,8 @@ const char *h_env(const char *name);
 char *h_example(const char *name);
 /* "$NARWHAL_TESTAPP:<symbol>". */
 char *h_testapp(const char *symbol);
+/* "$NARWHAL_CLASSAPP:<symbol>" (tests/apps/classapp.c) */
+char *h_classapp(const char *symbol);
 
 /* ---- time ------------------------------------------------------------------ */
 
@@ -251,6 +253,9 @@ typedef struct h_wclass {
     char name[16];   /* -k */
     char threads[8]; /* --threads */
 } h_wclass;
+
+/* A worker class's -k and --threads arguments, for an argument list. */
+#define H_CLASS_ARGS(wc) "-k", (wc)->name, "--threads", (wc)->threads
 
 /* sync, threads (8 threads) and async: cr_make_param_array(h_wclass,
  * h_all_classes, H_NCLASSES) runs a test under each. */

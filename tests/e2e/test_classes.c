@@ -31,16 +31,10 @@ TestSuite(classes, .init = h_setup, .fini = h_teardown, .timeout = 60);
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
-/* "$NARWHAL_CLASSAPP:<symbol>" */
-static char *classapp(const char *symbol)
-{
-    return h_fmt("%s:%s", h_env("NARWHAL_CLASSAPP"), symbol);
-}
-
 /* narwhal (-w 1, the class, more args, the app) and nginx with the TCP
  * FastCGI snippet in front. */
 #define serve_class(nw, ng, wc, ...)                                                        \
-    serve_tcp(nw, ng, "-k", (wc)->name, "--threads", (wc)->threads, __VA_ARGS__)
+    serve_tcp(nw, ng, H_CLASS_ARGS(wc), __VA_ARGS__)
 
 /* ---- correctness under every class ------------------------------------------------------ */
 
@@ -364,7 +358,7 @@ Test(classes, timeout_kills_stuck_thread_worker, .timeout = 60)
 Test(classes, timeout_kills_spinning_async_worker, .timeout = 60)
 {
     h_wclass wc = { "async", "1" };
-    serve_class(nw, ng, &wc, "-w", "1", "-t", "2", classapp("spin"));
+    serve_class(nw, ng, &wc, "-w", "1", "-t", "2", h_classapp("spin"));
     h_response r = h_get(ng.port, "/?ms=1");
     assert_status(r, 200, nw.log);
     assert_body(r, "spun 1 ms\n");
@@ -395,7 +389,7 @@ Test(classes, timeout_kills_spinning_async_worker, .timeout = 60)
 Test(classes, stack_overflow_is_isolated, .timeout = 60)
 {
     h_wclass wc = { "async", "1" };
-    serve_class(nw, ng, &wc, "-w", "1", "--coroutine-stack-size", "64", classapp("overflow"));
+    serve_class(nw, ng, &wc, "-w", "1", "--coroutine-stack-size", "64", h_classapp("overflow"));
     h_response r = h_get(ng.port, "/?depth=4");
     assert_status(r, 200, nw.log);
     cr_assert(r.body && strncmp(r.body, "survived", 8) == 0, "body: %s", r.body);
@@ -568,8 +562,8 @@ ParameterizedTestParameters(classes, streaming_reaches_client_before_wait_ends)
 
 ParameterizedTest(h_wclass *wc, classes, streaming_reaches_client_before_wait_ends, .timeout = 60)
 {
-    h_narwhal nw = h_narwhal_serve("-w", "1", "-k", wc->name, "--threads", wc->threads,
-                                   classapp("stream"), NULL);
+    h_narwhal nw = h_narwhal_serve("-w", "1", H_CLASS_ARGS(wc),
+                                   h_classapp("stream"), NULL);
     h_nginx ng = h_nginx_start_server(h_fmt("        location / {\n"
                                             "            include fastcgi_params;\n"
                                             "            fastcgi_buffering off;\n"

@@ -329,7 +329,7 @@ ParameterizedTestParameters(e2e, worker_class_serves)
 
 ParameterizedTest(h_wclass *wc, e2e, worker_class_serves, .timeout = 60)
 {
-    serve_tcp(nw, ng, "-w", "1", "-k", wc->name, "--threads", wc->threads,
+    serve_tcp(nw, ng, "-w", "1", H_CLASS_ARGS(wc),
               h_example("echo.so"));
     h_response r = h_get(ng.port, "/e?k=v");
     assert_status(r, 200, nw.log);
@@ -371,7 +371,7 @@ ParameterizedTestParameters(e2e, worker_class_overlaps_requests)
  * sync, one at a time). Checked through the app's log lines, not the clock. */
 ParameterizedTest(h_wclass *wc, e2e, worker_class_overlaps_requests, .timeout = 60)
 {
-    serve_tcp(nw, ng, "-w", "1", "-k", wc->name, "--threads", wc->threads, h_testapp("slow"));
+    serve_tcp(nw, ng, "-w", "1", H_CLASS_ARGS(wc), h_testapp("slow"));
     enum { N = 4 };
     struct counted_request c[N];
     pthread_t t[N];

@@ -811,7 +811,7 @@ static limits_setup limits_start(h_snippet snippet)
     L.access = h_path("access.log");
     L.called = h_path("called.txt");
     L.nw = h_narwhal_serve("-w", "1", "--log-level", "debug", "--access-logfile", L.access,
-                           h_fmt("%s:counted", h_env("NARWHAL_CLASSAPP")), NULL);
+                           h_classapp("counted"), NULL);
     L.ng = h_nginx_start_http(snippet, h_fmt("127.0.0.1:%d", L.nw.port), NGINX_BIG_HEADERS);
     return L;
 }

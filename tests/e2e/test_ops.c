@@ -292,7 +292,7 @@ Test(ops, max_requests_under_load, .timeout = 60)
 Test(ops, usr2_winch_term_upgrade_under_load, .timeout = 90)
 {
     char *pidfile = h_path("nw.pid"), *pidfile2 = h_fmt("%s.2", pidfile);
-    char *app = h_fmt("%s:whoami", h_env("NARWHAL_CLASSAPP"));
+    char *app = h_classapp("whoami");
     serve_tcp(nw, ng, "-w", "2", "-p", pidfile, app);
     workers old_workers = wait_workers(&nw, 2, 10000);
     pid_t old = nw.pid;

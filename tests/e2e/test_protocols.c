@@ -81,7 +81,7 @@ ParameterizedTestParameters(protocols, uwsgi_echo)
 
 ParameterizedTest(h_wclass *wc, protocols, uwsgi_echo, .timeout = 60)
 {
-    h_narwhal nw = h_narwhal_serve("-w", "1", "-k", wc->name, "--threads", wc->threads,
+    h_narwhal nw = h_narwhal_serve("-w", "1", H_CLASS_ARGS(wc),
                                    h_example("echo.so"), NULL);
     h_nginx ng = h_nginx_start(H_SNIPPET_UWSGI, h_fmt("127.0.0.1:%d", nw.port));
     check_echo_get(ng.port, "", nw.log);
@@ -99,7 +99,7 @@ ParameterizedTestParameters(protocols, empty_post_body)
  * FastCGI location first, as the control). */
 ParameterizedTest(h_wclass *wc, protocols, empty_post_body, .timeout = 60)
 {
-    h_narwhal nw = h_narwhal_serve("-w", "1", "-k", wc->name, "--threads", wc->threads,
+    h_narwhal nw = h_narwhal_serve("-w", "1", H_CLASS_ARGS(wc),
                                    h_example("echo.so"), NULL);
     h_nginx ng = nginx_fastcgi_and_uwsgi(nw.port);
     const char *paths[] = { "/f/empty", "/u/empty" };
@@ -125,7 +125,7 @@ ParameterizedTestParameters(protocols, uwsgi_status_and_headers)
 
 ParameterizedTest(h_wclass *wc, protocols, uwsgi_status_and_headers, .timeout = 60)
 {
-    h_narwhal nw = h_narwhal_serve("-w", "1", "-k", wc->name, "--threads", wc->threads,
+    h_narwhal nw = h_narwhal_serve("-w", "1", H_CLASS_ARGS(wc),
                                    h_testapp("status"), NULL);
     h_nginx ng = h_nginx_start(H_SNIPPET_UWSGI, h_fmt("127.0.0.1:%d", nw.port));
     h_response r = h_get(ng.port, "/s?code=201");
@@ -240,7 +240,7 @@ ParameterizedTestParameters(protocols, unread_body_is_drained)
 
 ParameterizedTest(h_wclass *wc, protocols, unread_body_is_drained, .timeout = 60)
 {
-    h_narwhal nw = h_narwhal_serve("-w", "1", "-k", wc->name, "--threads", wc->threads,
+    h_narwhal nw = h_narwhal_serve("-w", "1", H_CLASS_ARGS(wc),
                                    h_example("hello.so"), NULL);
     h_nginx ng = nginx_fastcgi_and_uwsgi(nw.port);
     size_t n = 6u << 20;
@@ -266,7 +266,7 @@ ParameterizedTest(h_wclass *wc, protocols, unread_body_is_drained, .timeout = 60
  * 1.5 s, writes). */
 Test(protocols, unread_body_after_streaming_is_not_waited_for, .timeout = 60)
 {
-    h_narwhal nw = h_narwhal_serve("-w", "1", h_fmt("%s:stream", h_env("NARWHAL_CLASSAPP")),
+    h_narwhal nw = h_narwhal_serve("-w", "1", h_classapp("stream"),
                                    NULL);
     h_nginx ng = nginx_fastcgi_and_uwsgi(nw.port);
     size_t n = 6u << 20;
