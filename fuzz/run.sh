@@ -49,16 +49,19 @@ version=$(sed -n 's/^AC_INIT(\[[^]]*\], *\[\([^]]*\)\].*/\1/p' "$top/configure.a
 confuse=$(pkg-config --cflags --libs libconfuse 2>/dev/null || echo -lconfuse)
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 cflags="-g -O1 -fno-omit-frame-pointer $san -Wall -Wextra -Wno-unused-parameter \
--D_GNU_SOURCE -DPACKAGE_VERSION=\"$version\" -I$top/include -I$top/src"
-srcs="buf util signals proto_fastcgi proto_uwsgi settings settings_cli settings_file log accesslog"
+-D_GNU_SOURCE -DPACKAGE_VERSION=\"$version\" -I$top/include -I$top/src/core -I$top/src/proto"
+# What the fuzzers link: the core and the protocol layers, nothing above.
+srcs="core/buf core/util core/signals proto/proto_fastcgi proto/proto_uwsgi core/settings
+core/settings_cli core/settings_file core/log core/accesslog"
 
 mkdir -p "$build/obj" "$build/bin" || exit 2
 echo "building fuzz targets in $build"
 objs=
 for s in $srcs; do
     # shellcheck disable=SC2086
-    $cc $cflags -fsanitize=fuzzer-no-link -c "$top/src/$s.c" -o "$build/obj/$s.o" || exit 2
-    objs="$objs $build/obj/$s.o"
+    o="$build/obj/${s#*/}.o"
+    $cc $cflags -fsanitize=fuzzer-no-link -c "$top/src/$s.c" -o "$o" || exit 2
+    objs="$objs $o"
 done
 for t in $targets; do
     # shellcheck disable=SC2086
