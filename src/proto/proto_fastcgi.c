@@ -19,6 +19,22 @@ enum {
     KIND_STDIN,      /* content handed out as it comes; empty record ends the stream */
 };
 
+const char *fcgi_event_name(fcgi_ev_type type)
+{
+    static const char *const names[] = {
+        [FCGI_EV_NONE] = "none",
+        [FCGI_EV_BEGIN] = "BEGIN_REQUEST",
+        [FCGI_EV_PARAMS] = "PARAMS",
+        [FCGI_EV_STDIN] = "STDIN",
+        [FCGI_EV_STDIN_END] = "STDIN end",
+        [FCGI_EV_ABORT] = "ABORT_REQUEST",
+        [FCGI_EV_GET_VALUES] = "GET_VALUES",
+        [FCGI_EV_UNKNOWN_TYPE] = "unknown type",
+        [FCGI_EV_ERROR] = "malformed input",
+    };
+    return (unsigned)type < sizeof names / sizeof names[0] ? names[type] : "?";
+}
+
 void fcgi_parser_init(fcgi_parser *p)
 {
     memset(p, 0, sizeof *p);

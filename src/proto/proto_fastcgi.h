@@ -80,6 +80,10 @@ typedef struct fcgi_event {
     const char *error; /* ERROR: static, lowercase, no full stop */
 } fcgi_event;
 
+/* The event's name for logs, tests and fuzzers: "BEGIN_REQUEST", "PARAMS",
+ * "STDIN", "STDIN end", ... ("?" for a value outside the enum). */
+const char *fcgi_event_name(fcgi_ev_type type);
+
 /* Parser state. Zero it with fcgi_parser_init; release with fcgi_parser_free. */
 typedef struct fcgi_parser {
     uint8_t hdr[FCGI_HEADER_LEN]; /* the record header being assembled */

@@ -12,6 +12,16 @@ enum {
     ST_DONE,     /* BODY_END reported: any further byte is an error */
 };
 
+const char *uwsgi_event_name(uwsgi_ev_type type)
+{
+    static const char *const names[] = {
+        [UWSGI_EV_NONE] = "none",         [UWSGI_EV_VARS] = "vars",
+        [UWSGI_EV_BODY] = "body",         [UWSGI_EV_BODY_END] = "body end",
+        [UWSGI_EV_ERROR] = "malformed input",
+    };
+    return (unsigned)type < sizeof names / sizeof names[0] ? names[type] : "?";
+}
+
 void uwsgi_parser_init(uwsgi_parser *p)
 {
     memset(p, 0, sizeof *p);

@@ -50,6 +50,10 @@ typedef struct uwsgi_event {
     const char *error; /* static, lowercase, no full stop */
 } uwsgi_event;
 
+/* The event's name for logs, tests and fuzzers: "vars", "body", "body end",
+ * "malformed input" ("?" outside the enum). */
+const char *uwsgi_event_name(uwsgi_ev_type type);
+
 typedef struct uwsgi_parser {
     uint8_t hdr[UWSGI_HEADER_LEN];
     size_t hdr_have;

@@ -1,65 +1,68 @@
-/* conn.h - one FastCGI connection inside a worker: reads bytes, feeds the
- * codec, runs requests, writes responses, keeps the connection alive
- * between requests (FCGI_KEEP_CONN) until `keepalive` seconds of idleness. */
+/* conn.h - the connection core: a worker's connections on its event loop.
+ *
+ * A connection is read and parsed on the loop until a request's params are
+ * complete; then the loop stops watching it and posts the request to the
+ * executor as a task, and gets the connection back when the task is done:
+ * the loop only ever touches idle connections and requests that have not
+ * arrived in full. Between requests a connection is kept (FastCGI's
+ * FCGI_KEEP_CONN) for `keepalive` seconds of idleness. FastCGI and uwsgi
+ * alike: the protocol is the stream's session's business.
+ *
+ * The core tells its owner (the worker) what happens through the hooks it
+ * was given; it never calls up. */
 #ifndef NW_CONN_H
 #define NW_CONN_H
 
 #include <ev.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "proto_fastcgi.h"
-#include "proto_uwsgi.h"
-#include "worker.h"
+#include "executor.h"
+#include "narwhal.h"
+#include "request.h"
+#include "settings.h"
+#include "stream.h"
 
-enum { CONN_PROTO_UNKNOWN = 0, CONN_PROTO_FASTCGI, CONN_PROTO_UWSGI };
+typedef struct nw_conn nw_conn;
+
+/* What the core tells its owner, on the loop thread. */
+typedef struct nw_conn_hooks {
+    void (*opened)(void *arg);        /* a connection was accepted */
+    void (*closed)(void *arg);        /* ... and is gone */
+    void (*request_begun)(void *arg); /* a request was posted to the executor */
+    void (*request_done)(void *arg);  /* ... and is over */
+    void *arg;
+} nw_conn_hooks;
+
+/* A worker's connections. */
+typedef struct nw_conns {
+    struct ev_loop *loop;
+    const nw_settings *s;
+    nw_handler *handler; /* the app's */
+    nw_conn_hooks hooks;
+    nw_conn *head; /* every open connection */
+    int n;
+    uint64_t next_id;
+    int stopping; /* the owner's graceful stop: no connection is kept */
+} nw_conns;
 
 struct nw_conn {
-    nw_worker *w;
-    uint64_t id;
-    int fd;
+    nw_conns *set;
+    nw_stream st;
     ev_io io;
-    ev_timer timer; /* idle (keepalive) or stalled-request deadline */
-    int proto;      /* CONN_PROTO_*: settled by the first byte under auto */
-    fcgi_parser parser;
-    uwsgi_parser uparser;
-    nw_buf in;          /* read, not yet parsed */
-    nw_buf out;         /* encoded, not yet written */
-    nw_request *req;    /* the active request, if any */
-    int busy;           /* req is being run by the executor: hands off */
-    uint64_t served;    /* requests completed on this connection */
-    nw_conn *qnext;     /* executor: queue link (threads, sync) */
-    struct nw_coro *co; /* async: the request's coroutine */
-    ev_io co_io;        /* async: what the coroutine waits on */
-    ev_timer co_timer;
-    int co_result;
-    int close_after; /* close once out is flushed and no request is active */
-    int broken;      /* peer gone or protocol error: close when possible */
-    int peer;        /* PEER_* (listener.h) */
-    int last_flush;  /* the response being flushed is the connection's last */
+    ev_timer timer;  /* idle (keepalive) or stalled-request deadline */
+    nw_request *req; /* the active request, if any */
+    int busy;        /* req is with the executor: hands off */
+    uint64_t served; /* requests completed on this connection */
+    nw_task task;    /* what the executor runs: req */
     nw_conn *prev, *next;
 };
 
+void conns_init(nw_conns *cs, struct ev_loop *loop, const nw_settings *s, nw_handler *handler,
+                nw_conn_hooks hooks);
 /* Takes ownership of an accepted, non-blocking fd and starts serving it. */
-void conn_start(nw_worker *w, int fd, int peer);
-/* Closes the connection: reason (may be NULL) is logged at info level. */
-void conn_close(nw_conn *c, const char *reason);
-/* Closes idle connections (graceful stop). */
-void conn_close_idle(nw_worker *w);
-
-/* Called on the loop thread by the executor when c->req is over: frees it,
- * then keeps the connection alive or closes it. */
-void conn_request_finished(nw_conn *c);
-
-/* For the request module: */
-/* Reads more input into c->in, waiting (executor) until deadline_ms.
- * >0 bytes, 0 at EOF, -1 on error or timeout. */
-ssize_t conn_fill_wait(nw_conn *c, int64_t deadline_ms);
-/* Parses buffered input while a request is active (body, aborts, management
- * records). 0 ok, -1 protocol error (logged, connection broken). */
-int conn_parse_more(nw_conn *c);
-/* Writes c->out fully, waiting (executor) until deadline_ms. 0 / -1 when the
- * peer is gone (logged at info; connection broken). */
-int conn_flush_wait(nw_conn *c, int64_t deadline_ms);
+void conn_start(nw_conns *cs, int fd, int peer);
+/* Graceful stop: closes idle connections (those on their way to a first
+ * request get a short grace). */
+void conn_close_idle(nw_conns *cs);
 
 #endif

@@ -1,93 +1,60 @@
 /* executor.c - the three executors behind one interface (see executor.h). */
 #include "executor.h"
 
-#include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "conn.h"
 #include "coro.h"
 #include "log.h"
-#include "narwhal.h"
-#include "request.h"
 #include "util.h"
+#include "wait.h"
 
-/* ---- blocking wait (sync, threads, and the loop's own rare waits) -------- */
+static struct ev_loop *loop;
+static nw_worker_class the_class;
+static nw_tslot *the_tslots;
 
-static int poll_wait(int fd, int events, int64_t deadline_ms)
+/* ---- a queue of tasks (loop thread only) ---------------------------------- */
+
+typedef struct taskq {
+    nw_task *head, *tail;
+} taskq;
+
+static void taskq_push(taskq *q, nw_task *t)
 {
-    struct pollfd pfd = {.fd = fd, .events = 0};
-    if (events & NW_READ)
-        pfd.events |= POLLIN;
-    if (events & NW_WRITE)
-        pfd.events |= POLLOUT;
-    for (;;) {
-        int ms = -1;
-        if (deadline_ms >= 0) {
-            int64_t left = deadline_ms - nw_now_ms();
-            ms = left > 0 ? (left > 0x7fffffff ? 0x7fffffff : (int)left) : 0;
-        }
-        int r = poll(&pfd, fd >= 0 ? 1 : 0, ms);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -1;
-        if (r == 0)
-            return 0;
-        if (pfd.revents & POLLNVAL)
-            return -1;
-        int mask = 0;
-        if (pfd.revents & (POLLIN | POLLHUP | POLLERR))
-            mask |= NW_READ;
-        if (pfd.revents & (POLLOUT | POLLHUP | POLLERR))
-            mask |= NW_WRITE;
-        return mask & events ? mask & events : events;
-    }
-}
-
-/* ---- a queue of connections with a request to run (loop thread only) ------ */
-
-typedef struct connq {
-    nw_conn *head, *tail;
-} connq;
-
-static void connq_push(connq *q, nw_conn *c)
-{
-    c->qnext = NULL;
+    t->next = NULL;
     if (q->tail)
-        q->tail->qnext = c;
+        q->tail->next = t;
     else
-        q->head = c;
-    q->tail = c;
+        q->head = t;
+    q->tail = t;
 }
 
-static nw_conn *connq_pop(connq *q)
+static nw_task *taskq_pop(taskq *q)
 {
-    nw_conn *c = q->head;
-    if (c) {
-        q->head = c->qnext;
+    nw_task *t = q->head;
+    if (t) {
+        q->head = t->next;
         if (!q->head)
             q->tail = NULL;
-        c->qnext = NULL;
+        t->next = NULL;
     }
-    return c;
+    return t;
 }
 
 /* ---- threads ---------------------------------------------------------------- */
 
 static __thread nw_tslot *thread_tslot;
 
-/* Each pool thread has its own hand-off: the loop thread gives a request to
- * an idle thread (its connection in t->c, then a post of t->go), and the
- * thread puts itself on the lock-free `done` stack when the request is over
- * and wakes the loop (ev_async). No lock is shared by the threads and the
- * loop, so a hand-off costs one wake-up each way and no contention. */
+/* Each pool thread has its own hand-off: the loop thread gives a task to an
+ * idle thread (in t->task, then a post of t->go), and the thread puts
+ * itself on the lock-free `done` stack when the task is over and wakes the
+ * loop (ev_async). No lock is shared by the threads and the loop, so a
+ * hand-off costs one wake-up each way and no contention. */
 typedef struct pool_thread {
     sem_t go;
-    nw_conn *c; /* the request to run; set by the loop */
+    nw_task *task; /* set by the loop */
     nw_tslot *tslot;
     struct pool_thread *next; /* on the idle list (loop) or done stack */
 } pool_thread;
@@ -95,10 +62,9 @@ typedef struct pool_thread {
 typedef struct pool {
     pool_thread *threads;
     pool_thread *idle; /* loop thread only */
-    connq waiting;     /* loop thread only: waiting for a thread */
+    taskq waiting;     /* loop thread only: waiting for a thread */
     pool_thread *done; /* pushed by threads, taken by the loop (atomics) */
     ev_async done_ev;
-    nw_worker *w;
 } pool;
 
 static pool the_pool;
@@ -111,57 +77,55 @@ static void *pool_thread_main(void *arg)
     for (;;) {
         while (sem_wait(&t->go) < 0)
             ; /* EINTR */
-        request_run(t->c->req);
+        t->task->run(t->task);
         pool_thread *old = __atomic_load_n(&p->done, __ATOMIC_RELAXED);
         do
             t->next = old;
         while (
             !__atomic_compare_exchange_n(&p->done, &old, t, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
-        ev_async_send(p->w->loop, &p->done_ev);
+        ev_async_send(loop, &p->done_ev);
     }
     return NULL;
 }
 
-static void pool_give(pool *p, nw_conn *c)
+static void pool_give(pool *p, nw_task *task)
 {
     pool_thread *t = p->idle;
     p->idle = t->next;
-    t->c = c;
+    t->task = task;
     sem_post(&t->go);
 }
 
-static void pool_on_done(struct ev_loop *loop, ev_async *a, int revents)
+static void pool_on_done(struct ev_loop *l, ev_async *a, int revents)
 {
     pool *p = a->data;
-    (void)loop;
+    (void)l;
     (void)revents;
     pool_thread *t = __atomic_exchange_n(&p->done, NULL, __ATOMIC_ACQUIRE);
     while (t) {
         pool_thread *next = t->next;
-        nw_conn *c = t->c;
-        t->c = NULL;
+        nw_task *task = t->task;
+        t->task = NULL;
         t->next = p->idle;
         p->idle = t;
-        /* may dispatch the connection's next request (keep-conn) */
-        conn_request_finished(c);
+        task->done(task); /* may post the owner's next task */
         t = next;
     }
     while (p->idle && p->waiting.head)
-        pool_give(p, connq_pop(&p->waiting));
+        pool_give(p, taskq_pop(&p->waiting));
 }
 
-static int pool_start(nw_worker *w)
+static int pool_start(int threads)
 {
     pool *p = &the_pool;
-    p->w = w;
     ev_async_init(&p->done_ev, pool_on_done);
     p->done_ev.data = p;
-    ev_async_start(w->loop, &p->done_ev);
-    p->threads = nw_xcalloc((size_t)w->s->threads, sizeof *p->threads);
-    for (int i = 0; i < w->s->threads; i++) {
+    ev_async_start(loop, &p->done_ev);
+    p->threads = nw_xcalloc((size_t)threads, sizeof *p->threads);
+    for (int i = 0; i < threads; i++) {
         pool_thread *t = &p->threads[i];
         sem_init(&t->go, 0, 0);
-        t->tslot = &w->tslots[i];
+        t->tslot = &the_tslots[i];
         pthread_t th;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
@@ -178,18 +142,18 @@ static int pool_start(nw_worker *w)
     return 0;
 }
 
-static void pool_submit(nw_conn *c)
+static void pool_post(nw_task *task)
 {
     pool *p = &the_pool;
     if (p->idle && !p->waiting.head)
-        pool_give(p, c);
+        pool_give(p, task);
     else
-        connq_push(&p->waiting, c);
+        taskq_push(&p->waiting, task);
 }
 
 /* ---- sync ------------------------------------------------------------------- */
 
-/* A sync worker runs its requests one at a time, oldest first. The I/O
+/* A sync worker runs its tasks one at a time, oldest first. The I/O
  * callbacks of a loop iteration only queue them; a check watcher (after
  * the callbacks) runs the oldest, and while more are queued an idle watcher
  * keeps the next poll from blocking, so what arrived meanwhile queues
@@ -198,162 +162,147 @@ static void pool_submit(nw_conn *c)
  * request could wait behind many later ones: with 50 ms handlers, p99 4 s
  * against a p50 of 0.55 s. */
 typedef struct runq {
-    connq q;
+    taskq q;
     ev_check run;
     ev_idle more;
 } runq;
 
 static runq the_runq;
 
-static void runq_run_one(struct ev_loop *loop, ev_check *w, int revents)
+static void runq_run_one(struct ev_loop *l, ev_check *w, int revents)
 {
     runq *q = w->data;
     (void)revents;
-    nw_conn *c = connq_pop(&q->q);
-    if (c) {
-        request_run(c->req);
-        conn_request_finished(c); /* may queue the connection's next request */
+    nw_task *t = taskq_pop(&q->q);
+    if (t) {
+        t->run(t);
+        t->done(t); /* may queue the owner's next task */
     }
     if (!q->q.head)
-        ev_idle_stop(loop, &q->more);
+        ev_idle_stop(l, &q->more);
 }
 
-static void runq_more(struct ev_loop *loop, ev_idle *w, int revents)
+static void runq_more(struct ev_loop *l, ev_idle *w, int revents)
 {
-    (void)loop;
+    (void)l;
     (void)w;
     (void)revents;
 }
 
-static void runq_start(nw_worker *w)
+static void runq_start(void)
 {
     runq *q = &the_runq;
     ev_check_init(&q->run, runq_run_one);
     q->run.data = q;
-    ev_check_start(w->loop, &q->run);
+    ev_check_start(loop, &q->run);
     ev_idle_init(&q->more, runq_more);
 }
 
-static void runq_push(nw_conn *c)
+static void runq_post(nw_task *t)
 {
     runq *q = &the_runq;
-    connq_push(&q->q, c);
-    ev_idle_start(c->w->loop, &q->more);
+    taskq_push(&q->q, t);
+    ev_idle_start(loop, &q->more);
 }
 
 /* ---- async ------------------------------------------------------------------ */
 
-static void coro_entry(void *arg)
+/* A task's coroutine and what it waits with. Kept on a free list: a busy
+ * worker reuses them as it reuses the stacks. */
+typedef struct co_run {
+    nw_waiter waiter; /* first: the coroutine's data points at it */
+    nw_coro *co;
+    nw_task *task;
+    struct co_run *next_free;
+} co_run;
+
+static co_run *free_runs;
+
+static void co_entry(void *arg)
 {
-    nw_conn *c = arg;
-    request_run(c->req);
+    co_run *r = arg;
+    r->task->run(r->task);
 }
 
-/* Runs the connection's coroutine until it yields or ends. The request slot
- * shows the request that holds the loop since when, so a handler that does
- * not yield for longer than `timeout` is named when the master kills its
+/* Runs the task's coroutine until it yields or ends. The request slot shows
+ * the task that holds the loop since when, so a handler that does not
+ * yield for longer than `timeout` is named when the master kills its
  * worker (waiting coroutines never count: their deadlines are their own). */
-static void coro_step(nw_conn *c)
+static void co_step(co_run *r)
 {
-    nw_tslot *t = &c->w->tslots[0];
-    tslot_begin(t, nw_param(c->req, "REQUEST_METHOD"), nw_param(c->req, "REQUEST_URI"),
-                nw_now_ms());
-    int done = coro_resume(c->co);
+    nw_tslot *t = &the_tslots[0];
+    tslot_begin(t, r->task->method, r->task->uri, nw_now_ms());
+    int done = coro_resume(r->co);
     tslot_end(t);
     if (done) {
-        coro_free(c->co);
-        c->co = NULL;
-        conn_request_finished(c);
+        nw_task *task = r->task;
+        coro_free(r->co);
+        r->co = NULL;
+        r->task = NULL;
+        r->next_free = free_runs;
+        free_runs = r;
+        task->done(task);
     }
 }
 
-static void coro_on_io(struct ev_loop *loop, ev_io *io, int revents)
+static void co_wake(nw_waiter *w)
 {
-    nw_conn *c = io->data;
-    ev_io_stop(loop, io);
-    ev_timer_stop(loop, &c->co_timer);
-    c->co_result = ((revents & EV_READ) ? NW_READ : 0) | ((revents & EV_WRITE) ? NW_WRITE : 0);
-    coro_step(c);
+    co_step((co_run *)w);
 }
 
-static void coro_on_timer(struct ev_loop *loop, ev_timer *t, int revents)
+static void co_post(nw_task *task)
 {
-    nw_conn *c = t->data;
-    (void)revents;
-    ev_io_stop(loop, &c->co_io);
-    c->co_result = 0;
-    coro_step(c);
-}
-
-static int coro_wait(nw_worker *w, nw_conn *c, int fd, int events, int64_t deadline_ms)
-{
-    if (fd >= 0) {
-        int ev = ((events & NW_READ) ? EV_READ : 0) | ((events & NW_WRITE) ? EV_WRITE : 0);
-        ev_io_set(&c->co_io, fd, ev);
-        ev_io_start(w->loop, &c->co_io);
-    }
-    if (deadline_ms >= 0) {
-        ev_now_update(w->loop);
-        int64_t left = deadline_ms - nw_now_ms();
-        ev_timer_set(&c->co_timer, left > 0 ? (double)left / 1000. : 0., 0.);
-        ev_timer_start(w->loop, &c->co_timer);
-    }
-    if (fd < 0 && deadline_ms < 0)
-        return -1; /* nothing could ever wake it */
-    c->co_result = -1;
-    coro_yield();
-    return c->co_result;
+    co_run *r = free_runs;
+    if (r)
+        free_runs = r->next_free;
+    else
+        r = nw_xcalloc(1, sizeof *r);
+    waiter_init(&r->waiter, loop, co_wake);
+    r->task = task;
+    r->co = coro_new(co_entry, r);
+    coro_set_data(r->co, &r->waiter);
+    co_step(r);
 }
 
 /* ---- the interface ----------------------------------------------------------- */
 
-int executor_init(nw_worker *w)
+int executor_init(struct ev_loop *l, nw_worker_class cls, int threads, size_t coroutine_stack,
+                  nw_tslot *tslots)
 {
-    switch (w->s->worker_class) {
+    loop = l;
+    the_class = cls;
+    the_tslots = tslots;
+    switch (cls) {
     case NW_CLASS_THREADS:
-        return pool_start(w);
+        return pool_start(threads);
     case NW_CLASS_ASYNC:
-        coro_set_stack_size((size_t)w->s->coroutine_stack_size * 1024);
+        coro_set_stack_size(coroutine_stack);
         return 0;
     case NW_CLASS_SYNC:
-        runq_start(w);
+        runq_start();
         break;
     }
     return 0;
 }
 
-void executor_dispatch(nw_conn *c)
+void executor_post(nw_task *t)
 {
-    switch (c->w->s->worker_class) {
+    switch (the_class) {
     case NW_CLASS_THREADS:
-        pool_submit(c);
+        pool_post(t);
         return;
     case NW_CLASS_ASYNC:
-        c->co = coro_new(coro_entry, c);
-        coro_set_data(c->co, c);
-        ev_init(&c->co_io, coro_on_io);
-        c->co_io.data = c;
-        ev_init(&c->co_timer, coro_on_timer);
-        c->co_timer.data = c;
-        coro_step(c);
+        co_post(t);
         return;
     case NW_CLASS_SYNC:
         break;
     }
-    runq_push(c);
+    runq_post(t);
 }
 
-int executor_wait_fd(nw_worker *w, int fd, int events, int64_t deadline_ms)
+nw_tslot *executor_tslot(void)
 {
-    nw_coro *co = coro_current();
-    if (co)
-        return coro_wait(w, coro_data(co), fd, events, deadline_ms);
-    return poll_wait(fd, events, deadline_ms);
-}
-
-nw_tslot *executor_tslot(nw_worker *w)
-{
-    switch (w->s->worker_class) {
+    switch (the_class) {
     case NW_CLASS_THREADS:
         return thread_tslot;
     case NW_CLASS_ASYNC:
@@ -361,5 +310,5 @@ nw_tslot *executor_tslot(nw_worker *w)
     case NW_CLASS_SYNC:
         break;
     }
-    return &w->tslots[0];
+    return &the_tslots[0];
 }

@@ -1,33 +1,45 @@
-/* executor.h - where a request's handler runs and how its waits wait.
+/* executor.h - where tasks run: the three worker classes behind one
+ * interface.
  *
- *   sync     inline on the loop; waits block in poll(2)
- *   threads  on a pool thread that owns the connection until the response
- *            is sent; waits block that thread only
- *   async    on a coroutine on the loop thread; waits yield to the loop
+ *   sync     on the loop thread, one at a time, oldest first
+ *   threads  on a pool thread; the loop hands each task to an idle thread
+ *   async    on a coroutine of the loop thread; its waits yield to the loop
  *
- * Everything else (accepting, parsing, keep-alive, limits) is the shared
- * connection core. Idle keep-alive connections never hold a thread or a
- * coroutine: only a request in progress does. */
+ * The executor runs tasks and knows nothing of what they are: a task is a
+ * small record embedded in what it runs (nginx's ngx_thread_task_t), and
+ * the owner gets it back through the done hook. How a task waits is
+ * wait.h's business; the executor only sets up each coroutine's waiter. */
 #ifndef NW_EXECUTOR_H
 #define NW_EXECUTOR_H
 
+#include <ev.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "scoreboard.h"
-#include "worker.h"
+#include "settings.h"
 
-/* Starts the class's machinery in a booted worker (threads, stacks). 0/-1. */
-int executor_init(nw_worker *w);
-/* Runs c->req (its params are complete; the core has stopped watching the
- * connection). conn_request_finished(c) is called on the loop thread when
- * the request is over. */
-void executor_dispatch(nw_conn *c);
-/* The one wait primitive: until fd (-1 = none) is ready for events
- * (NW_READ | NW_WRITE) or deadline_ms (nw_now_ms clock, -1 = none) passes.
- * The ready mask, 0 on timeout, -1 on error. */
-int executor_wait_fd(nw_worker *w, int fd, int events, int64_t deadline_ms);
-/* The scoreboard slot of the request running in the calling context, or
- * NULL where the executor keeps it itself (async). */
-nw_tslot *executor_tslot(nw_worker *w);
+typedef struct nw_task nw_task;
+struct nw_task {
+    void (*run)(nw_task *t);  /* where the class runs its work */
+    void (*done)(nw_task *t); /* then, on the loop thread; may post again */
+    nw_task *next;            /* the executor's queue link */
+    /* async: what the scoreboard shows while the task holds the loop
+     * (borrowed until done). The other classes' tasks mark their own slot
+     * (executor_tslot). */
+    const char *method, *uri;
+};
+
+/* Starts the class's machinery (threads, stacks) on the worker's loop;
+ * tslots are its request slots (one per thread, else one). 0, or -1
+ * (logged). */
+int executor_init(struct ev_loop *loop, nw_worker_class cls, int threads, size_t coroutine_stack,
+                  nw_tslot *tslots);
+/* Runs t (from the loop thread). */
+void executor_post(nw_task *t);
+/* The request slot of the calling thread when it runs a task (sync,
+ * threads); NULL under async, where the executor marks the slot itself each
+ * time a task takes the loop. */
+nw_tslot *executor_tslot(void);
 
 #endif

@@ -1,5 +1,8 @@
-/* request.h - one request: its params, its body, its response. The app sees
- * it as the opaque nw_request of <narwhal.h>. */
+/* request.h - the life of one request: its params, its body, its response,
+ * and running the app's handler for it. The app sees it as the opaque
+ * nw_request of <narwhal.h> (whose functions are in api.c). A request talks
+ * to its connection's stream only (stream.h), never to the connection core
+ * above it. */
 #ifndef NW_REQUEST_H
 #define NW_REQUEST_H
 
@@ -8,11 +11,14 @@
 
 #include "buf.h"
 #include "narwhal.h"
-
-typedef struct nw_conn nw_conn;
+#include "session.h"
+#include "settings.h"
+#include "stream.h"
 
 struct nw_request {
-    nw_conn *conn;
+    nw_stream *st; /* the connection's bytes (borrowed) */
+    const nw_settings *s;
+    nw_handler *handler;
     uint16_t id;
     int keep_conn;
     /* params: "name\0value\0" pairs in pbuf (sized once, never moved) */
@@ -21,32 +27,55 @@ struct nw_request {
     size_t np, pcap;
     /* body */
     nw_buf body;   /* received, not yet read by the app */
-    int body_done; /* the empty STDIN record arrived */
+    int body_done; /* the whole body arrived */
     /* response */
     int status;
     nw_buf headers; /* "Name: value\r\n" lines */
     int headers_sent;
     int flushed; /* some of the response has gone out to the socket */
-    nw_buf out; /* stdout payload not yet encoded */
+    nw_buf out;  /* body bytes (and the head) not yet encoded */
     uint64_t body_bytes;
     int failed;  /* peer gone or protocol error: reads and writes fail */
-    int aborted; /* FCGI_ABORT_REQUEST */
+    int aborted; /* the front end aborted it */
     int64_t start_ms;
     struct timespec start_rt;
     int64_t deadline_ms; /* -1 = none */
 };
 
-nw_request *request_new(nw_conn *c, uint16_t id, int keep_conn);
-/* Marks the start of the request (its params are complete): start time and
+/* A request from the session's REQUEST event: decodes its params. NULL on
+ * malformed params, with *error set (static). */
+nw_request *request_new(nw_stream *st, const nw_settings *s, nw_handler *handler,
+                        const sess_event *ev, const char **error);
+/* Marks the start of the request (it is about to run): start time and
  * deadline (`timeout`). */
 void request_start(nw_request *r);
 void request_free(nw_request *r);
-/* Decodes the FastCGI params stream into r. 0, or -1 with *error set. */
-int request_set_params(nw_request *r, const uint8_t *data, size_t len, const char **error);
-/* The same for a uwsgi vars block. */
-int request_set_vars(nw_request *r, const uint8_t *data, size_t len, const char **error);
+/* Applies a BODY, BODY_END or ABORT event to the request. */
+void request_take(nw_request *r, const sess_event *ev);
+/* Parses the connection's buffered input into the request (body, aborts):
+ * 1 when that moved it on, 0 when more input is needed, -1 on a protocol
+ * error (the request is failed). */
+int request_pump(nw_request *r);
+
+/* gunicorn's request limits (limit_request_line, limit_request_fields,
+ * limit_request_field_size), checked before the app sees the request: the
+ * refusal status (414, 431) with *why set, or 0. */
+int request_check_limits(const nw_request *r, const nw_settings *s, const char **why);
 /* Runs the app for r (after the limits), finishes the response, logs it.
- * The connection core calls it once params are complete. */
+ * On whatever thread or coroutine the executor chose. */
 void request_run(nw_request *r);
+
+/* The response, for the app API (api.c). */
+/* The first value of name, or NULL. */
+const char *request_param(const nw_request *r, const char *name);
+/* Adds a header line (the caller validated it). */
+void request_add_header(nw_request *r, const char *name, const char *value);
+/* Stages body bytes (the head first, if it has not gone); sends what is
+ * staged once it is large. 0, or -1 when the peer is gone. */
+int request_write(nw_request *r, const void *buf, size_t len);
+/* Before the handler waits, what it wrote goes out. */
+void request_flush_before_wait(nw_request *r);
+/* A message for the front end's error log, where the protocol has one. */
+void request_log_to_peer(nw_request *r, const char *msg, size_t len);
 
 #endif

@@ -10,7 +10,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "conn.h"
 #include "executor.h"
 #include "log.h"
 #include "util.h"
@@ -36,14 +35,14 @@ static void set_accepting(nw_worker *w, int on)
 static void update_accepting(nw_worker *w)
 {
     const nw_settings *s = w->s;
-    int room = !w->stopping && w->nconns < s->worker_connections &&
+    int room = !w->stopping && w->conns.n < s->worker_connections &&
                (s->worker_class != NW_CLASS_THREADS || w->inflight < s->threads);
     set_accepting(w, room);
 }
 
 static void maybe_finish(nw_worker *w)
 {
-    if (w->stopping && w->nconns == 0)
+    if (w->stopping && w->conns.n == 0)
         ev_break(w->loop, EVBREAK_ALL);
 }
 
@@ -52,6 +51,7 @@ static void begin_stop(nw_worker *w, const char *why)
     if (w->stopping)
         return;
     w->stopping = 1;
+    w->conns.stopping = 1;
     log_info("worker stopping: %s", why);
     __atomic_store_n(&w->slot->state, SLOT_STOPPING, __ATOMIC_RELEASE);
     set_accepting(w, 0);
@@ -59,31 +59,33 @@ static void begin_stop(nw_worker *w, const char *why)
         close(w->listeners[i].fd);
         w->listeners[i].fd = -1;
     }
-    conn_close_idle(w);
+    conn_close_idle(&w->conns);
     maybe_finish(w);
 }
 
-void worker_conn_opened(nw_worker *w)
+/* ---- the connection core's hooks ------------------------------------------- */
+
+static void on_conn_opened(void *arg)
 {
-    w->nconns++;
-    update_accepting(w);
+    update_accepting(arg);
 }
 
-void worker_conn_closed(nw_worker *w)
+static void on_conn_closed(void *arg)
 {
-    w->nconns--;
-    update_accepting(w);
-    maybe_finish(w);
+    update_accepting(arg);
+    maybe_finish(arg);
 }
 
-void worker_request_begun(nw_worker *w)
+static void on_request_begun(void *arg)
 {
+    nw_worker *w = arg;
     w->inflight++;
     update_accepting(w);
 }
 
-void worker_request_done(nw_worker *w)
+static void on_request_done(void *arg)
 {
+    nw_worker *w = arg;
     w->inflight--;
     update_accepting(w);
     w->requests++;
@@ -109,7 +111,7 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
             log_error("cannot accept on %s: %s", l->addr, strerror(errno));
         return;
     }
-    conn_start(w, fd, listener_peer_kind(fd, &peer));
+    conn_start(&w->conns, fd, listener_peer_kind(fd, &peer));
 }
 
 static void on_beat(struct ev_loop *loop, ev_timer *t, int revents)
@@ -216,8 +218,15 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
     w->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
     if (!w->loop)
         boot_fail("cannot create the event loop");
-    if (executor_init(w) < 0)
+    if (executor_init(w->loop, s->worker_class, s->threads, (size_t)s->coroutine_stack_size * 1024,
+                      w->tslots) < 0)
         boot_fail("cannot start the executor");
+    conns_init(&w->conns, w->loop, s, w->app.handler,
+               (nw_conn_hooks){.opened = on_conn_opened,
+                               .closed = on_conn_closed,
+                               .request_begun = on_request_begun,
+                               .request_done = on_request_done,
+                               .arg = w});
     w->accept_w = nw_xcalloc((size_t)nls, sizeof *w->accept_w);
     for (int i = 0; i < nls; i++) {
         ev_io_init(&w->accept_w[i], on_accept, ls[i].fd, EV_READ);

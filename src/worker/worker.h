@@ -11,14 +11,12 @@
 #include <sys/types.h>
 
 #include "app.h"
+#include "conn.h"
 #include "listener.h"
 #include "scoreboard.h"
 #include "settings.h"
 
 #define WORKER_BOOT_ERROR 3
-
-typedef struct nw_conn nw_conn;
-typedef struct nw_request nw_request;
 
 typedef struct nw_worker {
     struct ev_loop *loop;
@@ -33,13 +31,11 @@ typedef struct nw_worker {
     nw_tslot *tslots; /* request slots: one per thread (threads), else one */
     nw_app app;
     pid_t master_pid;
-    nw_conn *conns; /* every open connection */
-    int nconns;
-    int inflight;        /* requests handed to the executor, not yet over */
+    nw_conns conns;        /* the connection core */
+    int inflight;          /* requests handed to the executor, not yet over */
     int stopping;          /* graceful stop under way */
     uint64_t requests;     /* handled by this worker */
     uint64_t max_requests; /* 0 = unlimited */
-    uint64_t next_conn_id;
 } nw_worker;
 
 /* Privileges the worker drops to before loading the app; (uid_t)-1 = keep. */
@@ -51,11 +47,4 @@ typedef struct nw_identity {
 /* Runs a worker in the freshly forked child. Never returns. */
 void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, nw_tslot *tslots,
                 nw_identity id) __attribute__((noreturn));
-
-/* Called by the connection core. */
-void worker_conn_opened(nw_worker *w);
-void worker_conn_closed(nw_worker *w);
-/* A request was handed to the executor / is over. */
-void worker_request_begun(nw_worker *w);
-void worker_request_done(nw_worker *w);
 #endif

@@ -1,0 +1,198 @@
+/* api.c - the app API of <narwhal.h>: exactly the symbols of
+ * src/narwhal.sym. Each function checks its arguments against the
+ * header's contract and leaves the work to the request (request.h), its
+ * stream (stream.h) and the wait primitive (wait.h). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "narwhal.h"
+#include "request.h"
+#include "util.h"
+#include "wait.h"
+
+/* ---- request side ----------------------------------------------------------- */
+
+const char *nw_param(const nw_request *req, const char *name)
+{
+    if (!req || !name)
+        return NULL;
+    return request_param(req, name);
+}
+
+int nw_param_each(const nw_request *req, int (*fn)(const char *name, const char *value, void *arg),
+                  void *arg)
+{
+    if (!req || !fn)
+        return -1;
+    for (size_t i = 0; i < req->np; i++) {
+        int rc = fn(req->pv[2 * i], req->pv[2 * i + 1], arg);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+ssize_t nw_read(nw_request *req, void *buf, size_t len)
+{
+    if (!req || (!buf && len))
+        return -1;
+    for (;;) {
+        if (req->failed || req->aborted)
+            return -1;
+        if (req->body.len) {
+            size_t n = req->body.len < len ? req->body.len : len;
+            memcpy(buf, nw_buf_head(&req->body), n);
+            nw_buf_consume(&req->body, n);
+            return (ssize_t)n;
+        }
+        if (req->body_done || len == 0)
+            return 0;
+        int pumped = request_pump(req);
+        if (pumped < 0)
+            return -1;
+        if (pumped)
+            continue;
+        request_flush_before_wait(req);
+        ssize_t n = stream_fill_wait(req->st, req->deadline_ms);
+        if (n <= 0) {
+            log_info("request %u: %s while reading the body", req->id,
+                     n == 0 ? "peer closed the connection" : "read failed");
+            req->failed = 1;
+            req->st->broken = 1;
+            return -1;
+        }
+    }
+}
+
+/* ---- response side ---------------------------------------------------------- */
+
+int nw_set_status(nw_request *req, int status)
+{
+    if (!req || req->headers_sent || status < 100 || status > 999)
+        return -1;
+    req->status = status;
+    return 0;
+}
+
+static int header_token_ok(const char *s, int is_name)
+{
+    if (!s || (is_name && !*s))
+        return 0;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '\r' || ch == '\n' || ch == 0)
+            return 0;
+        if (is_name && (ch == ':' || ch <= ' ' || ch >= 0x7f))
+            return 0;
+    }
+    return 1;
+}
+
+int nw_add_header(nw_request *req, const char *name, const char *value)
+{
+    if (!req || req->headers_sent || !header_token_ok(name, 1) || !header_token_ok(value, 0))
+        return -1;
+    /* "Status" would fight nw_set_status over the status line. */
+    if (strcasecmp(name, "Status") == 0)
+        return -1;
+    request_add_header(req, name, value);
+    return 0;
+}
+
+ssize_t nw_write(nw_request *req, const void *buf, size_t len)
+{
+    if (!req || (!buf && len) || req->failed || req->aborted)
+        return -1;
+    if (request_write(req, buf, len) < 0)
+        return -1;
+    return (ssize_t)len;
+}
+
+int nw_printf(nw_request *req, const char *fmt, ...)
+{
+    char small[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -1;
+    if ((size_t)n < sizeof small)
+        return nw_write(req, small, (size_t)n) < 0 ? -1 : n;
+    char *big = nw_xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    ssize_t w = nw_write(req, big, (size_t)n);
+    free(big);
+    return w < 0 ? -1 : n;
+}
+
+/* ---- waiting and logging ------------------------------------------------------ */
+
+static int64_t wait_deadline(const nw_request *req, int timeout_ms)
+{
+    int64_t d = timeout_ms >= 0 ? nw_now_ms() + timeout_ms : -1;
+    if (req->deadline_ms >= 0 && (d < 0 || req->deadline_ms < d))
+        d = req->deadline_ms;
+    return d;
+}
+
+int nw_wait_fd(nw_request *req, int fd, int events, int timeout_ms)
+{
+    if (!req || fd < 0 || !(events & (NW_READ | NW_WRITE)))
+        return -1;
+    request_flush_before_wait(req);
+    int64_t d = wait_deadline(req, timeout_ms);
+    int r = wait_fd(fd, events, d);
+    if (r == 0 && req->deadline_ms >= 0 && nw_now_ms() >= req->deadline_ms)
+        return -1;
+    return r;
+}
+
+int nw_sleep(nw_request *req, int ms)
+{
+    if (ms < 0)
+        return -1;
+    int64_t until = nw_now_ms() + ms;
+    if (!req) {
+        usleep((useconds_t)ms * 1000);
+        return 0;
+    }
+    request_flush_before_wait(req);
+    if (req->deadline_ms >= 0 && req->deadline_ms < until) {
+        wait_fd(-1, 0, req->deadline_ms);
+        return -1;
+    }
+    wait_fd(-1, 0, until);
+    return 0;
+}
+
+void nw_log(nw_request *req, int level, const char *fmt, ...)
+{
+    if (level < NW_LOG_DEBUG)
+        level = NW_LOG_DEBUG;
+    if (level > NW_LOG_CRITICAL)
+        level = NW_LOG_CRITICAL;
+    nw_buf line = NW_BUF_INIT;
+    va_list ap;
+    va_start(ap, fmt);
+    nw_buf_vprintf(&line, fmt, ap);
+    va_end(ap);
+    nw_buf_appendc(&line, 0);
+    const char *msg = (const char *)nw_buf_head(&line);
+    if (req) {
+        const char *uri = request_param(req, "REQUEST_URI");
+        log_msg(level, "app: %s [%s]", msg, uri ? uri : "-");
+        if (level >= NW_LOG_WARNING)
+            request_log_to_peer(req, msg, strlen(msg));
+    } else {
+        log_msg(level, "app: %s", msg);
+    }
+    nw_buf_free(&line);
+}
