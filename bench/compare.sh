@@ -3,7 +3,9 @@
 # (1 worker, access_log off), loaded by the same wrk, on loopback only.
 #
 #   bench/compare.sh                       every scenario, both variants
-#   bench/compare.sh nginx narwhal-tcp uwsgi   a subset, by name
+#   bench/compare.sh nginx narwhal-tcp uwsgi   a subset, by name (with the
+#                                          null rows the narwhal rows need)
+#   bench/compare.sh null                  the null backend's rows only
 #   bench/compare.sh --list                the scenario names
 #   bench/compare.sh --duration 10 --connections 128
 #
@@ -17,6 +19,8 @@
 #   --narwhal PATH       narwhal binary [$NARWHAL or <repo>/_build/narwhal]
 #   --app PATH           narwhal hello app [$NARWHAL_APP or examples/hello.so
 #                        next to the binary]
+#   --no-null            do not add the null rows that the selected narwhal
+#                        rows compare to (a selection by name adds them)
 #   --no-install         do not apt-get anything (fail if something is missing)
 #
 # Every scenario answers "Hello, World!\n" as text/plain; the sleep50 variant
@@ -34,6 +38,13 @@
 # after the run minus before it, in CLK_TCK ticks), and the same for the
 # front nginx (what bounds req/s here). A row whose nginx logged errors
 # during the measured run says so in its notes.
+#
+# The null rows run bench/null_backend.c, the least work a FastCGI or uwsgi
+# server can do (no params decoded, one canned answer, narwhal's hello byte
+# for byte), in each shape the narwhal rows use: the ceiling nginx leaves for
+# a backend here. The "× null" column is a narwhal hello row's req/s over
+# its shape's null row's req/s, from the same run (threads and async rows:
+# null-tcp). Null rows have no sleep50 variant.
 set -Eeuo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -53,10 +64,16 @@ NARWHAL=${NARWHAL:-}
 NARWHAL_APP=${NARWHAL_APP:-}
 NARWHAL_INCLUDE=${NARWHAL_INCLUDE:-$top/include}
 
-SCENARIOS=(nginx narwhal-tcp narwhal-tcp-fin narwhal-unix narwhal-keepconn narwhal-uwsgi
+SCENARIOS=(nginx null-tcp null-tcp-fin null-unix null-keepconn null-uwsgi
+           narwhal-tcp narwhal-tcp-fin narwhal-unix narwhal-keepconn narwhal-uwsgi
            narwhal-threads narwhal-async narwhal-async-w1 spawn-fcgi php-fpm uwsgi)
 declare -A DESC=(
     [nginx]="ceiling: nginx 'return 200', no backend"
+    [null-tcp]="null backend (bench/null_backend.c) -w $WORKERS, FastCGI over TCP: the ceiling for narwhal-tcp, -threads, -async, -async-w1"
+    [null-tcp-fin]="null backend -w $WORKERS --close-mode fin, FastCGI over TCP: the ceiling for narwhal-tcp-fin"
+    [null-unix]="null backend -w $WORKERS, FastCGI over a unix socket: the ceiling for narwhal-unix"
+    [null-keepconn]="null backend -w $WORKERS, FastCGI over TCP, fastcgi_keep_conn on + upstream keepalive: the ceiling for narwhal-keepconn"
+    [null-uwsgi]="null backend -w $WORKERS -p uwsgi, uwsgi_pass over TCP: the ceiling for narwhal-uwsgi"
     [narwhal-tcp]="narwhal -w $WORKERS (sync), FastCGI over TCP"
     [narwhal-tcp-fin]="narwhal -w $WORKERS (sync) --close-mode fin: the plain close instead of FIN + reset, FastCGI over TCP"
     [narwhal-unix]="narwhal -w $WORKERS (sync), FastCGI over a unix socket"
@@ -69,6 +86,14 @@ declare -A DESC=(
     [php-fpm]="php-fpm pm=static, $WORKERS children (bench/hello.php), FastCGI over TCP"
     [uwsgi]="uWSGI --master --processes $WORKERS, symcall plugin calling a C function (bench/symcall_hello.c), uwsgi_pass over TCP"
 )
+# The null row each narwhal row is compared to (same transport, protocol and
+# connection ending; the worker class does not change what nginx does).
+declare -A NULL_FOR=(
+    [narwhal-tcp]=null-tcp [narwhal-tcp-fin]=null-tcp-fin [narwhal-unix]=null-unix
+    [narwhal-keepconn]=null-keepconn [narwhal-uwsgi]=null-uwsgi [narwhal-threads]=null-tcp
+    [narwhal-async]=null-tcp [narwhal-async-w1]=null-tcp
+)
+declare -A NULL_RPS=()   # null row -> its hello req/s in this run
 
 log() { printf 'compare: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -77,6 +102,7 @@ usage() { sed -n '2,/^set -E/{/^set -E/d;s/^# \{0,1\}//;p}' "$0"; }
 
 # --- options -----------------------------------------------------------------
 selected=()
+ADD_NULL=1
 while (($#)); do
     case $1 in
         --list)
@@ -102,9 +128,11 @@ while (($#)); do
         --app) NARWHAL_APP=$2; shift ;;
         --app=*) NARWHAL_APP=${1#*=} ;;
         --no-install) INSTALL=0 ;;
+        --no-null) ADD_NULL=0 ;;
         -h|--help) usage; exit 0 ;;
         -*) die "unknown option $1 (see --help)" ;;
         all) selected+=("${SCENARIOS[@]}") ;;
+        null) selected+=(null-tcp null-tcp-fin null-unix null-keepconn null-uwsgi) ;;
         *)
             [[ -n ${DESC[$1]+x} ]] || die "unknown scenario '$1'; --list shows them"
             selected+=("$1") ;;
@@ -117,6 +145,12 @@ done
 ((DURATION > 0 && CONNECTIONS > 0 && WRK_THREADS > 0)) || die "duration, connections and threads must be > 0"
 ((CONNECTIONS >= WRK_THREADS)) || die "wrk needs --connections >= --threads"
 ((${#selected[@]})) || selected=("${SCENARIOS[@]}")
+# A narwhal row's "× null" needs its null row in the same run (hello only).
+if ((ADD_NULL)) && [[ " ${VARIANTS[*]} " == *" hello "* ]]; then
+    for t in "${selected[@]}"; do
+        if [[ -n ${NULL_FOR[$t]:-} ]]; then selected+=("${NULL_FOR[$t]}"); fi
+    done
+fi
 # Keep the canonical order, drop duplicates.
 run=()
 for s in "${SCENARIOS[@]}"; do
@@ -124,6 +158,10 @@ for s in "${SCENARIOS[@]}"; do
 done
 wants() { local s; for s in "${run[@]}"; do [[ $s == "$1" ]] && return 0; done; return 1; }
 wants_narwhal() { local s; for s in "${run[@]}"; do [[ $s == narwhal-* ]] && return 0; done; return 1; }
+wants_null() { local s; for s in "${run[@]}"; do [[ $s == null-* ]] && return 0; done; return 1; }
+has_variant() { # scenario variant: nginx's ceiling and the null rows are hello only
+    [[ $2 == hello || ( $1 != nginx && $1 != null-* ) ]]
+}
 
 # --- packages ----------------------------------------------------------------
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
@@ -324,6 +362,9 @@ chmod 755 "$WORK"   # nginx's worker reaches the unix socket in here
 if wants_narwhal; then
     cc -O2 -shared -fPIC -I "$NARWHAL_INCLUDE" -o "$WORK/sleep50.so" "$here/sleep50.c"
 fi
+if wants_null; then
+    cc -O2 -o "$WORK/null_backend" "$here/null_backend.c"
+fi
 if wants spawn-fcgi; then
     cc -O2 -o "$WORK/fcgi_hello" "$here/fcgi_hello.c" -lfcgi
 fi
@@ -469,11 +510,15 @@ run_row() { # scenario variant [attempt]
             kind=none
             location="            default_type text/plain;
             return 200 \"Hello, World!\\n\";" ;;
-        narwhal-*)
-            cmd=("$NARWHAL" -w "$WORKERS" --backlog "$BACKLOG" --error-logfile "$dir/backend.log")
+        narwhal-*|null-*)
+            if [[ $sc == null-* ]]; then
+                cmd=("$WORK/null_backend" -w "$WORKERS" -l "$BACKLOG")
+            else
+                cmd=("$NARWHAL" -w "$WORKERS" --backlog "$BACKLOG" --error-logfile "$dir/backend.log")
+            fi
             case $sc in
-                narwhal-unix)
-                    addr=$dir/narwhal.sock
+                *-unix)
+                    addr=$dir/${sc%%-*}.sock
                     cmd+=(-b "unix:$addr") ;;
                 *) cmd+=(-b "127.0.0.1:$bport") ;;
             esac
@@ -483,13 +528,18 @@ run_row() { # scenario variant [attempt]
                 narwhal-threads) cmd+=(-k threads --threads 8) ;;
                 narwhal-async) cmd+=(-k async) ;;
                 narwhal-async-w1) cmd+=(-w 1 -k async) ;;
+                narwhal-*) ;;
+                null-tcp-fin) cmd+=(-p fastcgi --close-mode fin) ;;
+                null-uwsgi) cmd+=(-p uwsgi) ;;
+                *) cmd+=(-p fastcgi) ;;
             esac
-            cmd+=("$napp")
-            case $sc in
-                narwhal-unix)
+            [[ $sc == narwhal-* ]] && cmd+=("$napp")
+            # The same nginx side for a narwhal row and its null row.
+            case ${sc#*-} in
+                unix)
                     location="$FASTCGI_PARAMS
             fastcgi_pass unix:$addr;" ;;
-                narwhal-keepconn)
+                keepconn)
                     upstream="    upstream backend {
         server 127.0.0.1:$bport;
         keepalive $CONNECTIONS;
@@ -497,7 +547,7 @@ run_row() { # scenario variant [attempt]
                     location="$FASTCGI_PARAMS
             fastcgi_keep_conn on;
             fastcgi_pass backend;" ;;
-                narwhal-uwsgi)
+                uwsgi)
                     location="$UWSGI_PARAMS
             uwsgi_pass 127.0.0.1:$bport;" ;;
                 *)
@@ -701,6 +751,7 @@ EOF
     else
         note+="${note:+; }no backend"
     fi
+    [[ $sc == null-* ]] && NULL_RPS[$sc]=$rps
     add_row "$sc" "$var" "$rps" "$(ms "$p50")" "$(ms "$p99")" "$errors" "$rss_col" "$procs_col" "$cpu_col" "$ncpu_col" "$note"
     log "$sc/$var: $rps req/s, p50 $(ms "$p50") ms, p99 $(ms "$p99") ms, errors $errors"
 }
@@ -709,7 +760,7 @@ EOF
 nrows=0
 for var in "${VARIANTS[@]}"; do
     for sc in "${run[@]}"; do
-        [[ $sc == nginx && $var == sleep50 ]] && continue
+        has_variant "$sc" "$var" || continue
         nrows=$((nrows + 1))
     done
 done
@@ -719,7 +770,7 @@ started_at=$(date -u '+%Y-%m-%d %H:%M UTC')
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for var in "${VARIANTS[@]}"; do
     for sc in "${run[@]}"; do
-        [[ $sc == nginx && $var == sleep50 ]] && continue
+        has_variant "$sc" "$var" || continue
         log "running $sc/$var"
         run_row "$sc" "$var"
     done
@@ -756,13 +807,23 @@ echo "- date: $started_at; load average before / after the run: $load_before / $
 echo "- software: $(versions)"
 echo "- load: wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --timeout $WRK_TIMEOUT --latency (after a ${WARMUP} s warm-up; sleep50 rows then wait $(drain_secs) s for the warm-up's queued requests to drain), through nginx (1 worker, access_log off) on 127.0.0.1; every backend runs $WORKERS worker processes"
 echo
-echo "| scenario | variant | req/s | p50 ms | p99 ms | errors | backend RSS MiB | procs | CPU ms / 1k req | nginx CPU ms / 1k req | notes |"
-echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|"
+x_null() { # scenario variant req/s -> that req/s over its null row's, or -
+    local n=${NULL_FOR[$1]:-}
+    if [[ $2 == hello && -n $n && -n ${NULL_RPS[$n]:-} && $3 =~ ^[0-9]+$ ]] && ((NULL_RPS[$n] > 0)); then
+        awk -v a="$3" -v b="${NULL_RPS[$n]}" 'BEGIN {printf "%.2f", a / b}'
+    else
+        echo -
+    fi
+}
+echo "| scenario | variant | req/s | × null | p50 ms | p99 ms | errors | backend RSS MiB | procs | CPU ms / 1k req | nginx CPU ms / 1k req | notes |"
+echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
 for r in "${ROWS[@]}"; do
     IFS='|' read -r -a c <<<"$r"
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
-        "${c[0]}" "${c[1]}" "${c[2]}" "${c[3]}" "${c[4]}" "${c[5]}" "${c[6]}" "${c[7]}" "${c[8]}" "${c[9]}" "${c[10]:-}"
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+        "${c[0]}" "${c[1]}" "${c[2]}" "$(x_null "${c[0]}" "${c[1]}" "${c[2]}")" "${c[3]}" "${c[4]}" \
+        "${c[5]}" "${c[6]}" "${c[7]}" "${c[8]}" "${c[9]}" "${c[10]:-}"
 done
 echo
-echo "sleep50: the handler waits 50 ms before answering (nginx's ceiling has no such row)."
+echo "sleep50: the handler waits 50 ms before answering (nginx's ceiling and the null rows have no such row)."
+echo "× null: a narwhal hello row's req/s over the req/s of the null backend (bench/null_backend.c: no params decoded, one canned answer) in the same shape, in this run: null-tcp for narwhal-tcp, -threads, -async and -async-w1; null-tcp-fin, null-unix, null-keepconn and null-uwsgi for the narwhal rows of those names. 1.00 means narwhal leaves nginx as much room as a backend that does nothing."
 echo "CPU: the backend's utime+stime (children included once reaped) over the measured run, per 1,000 requests; nginx CPU: the same for the front nginx (master + worker), which is what bounds req/s on a small machine (what a backend does on close is paid partly by nginx); RSS: VmRSS summed over the backend's processes at the end of the run."
