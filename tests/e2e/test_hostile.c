@@ -497,6 +497,55 @@ Test(hostile, stdin_beyond_the_end, .timeout = 60)
     assert_same_workers(&nw, &before);
 }
 
+Test(hostile, stdin_before_the_params_end, .timeout = 60)
+{
+    /* Body bytes before the request has arrived would be held with no one
+     * to read them (512 MiB of them once took a worker to 526 MB): the
+     * connection is closed at the first one. */
+    serve_raw(nw, before, h_example("echo.so"));
+    int fd = raw_connect(nw.port);
+    bytes b = { 0 };
+    begin(&b, 1, true);
+    static const char early[4096] = { 'x' };
+    for (int i = 0; i < 64; i++)
+        rec(&b, STDIN, 1, early, sizeof early);
+    (void)send_bytes(fd, &b); /* narwhal may cut it off mid-send */
+    long took = wait_closed(fd, 5000);
+    close(fd);
+    cr_assert(took >= 0, "narwhal keeps a connection that sends STDIN before its params end");
+    assert_logged(&nw, "malformed fastcgi input: stdin before the params ended");
+    assert_serves(&nw, "REQUEST_METHOD=GET");
+    assert_same_workers(&nw, &before);
+}
+
+Test(hostile, abort_before_the_params_end, .timeout = 60)
+{
+    /* Nothing runs yet: the request ends at once, and the kept connection
+     * serves the next one. */
+    serve_raw(nw, before, h_example("echo.so"));
+    int fd = raw_connect(nw.port);
+    bytes b = { 0 };
+    begin(&b, 1, true);
+    rec(&b, ABORT_REQUEST, 1, NULL, 0);
+    cr_assert(send_bytes(fd, &b));
+    reply r = read_reply(fd, 5000);
+    cr_assert(r.end && r.proto_status == 0 && r.out[0] == 0,
+              "abort before the params: end=%d proto_status=%d closed=%d out=%.200s", r.end,
+              r.proto_status, r.closed, r.out);
+    bytes next = { 0 };
+    begin(&next, 2, false);
+    params(&next, 2, GET_PARAMS);
+    body(&next, 2, NULL, 0);
+    cr_assert(send_bytes(fd, &next));
+    r = read_reply(fd, 5000);
+    close(fd);
+    cr_assert(r.end && strstr(r.out, "REQUEST_METHOD=GET"),
+              "the next request on the connection: end=%d closed=%d out=%.200s", r.end, r.closed,
+              r.out);
+    assert_logged(&nw, "request 1 aborted by the front end");
+    assert_same_workers(&nw, &before);
+}
+
 Test(hostile, unexpected_record_type_from_web_server, .timeout = 60)
 {
     /* END_REQUEST / STDOUT only go from the application to the web server */
