@@ -191,6 +191,13 @@ def main():
         for name, split, data in seeds:
             with open(os.path.join(OUT, target, name), "wb") as f:
                 f.write(bytes([split]) + data)
+    # the sessions: the same wire bytes, behind a byte for the protocol
+    # setting (0 = auto, which the first byte then settles)
+    os.makedirs(os.path.join(OUT, "session"))
+    for proto, seeds in (("fastcgi", fcgi_seeds()), ("uwsgi", uwsgi_seeds())):
+        for name, split, data in seeds:
+            with open(os.path.join(OUT, "session", proto + "_" + name), "wb") as f:
+                f.write(bytes([split, 0]) + data)
     os.makedirs(os.path.join(OUT, "settings"))
     # the gunicorn.conf the settings tests use (a real-world one, comments in Chinese)
     shutil.copy(os.path.join(HERE, "..", "tests", "unit", "data", "gunicorn.conf"),

@@ -28,7 +28,7 @@ case $seconds in
 '' | *[!0-9]*) echo "usage: $0 [SECONDS] [TARGET...]" >&2; exit 2 ;;
 esac
 
-all="fuzz_fastcgi fuzz_uwsgi fuzz_settings fuzz_accesslog"
+all="fuzz_fastcgi fuzz_uwsgi fuzz_session fuzz_settings fuzz_accesslog"
 targets=
 for t in "$@"; do
     t=fuzz_${t#fuzz_}
@@ -51,7 +51,8 @@ san="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 cflags="-g -O1 -fno-omit-frame-pointer $san -Wall -Wextra -Wno-unused-parameter \
 -D_GNU_SOURCE -DPACKAGE_VERSION=\"$version\" -I$top/include -I$top/src/core -I$top/src/proto"
 # What the fuzzers link: the core and the protocol layers, nothing above.
-srcs="core/buf core/util core/signals proto/proto_fastcgi proto/proto_uwsgi core/settings
+srcs="core/buf core/util core/signals proto/proto_fastcgi proto/proto_uwsgi proto/session
+proto/session_fastcgi proto/session_uwsgi core/settings
 core/settings_cli core/settings_file core/log core/accesslog"
 
 mkdir -p "$build/obj" "$build/bin" || exit 2
