@@ -13,8 +13,8 @@ static void conn_on_timer(struct ev_loop *loop, ev_timer *t, int revents);
 static void conn_task_run(nw_task *t);
 static void conn_task_done(nw_task *t);
 
-void conns_init(nw_conns *cs, struct ev_loop *loop, const nw_settings *s, nw_handler *handler,
-                nw_conn_hooks hooks)
+void conn_set_init(nw_conns *cs, struct ev_loop *loop, const nw_settings *s, nw_handler *handler,
+                   nw_conn_hooks hooks)
 {
     *cs = (nw_conns){.loop = loop, .s = s, .handler = handler, .hooks = hooks};
 }

@@ -57,8 +57,8 @@ struct nw_conn {
     nw_conn *prev, *next;
 };
 
-void conns_init(nw_conns *cs, struct ev_loop *loop, const nw_settings *s, nw_handler *handler,
-                nw_conn_hooks hooks);
+void conn_set_init(nw_conns *cs, struct ev_loop *loop, const nw_settings *s, nw_handler *handler,
+                   nw_conn_hooks hooks);
 /* Takes ownership of an accepted, non-blocking fd and starts serving it. */
 void conn_start(nw_conns *cs, int fd, int peer);
 /* Graceful stop: closes idle connections (those on their way to a first

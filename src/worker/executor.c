@@ -257,7 +257,7 @@ static void co_post(nw_task *task)
         free_runs = r->next_free;
     else
         r = nw_xcalloc(1, sizeof *r);
-    waiter_init(&r->waiter, loop, co_wake);
+    wait_setup(&r->waiter, loop, co_wake);
     r->task = task;
     r->co = coro_new(co_entry, r);
     coro_set_data(r->co, &r->waiter);

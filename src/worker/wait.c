@@ -58,7 +58,7 @@ static void waiter_on_timer(struct ev_loop *loop, ev_timer *t, int revents)
     w->wake(w);
 }
 
-void waiter_init(nw_waiter *w, struct ev_loop *loop, void (*wake)(nw_waiter *w))
+void wait_setup(nw_waiter *w, struct ev_loop *loop, void (*wake)(nw_waiter *w))
 {
     w->loop = loop;
     w->wake = wake;

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 /* What a coroutine waits with. Set up once per coroutine by its owner
- * (waiter_init); the owner makes it the coroutine's data (coro_set_data). */
+ * (wait_setup); the owner makes it the coroutine's data (coro_set_data). */
 typedef struct nw_waiter {
     struct ev_loop *loop;
     ev_io io;
@@ -23,7 +23,7 @@ typedef struct nw_waiter {
     void (*wake)(struct nw_waiter *w); /* resume the coroutine (loop thread) */
 } nw_waiter;
 
-void waiter_init(nw_waiter *w, struct ev_loop *loop, void (*wake)(nw_waiter *w));
+void wait_setup(nw_waiter *w, struct ev_loop *loop, void (*wake)(nw_waiter *w));
 
 /* Waits until fd (-1 = none) is ready for events (NW_READ | NW_WRITE) or
  * deadline_ms (nw_now_ms clock, -1 = none) passes. Returns the ready mask,

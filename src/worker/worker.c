@@ -221,12 +221,12 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
     if (executor_init(w->loop, s->worker_class, s->threads, (size_t)s->coroutine_stack_size * 1024,
                       w->tslots) < 0)
         boot_fail("cannot start the executor");
-    conns_init(&w->conns, w->loop, s, w->app.handler,
-               (nw_conn_hooks){.opened = on_conn_opened,
-                               .closed = on_conn_closed,
-                               .request_begun = on_request_begun,
-                               .request_done = on_request_done,
-                               .arg = w});
+    conn_set_init(&w->conns, w->loop, s, w->app.handler,
+                  (nw_conn_hooks){.opened = on_conn_opened,
+                                  .closed = on_conn_closed,
+                                  .request_begun = on_request_begun,
+                                  .request_done = on_request_done,
+                                  .arg = w});
     w->accept_w = nw_xcalloc((size_t)nls, sizeof *w->accept_w);
     for (int i = 0; i < nls; i++) {
         ev_io_init(&w->accept_w[i], on_accept, ls[i].fd, EV_READ);
