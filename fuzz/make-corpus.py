@@ -200,7 +200,7 @@ def main():
                 f.write(bytes([split, 0]) + data)
     os.makedirs(os.path.join(OUT, "settings"))
     # the gunicorn.conf the settings tests use (a real-world one, comments in Chinese)
-    shutil.copy(os.path.join(HERE, "..", "tests", "unit", "data", "gunicorn.conf"),
+    shutil.copy(os.path.join(HERE, "..", "tests", "unit", "core", "data", "gunicorn.conf"),
                 os.path.join(OUT, "settings", "gunicorn.conf"))
     for name, text in SETTINGS.items():
         with open(os.path.join(OUT, "settings", name), "w") as f:

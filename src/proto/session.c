@@ -3,8 +3,6 @@
  * session_uwsgi.c). */
 #include "session.h"
 
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
 void session_init(nw_session *s, unsigned max_conns, unsigned max_reqs)
@@ -16,35 +14,23 @@ void session_init(nw_session *s, unsigned max_conns, unsigned max_reqs)
 
 void session_free(nw_session *s)
 {
-    if (s->proto == &session_fastcgi)
-        fcgi_parser_free(&s->p.fcgi);
-    else if (s->proto == &session_uwsgi)
-        uwsgi_parser_free(&s->p.uwsgi);
+    if (s->proto)
+        s->proto->free(s);
     s->proto = NULL;
-}
-
-const char *session_msg(nw_session *s, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(s->msg, sizeof s->msg, fmt, ap);
-    va_end(ap);
-    return s->msg;
 }
 
 int session_detect(nw_session *s, nw_protocol setting, uint8_t first)
 {
     if (setting == NW_PROTO_FASTCGI || (setting == NW_PROTO_AUTO && first == FCGI_VERSION_1)) {
         s->proto = &session_fastcgi;
-        fcgi_parser_init(&s->p.fcgi);
     } else if (setting == NW_PROTO_UWSGI || (setting == NW_PROTO_AUTO && first == 0)) {
         s->proto = &session_uwsgi;
-        uwsgi_parser_init(&s->p.uwsgi);
     } else {
         session_msg(s, "first byte 0x%02x is neither FastCGI (version 1) nor uwsgi (modifier1 0)",
                     first);
         return -1;
     }
+    s->proto->init(s);
     return 0;
 }
 
@@ -66,7 +52,6 @@ size_t session_parse(nw_session *s, nw_protocol setting, const uint8_t *in, size
 
 void session_request_over(nw_session *s)
 {
-    s->active = 0;
-    if (s->proto == &session_fastcgi)
-        fcgi_parser_end(&s->p.fcgi);
+    if (s->proto)
+        s->proto->over(s);
 }

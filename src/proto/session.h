@@ -13,7 +13,9 @@
 #ifndef NW_SESSION_H
 #define NW_SESSION_H
 
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -58,8 +60,11 @@ typedef int (*sess_pair_fn)(void *arg, const char *name, size_t nlen, const char
 
 /* One protocol. Every function that takes `out` appends the bytes to send. */
 typedef struct nw_proto {
-    const char *name;        /* "fastcgi", "uwsgi" */
-    const char *params_name; /* for messages: "fastcgi params", "uwsgi vars" */
+    const char *name;            /* "fastcgi", "uwsgi" */
+    const char *params_name;     /* for messages: "fastcgi params", "uwsgi vars" */
+    void (*init)(nw_session *s); /* the protocol's parser state */
+    void (*free)(nw_session *s);
+    void (*over)(nw_session *s); /* the active request is over */
     /* Parses from in[0..len): how many bytes were consumed, at most one event
      * in ev. Answers management records into out. */
     size_t (*parse)(nw_session *s, const uint8_t *in, size_t len, nw_buf *out, sess_event *ev);
@@ -117,7 +122,17 @@ size_t session_parse(nw_session *s, nw_protocol setting, const uint8_t *in, size
  * begin. */
 void session_request_over(nw_session *s);
 
-/* Internal to the session files: formats s->msg. */
-const char *session_msg(nw_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* For the protocol files: formats s->msg. (Inline, so that they call
+ * nothing in session.c, which calls them.) */
+static inline const char *session_msg(nw_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static inline const char *session_msg(nw_session *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->msg, sizeof s->msg, fmt, ap);
+    va_end(ap);
+    return s->msg;
+}
 
 #endif

@@ -9,6 +9,23 @@
 #include "narwhal.h"
 #include "session.h"
 
+static void fastcgi_init(nw_session *s)
+{
+    fcgi_parser_init(&s->p.fcgi);
+}
+
+static void fastcgi_free(nw_session *s)
+{
+    fcgi_parser_free(&s->p.fcgi);
+}
+
+static void fastcgi_over(nw_session *s)
+{
+    s->active = 0;
+    s->params_done = 0;
+    fcgi_parser_end(&s->p.fcgi);
+}
+
 static void trace(nw_session *s, const fcgi_event *fe)
 {
     if (!s->trace || fe->type == FCGI_EV_NONE)
@@ -96,7 +113,7 @@ static size_t fastcgi_parse(nw_session *s, const uint8_t *in, size_t len, nw_buf
                 /* Nothing runs yet: the request ends here. */
                 fcgi_encode_end_request(out, fe.id, 0, FCGI_REQUEST_COMPLETE);
                 int keep = s->req_keep_conn;
-                session_request_over(s);
+                fastcgi_over(s);
                 session_msg(s, "request %u aborted by the front end", fe.id);
                 return log_event(s, ev, total, NW_LOG_INFO, !keep);
             }
@@ -153,6 +170,9 @@ static void fastcgi_log(nw_session *s, nw_buf *out, const char *msg, size_t len)
 const nw_proto session_fastcgi = {
     .name = "fastcgi",
     .params_name = "fastcgi params",
+    .init = fastcgi_init,
+    .free = fastcgi_free,
+    .over = fastcgi_over,
     .parse = fastcgi_parse,
     .params = fcgi_params_decode,
     .head = fastcgi_head,

@@ -6,6 +6,22 @@
 
 #include "session.h"
 
+static void uwsgi_sess_init(nw_session *s)
+{
+    uwsgi_parser_init(&s->p.uwsgi);
+}
+
+static void uwsgi_sess_free(nw_session *s)
+{
+    uwsgi_parser_free(&s->p.uwsgi);
+}
+
+/* One request per connection: what follows its body is an error anyway. */
+static void uwsgi_sess_over(nw_session *s)
+{
+    s->active = 0;
+}
+
 static size_t uwsgi_sess_parse(nw_session *s, const uint8_t *in, size_t len, nw_buf *out,
                                sess_event *ev)
 {
@@ -74,6 +90,9 @@ static void uwsgi_nothing(nw_session *s, nw_buf *out)
 const nw_proto session_uwsgi = {
     .name = "uwsgi",
     .params_name = "uwsgi vars",
+    .init = uwsgi_sess_init,
+    .free = uwsgi_sess_free,
+    .over = uwsgi_sess_over,
     .parse = uwsgi_sess_parse,
     .params = uwsgi_vars_decode,
     .head = uwsgi_head,

@@ -473,7 +473,7 @@ ParameterizedTest(h_wclass *wc, classes, term_finishes_in_flight, .timeout = 60)
 
 static char *seed_conf(void)
 {
-    return h_fmt("%s/tests/unit/data/gunicorn.conf", h_env("NARWHAL_SRCDIR"));
+    return h_fmt("%s/tests/unit/core/data/gunicorn.conf", h_env("NARWHAL_SRCDIR"));
 }
 
 Test(classes, seed_config_checks, .timeout = 60)

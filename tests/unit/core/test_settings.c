@@ -1,4 +1,4 @@
-/* Unit tests for src/settings.c: defaults, every converter's errors, the
+/* Unit tests for src/core/settings*.c: defaults, every converter's errors, the
  * config file (with libconfuse), precedence, --print-config round trip. */
 #include <criterion/criterion.h>
 #include <limits.h>
@@ -120,7 +120,7 @@ static const char *seed_path(void)
     static char path[PATH_MAX];
     const char *src = getenv("NARWHAL_SRCDIR");
     cr_assert_not_null(src, "NARWHAL_SRCDIR must name the source dir");
-    snprintf(path, sizeof path, "%s/tests/unit/data/gunicorn.conf", src);
+    snprintf(path, sizeof path, "%s/tests/unit/core/data/gunicorn.conf", src);
     return path;
 }
 

@@ -1,0 +1,294 @@
+/* Unit tests for src/core/util.c: app spec splitting ("path.so[:symbol]"),
+ * pidfiles, signal names, $PATH lookup, the fd flags and the clock. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+/* ---- a temp dir per test ---------------------------------------------------- */
+
+static char tmpdir[64];
+
+static void setup(void)
+{
+    strcpy(tmpdir, "/tmp/nw-util-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static void teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    cr_expect_eq(system(cmd), 0);
+}
+
+/* tmpdir/name, in static storage (one per call up to 4). */
+static const char *tmp_path(const char *name)
+{
+    static char paths[4][128];
+    static int next;
+    char *p = paths[next++ % 4];
+    snprintf(p, 128, "%s/%s", tmpdir, name);
+    return p;
+}
+
+static const char *write_file(const char *name, const char *text, mode_t mode)
+{
+    const char *p = tmp_path(name);
+    FILE *f = fopen(p, "w");
+    cr_assert_not_null(f, "%s: %s", p, strerror(errno));
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0);
+    cr_assert_eq(chmod(p, mode), 0);
+    return p;
+}
+
+/* ---- nw_split_app_spec ------------------------------------------------------- */
+
+static void expect_split(const char *spec, const char *path, const char *symbol)
+{
+    char *p = NULL, *s = NULL;
+    nw_split_app_spec(spec, &p, &s);
+    cr_assert_not_null(p, "'%s': no path", spec);
+    cr_assert_not_null(s, "'%s': no symbol", spec);
+    cr_expect_str_eq(p, path, "'%s': path '%s', expected '%s'", spec, p, path);
+    cr_expect_str_eq(s, symbol, "'%s': symbol '%s', expected '%s'", spec, s, symbol);
+    cr_expect_neq(p, spec, "'%s': the path must be a copy", spec);
+    free(p);
+    free(s);
+}
+
+Test(split_app_spec, symbol_defaults_to_app)
+{
+    expect_split("x.so", "x.so", "app");
+    expect_split("/usr/lib/narwhal/hello.so", "/usr/lib/narwhal/hello.so", "app");
+    expect_split("", "", "app");
+}
+
+Test(split_app_spec, symbol_after_the_last_colon)
+{
+    expect_split("x.so:handler", "x.so", "handler");
+    expect_split("./lib/x.so:app2", "./lib/x.so", "app2");
+    expect_split("x.so:_private", "x.so", "_private");
+    expect_split("x.so:_", "x.so", "_");
+    expect_split("x.so:A", "x.so", "A");
+    expect_split("x.so:h_1_Z9", "x.so", "h_1_Z9");
+    /* Only the last colon separates: the path keeps the others. */
+    expect_split("a:b:c", "a:b", "c");
+    expect_split("/a:b/x.so:h", "/a:b/x.so", "h");
+    /* An empty path is the caller's to refuse. */
+    expect_split(":handler", "", "handler");
+}
+
+Test(split_app_spec, colon_not_followed_by_an_identifier_stays_in_the_path)
+{
+    expect_split("/a:b/x.so", "/a:b/x.so", "app");
+    expect_split("x.so:", "x.so:", "app");
+    expect_split("x.so:9abc", "x.so:9abc", "app");
+    expect_split("x.so:0", "x.so:0", "app");
+    expect_split("x.so:a-b", "x.so:a-b", "app");
+    expect_split("x.so:a.b", "x.so:a.b", "app");
+    expect_split("x.so: h", "x.so: h", "app");
+    expect_split("x.so:h ", "x.so:h ", "app");
+    expect_split("x.so:\xc3\xa9t\xc3\xa9", "x.so:\xc3\xa9t\xc3\xa9", "app");
+    /* The last colon decides alone: an earlier one is not tried instead. */
+    expect_split("x.so:h:", "x.so:h:", "app");
+    expect_split("x.so:h:1", "x.so:h:1", "app");
+    expect_split(":", ":", "app");
+}
+
+/* ---- nw_read_pidfile --------------------------------------------------------- */
+
+TestSuite(read_pidfile, .init = setup, .fini = teardown);
+
+Test(read_pidfile, absent_file_is_0)
+{
+    cr_expect_eq(nw_read_pidfile(tmp_path("none.pid")), 0);
+}
+
+Test(read_pidfile, pid_as_written)
+{
+    cr_expect_eq(nw_read_pidfile(write_file("a.pid", "1234\n", 0644)), 1234);
+    cr_expect_eq(nw_read_pidfile(write_file("b.pid", "1", 0644)), 1);
+    cr_expect_eq(nw_read_pidfile(write_file("c.pid", "  \n\t42\n", 0644)), 42);
+    cr_expect_eq(nw_read_pidfile(write_file("d.pid", "4194304 trailing words\n", 0644)), 4194304);
+    cr_expect_eq(nw_read_pidfile(write_file("e.pid", "77x", 0644)), 77);
+}
+
+Test(read_pidfile, no_pid_is_0)
+{
+    cr_expect_eq(nw_read_pidfile(write_file("empty.pid", "", 0644)), 0);
+    cr_expect_eq(nw_read_pidfile(write_file("blank.pid", " \n\n", 0644)), 0);
+    cr_expect_eq(nw_read_pidfile(write_file("word.pid", "pid 12\n", 0644)), 0);
+    cr_expect_eq(nw_read_pidfile(write_file("zero.pid", "0\n", 0644)), 0);
+    cr_expect_eq(nw_read_pidfile(write_file("neg.pid", "-5\n", 0644)), 0);
+}
+
+Test(read_pidfile, unreadable_is_minus_1)
+{
+    /* A path through a regular file: ENOTDIR, not ENOENT (and not beaten
+     * by running as root, as a mode 000 file would be). */
+    const char *file = write_file("plain", "1\n", 0644);
+    char through[160];
+    snprintf(through, sizeof through, "%s/x.pid", file);
+    cr_expect_eq(nw_read_pidfile(through), -1);
+    /* An absent directory is still "no file". */
+    cr_expect_eq(nw_read_pidfile(tmp_path("nodir/x.pid")), 0);
+}
+
+/* ---- nw_signame -------------------------------------------------------------- */
+
+Test(signame, names)
+{
+    static const struct {
+        int sig;
+        const char *name;
+    } table[] = {
+        {SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"},   {SIGILL, "SIGILL"},
+        {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"}, {SIGBUS, "SIGBUS"},     {SIGFPE, "SIGFPE"},
+        {SIGKILL, "SIGKILL"}, {SIGUSR1, "SIGUSR1"}, {SIGSEGV, "SIGSEGV"},   {SIGUSR2, "SIGUSR2"},
+        {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"},   {SIGCHLD, "SIGCHLD"},
+        {SIGTTIN, "SIGTTIN"}, {SIGTTOU, "SIGTTOU"}, {SIGWINCH, "SIGWINCH"}, {SIGSYS, "SIGSYS"},
+        {SIGXCPU, "SIGXCPU"},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        cr_expect_str_eq(nw_signame(table[i].sig), table[i].name, "signal %d", table[i].sig);
+}
+
+Test(signame, others_are_signal)
+{
+    cr_expect_str_eq(nw_signame(0), "signal");
+    cr_expect_str_eq(nw_signame(-1), "signal");
+    cr_expect_str_eq(nw_signame(SIGURG), "signal");
+    cr_expect_str_eq(nw_signame(SIGRTMIN), "signal");
+    cr_expect_str_eq(nw_signame(1000), "signal");
+}
+
+/* ---- nw_find_in_path --------------------------------------------------------- */
+
+TestSuite(find_in_path, .init = setup, .fini = teardown);
+
+static void make_dir(const char *name)
+{
+    cr_assert_eq(mkdir(tmp_path(name), 0755), 0);
+}
+
+static void expect_found(const char *name, const char *want)
+{
+    char *got = nw_find_in_path(name);
+    if (!want) {
+        cr_expect_null(got, "'%s' found as '%s'", name, got);
+    } else {
+        cr_assert_not_null(got, "'%s' not found (want %s)", name, want);
+        cr_expect_str_eq(got, want);
+        cr_expect_neq(got, name, "the result must be a copy");
+    }
+    free(got);
+}
+
+Test(find_in_path, first_executable_match_in_path)
+{
+    make_dir("a");
+    make_dir("b");
+    make_dir("c");
+    write_file("a/tool", "#!/bin/sh\n", 0644); /* not executable: skipped */
+    const char *in_b = write_file("b/tool", "#!/bin/sh\n", 0755);
+    write_file("c/tool", "#!/bin/sh\n", 0755);
+    char path[512];
+    snprintf(path, sizeof path, "%s/a:%s/nope:%s/b:%s/c", tmpdir, tmpdir, tmpdir, tmpdir);
+    setenv("PATH", path, 1);
+    expect_found("tool", in_b);
+    expect_found("other", NULL);
+}
+
+Test(find_in_path, empty_entries_are_skipped)
+{
+    make_dir("b");
+    const char *in_b = write_file("b/tool", "#!/bin/sh\n", 0755);
+    char path[256];
+    snprintf(path, sizeof path, "::%s/b:", tmpdir);
+    setenv("PATH", path, 1);
+    expect_found("tool", in_b);
+}
+
+Test(find_in_path, name_with_a_slash_is_used_as_it_is)
+{
+    const char *x = write_file("x", "#!/bin/sh\n", 0755);
+    const char *y = write_file("y", "#!/bin/sh\n", 0644);
+    setenv("PATH", "/nonexistent", 1);
+    expect_found(x, x);
+    expect_found(y, NULL);
+    expect_found(tmp_path("absent"), NULL);
+    /* Relative, from the current directory. */
+    cr_assert_eq(chdir(tmpdir), 0);
+    expect_found("./x", "./x");
+    expect_found("./y", NULL);
+}
+
+/* Without PATH (or with an empty one): /usr/local/bin:/usr/bin:/bin. */
+static const char *default_sh(void)
+{
+    static const char *const dirs[] = {"/usr/local/bin/sh", "/usr/bin/sh", "/bin/sh"};
+    for (int i = 0; i < 3; i++)
+        if (access(dirs[i], X_OK) == 0)
+            return dirs[i];
+    return NULL;
+}
+
+Test(find_in_path, default_path_when_unset_or_empty)
+{
+    const char *want = default_sh();
+    cr_assert_not_null(want, "no sh in /usr/local/bin, /usr/bin or /bin");
+    unsetenv("PATH");
+    expect_found("sh", want);
+    setenv("PATH", "", 1);
+    expect_found("sh", want);
+    setenv("PATH", tmpdir, 1);
+    expect_found("sh", NULL);
+}
+
+/* ---- fd flags and the clock ---------------------------------------------------- */
+
+Test(fd_flags, nonblock_and_cloexec)
+{
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    cr_expect_eq(fcntl(p[0], F_GETFL) & O_NONBLOCK, 0);
+    cr_expect_eq(nw_set_nonblock(p[0]), 0);
+    cr_expect_eq(fcntl(p[0], F_GETFL) & O_NONBLOCK, O_NONBLOCK);
+    cr_expect_eq(fcntl(p[1], F_GETFL) & O_NONBLOCK, 0, "the other end is left alone");
+
+    cr_expect_eq(fcntl(p[1], F_GETFD) & FD_CLOEXEC, 0);
+    cr_expect_eq(nw_set_cloexec(p[1], 1), 0);
+    cr_expect_eq(fcntl(p[1], F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+    cr_expect_eq(nw_set_cloexec(p[1], 0), 0);
+    cr_expect_eq(fcntl(p[1], F_GETFD) & FD_CLOEXEC, 0);
+    close(p[0]);
+    close(p[1]);
+
+    cr_expect_eq(nw_set_nonblock(p[0]), -1, "a closed fd");
+    cr_expect_eq(nw_set_cloexec(p[0], 1), -1, "a closed fd");
+}
+
+Test(clock, now_ms_is_monotonic_milliseconds)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t ref = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t a = nw_now_ms();
+    cr_expect_geq(a, ref);
+    cr_expect_leq(a - ref, 1000);
+    struct timespec nap = {0, 30 * 1000000};
+    nanosleep(&nap, NULL);
+    int64_t b = nw_now_ms();
+    cr_expect_geq(b - a, 30);
+    cr_expect_leq(b - a, 5000);
+}

@@ -1,0 +1,216 @@
+/* Unit tests for src/os/scoreboard.c: the shared map, claiming, finding and
+ * releasing worker slots, the request slots (begin/end, truncation) and
+ * that a child's writes reach the parent. */
+#include <criterion/criterion.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "scoreboard.h"
+#include "util.h"
+
+static nw_scoreboard sb;
+
+static void open3x2(void)
+{
+    memset(&sb, 0, sizeof sb);
+    cr_assert_eq(scoreboard_open(&sb, 3, 2), 0);
+}
+
+static void close_sb(void)
+{
+    scoreboard_close(&sb);
+}
+
+TestSuite(scoreboard, .init = open3x2, .fini = close_sb);
+
+static int all_zero(const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++)
+        if (c[i])
+            return 0;
+    return 1;
+}
+
+Test(scoreboard, open_maps_zeroed_slots)
+{
+    cr_expect_eq(sb.nslots, 3);
+    cr_expect_eq(sb.per_slot, 2);
+    cr_expect_eq(sb.map_len, 3 * sizeof(nw_slot) + 6 * sizeof(nw_tslot));
+    cr_assert_not_null(sb.slots);
+    cr_expect_eq((char *)sb.tslots, (char *)sb.slots + 3 * sizeof(nw_slot));
+    cr_expect(all_zero(sb.slots, sb.map_len));
+    for (int i = 0; i < 3; i++) {
+        cr_expect_eq(sb.slots[i].state, SLOT_FREE);
+        cr_expect_eq(sb.slots[i].pid, 0);
+    }
+}
+
+Test(scoreboard, tslot_addresses)
+{
+    for (int i = 0; i < 3; i++)
+        for (int t = 0; t < 2; t++)
+            cr_expect_eq(scoreboard_tslot(&sb, i, t), &sb.tslots[i * 2 + t], "slot %d thread %d", i,
+                         t);
+    cr_expect_eq((char *)(scoreboard_tslot(&sb, 2, 1) + 1), (char *)sb.slots + sb.map_len,
+                 "the last request slot ends the map");
+}
+
+Test(scoreboard, claim_find_release)
+{
+    int64_t before = nw_now_ms();
+    cr_assert_eq(scoreboard_claim(&sb, 100), 0);
+    int64_t after = nw_now_ms();
+    cr_expect_eq(sb.slots[0].pid, 100);
+    cr_expect_eq(sb.slots[0].state, SLOT_BOOTING);
+    cr_expect_geq(sb.slots[0].heartbeat_ms, before);
+    cr_expect_leq(sb.slots[0].heartbeat_ms, after);
+    cr_expect_eq(sb.slots[0].requests, 0);
+
+    cr_expect_eq(scoreboard_claim(&sb, 200), 1);
+    cr_expect_eq(scoreboard_claim(&sb, 300), 2);
+    cr_expect_eq(scoreboard_claim(&sb, 400), -1, "all taken");
+
+    cr_expect_eq(scoreboard_find(&sb, 100), 0);
+    cr_expect_eq(scoreboard_find(&sb, 200), 1);
+    cr_expect_eq(scoreboard_find(&sb, 300), 2);
+    cr_expect_eq(scoreboard_find(&sb, 400), -1);
+
+    scoreboard_release(&sb, 1);
+    cr_expect(all_zero(&sb.slots[1], sizeof sb.slots[1]));
+    cr_expect_eq(scoreboard_find(&sb, 200), -1);
+    cr_expect_eq(scoreboard_find(&sb, 100), 0, "the others stay");
+    cr_expect_eq(scoreboard_find(&sb, 300), 2);
+    cr_expect_eq(scoreboard_claim(&sb, 500), 1, "a released slot is claimed again");
+    cr_expect_eq(scoreboard_find(&sb, 500), 1);
+}
+
+Test(scoreboard, free_state_with_a_pid_is_not_claimed)
+{
+    /* A slot is free for a new worker only once its pid is gone too. */
+    cr_assert_eq(scoreboard_claim(&sb, 100), 0);
+    sb.slots[0].state = SLOT_FREE;
+    cr_expect_eq(scoreboard_claim(&sb, 200), 1);
+    cr_expect_eq(sb.slots[0].pid, 100);
+}
+
+Test(scoreboard, claim_and_release_clear_what_the_last_worker_left)
+{
+    cr_assert_eq(scoreboard_claim(&sb, 100), 0);
+    sb.slots[0].requests = 42;
+    sb.slots[0].state = SLOT_READY;
+    tslot_begin(scoreboard_tslot(&sb, 0, 0), "GET", "/a", 5);
+    tslot_begin(scoreboard_tslot(&sb, 0, 1), "POST", "/b", 6);
+    tslot_begin(scoreboard_tslot(&sb, 1, 0), "PUT", "/c", 7);
+
+    scoreboard_release(&sb, 0);
+    cr_expect(all_zero(scoreboard_tslot(&sb, 0, 0), 2 * sizeof(nw_tslot)));
+    cr_expect_eq(scoreboard_tslot(&sb, 1, 0)->req_start_ms, 7, "slot 1's untouched");
+    cr_expect_str_eq(scoreboard_tslot(&sb, 1, 0)->uri, "/c");
+
+    /* Written behind the scoreboard's back (a worker that died mid-request):
+     * claim clears it as well. */
+    tslot_begin(scoreboard_tslot(&sb, 0, 1), "GET", "/x", 9);
+    sb.slots[0].requests = 3;
+    cr_assert_eq(scoreboard_claim(&sb, 200), 0);
+    cr_expect_eq(sb.slots[0].requests, 0);
+    cr_expect(all_zero(scoreboard_tslot(&sb, 0, 0), 2 * sizeof(nw_tslot)));
+}
+
+Test(scoreboard, tslot_begin_end)
+{
+    nw_tslot *t = scoreboard_tslot(&sb, 1, 1);
+    tslot_begin(t, "GET", "/path?q=1", 1234);
+    cr_expect_eq(t->req_start_ms, 1234);
+    cr_expect_str_eq(t->method, "GET");
+    cr_expect_str_eq(t->uri, "/path?q=1");
+    tslot_end(t);
+    cr_expect_eq(t->req_start_ms, 0);
+    cr_expect_str_eq(t->method, "GET", "kept for the log after the end");
+
+    tslot_begin(t, NULL, NULL, 99);
+    cr_expect_str_eq(t->method, "-");
+    cr_expect_str_eq(t->uri, "-");
+    cr_expect_eq(t->req_start_ms, 99);
+}
+
+Test(scoreboard, tslot_truncates_long_method_and_uri)
+{
+    char method[40], uri[400];
+    memset(method, 'M', sizeof method - 1);
+    method[sizeof method - 1] = 0;
+    memset(uri, 'u', sizeof uri - 1);
+    uri[0] = '/';
+    uri[sizeof uri - 1] = 0;
+    nw_tslot *t = scoreboard_tslot(&sb, 0, 0);
+    nw_tslot *next = scoreboard_tslot(&sb, 0, 1);
+    tslot_begin(next, "NEXT", "/next", 77);
+    tslot_begin(t, method, uri, 1);
+
+    cr_expect_eq(strlen(t->method), sizeof t->method - 1);
+    cr_expect_eq(strlen(t->method), 15);
+    cr_expect(strncmp(t->method, method, 15) == 0);
+    cr_expect_eq(strlen(t->uri), sizeof t->uri - 1);
+    cr_expect_eq(strlen(t->uri), 231);
+    cr_expect(strncmp(t->uri, uri, 231) == 0);
+    /* Exactly the limits fit. */
+    method[15] = 0;
+    uri[231] = 0;
+    tslot_begin(t, method, uri, 2);
+    cr_expect_str_eq(t->method, method);
+    cr_expect_str_eq(t->uri, uri);
+    /* The neighbour is intact. */
+    cr_expect_str_eq(next->method, "NEXT");
+    cr_expect_str_eq(next->uri, "/next");
+    cr_expect_eq(next->req_start_ms, 77);
+}
+
+Test(scoreboard, slot_beat)
+{
+    cr_assert_eq(scoreboard_claim(&sb, 100), 0);
+    sb.slots[0].heartbeat_ms = 1;
+    int64_t before = nw_now_ms();
+    slot_beat(&sb.slots[0]);
+    cr_expect_geq(sb.slots[0].heartbeat_ms, before);
+    cr_expect_leq(sb.slots[0].heartbeat_ms, nw_now_ms());
+}
+
+Test(scoreboard, shared_with_children)
+{
+    int i = scoreboard_claim(&sb, 1);
+    cr_assert_eq(i, 0);
+    sb.slots[i].heartbeat_ms = 1;
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        sb.slots[i].pid = getpid();
+        sb.slots[i].requests = 7;
+        __atomic_store_n(&sb.slots[i].state, SLOT_READY, __ATOMIC_RELEASE);
+        slot_beat(&sb.slots[i]);
+        tslot_begin(scoreboard_tslot(&sb, i, 1), "GET", "/from-child", 4321);
+        _exit(0);
+    }
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    cr_expect_eq(sb.slots[i].pid, pid);
+    cr_expect_eq(scoreboard_find(&sb, pid), i);
+    cr_expect_eq(sb.slots[i].requests, 7);
+    cr_expect_eq(sb.slots[i].state, SLOT_READY);
+    cr_expect_gt(sb.slots[i].heartbeat_ms, 1);
+    cr_expect_str_eq(scoreboard_tslot(&sb, i, 1)->uri, "/from-child");
+    cr_expect_eq(scoreboard_tslot(&sb, i, 1)->req_start_ms, 4321);
+}
+
+Test(scoreboard, close_zeroes_and_is_idempotent)
+{
+    scoreboard_close(&sb);
+    cr_expect_null(sb.slots);
+    cr_expect_null(sb.tslots);
+    cr_expect_eq(sb.nslots, 0);
+    cr_expect_eq(sb.map_len, 0);
+    scoreboard_close(&sb);
+    cr_expect_eq(scoreboard_find(&sb, 0), -1, "no slots to search");
+    cr_expect_eq(scoreboard_claim(&sb, 1), -1);
+}
