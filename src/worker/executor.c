@@ -231,9 +231,9 @@ static void co_entry(void *arg)
 static void co_step(co_run *r)
 {
     nw_tslot *t = &the_tslots[0];
-    tslot_begin(t, r->task->method, r->task->uri, nw_now_ms());
+    scoreboard_request_begin(t, r->task->method, r->task->uri, nw_now_ms());
     int done = coro_resume(r->co);
-    tslot_end(t);
+    scoreboard_request_end(t);
     if (done) {
         nw_task *task = r->task;
         coro_free(r->co);

@@ -379,7 +379,7 @@ void request_run(nw_request *r)
 
     nw_tslot *t = executor_tslot();
     if (t)
-        tslot_begin(t, method, uri, r->start_ms);
+        scoreboard_request_begin(t, method, uri, r->start_ms);
 
     const char *why = NULL;
     int refuse = request_check_limits(r, s, &why);
@@ -418,7 +418,7 @@ void request_run(nw_request *r)
     /* The handler is done: what is left is bounded by the drain deadline,
      * not the master's watch. */
     if (t)
-        tslot_end(t);
+        scoreboard_request_end(t);
     if (!r->failed) {
         proto->end(&st->sess, &st->out);
         /* The rest of the response gets a fresh `timeout` to drain. */

@@ -100,9 +100,9 @@ Test(scoreboard, claim_and_release_clear_what_the_last_worker_left)
     cr_assert_eq(scoreboard_claim(&sb, 100), 0);
     sb.slots[0].requests = 42;
     sb.slots[0].state = SLOT_READY;
-    tslot_begin(scoreboard_tslot(&sb, 0, 0), "GET", "/a", 5);
-    tslot_begin(scoreboard_tslot(&sb, 0, 1), "POST", "/b", 6);
-    tslot_begin(scoreboard_tslot(&sb, 1, 0), "PUT", "/c", 7);
+    scoreboard_request_begin(scoreboard_tslot(&sb, 0, 0), "GET", "/a", 5);
+    scoreboard_request_begin(scoreboard_tslot(&sb, 0, 1), "POST", "/b", 6);
+    scoreboard_request_begin(scoreboard_tslot(&sb, 1, 0), "PUT", "/c", 7);
 
     scoreboard_release(&sb, 0);
     cr_expect(all_zero(scoreboard_tslot(&sb, 0, 0), 2 * sizeof(nw_tslot)));
@@ -111,7 +111,7 @@ Test(scoreboard, claim_and_release_clear_what_the_last_worker_left)
 
     /* Written behind the scoreboard's back (a worker that died mid-request):
      * claim clears it as well. */
-    tslot_begin(scoreboard_tslot(&sb, 0, 1), "GET", "/x", 9);
+    scoreboard_request_begin(scoreboard_tslot(&sb, 0, 1), "GET", "/x", 9);
     sb.slots[0].requests = 3;
     cr_assert_eq(scoreboard_claim(&sb, 200), 0);
     cr_expect_eq(sb.slots[0].requests, 0);
@@ -121,15 +121,15 @@ Test(scoreboard, claim_and_release_clear_what_the_last_worker_left)
 Test(scoreboard, tslot_begin_end)
 {
     nw_tslot *t = scoreboard_tslot(&sb, 1, 1);
-    tslot_begin(t, "GET", "/path?q=1", 1234);
+    scoreboard_request_begin(t, "GET", "/path?q=1", 1234);
     cr_expect_eq(t->req_start_ms, 1234);
     cr_expect_str_eq(t->method, "GET");
     cr_expect_str_eq(t->uri, "/path?q=1");
-    tslot_end(t);
+    scoreboard_request_end(t);
     cr_expect_eq(t->req_start_ms, 0);
     cr_expect_str_eq(t->method, "GET", "kept for the log after the end");
 
-    tslot_begin(t, NULL, NULL, 99);
+    scoreboard_request_begin(t, NULL, NULL, 99);
     cr_expect_str_eq(t->method, "-");
     cr_expect_str_eq(t->uri, "-");
     cr_expect_eq(t->req_start_ms, 99);
@@ -145,8 +145,8 @@ Test(scoreboard, tslot_truncates_long_method_and_uri)
     uri[sizeof uri - 1] = 0;
     nw_tslot *t = scoreboard_tslot(&sb, 0, 0);
     nw_tslot *next = scoreboard_tslot(&sb, 0, 1);
-    tslot_begin(next, "NEXT", "/next", 77);
-    tslot_begin(t, method, uri, 1);
+    scoreboard_request_begin(next, "NEXT", "/next", 77);
+    scoreboard_request_begin(t, method, uri, 1);
 
     cr_expect_eq(strlen(t->method), sizeof t->method - 1);
     cr_expect_eq(strlen(t->method), 15);
@@ -157,7 +157,7 @@ Test(scoreboard, tslot_truncates_long_method_and_uri)
     /* Exactly the limits fit. */
     method[15] = 0;
     uri[231] = 0;
-    tslot_begin(t, method, uri, 2);
+    scoreboard_request_begin(t, method, uri, 2);
     cr_expect_str_eq(t->method, method);
     cr_expect_str_eq(t->uri, uri);
     /* The neighbour is intact. */
@@ -166,12 +166,12 @@ Test(scoreboard, tslot_truncates_long_method_and_uri)
     cr_expect_eq(next->req_start_ms, 77);
 }
 
-Test(scoreboard, slot_beat)
+Test(scoreboard, scoreboard_beat)
 {
     cr_assert_eq(scoreboard_claim(&sb, 100), 0);
     sb.slots[0].heartbeat_ms = 1;
     int64_t before = nw_now_ms();
-    slot_beat(&sb.slots[0]);
+    scoreboard_beat(&sb.slots[0]);
     cr_expect_geq(sb.slots[0].heartbeat_ms, before);
     cr_expect_leq(sb.slots[0].heartbeat_ms, nw_now_ms());
 }
@@ -187,8 +187,8 @@ Test(scoreboard, shared_with_children)
         sb.slots[i].pid = getpid();
         sb.slots[i].requests = 7;
         __atomic_store_n(&sb.slots[i].state, SLOT_READY, __ATOMIC_RELEASE);
-        slot_beat(&sb.slots[i]);
-        tslot_begin(scoreboard_tslot(&sb, i, 1), "GET", "/from-child", 4321);
+        scoreboard_beat(&sb.slots[i]);
+        scoreboard_request_begin(scoreboard_tslot(&sb, i, 1), "GET", "/from-child", 4321);
         _exit(0);
     }
     int st;
