@@ -48,10 +48,14 @@ enum { NW_READ = 1, NW_WRITE = 2 };
 enum { NW_LOG_DEBUG, NW_LOG_INFO, NW_LOG_WARNING, NW_LOG_ERROR, NW_LOG_CRITICAL };
 
 /* The value of a request parameter (a CGI/FastCGI variable such as
- * REQUEST_METHOD, QUERY_STRING or HTTP_USER_AGENT), or NULL if absent. */
+ * REQUEST_METHOD, QUERY_STRING or HTTP_USER_AGENT), or NULL if absent. When
+ * the front end sends a name more than once (an nginx config that repeats a
+ * fastcgi_param or uwsgi_param after an include, to override it), the last
+ * value wins, in both protocols, as in php-fpm and uWSGI. */
 const char *nw_param(const nw_request *req, const char *name);
 
-/* Calls fn for every parameter in arrival order; stops early and returns the
+/* Calls fn for every parameter in arrival order, repeated names included
+ * (each value once, in the order they came); stops early and returns the
  * callback's value when it returns non-zero. Returns 0 otherwise. */
 int nw_param_each(const nw_request *req, int (*fn)(const char *name, const char *value, void *arg),
                   void *arg);

@@ -115,9 +115,11 @@ int request_pump(nw_request *r)
     return st->in.len < before;
 }
 
+/* The last value wins, as in php-fpm's environment and uWSGI's environ: a
+ * config overrides a param by repeating it after the include. */
 const char *request_param(const nw_request *r, const char *name)
 {
-    for (size_t i = 0; i < r->np; i++)
+    for (size_t i = r->np; i-- > 0;)
         if (strcmp(r->pv[2 * i], name) == 0)
             return r->pv[2 * i + 1];
     return NULL;

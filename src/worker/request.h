@@ -66,7 +66,8 @@ int request_check_limits(const nw_request *r, const nw_settings *s, const char *
 void request_run(nw_request *r);
 
 /* The response, for the app API (api.c). */
-/* The first value of name, or NULL. */
+/* The last value of name (nginx sends a repeated param in config order),
+ * or NULL. */
 const char *request_param(const nw_request *r, const char *name);
 /* Adds a header line (the caller validated it). */
 void request_add_header(nw_request *r, const char *name, const char *value);

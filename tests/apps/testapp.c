@@ -124,6 +124,24 @@ int env(nw_request *req)
     return nw_printf(req, "%s\n", v ? v : "(unset)") < 0;
 }
 
+/* nw_param of the name in the query string, then every value of that name
+ * in wire order (nw_param_each). */
+static int each_value(const char *name, const char *value, void *arg)
+{
+    nw_request *req = arg;
+    if (strcmp(name, query(req)) == 0)
+        nw_printf(req, "each %s\n", value);
+    return 0;
+}
+
+int param(nw_request *req)
+{
+    const char *v = nw_param(req, query(req));
+    text_headers(req);
+    nw_printf(req, "param %s\n", v ? v : "(absent)");
+    return nw_param_each(req, each_value, req) != 0;
+}
+
 int cwd(nw_request *req)
 {
     char buf[PATH_MAX];

@@ -57,8 +57,8 @@ static void check_echo_post(int port, const char *path, size_t n, const char *lo
     unsigned int seed = (unsigned int)getpid() * 2654435761u ^ (unsigned int)n;
     for (size_t i = 0; i < n; i++)
         data[i] = (unsigned char)(rand_r(&seed) >> 7);
-    h_response r = h_http(port, "POST", path, "Content-Type: application/octet-stream\r\n", data,
-                          n, 30000);
+    h_response r =
+        h_http(port, "POST", path, "Content-Type: application/octet-stream\r\n", data, n, 30000);
     assert_status(r, 200, log);
     char *eb = h_header(&r, "X-Echo-Bytes");
     char *want = h_fmt("%zu", n);
@@ -81,8 +81,7 @@ ParameterizedTestParameters(protocols, uwsgi_echo)
 
 ParameterizedTest(h_wclass *wc, protocols, uwsgi_echo, .timeout = 60)
 {
-    h_narwhal nw = h_narwhal_serve("-w", "1", H_CLASS_ARGS(wc),
-                                   h_example("echo.so"), NULL);
+    h_narwhal nw = h_narwhal_serve("-w", "1", H_CLASS_ARGS(wc), h_example("echo.so"), NULL);
     h_nginx ng = h_nginx_start(H_SNIPPET_UWSGI, h_fmt("127.0.0.1:%d", nw.port));
     check_echo_get(ng.port, "", nw.log);
     check_echo_post(ng.port, "/upload", 1 << 20, nw.log);
@@ -99,10 +98,9 @@ ParameterizedTestParameters(protocols, empty_post_body)
  * FastCGI location first, as the control). */
 ParameterizedTest(h_wclass *wc, protocols, empty_post_body, .timeout = 60)
 {
-    h_narwhal nw = h_narwhal_serve("-w", "1", H_CLASS_ARGS(wc),
-                                   h_example("echo.so"), NULL);
+    h_narwhal nw = h_narwhal_serve("-w", "1", H_CLASS_ARGS(wc), h_example("echo.so"), NULL);
     h_nginx ng = nginx_fastcgi_and_uwsgi(nw.port);
-    const char *paths[] = { "/f/empty", "/u/empty" };
+    const char *paths[] = {"/f/empty", "/u/empty"};
     for (int i = 0; i < 2; i++) {
         h_response r = h_http(ng.port, "POST", paths[i],
                               "Content-Type: application/octet-stream\r\n", "", 0, 5000);
@@ -125,8 +123,7 @@ ParameterizedTestParameters(protocols, uwsgi_status_and_headers)
 
 ParameterizedTest(h_wclass *wc, protocols, uwsgi_status_and_headers, .timeout = 60)
 {
-    h_narwhal nw = h_narwhal_serve("-w", "1", H_CLASS_ARGS(wc),
-                                   h_testapp("status"), NULL);
+    h_narwhal nw = h_narwhal_serve("-w", "1", H_CLASS_ARGS(wc), h_testapp("status"), NULL);
     h_nginx ng = h_nginx_start(H_SNIPPET_UWSGI, h_fmt("127.0.0.1:%d", nw.port));
     h_response r = h_get(ng.port, "/s?code=201");
     assert_status(r, 201, nw.log);
@@ -141,24 +138,24 @@ ParameterizedTest(h_wclass *wc, protocols, uwsgi_status_and_headers, .timeout = 
     assert_body(r, "status 404\n");
 }
 
-/* ---- one socket, both protocols ----------------------------------------------------------------- */
+/* ---- one socket, both protocols -----------------------------------------------------------------
+ */
 
 Test(protocols, fastcgi_and_uwsgi_on_one_socket, .timeout = 60)
 {
     h_narwhal nw = h_narwhal_serve("-w", "2", h_example("echo.so"), NULL);
     char *up = h_fmt("127.0.0.1:%d", nw.port);
-    h_nginx ng = h_nginx_start_server(h_fmt(
-        "        location /f/ {\n"
-        "            include fastcgi_params;\n"
-        "            fastcgi_param NW_VIA fastcgi;\n"
-        "            fastcgi_pass %s;\n"
-        "        }\n"
-        "        location /u/ {\n"
-        "            include uwsgi_params;\n"
-        "            uwsgi_param NW_VIA uwsgi;\n"
-        "            uwsgi_pass %s;\n"
-        "        }\n",
-        up, up));
+    h_nginx ng = h_nginx_start_server(h_fmt("        location /f/ {\n"
+                                            "            include fastcgi_params;\n"
+                                            "            fastcgi_param NW_VIA fastcgi;\n"
+                                            "            fastcgi_pass %s;\n"
+                                            "        }\n"
+                                            "        location /u/ {\n"
+                                            "            include uwsgi_params;\n"
+                                            "            uwsgi_param NW_VIA uwsgi;\n"
+                                            "            uwsgi_pass %s;\n"
+                                            "        }\n",
+                                            up, up));
 
     /* each location reaches the app over its own protocol (the extra param
      * shows which one carried the request) */
@@ -177,7 +174,7 @@ Test(protocols, fastcgi_and_uwsgi_on_one_socket, .timeout = 60)
     enum { N = 12 };
     h_bg_request b[N];
     for (int i = 0; i < N; i++) {
-        b[i] = (h_bg_request){ .port = ng.port, .path = h_fmt("/%c/i?n=%d", i % 2 ? 'u' : 'f', i) };
+        b[i] = (h_bg_request){.port = ng.port, .path = h_fmt("/%c/i?n=%d", i % 2 ? 'u' : 'f', i)};
         h_bg_start(&b[i]);
     }
     for (int i = 0; i < N; i++)
@@ -190,7 +187,41 @@ Test(protocols, fastcgi_and_uwsgi_on_one_socket, .timeout = 60)
     }
 }
 
-/* ---- how connections end (close_mode) ---------------------------------------------------------- */
+/* ---- a param sent twice: the last one wins --------------------------------------------------- */
+
+Test(protocols, repeated_param_last_value_wins, .timeout = 60)
+{
+    /* configs written for php-fpm and uWSGI override a param by repeating it
+     * after the include; nginx then sends both values, in order */
+    h_narwhal nw = h_narwhal_serve("-w", "1", h_testapp("param"), NULL);
+    char *up = h_fmt("127.0.0.1:%d", nw.port);
+    h_nginx ng = h_nginx_start_server(h_fmt("        location /f/ {\n"
+                                            "            include fastcgi_params;\n"
+                                            "            fastcgi_param DOCUMENT_ROOT /override;\n"
+                                            "            fastcgi_pass %s;\n"
+                                            "        }\n"
+                                            "        location /u/ {\n"
+                                            "            include uwsgi_params;\n"
+                                            "            uwsgi_param DOCUMENT_ROOT /override;\n"
+                                            "            uwsgi_pass %s;\n"
+                                            "        }\n",
+                                            up, up));
+    const char *paths[] = {"/f/x?DOCUMENT_ROOT", "/u/x?DOCUMENT_ROOT"};
+    for (int i = 0; i < 2; i++) {
+        h_response r = h_get(ng.port, paths[i]);
+        assert_status(r, 200, nw.log);
+        /* nw_param: the last value; nw_param_each: both, in wire order (the
+         * include's first) */
+        const char *each = strstr(r.body, "\neach ");
+        cr_assert(strncmp(r.body, "param /override\n", 16) == 0 && each &&
+                      strncmp(each, "\neach /override\n", 16) != 0 &&
+                      strstr(each + 1, "\neach /override\n"),
+                  "%s body:\n%s", paths[i], r.body);
+    }
+}
+
+/* ---- how connections end (close_mode) ----------------------------------------------------------
+ */
 
 /* The default close_mode (reset) ends each same-host connection with FIN
  * then RST: nginx, over either protocol, reads every response whole and logs
@@ -210,14 +241,14 @@ Test(protocols, reset_close_through_nginx_is_clean, .timeout = 90)
     enum { N = 16 };
     h_bg_request b[N];
     for (int i = 0; i < N; i++) {
-        b[i] = (h_bg_request){ .port = ng.port, .path = h_fmt("/%c/bg?n=%d", i % 2 ? 'u' : 'f', i) };
+        b[i] = (h_bg_request){.port = ng.port, .path = h_fmt("/%c/bg?n=%d", i % 2 ? 'u' : 'f', i)};
         h_bg_start(&b[i]);
     }
     for (int i = 0; i < N; i++) {
         h_bg_join(&b[i]);
         assert_status(b[i].r, 200, ng.error_log);
-        cr_assert(strstr(b[i].r.body, h_fmt("QUERY_STRING=n=%d\n", i)), "%s body:\n%s",
-                  b[i].path, b[i].r.body);
+        cr_assert(strstr(b[i].r.body, h_fmt("QUERY_STRING=n=%d\n", i)), "%s body:\n%s", b[i].path,
+                  b[i].r.body);
     }
     /* responses larger than the socket buffers end with a plain close */
     check_echo_post(ng.port, "/f/big", 3 << 20, nw.log);
@@ -240,14 +271,13 @@ ParameterizedTestParameters(protocols, unread_body_is_drained)
 
 ParameterizedTest(h_wclass *wc, protocols, unread_body_is_drained, .timeout = 60)
 {
-    h_narwhal nw = h_narwhal_serve("-w", "1", H_CLASS_ARGS(wc),
-                                   h_example("hello.so"), NULL);
+    h_narwhal nw = h_narwhal_serve("-w", "1", H_CLASS_ARGS(wc), h_example("hello.so"), NULL);
     h_nginx ng = nginx_fastcgi_and_uwsgi(nw.port);
     size_t n = 6u << 20;
     char *data = malloc(n);
     cr_assert(data);
     memset(data, 'b', n);
-    const char *paths[] = { "/f/upload", "/u/upload" };
+    const char *paths[] = {"/f/upload", "/u/upload"};
     for (int round = 0; round < 2; round++) {
         for (int i = 0; i < 2; i++) {
             h_response r = h_http(ng.port, "POST", paths[i], NULL, data, n, 30000);
@@ -266,14 +296,13 @@ ParameterizedTest(h_wclass *wc, protocols, unread_body_is_drained, .timeout = 60
  * 1.5 s, writes). */
 Test(protocols, unread_body_after_streaming_is_not_waited_for, .timeout = 60)
 {
-    h_narwhal nw = h_narwhal_serve("-w", "1", h_classapp("stream"),
-                                   NULL);
+    h_narwhal nw = h_narwhal_serve("-w", "1", h_classapp("stream"), NULL);
     h_nginx ng = nginx_fastcgi_and_uwsgi(nw.port);
     size_t n = 6u << 20;
     char *data = malloc(n);
     cr_assert(data);
     memset(data, 's', n);
-    const char *paths[] = { "/f/upload", "/u/upload" };
+    const char *paths[] = {"/f/upload", "/u/upload"};
     for (int i = 0; i < 2; i++) {
         h_response r = h_http(ng.port, "POST", paths[i], NULL, data, n, 30000);
         assert_status(r, 200, nw.log);
@@ -286,7 +315,8 @@ Test(protocols, unread_body_after_streaming_is_not_waited_for, .timeout = 60)
                  h_tail(ng.error_log));
 }
 
-/* ---- uwsgi on a unix socket ----------------------------------------------------------------------- */
+/* ---- uwsgi on a unix socket
+ * ----------------------------------------------------------------------- */
 
 Test(protocols, uwsgi_unix_socket, .timeout = 60)
 {
@@ -301,12 +331,12 @@ Test(protocols, uwsgi_unix_socket, .timeout = 60)
     cr_assert(stat(sock, &st) == 0 && S_ISSOCK(st.st_mode), "%s is not a socket", sock);
 }
 
-/* ---- --protocol ----------------------------------------------------------------------------------- */
+/* ---- --protocol
+ * ----------------------------------------------------------------------------------- */
 
 Test(protocols, protocol_fastcgi_refuses_uwsgi, .timeout = 60)
 {
-    h_narwhal nw = h_narwhal_serve("-w", "1", "--protocol", "fastcgi", h_example("hello.so"),
-                                   NULL);
+    h_narwhal nw = h_narwhal_serve("-w", "1", "--protocol", "fastcgi", h_example("hello.so"), NULL);
     h_nginx ng = h_nginx_start(H_SNIPPET_UWSGI, h_fmt("127.0.0.1:%d", nw.port));
     h_response r = h_get(ng.port, "/");
     assert_status(r, 502, nw.log);
@@ -339,7 +369,8 @@ Test(protocols, protocol_uwsgi_serves_uwsgi_only, .timeout = 60)
     check_echo_get(ng.port, "", nw.log);
 }
 
-/* ---- --exec: an existing libfcgi program ------------------------------------------------------------ */
+/* ---- --exec: an existing libfcgi program
+ * ------------------------------------------------------------ */
 
 static const char *fcgi_hello(void)
 {
@@ -376,7 +407,7 @@ Test(protocols, exec_supervises_fcgi_program, .timeout = 90)
     cr_assert(h_wait_for_text(nw.log, "as pid", 5000), "no \"started ... as pid\":\n%s",
               h_tail(nw.log));
 
-    long seen[2] = { 0, 0 };
+    long seen[2] = {0, 0};
     for (int i = 0; i < 20; i++) {
         h_response r = h_get(ng.port, h_fmt("/hello/%d", i));
         assert_status(r, 200, nw.log);
@@ -384,15 +415,13 @@ Test(protocols, exec_supervises_fcgi_program, .timeout = 90)
                       strstr(r.body, h_fmt(", uri /hello/%d\n", i)),
                   "body: %s", r.body ? r.body : "");
         long pid = body_pid(&r);
-        cr_assert(in_list(pid, kids, n), "pid %ld in the answer is not a child of the master",
-                  pid);
+        cr_assert(in_list(pid, kids, n), "pid %ld in the answer is not a child of the master", pid);
         if (!seen[0] || seen[0] == pid)
             seen[0] = pid;
         else
             seen[1] = pid;
     }
-    cr_assert(seen[0] && seen[1], "20 requests were all answered by pid %ld (2 children)",
-              seen[0]);
+    cr_assert(seen[0] && seen[1], "20 requests were all answered by pid %ld (2 children)", seen[0]);
 
     /* a child that dies is started again */
     int started = h_count_text(nw.log, "as pid");
@@ -401,11 +430,10 @@ Test(protocols, exec_supervises_fcgi_program, .timeout = 90)
     bool replaced = false;
     for (long end = h_now_ms() + 10000; !replaced && h_now_ms() < end; h_sleep_ms(50)) {
         n = h_children(nw.pid, kids, 8);
-        replaced = n == 2 && !in_list(victim, kids, n) &&
-                   h_count_text(nw.log, "as pid") > started;
+        replaced = n == 2 && !in_list(victim, kids, n) && h_count_text(nw.log, "as pid") > started;
     }
-    cr_assert(replaced, "the killed child %ld was not replaced (%d children):\n%s",
-              (long)victim, n, h_tail(nw.log));
+    cr_assert(replaced, "the killed child %ld was not replaced (%d children):\n%s", (long)victim, n,
+              h_tail(nw.log));
     const char *text = h_read_file(nw.log, NULL);
     cr_assert(strstr(text, h_fmt("started %s as pid %ld", prog, (long)kids[0])) ||
                   strstr(text, h_fmt("started %s as pid %ld", prog, (long)kids[1])),
@@ -438,9 +466,9 @@ Test(protocols, exec_supervises_fcgi_program, .timeout = 90)
 Test(protocols, exec_refuses_settings_that_cannot_apply, .timeout = 60)
 {
     const char *refused[][3] = {
-        { "-k", "threads", NULL },
-        { "--threads", "2", NULL },
-        { "--access-logfile", NULL, NULL }, /* value filled in below */
+        {"-k", "threads", NULL},
+        {"--threads", "2", NULL},
+        {"--access-logfile", NULL, NULL}, /* value filled in below */
     };
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
         int port = h_free_port();
@@ -461,8 +489,8 @@ Test(protocols, exec_refuses_settings_that_cannot_apply, .timeout = 60)
     const char *prog = getenv("NARWHAL_FCGI_HELLO");
     if (!prog || access(prog, X_OK) != 0)
         prog = "/bin/true";
-    h_narwhal nw = h_narwhal_spawn("-b", h_fmt("127.0.0.1:%d", h_free_port()), "--exec", prog,
-                                   "-k", "threads", NULL);
+    h_narwhal nw = h_narwhal_spawn("-b", h_fmt("127.0.0.1:%d", h_free_port()), "--exec", prog, "-k",
+                                   "threads", NULL);
     int ws;
     cr_assert(h_wait_exit(nw.pid, 10000, &ws), "--exec PROG -k threads keeps running:\n%s",
               h_tail(nw.log));
@@ -475,8 +503,8 @@ Test(protocols, exec_refuses_settings_that_cannot_apply, .timeout = 60)
 Test(protocols, exec_nonexistent_program, .timeout = 60)
 {
     int port = h_free_port();
-    h_narwhal nw = h_narwhal_spawn("-b", h_fmt("127.0.0.1:%d", port), "--exec", "/nonexistent",
-                                   NULL);
+    h_narwhal nw =
+        h_narwhal_spawn("-b", h_fmt("127.0.0.1:%d", port), "--exec", "/nonexistent", NULL);
     int ws;
     cr_assert(h_wait_exit(nw.pid, 10000, &ws), "--exec /nonexistent keeps running:\n%s",
               h_tail(nw.log));

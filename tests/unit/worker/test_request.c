@@ -74,6 +74,22 @@ static void expect(int status, const char *why)
     request_free(r);
 }
 
+Test(request, uwsgi_vars_last_value_wins)
+{
+    stream_free(&st);
+    stream_init(&st, -1, 1, 0, &s);
+    cr_assert_eq(session_detect(&st.sess, NW_PROTO_UWSGI, 0), 0);
+    static const uint8_t vars[] = {1, 0, 'D', 1, 0, 'a', 1, 0, 'D', 1, 0, 'b'};
+    sess_event ev = {.type = SESS_EV_REQUEST, .data = vars, .len = sizeof vars};
+    const char *err = NULL;
+    nw_request *r = request_new(&st, &s, NULL, &ev, &err);
+    cr_assert_not_null(r);
+    cr_assert_eq(r->np, 2);
+    cr_assert_str_eq(request_param(r, "D"), "b");
+    cr_assert_str_eq(r->pv[1], "a", "every pair is kept in wire order");
+    request_free(r);
+}
+
 Test(request, params_are_decoded_in_order)
 {
     pair("A", "1");
@@ -83,7 +99,7 @@ Test(request, params_are_decoded_in_order)
     cr_assert_eq(r->id, 3);
     cr_assert_eq(r->keep_conn, 1);
     cr_assert_eq(r->np, 3);
-    cr_assert_str_eq(request_param(r, "A"), "1");
+    cr_assert_str_eq(request_param(r, "A"), "2", "the last value wins");
     cr_assert_str_eq(request_param(r, "EMPTY"), "");
     cr_assert_null(request_param(r, "B"));
     cr_assert_str_eq(r->pv[4], "A");
