@@ -300,10 +300,8 @@ int main(int argc, char **argv)
         return 1;
     /* An upgraded master writes <pidfile>.2 until the old one exits. */
     char *pidfile = NULL;
-    if (s.pidfile && parent && asprintf(&pidfile, "%s.2", s.pidfile) < 0)
-        pidfile = NULL;
-    if (s.pidfile && !pidfile)
-        pidfile = nw_xstrdup(s.pidfile);
+    if (s.pidfile)
+        pidfile = parent ? nw_xasprintf("%s.2", s.pidfile) : nw_xstrdup(s.pidfile);
     if (pidfile && write_pidfile(pidfile) < 0) {
         close_listeners(ls, nls, !parent);
         free(pidfile);

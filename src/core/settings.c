@@ -181,8 +181,8 @@ static void *field(nw_settings *s, const struct setting *r)
 
 static void strlist_add(nw_strlist *l, const char *v)
 {
-    l->v = xrealloc(l->v, (l->n + 1) * sizeof *l->v);
-    l->v[l->n++] = xstrdup(v);
+    l->v = nw_xrealloc(l->v, (l->n + 1) * sizeof *l->v);
+    l->v[l->n++] = nw_xstrdup(v);
 }
 
 static void strlist_clear(nw_strlist *l)
@@ -291,7 +291,7 @@ static int convert(const struct setting *r, const char *v, nw_settings *s, char 
         } else {
             char **p = field(s, r);
             free(*p);
-            *p = xstrdup(v);
+            *p = nw_xstrdup(v);
         }
         return 0;
     case T_ACTION:
@@ -365,8 +365,8 @@ static int check_access_format(const char *v, char *err, size_t errlen)
 
 void settings_source_add(struct source *src, const struct setting *r, const char *val, char *where)
 {
-    src->v = xrealloc(src->v, (src->n + 1) * sizeof *src->v);
-    src->v[src->n++] = (struct entry){r, val ? xstrdup(val) : NULL, where};
+    src->v = nw_xrealloc(src->v, (src->n + 1) * sizeof *src->v);
+    src->v[src->n++] = (struct entry){r, val ? nw_xstrdup(val) : NULL, where};
 }
 
 static void source_free(struct source *src)
@@ -453,7 +453,7 @@ int settings_load(nw_settings *s, int argc, char **argv, const char *env_args, F
     if (env_args && settings_split_words(env_args, &words, &nwords, err) < 0)
         return 1;
     if (nwords > 0) {
-        char **eargv = xrealloc(NULL, (size_t)(nwords + 2) * sizeof *eargv);
+        char **eargv = nw_xmalloc((size_t)(nwords + 2) * sizeof *eargv);
         eargv[0] = (char *)"narwhal";
         memcpy(eargv + 1, words, (size_t)nwords * sizeof *words);
         eargv[nwords + 1] = NULL;
@@ -591,7 +591,7 @@ int settings_finish(nw_settings *s, FILE *err)
 int settings_apply_env(const nw_settings *s, FILE *err)
 {
     for (size_t i = 0; i < s->raw_env.n; i++) {
-        char *kv = xstrdup(s->raw_env.v[i]);
+        char *kv = nw_xstrdup(s->raw_env.v[i]);
         char *eq = strchr(kv, '=');
         if (eq)
             *eq = 0;

@@ -5,13 +5,13 @@
 #ifndef NW_SETTINGS_PRIV_H
 #define NW_SETTINGS_PRIV_H
 
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "settings.h"
+#include "util.h"
 
 enum type { T_INT, T_BOOL, T_STR, T_LIST, T_ENUM, T_UMASK, T_ACTION };
 
@@ -55,34 +55,6 @@ extern const struct setting settings_table[];
 #define ENV_NAME "NARWHAL_CMD_ARGS"
 
 /* ---- small helpers ---------------------------------------------------------- */
-
-static inline void *xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n ? n : 1);
-    if (!p)
-        abort();
-    return p;
-}
-
-static inline char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    if (!d)
-        abort();
-    return d;
-}
-
-static inline char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static inline char *xasprintf(const char *fmt, ...)
-{
-    va_list ap;
-    char *s;
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        abort();
-    va_end(ap);
-    return s;
-}
 
 static inline const char *choice_name(const struct choice *c, int value)
 {

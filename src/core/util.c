@@ -4,13 +4,62 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "buf.h"
+void nw_oom(void)
+{
+    static const char msg[] = "narwhal: out of memory\n";
+    ssize_t r = write(2, msg, sizeof msg - 1);
+    (void)r;
+    abort();
+}
+
+void *nw_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        nw_oom();
+    return p;
+}
+
+void *nw_xcalloc(size_t n, size_t m)
+{
+    void *p = calloc(n ? n : 1, m ? m : 1);
+    if (!p)
+        nw_oom();
+    return p;
+}
+
+void *nw_xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n ? n : 1);
+    if (!p)
+        nw_oom();
+    return p;
+}
+
+char *nw_xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    return memcpy(nw_xmalloc(n), s, n);
+}
+
+char *nw_xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s;
+    va_start(ap, fmt);
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        nw_oom();
+    return s;
+}
 
 int64_t nw_now_ms(void)
 {
@@ -131,9 +180,7 @@ char *nw_find_in_path(const char *name)
     char *found = NULL;
     for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d && !found;
          d = strtok_r(NULL, ":", &save)) {
-        char *full;
-        if (asprintf(&full, "%s/%s", d, name) < 0)
-            continue;
+        char *full = nw_xasprintf("%s/%s", d, name);
         if (access(full, X_OK) == 0)
             found = full;
         else

@@ -2,8 +2,20 @@
 #ifndef NW_UTIL_H
 #define NW_UTIL_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+/* Allocation that cannot fail: out of memory writes "narwhal: out of
+ * memory" to stderr and aborts (a worker that dies is respawned). Sizes of 0
+ * allocate 1 byte, so the result is never NULL. Callers free() as usual. */
+void *nw_xmalloc(size_t n);
+void *nw_xcalloc(size_t n, size_t m);
+void *nw_xrealloc(void *p, size_t n);
+char *nw_xstrdup(const char *s);
+char *nw_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* What the nw_x* functions do when memory runs out. */
+void nw_oom(void) __attribute__((noreturn));
 
 /* Milliseconds on CLOCK_MONOTONIC (the same clock in every process). */
 int64_t nw_now_ms(void);
