@@ -275,7 +275,7 @@ static int convert(const struct setting *r, const char *v, nw_settings *s, char 
         {
             size_t len = (size_t)snprintf(err, errlen, "'%s' is not one of", v);
             for (const struct choice *c = r->choices; c->name && len < errlen; c++)
-                if (strcmp(choice_name(r->choices, c->value), c->name) == 0)
+                if (strcmp(settings_choice_name(r->choices, c->value), c->name) == 0)
                     len += (size_t)snprintf(err + len, errlen - len, "%s %s",
                                             c == r->choices ? "" : ",", c->name);
         }
@@ -510,12 +510,12 @@ void settings_free(nw_settings *s)
 
 const char *settings_loglevel_name(int level)
 {
-    return choice_name(loglevels, level);
+    return settings_choice_name(loglevels, level);
 }
 
 const char *settings_worker_class_name(nw_worker_class c)
 {
-    return choice_name(worker_classes, (int)c);
+    return settings_choice_name(worker_classes, (int)c);
 }
 
 /* ---- cross-setting checks ---------------------------------------------------- */

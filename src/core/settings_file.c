@@ -259,7 +259,7 @@ void settings_print(const nw_settings *s, FILE *out)
             fprintf(out, "%s = %s\n", r->name, *(const bool *)f ? "true" : "false");
             break;
         case T_ENUM:
-            fprintf(out, "%s = %s\n", r->name, choice_name(r->choices, *(const int *)f));
+            fprintf(out, "%s = %s\n", r->name, settings_choice_name(r->choices, *(const int *)f));
             break;
         case T_STR:
             if (!*(char *const *)f) {

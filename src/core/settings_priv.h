@@ -56,7 +56,7 @@ extern const struct setting settings_table[];
 
 /* ---- small helpers ---------------------------------------------------------- */
 
-static inline const char *choice_name(const struct choice *c, int value)
+static inline const char *settings_choice_name(const struct choice *c, int value)
 {
     for (; c->name; c++)
         if (c->value == value)

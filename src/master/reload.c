@@ -13,7 +13,7 @@
 #include "log.h"
 #include "util.h"
 
-void free_settings(arbiter *a, nw_settings *s)
+void arbiter_free_settings(arbiter *a, nw_settings *s)
 {
     if (s && s != a->s_main) {
         settings_free(s);
@@ -23,7 +23,7 @@ void free_settings(arbiter *a, nw_settings *s)
 
 /* Logs, environment and directory for settings s (at start they are set up
  * by main; on reload here). */
-void apply_settings(nw_settings *s)
+void arbiter_apply_settings(nw_settings *s)
 {
     if (log_configure(s->errorlog, s->accesslog, s->spew ? NW_LOG_DEBUG : s->loglevel,
                       s->access_log_format) < 0)
@@ -72,9 +72,9 @@ static void warn_restart_only(const nw_settings *old, const nw_settings *ns, con
  * workers with it, and retire the old generation once the new one is ready.
  * Until then the old workers keep serving; if the new configuration does not
  * load, or its workers cannot boot, they simply go on. */
-void reload(arbiter *a, const char *why)
+void arbiter_reload(arbiter *a, const char *why)
 {
-    if (a->state != RUNNING)
+    if (a->state != ARBITER_RUNNING)
         return;
     if (a->s_old) {
         /* The files may have changed again since this reload read them. */
@@ -121,7 +121,7 @@ void reload(arbiter *a, const char *why)
                     why);
     if (ns->workers > a->sb.nslots / 2)
         ns->workers = a->sb.nslots / 2;
-    apply_settings(ns);
+    arbiter_apply_settings(ns);
     a->s_old = a->s;
     a->s = ns;
     a->generation++;
@@ -135,7 +135,7 @@ void reload(arbiter *a, const char *why)
 /* USR2: start a new master from the (possibly new) binary and hand it the
  * listening sockets. Both serve until the operator sends WINCH (and TERM)
  * to this one; the sockets never close, so no connection is refused. */
-void upgrade(arbiter *a)
+void arbiter_upgrade(arbiter *a)
 {
     if (a->new_master > 0) {
         log_warning("SIGUSR2: new master %d is already running; ignoring", (int)a->new_master);
@@ -178,7 +178,7 @@ void upgrade(arbiter *a)
 }
 
 /* An upgraded master: once the old one is gone, the pidfile is ours. */
-void check_old_master(arbiter *a)
+void arbiter_check_old_master(arbiter *a)
 {
     nw_cmdline *c = a->cmd;
     if (!c->upgraded_from || getppid() == c->upgraded_from)
@@ -197,18 +197,18 @@ void check_old_master(arbiter *a)
 }
 
 /* The new generation failed to boot: keep the old one. */
-void reload_abort(arbiter *a)
+void arbiter_reload_abort(arbiter *a)
 {
     log_error("reload failed: the new workers cannot boot; the previous ones go on serving");
     for (int i = 0; i < a->sb.nslots; i++)
         if (a->sb.slots[i].pid > 0 && a->info[i].generation == a->generation &&
             !a->info[i].retiring)
-            retire(a, i);
+            arbiter_retire(a, i);
     nw_settings *bad = a->s;
     a->s = a->s_old;
     a->s_old = NULL;
-    free_settings(a, bad);
-    apply_settings(a->s);
+    arbiter_free_settings(a, bad);
+    arbiter_apply_settings(a->s);
     a->generation++;
     for (int i = 0; i < a->sb.nslots; i++)
         if (a->sb.slots[i].pid > 0 && !a->info[i].retiring)
@@ -218,16 +218,16 @@ void reload_abort(arbiter *a)
 }
 
 /* The new generation is ready: retire the old one. */
-void reload_finish(arbiter *a)
+void arbiter_reload_finish(arbiter *a)
 {
     int n = 0;
     for (int i = 0; i < a->sb.nslots; i++)
         if (a->sb.slots[i].pid > 0 && a->info[i].generation != a->generation &&
             !a->info[i].retiring) {
-            retire(a, i);
+            arbiter_retire(a, i);
             n++;
         }
-    free_settings(a, a->s_old);
+    arbiter_free_settings(a, a->s_old);
     a->s_old = NULL;
     log_info("reload done: generation %u serving; %d old worker%s finishing", a->generation, n,
              n == 1 ? "" : "s");
