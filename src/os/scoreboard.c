@@ -61,19 +61,19 @@ int scoreboard_find(const nw_scoreboard *sb, pid_t pid)
     return -1;
 }
 
-void slot_beat(nw_slot *s)
+void scoreboard_beat(nw_slot *s)
 {
     __atomic_store_n(&s->heartbeat_ms, nw_now_ms(), __ATOMIC_RELAXED);
 }
 
-void tslot_begin(nw_tslot *t, const char *method, const char *uri, int64_t start_ms)
+void scoreboard_tslot_begin(nw_tslot *t, const char *method, const char *uri, int64_t start_ms)
 {
     snprintf(t->method, sizeof t->method, "%s", method ? method : "-");
     snprintf(t->uri, sizeof t->uri, "%s", uri ? uri : "-");
     __atomic_store_n(&t->req_start_ms, start_ms, __ATOMIC_RELEASE);
 }
 
-void tslot_end(nw_tslot *t)
+void scoreboard_tslot_end(nw_tslot *t)
 {
     __atomic_store_n(&t->req_start_ms, 0, __ATOMIC_RELEASE);
 }

@@ -49,8 +49,8 @@ static inline nw_tslot *scoreboard_tslot(const nw_scoreboard *sb, int i, int t)
 }
 
 /* Worker side. */
-void slot_beat(nw_slot *s);
-void tslot_begin(nw_tslot *t, const char *method, const char *uri, int64_t start_ms);
-void tslot_end(nw_tslot *t);
+void scoreboard_beat(nw_slot *s);
+void scoreboard_tslot_begin(nw_tslot *t, const char *method, const char *uri, int64_t start_ms);
+void scoreboard_tslot_end(nw_tslot *t);
 
 #endif

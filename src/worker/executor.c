@@ -256,10 +256,10 @@ static void coro_entry(void *arg)
 static void coro_step(nw_conn *c)
 {
     nw_tslot *t = &c->w->tslots[0];
-    tslot_begin(t, nw_param(c->req, "REQUEST_METHOD"), nw_param(c->req, "REQUEST_URI"),
-                nw_now_ms());
+    scoreboard_tslot_begin(t, nw_param(c->req, "REQUEST_METHOD"), nw_param(c->req, "REQUEST_URI"),
+                           nw_now_ms());
     int done = coro_resume(c->co);
-    tslot_end(t);
+    scoreboard_tslot_end(t);
     if (done) {
         coro_free(c->co);
         c->co = NULL;

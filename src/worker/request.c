@@ -545,7 +545,7 @@ void request_run(nw_request *r)
 
     nw_tslot *t = executor_tslot(w);
     if (t)
-        tslot_begin(t, method, uri, r->start_ms);
+        scoreboard_tslot_begin(t, method, uri, r->start_ms);
 
     const char *why = NULL;
     int refuse = check_limits(r, s, &why);
@@ -587,7 +587,7 @@ void request_run(nw_request *r)
     /* The handler is done: what is left is bounded by the drain deadline,
      * not the master's watch. */
     if (t)
-        tslot_end(t);
+        scoreboard_tslot_end(t);
     if (!r->failed) {
         /* uwsgi ends the response by closing the connection (keep_conn 0). */
         if (c->proto == CONN_PROTO_FASTCGI)

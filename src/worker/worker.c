@@ -117,7 +117,7 @@ static void on_beat(struct ev_loop *loop, ev_timer *t, int revents)
     nw_worker *w = t->data;
     (void)loop;
     (void)revents;
-    slot_beat(w->slot);
+    scoreboard_beat(w->slot);
     if (getppid() != w->master_pid)
         begin_stop(w, "the master is gone");
 }
@@ -238,7 +238,7 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
     sigprocmask(SIG_SETMASK, &all, NULL);
 
     update_accepting(w);
-    slot_beat(slot);
+    scoreboard_beat(slot);
     __atomic_store_n(&slot->state, SLOT_READY, __ATOMIC_RELEASE);
     log_info("booting worker with pid %d", (int)getpid());
     if (getppid() != w->master_pid)
