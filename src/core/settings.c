@@ -1,7 +1,8 @@
 /*
- * settings.c - every setting is one row of settings_table[]; the CLI parser
- * and --help (settings_cli.c), the config file parser and --print-config
- * (settings_file.c) and validation all walk it.
+ * settings.c - every setting is one row of settings_table[] (in
+ * settings_table.c); the CLI parser and --help (settings_cli.c), the config
+ * file parser and --print-config (settings_file.c) and validation (here) all
+ * walk it.
  *
  * Values arrive as text from three sources (file, NARWHAL_CMD_ARGS, argv).
  * Each source is first collected as (row, text, where) entries, then the
@@ -17,160 +18,14 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "log.h"
-#include "narwhal.h"
 #include "settings_priv.h"
 #include "util.h"
-
-static const struct choice loglevels[] = {
-    {"debug", NW_LOG_DEBUG}, {"info", NW_LOG_INFO},         {"warning", NW_LOG_WARNING},
-    {"error", NW_LOG_ERROR}, {"critical", NW_LOG_CRITICAL}, {NULL, 0},
-};
-/* The first name for a value is the canonical one; the rest are gunicorn's
- * worker class names, accepted as aliases. */
-static const struct choice worker_classes[] = {
-    {"sync", NW_CLASS_SYNC},
-    {"threads", NW_CLASS_THREADS},
-    {"async", NW_CLASS_ASYNC},
-    {"gthread", NW_CLASS_THREADS},
-    {"gevent", NW_CLASS_ASYNC},
-    {"eventlet", NW_CLASS_ASYNC},
-    {NULL, 0},
-};
-static const struct choice protocols[] = {
-    {"auto", NW_PROTO_AUTO},
-    {"fastcgi", NW_PROTO_FASTCGI},
-    {"uwsgi", NW_PROTO_UWSGI},
-    {NULL, 0},
-};
-
-static const struct choice close_modes[] = {
-    {"reset", NW_CLOSE_RESET},
-    {"fin", NW_CLOSE_FIN},
-    {NULL, 0},
-};
-
-static const struct choice stop_signals[] = {
-    {"USR1", SIGUSR1}, {"TERM", SIGTERM}, {"INT", SIGINT},     {"QUIT", SIGQUIT},
-    {"HUP", SIGHUP},   {"USR2", SIGUSR2}, {"WINCH", SIGWINCH}, {NULL, 0},
-};
-
-static int check_bind(const char *v, char *err, size_t errlen);
-static int check_env(const char *v, char *err, size_t errlen);
-static int check_access_format(const char *v, char *err, size_t errlen);
-
-const struct setting settings_table[] = {
-    {"config", NULL, 'c', "config", NULL, T_STR, OFF(config), NULL, 0, 0, NULL, NULL, "FILE",
-     "read settings from FILE (gunicorn.conf syntax)", F_CLI_ONLY | F_NONEMPTY},
-    {"bind", NULL, 'b', "bind", NULL, T_LIST, OFF(bind), "127.0.0.1:5000", 0, 0, NULL, check_bind,
-     "ADDR", "listen on HOST:PORT, [IPV6]:PORT or unix:PATH; repeatable", 0},
-    {"workers", NULL, 'w', "workers", NULL, T_INT, OFF(workers), "1", 1, INT_MAX, NULL, NULL, "INT",
-     "number of worker processes (default $WEB_CONCURRENCY or 1)", 0},
-    {"worker_class", NULL, 'k', "worker-class", NULL, T_ENUM, OFF(worker_class), "sync", 0, 0,
-     worker_classes, NULL, "CLASS", "sync, threads or async (or gthread, gevent, eventlet)", 0},
-    {"threads", NULL, 0, "threads", NULL, T_INT, OFF(threads), "1", 1, INT_MAX, NULL, NULL, "INT",
-     "threads per worker (threads class)", 0},
-    {"worker_connections", NULL, 0, "worker-connections", NULL, T_INT, OFF(worker_connections),
-     "1000", 1, INT_MAX, NULL, NULL, "INT",
-     "most connections a worker holds open; past it the backlog waits (every class)", 0},
-    {"coroutine_stack_size", NULL, 0, "coroutine-stack-size", NULL, T_INT,
-     OFF(coroutine_stack_size), "256", 16, 65536, NULL, NULL, "KIB",
-     "stack per coroutine in KiB (async class)", 0},
-    {"backlog", NULL, 0, "backlog", NULL, T_INT, OFF(backlog), "2048", 1, INT_MAX, NULL, NULL,
-     "INT", "listen(2) backlog", 0},
-    {"protocol", NULL, 0, "protocol", NULL, T_ENUM, OFF(protocol), "auto", 0, 0, protocols, NULL,
-     "PROTO", "auto, fastcgi or uwsgi", 0},
-    /* See conn.c (conn_end) and NOTES.md: a same-host TCP connection that
-     * ends after a response gets FIN, then RST, so no side keeps it in
-     * TIME_WAIT; "fin" is the plain close. */
-    {"close_mode", NULL, 0, "close-mode", NULL, T_ENUM, OFF(close_mode), "reset", 0, 0, close_modes,
-     NULL, "MODE",
-     "how a connection ends after its last response: reset (FIN then RST, same-host TCP "
-     "peers only) or fin",
-     0},
-    {"pidfile", NULL, 'p', "pid", NULL, T_STR, OFF(pidfile), NULL, 0, 0, NULL, NULL, "FILE",
-     "write the master's pid to FILE", F_NONEMPTY},
-    {"accesslog", NULL, 0, "access-logfile", NULL, T_STR, OFF(accesslog), NULL, 0, 0, NULL, NULL,
-     "FILE", "access log file ('-' = stdout; default off)", F_NONEMPTY},
-    {"access_log_format", NULL, 0, "access-logformat", NULL, T_STR, OFF(access_log_format),
-     NW_ACCESS_LOG_FORMAT, 0, 0, NULL, check_access_format, "FORMAT",
-     "access log format, gunicorn's atoms", 0},
-    {"errorlog", NULL, 0, "error-logfile", "log-file", T_STR, OFF(errorlog), "-", 0, 0, NULL, NULL,
-     "FILE", "error log file ('-' = stderr)", F_NONEMPTY},
-    {"loglevel", NULL, 0, "log-level", NULL, T_ENUM, OFF(loglevel), "info", 0, 0, loglevels, NULL,
-     "LEVEL", "debug, info, warning, error or critical", 0},
-    {"timeout", NULL, 't', "timeout", NULL, T_INT, OFF(timeout), "30", 0, INT_MAX, NULL, NULL,
-     "INT", "per-request deadline: waits cut off with a 504, a stuck worker killed (0 = off)", 0},
-    {"graceful_timeout", NULL, 0, "graceful-timeout", NULL, T_INT, OFF(graceful_timeout), "30", 0,
-     INT_MAX, NULL, NULL, "INT", "seconds workers get to finish on a graceful stop", 0},
-    /* 75 s outlives nginx's upstream keepalive_timeout (60 s), so nginx
-     * always closes an idle upstream connection first and never writes to
-     * one narwhal is closing. */
-    {"keepalive", NULL, 0, "keep-alive", NULL, T_INT, OFF(keepalive), "75", 0, INT_MAX, NULL, NULL,
-     "INT", "seconds an idle keep-conn connection stays open", 0},
-    {"daemon", NULL, 'D', "daemon", NULL, T_BOOL, OFF(daemon), "false", 0, 0, NULL, NULL, NULL,
-     "detach and run in the background", 0},
-    {"chdir", NULL, 0, "chdir", NULL, T_STR, OFF(chdir), NULL, 0, 0, NULL, NULL, "DIR",
-     "change to DIR before loading the app", F_NONEMPTY},
-    {"raw_env", NULL, 'e', "env", NULL, T_LIST, OFF(raw_env), NULL, 0, 0, NULL, check_env,
-     "KEY=VALUE", "set an environment variable; repeatable", 0},
-    {"user", NULL, 'u', "user", NULL, T_STR, OFF(user), NULL, 0, 0, NULL, NULL, "USER",
-     "switch workers to USER (name or uid)", F_NONEMPTY},
-    {"group", NULL, 'g', "group", NULL, T_STR, OFF(group), NULL, 0, 0, NULL, NULL, "GROUP",
-     "switch workers to GROUP (name or gid)", F_NONEMPTY},
-    {"umask", NULL, 'm', "umask", NULL, T_UMASK, OFF(umask), "0", 0, 0777, NULL, NULL, "MODE",
-     "umask (0o22, 022 or 18)", 0},
-    {"limit_request_line", NULL, 0, "limit-request-line", NULL, T_INT, OFF(limit_request_line),
-     "4094", 0, 8190, NULL, NULL, "INT", "longest request line (0 = unlimited)", 0},
-    {"limit_request_fields", NULL, 0, "limit-request-fields", NULL, T_INT,
-     OFF(limit_request_fields), "100", 0, 32768, NULL, NULL, "INT", "most request headers", 0},
-    {"limit_request_field_size", NULL, 0, "limit-request-field-size", NULL, T_INT,
-     OFF(limit_request_field_size), "8190", 0, INT_MAX, NULL, NULL, "INT",
-     "largest request header (0 = unlimited)", 0},
-    {"max_requests", NULL, 0, "max-requests", NULL, T_INT, OFF(max_requests), "0", 0, INT_MAX, NULL,
-     NULL, "INT", "restart a worker after INT requests (0 = never)", 0},
-    {"max_requests_jitter", NULL, 0, "max-requests-jitter", NULL, T_INT, OFF(max_requests_jitter),
-     "0", 0, INT_MAX, NULL, NULL, "INT", "random extra requests before the restart", 0},
-    {"reload", NULL, 0, "reload", NULL, T_BOOL, OFF(reload), "false", 0, 0, NULL, NULL, NULL,
-     "development: replace the workers when the app or the config file changes", 0},
-    {"spew", NULL, 0, "spew", NULL, T_BOOL, OFF(spew), "false", 0, 0, NULL, NULL, NULL,
-     "log every protocol record and request state change (debug firehose)", 0},
-    {"preload_app", NULL, 0, "preload", NULL, T_BOOL, OFF(preload_app), "false", 0, 0, NULL, NULL,
-     NULL, "load the app in the master before forking (HUP then keeps the old code)", 0},
-    {"exec", NULL, 0, "exec", NULL, T_STR, OFF(exec), NULL, 0, 0, NULL, NULL, "PROGRAM",
-     "supervise PROGRAM, an existing FastCGI program, instead of loading an APP "
-     "(its arguments follow --)",
-     F_NONEMPTY},
-    {"exec_args", NULL, 0, "exec-arg", NULL, T_LIST, OFF(exec_args), NULL, 0, 0, NULL, NULL, "ARG",
-     "an argument for the --exec PROGRAM; repeatable (or put them after --)", 0},
-    /* libfcgi programs finish the request in hand and exit on SIGUSR1
-     * (php-cgi too); SIGTERM kills a libfcgi program on the spot. */
-    {"exec_stop_signal", NULL, 0, "exec-stop-signal", NULL, T_ENUM, OFF(exec_stop_signal), "USR1",
-     0, 0, stop_signals, NULL, "SIGNAL",
-     "signal asking an --exec program to finish and exit (graceful stop)", 0},
-    {"check_config", NULL, 0, "check-config", NULL, T_BOOL, OFF(check_config), "false", 0, 0, NULL,
-     NULL, NULL, "check the settings and exit", F_CLI_ONLY},
-    {"print_config", NULL, 0, "print-config", NULL, T_BOOL, OFF(print_config), "false", 0, 0, NULL,
-     NULL, NULL, "print the settings as a config file and exit", F_CLI_ONLY},
-    {"help", NULL, 'h', "help", NULL, T_ACTION, 0, NULL, 0, 0, NULL, NULL, NULL,
-     "show this help and exit", F_CLI_ONLY},
-    {"version", NULL, 'v', "version", NULL, T_ACTION, 0, NULL, 0, 0, NULL, NULL, NULL,
-     "show the version and exit", F_CLI_ONLY},
-    /* The positional argument; gunicorn's file key is wsgi_app. */
-    {"app", "wsgi_app", 0, NULL, NULL, T_STR, OFF(app), NULL, 0, 0, NULL, NULL, "APP",
-     "the app: path/to/app.so[:symbol]", F_NONEMPTY},
-};
-
-_Static_assert(sizeof settings_table / sizeof settings_table[0] == NSETTINGS,
-               "NSETTINGS in settings_priv.h is the number of rows");
-_Static_assert(sizeof(nw_worker_class) == sizeof(int), "enum settings are stored as int");
-_Static_assert(sizeof(nw_protocol) == sizeof(int), "enum settings are stored as int");
 
 /* ---- small helpers ---------------------------------------------------------- */
 
@@ -298,67 +153,6 @@ static int convert(const struct setting *r, const char *v, nw_settings *s, char 
         return 0;
     }
     return -1;
-}
-
-static int check_port(const char *v, const char *port, char *err, size_t errlen)
-{
-    size_t len = strlen(port);
-    long n = 0;
-    if (len == 0 || len > 5 || strspn(port, "0123456789") != len)
-        return snprintf(err, errlen, "'%s' has no valid port (HOST:PORT)", v), -1;
-    n = strtol(port, NULL, 10);
-    if (n < 1 || n > 65535)
-        return snprintf(err, errlen, "'%s': port must be 1 to 65535", v), -1;
-    return 0;
-}
-
-static int check_bind(const char *v, char *err, size_t errlen)
-{
-    static const char host_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                     "0123456789.-_";
-    const char *colon;
-
-    if (strncmp(v, "unix:", 5) == 0) {
-        if (!v[5])
-            return snprintf(err, errlen, "'%s' has an empty path", v), -1;
-        return 0;
-    }
-    if (v[0] == '[') {
-        /* [addr] or [addr%zone] */
-        const char *close = strchr(v, ']');
-        size_t hlen = close ? (size_t)(close - v - 1) : 0;
-        size_t alen = strspn(v + 1, "0123456789abcdefABCDEF:.");
-        if (alen < hlen && v[1 + alen] == '%' && alen + 1 < hlen)
-            alen += 1 + strspn(v + 2 + alen, host_chars);
-        if (!close || hlen == 0 || close[1] != ':' || alen != hlen || !memchr(v + 1, ':', hlen))
-            return snprintf(err, errlen, "'%s' is not [IPV6]:PORT", v), -1;
-        return check_port(v, close + 2, err, errlen);
-    }
-    colon = strrchr(v, ':');
-    if (!colon || colon == v)
-        return snprintf(err, errlen, "'%s' is not HOST:PORT, [IPV6]:PORT or unix:PATH", v), -1;
-    if (memchr(v, ':', (size_t)(colon - v)))
-        return snprintf(err, errlen, "'%s': put an IPv6 address in brackets ([::1]:5000)", v), -1;
-    if (strspn(v, host_chars) < (size_t)(colon - v))
-        return snprintf(err, errlen, "'%s' has an invalid host name", v), -1;
-    return check_port(v, colon + 1, err, errlen);
-}
-
-static int check_env(const char *v, char *err, size_t errlen)
-{
-    const char *eq = strchr(v, '=');
-    if (!eq || eq == v)
-        return snprintf(err, errlen, "'%s' is not KEY=VALUE", v), -1;
-    return 0;
-}
-
-static int check_access_format(const char *v, char *err, size_t errlen)
-{
-    access_format *f = access_format_compile(v, err, errlen);
-    if (!f)
-        return -1;
-    access_format_free(f);
-    return 0;
 }
 
 /* ---- sources: (row, text, where) entries --------------------------------- */
@@ -506,16 +300,6 @@ void settings_free(nw_settings *s)
             strlist_clear(field(s, r));
     }
     memset(s, 0, sizeof *s);
-}
-
-const char *settings_loglevel_name(int level)
-{
-    return settings_choice_name(loglevels, level);
-}
-
-const char *settings_worker_class_name(nw_worker_class c)
-{
-    return settings_choice_name(worker_classes, (int)c);
 }
 
 /* ---- cross-setting checks ---------------------------------------------------- */

@@ -1,7 +1,8 @@
 /* settings_priv.h - the settings table and what its drivers share:
- * settings.c (the table, the converters, precedence), settings_cli.c (argv,
- * NARWHAL_CMD_ARGS, --help) and settings_file.c (the config file through
- * libconfuse, --print-config). Not for anyone else. */
+ * settings_table.c (the rows), settings.c (the converters, precedence, the
+ * cross-checks), settings_cli.c (argv, NARWHAL_CMD_ARGS, --help) and
+ * settings_file.c (the config file through libconfuse, --print-config). Not
+ * for anyone else. */
 #ifndef NW_SETTINGS_PRIV_H
 #define NW_SETTINGS_PRIV_H
 
@@ -27,26 +28,28 @@ struct choice {
 
 typedef int (*check_fn)(const char *v, char *err, size_t errlen);
 
+/* One row; written with designated initializers, so a field left out is 0
+ * or NULL. */
 struct setting {
     const char *name;      /* config file key (or the CLI-only setting's name) */
     const char *key_alias; /* second file key, e.g. gunicorn's wsgi_app */
     int short_flag;        /* 0 = none */
     const char *long_flag; /* NULL = none (the positional APP) */
     const char *long_alias;
+    const char *metavar; /* the value's name in --help */
     enum type type;
-    size_t off;      /* into nw_settings */
-    const char *def; /* default, as text through the same converter; NULL = unset */
-    long min, max;
-    const struct choice *choices;
-    check_fn check; /* strings and list items */
-    const char *metavar;
+    size_t off;                   /* into nw_settings */
+    const char *def;              /* default, as text through the same converter; NULL = unset */
+    long min, max;                /* T_INT, T_UMASK: the range, inclusive */
+    const struct choice *choices; /* T_ENUM: NULL-terminated */
+    check_fn check;               /* strings and list items */
+    unsigned flags;               /* F_* */
     const char *help;
-    unsigned flags;
 };
 
 #define OFF(f) offsetof(nw_settings, f)
 
-/* The table (settings.c). NSETTINGS is its row count, checked there; the
+/* The table (settings_table.c). NSETTINGS is its row count, checked there; the
  * last row is the positional APP. */
 #define NSETTINGS 40
 extern const struct setting settings_table[];
