@@ -252,10 +252,10 @@ int main(int argc, char **argv)
         log_warning("threads = %d has no effect with the async worker class: its coroutines "
                     "share one thread per worker; scale with workers and worker_connections",
                     s.threads);
-    if (s.worker_class != NW_CLASS_ASYNC && s.coroutine_stack_size != 256)
+    if (s.worker_class != NW_CLASS_ASYNC && !settings_is_default(&s, "coroutine_stack_size"))
         log_warning("coroutine_stack_size has no effect with the %s worker class",
                     settings_worker_class_name(s.worker_class));
-    if (!s.exec && s.exec_stop_signal != SIGUSR1)
+    if (!s.exec && !settings_is_default(&s, "exec_stop_signal"))
         log_warning("exec_stop_signal has no effect without --exec");
     if (s.exec && (s.preload_app || s.spew))
         log_warning("%s has no effect with --exec: narwhal neither loads nor parses for the "

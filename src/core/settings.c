@@ -49,6 +49,18 @@ static void strlist_clear(nw_strlist *l)
     l->n = 0;
 }
 
+/* Releases what row r owns in s (its string or list). */
+static void row_free(const struct setting *r, nw_settings *s)
+{
+    if (r->type == T_STR) {
+        char **p = field(s, r);
+        free(*p);
+        *p = NULL;
+    } else if (r->type == T_LIST) {
+        strlist_clear(field(s, r));
+    }
+}
+
 /* ---- converters: text -> field, one per type -------------------------------- */
 
 static int parse_long(const char *v, int base, long *out)
@@ -292,14 +304,69 @@ out:
 
 void settings_free(nw_settings *s)
 {
-    for (size_t i = 0; i < NSETTINGS; i++) {
-        const struct setting *r = &settings_table[i];
-        if (r->type == T_STR)
-            free(*(char **)field(s, r));
-        else if (r->type == T_LIST)
-            strlist_clear(field(s, r));
-    }
+    for (size_t i = 0; i < NSETTINGS; i++)
+        row_free(&settings_table[i], s);
     memset(s, 0, sizeof *s);
+}
+
+/* ---- values compared: with each other and with the table's defaults ---------- */
+
+static bool same_str(const char *x, const char *y)
+{
+    return x == y || (x && y && strcmp(x, y) == 0);
+}
+
+static bool same_list(const nw_strlist *x, const nw_strlist *y)
+{
+    if (x->n != y->n)
+        return false;
+    for (size_t i = 0; i < x->n; i++)
+        if (strcmp(x->v[i], y->v[i]) != 0)
+            return false;
+    return true;
+}
+
+/* Does row r hold the same value in a and in b? */
+static bool row_equal(const struct setting *r, const nw_settings *a, const nw_settings *b)
+{
+    const void *x = settings_cfield(a, r), *y = settings_cfield(b, r);
+    switch (r->type) {
+    case T_INT:
+    case T_UMASK:
+    case T_ENUM:
+        return *(const int *)x == *(const int *)y;
+    case T_BOOL:
+        return *(const bool *)x == *(const bool *)y;
+    case T_STR:
+        return same_str(*(char *const *)x, *(char *const *)y);
+    case T_LIST:
+        return same_list(x, y);
+    case T_ACTION:
+        break;
+    }
+    return true;
+}
+
+/* The default goes through the converter, as in apply_defaults, so "30",
+ * "sync" and "127.0.0.1:5000" mean here what they mean there. */
+static bool row_is_default(const struct setting *r, const nw_settings *s)
+{
+    nw_settings d;
+    char msg[512];
+    memset(&d, 0, sizeof d);
+    if (r->def && convert(r, r->def, &d, msg, sizeof msg) < 0)
+        abort(); /* a bad default in the table */
+    bool same = row_equal(r, s, &d);
+    row_free(r, &d);
+    return same;
+}
+
+bool settings_is_default(const nw_settings *s, const char *name)
+{
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (strcmp(settings_table[i].name, name) == 0)
+            return row_is_default(&settings_table[i], s);
+    abort(); /* not a setting: the caller's typo */
 }
 
 /* ---- cross-setting checks ---------------------------------------------------- */
@@ -321,30 +388,22 @@ static int settings_check_program(const nw_settings *s, FILE *err)
 }
 
 /* --exec supervises a program narwhal cannot see inside: settings that
- * shape narwhal's own workers cannot apply, and are refused, not ignored. */
+ * shape narwhal's own workers (F_NO_EXEC rows) cannot apply, and are
+ * refused, not ignored. */
 static int check_exec_mode(const nw_settings *s, FILE *err)
 {
     const char *bad = NULL;
+    char why[128];
     if (s->app)
         bad = "give either an APP or --exec PROGRAM, not both";
-    else if (s->worker_class != NW_CLASS_SYNC || s->threads != 1)
-        bad = "worker_class and threads shape narwhal's own workers; they do not apply to "
-              "--exec programs";
-    else if (s->worker_connections != 1000 || s->coroutine_stack_size != 256)
-        bad = "worker_connections and coroutine_stack_size do not apply to --exec programs";
-    else if (s->accesslog)
-        bad = "accesslog: narwhal does not see an --exec program's requests; log them in the "
-              "program or in nginx";
-    else if (s->max_requests || s->max_requests_jitter)
-        bad = "max_requests: narwhal cannot count an --exec program's requests";
-    else if (s->timeout != 30)
-        bad = "timeout: narwhal cannot see an --exec program's requests to time them";
-    else if (s->keepalive != 75 || s->protocol != NW_PROTO_AUTO || s->close_mode != NW_CLOSE_RESET)
-        bad = "keepalive, protocol and close_mode are the --exec program's own business";
-    else if (s->limit_request_line != 4094 || s->limit_request_fields != 100 ||
-             s->limit_request_field_size != 8190)
-        bad = "limit_request_*: narwhal does not parse an --exec program's requests";
-    else if (s->bind.n != 1)
+    for (size_t i = 0; !bad && i < NSETTINGS; i++) {
+        const struct setting *r = &settings_table[i];
+        if (!(r->flags & F_NO_EXEC) || row_is_default(r, s))
+            continue;
+        snprintf(why, sizeof why, "%s does not apply to --exec programs", r->name);
+        bad = r->exec_why ? r->exec_why : why;
+    }
+    if (!bad && s->bind.n != 1)
         bad = "bind: an --exec program takes exactly one listening socket (as fd 0)";
     if (bad) {
         fprintf(err, "narwhal: exec: %s\n", bad);

@@ -98,6 +98,17 @@ int settings_load(nw_settings *s, int argc, char **argv, const char *env_args, F
  * at start and on every reload. */
 int settings_finish(nw_settings *s, FILE *err);
 
+/* Whether the setting called name (its config file key: "timeout",
+ * "coroutine_stack_size", "bind") holds the table's default in s. It
+ * compares values, not where they came from: `--timeout 30` is as default as
+ * no --timeout at all. The default is the table's text read through the same
+ * converter as any value, so there is no second copy of it to drift: "bind"
+ * is default only as exactly {"127.0.0.1:5000"}, a string with no default
+ * (pidfile, accesslog) only while NULL, and "workers" compares with 1, not
+ * with $WEB_CONCURRENCY. name must name a setting; anything else is the
+ * caller's bug and aborts. */
+bool settings_is_default(const nw_settings *s, const char *name);
+
 /* setenv()s every raw_env entry. 0, or -1 with the reason on err. */
 int settings_apply_env(const nw_settings *s, FILE *err);
 

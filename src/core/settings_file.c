@@ -213,11 +213,6 @@ out:
 
 /* ---- --print-config --------------------------------------------------------- */
 
-static const void *cfield(const nw_settings *s, const struct setting *r)
-{
-    return (const char *)s + r->off;
-}
-
 /* A double-quoted string libconfuse reads back byte for byte ($ is escaped:
  * libconfuse expands ${VAR} inside double quotes). */
 static void print_quoted(const char *v, FILE *out)
@@ -243,7 +238,7 @@ void settings_print(const nw_settings *s, FILE *out)
     fprintf(out, "# narwhal %s settings (--print-config); load with -c\n", PACKAGE_VERSION);
     for (size_t i = 0; i < NSETTINGS; i++) {
         const struct setting *r = &settings_table[i];
-        const void *f = cfield(s, r);
+        const void *f = settings_cfield(s, r);
         if (r->flags & F_CLI_ONLY)
             continue;
         fprintf(out, "\n# %s\n", r->help);

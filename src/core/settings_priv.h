@@ -16,9 +16,12 @@
 
 enum type { T_INT, T_BOOL, T_STR, T_LIST, T_ENUM, T_UMASK, T_ACTION };
 
+/* A row's rules. */
 enum {
     F_CLI_ONLY = 1 << 0, /* no config file key */
     F_NONEMPTY = 1 << 1, /* strings: "" is rejected */
+    F_NO_EXEC = 1 << 2,  /* shapes narwhal's own workers: with --exec it must be
+                            left at its default (.exec_why says why) */
 };
 
 struct choice {
@@ -44,6 +47,7 @@ struct setting {
     const struct choice *choices; /* T_ENUM: NULL-terminated */
     check_fn check;               /* strings and list items */
     unsigned flags;               /* F_* */
+    const char *exec_why;         /* F_NO_EXEC: the refusal, after "narwhal: exec: " */
     const char *help;
 };
 
@@ -58,6 +62,11 @@ extern const struct setting settings_table[];
 #define ENV_NAME "NARWHAL_CMD_ARGS"
 
 /* ---- small helpers ---------------------------------------------------------- */
+
+static inline const void *settings_cfield(const nw_settings *s, const struct setting *r)
+{
+    return (const char *)s + r->off;
+}
 
 static inline const char *settings_choice_name(const struct choice *c, int value)
 {

@@ -110,6 +110,23 @@ static int check_access_format(const char *v, char *err, size_t errlen)
     return 0;
 }
 
+/* ---- why --exec refuses a row (F_NO_EXEC) --------------------------------------- */
+
+static const char exec_own_workers[] =
+    "worker_class and threads shape narwhal's own workers; they do not apply to --exec programs";
+static const char exec_connections[] =
+    "worker_connections and coroutine_stack_size do not apply to --exec programs";
+static const char exec_accesslog[] = "accesslog: narwhal does not see an --exec program's "
+                                     "requests; log them in the program or in nginx";
+static const char exec_max_requests[] =
+    "max_requests: narwhal cannot count an --exec program's requests";
+static const char exec_timeout[] =
+    "timeout: narwhal cannot see an --exec program's requests to time them";
+static const char exec_protocol[] =
+    "keepalive, protocol and close_mode are the --exec program's own business";
+static const char exec_limits[] =
+    "limit_request_*: narwhal does not parse an --exec program's requests";
+
 /* ---- the table ------------------------------------------------------------------- */
 
 const struct setting settings_table[] = {
@@ -148,6 +165,8 @@ const struct setting settings_table[] = {
      .off = OFF(worker_class),
      .def = "sync",
      .choices = worker_classes,
+     .flags = F_NO_EXEC,
+     .exec_why = exec_own_workers,
      .help = "sync, threads or async (or gthread, gevent, eventlet)"},
     {.name = "threads",
      .long_flag = "threads",
@@ -157,6 +176,8 @@ const struct setting settings_table[] = {
      .def = "1",
      .min = 1,
      .max = INT_MAX,
+     .flags = F_NO_EXEC,
+     .exec_why = exec_own_workers,
      .help = "threads per worker (threads class)"},
     {.name = "worker_connections",
      .long_flag = "worker-connections",
@@ -166,6 +187,8 @@ const struct setting settings_table[] = {
      .def = "1000",
      .min = 1,
      .max = INT_MAX,
+     .flags = F_NO_EXEC,
+     .exec_why = exec_connections,
      .help = "most connections a worker holds open; past it the backlog waits (every class)"},
     {.name = "coroutine_stack_size",
      .long_flag = "coroutine-stack-size",
@@ -175,6 +198,8 @@ const struct setting settings_table[] = {
      .def = "256",
      .min = 16,
      .max = 65536,
+     .flags = F_NO_EXEC,
+     .exec_why = exec_connections,
      .help = "stack per coroutine in KiB (async class)"},
     {.name = "backlog",
      .long_flag = "backlog",
@@ -192,6 +217,8 @@ const struct setting settings_table[] = {
      .off = OFF(protocol),
      .def = "auto",
      .choices = protocols,
+     .flags = F_NO_EXEC,
+     .exec_why = exec_protocol,
      .help = "auto, fastcgi or uwsgi"},
     /* See conn.c (conn_end) and NOTES.md: a same-host TCP connection that
      * ends after a response gets FIN, then RST, so no side keeps it in
@@ -203,6 +230,8 @@ const struct setting settings_table[] = {
      .off = OFF(close_mode),
      .def = "reset",
      .choices = close_modes,
+     .flags = F_NO_EXEC,
+     .exec_why = exec_protocol,
      .help = "how a connection ends after its last response: reset (FIN then RST, same-host TCP "
              "peers only) or fin"},
     {.name = "pidfile",
@@ -218,7 +247,8 @@ const struct setting settings_table[] = {
      .metavar = "FILE",
      .type = T_STR,
      .off = OFF(accesslog),
-     .flags = F_NONEMPTY,
+     .flags = F_NONEMPTY | F_NO_EXEC,
+     .exec_why = exec_accesslog,
      .help = "access log file ('-' = stdout; default off)"},
     {.name = "access_log_format",
      .long_flag = "access-logformat",
@@ -254,6 +284,8 @@ const struct setting settings_table[] = {
      .def = "30",
      .min = 0,
      .max = INT_MAX,
+     .flags = F_NO_EXEC,
+     .exec_why = exec_timeout,
      .help = "per-request deadline: waits cut off with a 504, a stuck worker killed (0 = off)"},
     {.name = "graceful_timeout",
      .long_flag = "graceful-timeout",
@@ -275,6 +307,8 @@ const struct setting settings_table[] = {
      .def = "75",
      .min = 0,
      .max = INT_MAX,
+     .flags = F_NO_EXEC,
+     .exec_why = exec_protocol,
      .help = "seconds an idle keep-conn connection stays open"},
     {.name = "daemon",
      .short_flag = 'D',
@@ -332,6 +366,8 @@ const struct setting settings_table[] = {
      .def = "4094",
      .min = 0,
      .max = 8190,
+     .flags = F_NO_EXEC,
+     .exec_why = exec_limits,
      .help = "longest request line (0 = unlimited)"},
     {.name = "limit_request_fields",
      .long_flag = "limit-request-fields",
@@ -341,6 +377,8 @@ const struct setting settings_table[] = {
      .def = "100",
      .min = 0,
      .max = 32768,
+     .flags = F_NO_EXEC,
+     .exec_why = exec_limits,
      .help = "most request headers"},
     {.name = "limit_request_field_size",
      .long_flag = "limit-request-field-size",
@@ -350,6 +388,8 @@ const struct setting settings_table[] = {
      .def = "8190",
      .min = 0,
      .max = INT_MAX,
+     .flags = F_NO_EXEC,
+     .exec_why = exec_limits,
      .help = "largest request header (0 = unlimited)"},
     {.name = "max_requests",
      .long_flag = "max-requests",
@@ -359,6 +399,8 @@ const struct setting settings_table[] = {
      .def = "0",
      .min = 0,
      .max = INT_MAX,
+     .flags = F_NO_EXEC,
+     .exec_why = exec_max_requests,
      .help = "restart a worker after INT requests (0 = never)"},
     {.name = "max_requests_jitter",
      .long_flag = "max-requests-jitter",
@@ -368,6 +410,8 @@ const struct setting settings_table[] = {
      .def = "0",
      .min = 0,
      .max = INT_MAX,
+     .flags = F_NO_EXEC,
+     .exec_why = exec_max_requests,
      .help = "random extra requests before the restart"},
     {.name = "reload",
      .long_flag = "reload",

@@ -957,3 +957,97 @@ Test(settings, print_config_format)
     free(text);
     done(&a);
 }
+
+/* ---- the rules the table's rows carry ---------------------------------------------------- */
+
+Test(settings, is_default_compares_values_with_the_table)
+{
+    static const char *const names[] = {
+        "bind",
+        "workers",
+        "timeout",
+        "worker_class",
+        "pidfile",
+        "daemon",
+        "access_log_format",
+        "exec_stop_signal",
+        "raw_env",
+        "umask",
+        "app",
+        "coroutine_stack_size",
+    };
+    struct run r;
+    run(&r, NULL, NULL);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        cr_expect(settings_is_default(&r.s, names[i]), "%s is not default", names[i]);
+    done(&r);
+
+    /* a default given explicitly is still the default */
+    run(&r, NULL, "--timeout", "30", "-b", "127.0.0.1:5000", "-k", "SYNC", "-m", "0o0", NULL);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        cr_expect(settings_is_default(&r.s, names[i]), "%s is not default", names[i]);
+    done(&r);
+
+    run(&r, NULL, "--timeout", "31", "-b", "127.0.0.1:5000", "-b", "unix:/tmp/x", "-k", "gthread",
+        "-p", "/tmp/p", "--exec-stop-signal", "TERM", "x.so", NULL);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_expect_not(settings_is_default(&r.s, "timeout"));
+    cr_expect_not(settings_is_default(&r.s, "bind"));
+    cr_expect_not(settings_is_default(&r.s, "worker_class"));
+    cr_expect_not(settings_is_default(&r.s, "pidfile"));
+    cr_expect_not(settings_is_default(&r.s, "exec_stop_signal"));
+    cr_expect_not(settings_is_default(&r.s, "app"));
+    cr_expect(settings_is_default(&r.s, "backlog"));
+    done(&r);
+
+    /* workers compares with the table's 1, not with $WEB_CONCURRENCY */
+    setenv("WEB_CONCURRENCY", "3", 1);
+    run(&r, NULL, NULL);
+    unsetenv("WEB_CONCURRENCY");
+    cr_assert_eq(r.s.workers, 3);
+    cr_expect_not(settings_is_default(&r.s, "workers"));
+    done(&r);
+}
+
+/* With --exec, every setting that shapes narwhal's own workers must stay at
+ * its default; given its default explicitly, it is fine. */
+Test(settings, exec_refuses_worker_settings_unless_default)
+{
+    static const char *const refused[][2] = {
+        {"-k", "async"},
+        {"--threads", "2"},
+        {"--worker-connections", "5"},
+        {"--coroutine-stack-size", "64"},
+        {"--protocol", "uwsgi"},
+        {"--close-mode", "fin"},
+        {"--keep-alive", "3"},
+        {"--access-logfile", "-"},
+        {"--timeout", "5"},
+        {"--limit-request-line", "10"},
+        {"--limit-request-fields", "10"},
+        {"--limit-request-field-size", "10"},
+        {"--max-requests", "3"},
+        {"--max-requests-jitter", "3"},
+    };
+    struct run r;
+    char *msg;
+    size_t len;
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        run(&r, NULL, "--exec", "/bin/true", refused[i][0], refused[i][1], NULL);
+        cr_assert_eq(r.rc, 0, "%s", r.err);
+        FILE *err = open_memstream(&msg, &len);
+        cr_expect_eq(settings_finish(&r.s, err), -1, "%s %s accepted", refused[i][0],
+                     refused[i][1]);
+        fclose(err);
+        cr_expect(strncmp(msg, "narwhal: exec: ", 15) == 0, "%s", msg);
+        free(msg);
+        done(&r);
+    }
+    run(&r, NULL, "--exec", "/bin/true", "--timeout", "30", "--keep-alive", "75", "-k", "sync",
+        "--threads", "1", "--protocol", "auto", NULL);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_expect_eq(settings_finish(&r.s, stderr), 0);
+    done(&r);
+}
