@@ -369,6 +369,16 @@ bool settings_is_default(const nw_settings *s, const char *name)
     abort(); /* not a setting: the caller's typo */
 }
 
+const char *settings_next_restart_change(const nw_settings *old, const nw_settings *ns, size_t *pos)
+{
+    while (*pos < NSETTINGS) {
+        const struct setting *r = &settings_table[(*pos)++];
+        if ((r->flags & F_RESTART) && !row_equal(r, old, ns))
+            return r->name;
+    }
+    return NULL;
+}
+
 /* ---- cross-setting checks ---------------------------------------------------- */
 
 /* Is the --exec program there to run? */

@@ -109,6 +109,14 @@ int settings_finish(nw_settings *s, FILE *err);
  * caller's bug and aborts. */
 bool settings_is_default(const nw_settings *s, const char *name);
 
+/* The settings a running master cannot change (bind, backlog, pidfile,
+ * daemon, user, group, umask, reload: the table's restart rows), one at a
+ * time: starting from *pos (0 at first), returns the name of the next one
+ * whose value differs between old and ns and moves *pos past it; NULL when
+ * there are no more. */
+const char *settings_next_restart_change(const nw_settings *old, const nw_settings *ns,
+                                         size_t *pos);
+
 /* setenv()s every raw_env entry. 0, or -1 with the reason on err. */
 int settings_apply_env(const nw_settings *s, FILE *err);
 

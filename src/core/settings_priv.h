@@ -22,6 +22,8 @@ enum {
     F_NONEMPTY = 1 << 1, /* strings: "" is rejected */
     F_NO_EXEC = 1 << 2,  /* shapes narwhal's own workers: with --exec it must be
                             left at its default (.exec_why says why) */
+    F_RESTART = 1 << 3,  /* a running master cannot change it: HUP keeps the old
+                            value and names it in the log */
 };
 
 struct choice {

@@ -33,41 +33,6 @@ void arbiter_apply_settings(nw_settings *s)
         log_error("chdir %s: %s", s->chdir, strerror(errno));
 }
 
-static int same_list(const nw_strlist *x, const nw_strlist *y)
-{
-    if (x->n != y->n)
-        return 0;
-    for (size_t i = 0; i < x->n; i++)
-        if (strcmp(x->v[i], y->v[i]) != 0)
-            return 0;
-    return 1;
-}
-
-static int same_str(const char *x, const char *y)
-{
-    return x == y || (x && y && strcmp(x, y) == 0);
-}
-
-/* Settings a running master cannot change: named in the log, never taken
- * silently. */
-static void warn_restart_only(const nw_settings *old, const nw_settings *ns, const char *why)
-{
-    const char *changed[8];
-    int n = 0;
-    if (!same_list(&ns->bind, &old->bind) || ns->backlog != old->backlog)
-        changed[n++] = "bind/backlog (the sockets stay as they are)";
-    if (!same_str(ns->user, old->user) || !same_str(ns->group, old->group))
-        changed[n++] = "user/group";
-    if (ns->umask != old->umask)
-        changed[n++] = "umask";
-    if (ns->daemon != old->daemon || !same_str(ns->pidfile, old->pidfile))
-        changed[n++] = "daemon/pidfile";
-    if (ns->reload != old->reload)
-        changed[n++] = "reload";
-    for (int i = 0; i < n; i++)
-        log_warning("%s: %s changed; that takes a restart (or USR2)", why, changed[i]);
-}
-
 /* HUP (or --reload): read the configuration again, start a new generation of
  * workers with it, and retire the old generation once the new one is ready.
  * Until then the old workers keep serving; if the new configuration does not
@@ -102,7 +67,10 @@ void arbiter_reload(arbiter *a, const char *why)
         return;
     }
     free(msg);
-    warn_restart_only(a->s, ns, why);
+    /* What a running master cannot change is named, never taken silently. */
+    const char *name;
+    for (size_t pos = 0; (name = settings_next_restart_change(a->s, ns, &pos));)
+        log_warning("%s: %s changed; that takes a restart (or USR2)", why, name);
     if (ns->worker_class == NW_CLASS_THREADS && ns->threads > a->sb.per_slot) {
         log_error("%s: threads = %d needs a restart (this master was started for at most %d); "
                   "the current workers go on serving",

@@ -1011,6 +1011,30 @@ Test(settings, is_default_compares_values_with_the_table)
     done(&r);
 }
 
+Test(settings, restart_changes_are_the_restart_rows_that_differ)
+{
+    struct run a, b;
+    const char *name;
+    size_t pos = 0;
+    run(&a, NULL, "-w", "2", "-b", "127.0.0.1:6000", NULL);
+    run(&b, NULL, "-w", "4", "-b", "127.0.0.1:6001", "--umask", "022", "--timeout", "5", "-D",
+        NULL);
+    cr_assert_eq(a.rc, 0, "%s", a.err);
+    cr_assert_eq(b.rc, 0, "%s", b.err);
+    /* in table order; workers and timeout a reload does change */
+    const char *want[] = {"bind", "daemon", "umask"};
+    for (size_t i = 0; i < 3; i++) {
+        name = settings_next_restart_change(&a.s, &b.s, &pos);
+        cr_assert_not_null(name, "no change %zu (%s)", i, want[i]);
+        cr_expect_str_eq(name, want[i]);
+    }
+    cr_expect_null(settings_next_restart_change(&a.s, &b.s, &pos));
+    pos = 0;
+    cr_expect_null(settings_next_restart_change(&a.s, &a.s, &pos));
+    done(&a);
+    done(&b);
+}
+
 /* With --exec, every setting that shapes narwhal's own workers must stay at
  * its default; given its default explicitly, it is fine. */
 Test(settings, exec_refuses_worker_settings_unless_default)
