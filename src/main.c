@@ -1,9 +1,7 @@
 /* main.c - narwhal's entry point: settings, logs, sockets, daemon, master. */
 #include <errno.h>
-#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +10,7 @@
 
 #include "app.h"
 #include "arbiter.h"
+#include "daemon.h"
 #include "listener.h"
 #include "log.h"
 #include "settings.h"
@@ -49,87 +48,6 @@ static int resolve_identity(const nw_settings *s, nw_identity *id)
             id->gid = (gid_t)v;
         }
     }
-    return 0;
-}
-
-static int check_pidfile(const char *path, pid_t upgrading_from)
-{
-    pid_t pid = nw_read_pidfile(path);
-    if (pid > 0 && pid == upgrading_from)
-        return 0; /* USR2: the old master holds it until it exits */
-    if (pid < 0) {
-        fprintf(stderr, "narwhal: cannot read pidfile %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    if (pid > 0 && pid != getpid() && (kill(pid, 0) == 0 || errno == EPERM)) {
-        fprintf(stderr,
-                "narwhal: pidfile %s names a running process (pid %d): is narwhal already "
-                "running?\n",
-                path, (int)pid);
-        return -1;
-    }
-    return 0;
-}
-
-static int write_pidfile(const char *path)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0 || rename(tmp, path) < 0) {
-        log_error("cannot write pidfile %s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
-static void remove_pidfile(const char *path)
-{
-    if (nw_read_pidfile(path) == getpid())
-        unlink(path);
-}
-
-/* Detaches from the terminal. The launching process waits for the daemon's
- * word (written once its pidfile exists) so its exit code means something. */
-static int daemonize(int *ready_fd)
-{
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0) {
-        fprintf(stderr, "narwhal: cannot daemonize: %s\n", strerror(errno));
-        return -1;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        fprintf(stderr, "narwhal: cannot daemonize: %s\n", strerror(errno));
-        return -1;
-    }
-    if (pid > 0) {
-        close(p[1]);
-        char c;
-        ssize_t n;
-        do
-            n = read(p[0], &c, 1);
-        while (n < 0 && errno == EINTR);
-        _exit(n == 1 ? 0 : 1);
-    }
-    close(p[0]);
-    setsid();
-    pid = fork();
-    if (pid < 0)
-        _exit(1);
-    if (pid > 0)
-        _exit(0);
-    int null = open("/dev/null", O_RDWR);
-    if (null >= 0) {
-        dup2(null, 0);
-        dup2(null, 1);
-        if (log_error_fd() != 2)
-            dup2(null, 2);
-        if (null > 2)
-            close(null);
-    }
-    *ready_fd = p[1];
     return 0;
 }
 
@@ -238,7 +156,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    if (s.pidfile && check_pidfile(s.pidfile, parent) < 0) {
+    if (s.pidfile && daemon_check_pidfile(s.pidfile, parent) < 0) {
         settings_free(&s);
         return 1;
     }
@@ -296,27 +214,23 @@ int main(int argc, char **argv)
             close(inherited[i]);
         }
     int ready_fd = -1;
-    if (s.daemon && !parent && daemonize(&ready_fd) < 0)
+    if (s.daemon && !parent && daemon_detach(&ready_fd) < 0)
         return 1;
     /* An upgraded master writes <pidfile>.2 until the old one exits. */
     char *pidfile = NULL;
     if (s.pidfile)
         pidfile = parent ? nw_xasprintf("%s.2", s.pidfile) : nw_xstrdup(s.pidfile);
-    if (pidfile && write_pidfile(pidfile) < 0) {
+    if (pidfile && daemon_write_pidfile(pidfile) < 0) {
         close_listeners(ls, nls, !parent);
         free(pidfile);
         settings_free(&s);
         return 1;
     }
-    if (ready_fd >= 0) {
-        ssize_t w = write(ready_fd, "k", 1);
-        (void)w;
-        close(ready_fd);
-    }
+    daemon_ready(ready_fd);
     nw_cmdline cmd = {argc, argv, getenv("NARWHAL_CMD_ARGS"), exe, parent, pidfile};
     rc = arbiter_run(&s, &cmd, ls, nls, id);
     if (cmd.pidfile)
-        remove_pidfile(cmd.pidfile);
+        daemon_remove_pidfile(cmd.pidfile);
     free(cmd.pidfile);
     free(cmd.exe);
     free(ls);

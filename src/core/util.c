@@ -1,7 +1,6 @@
 #include "util.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -107,18 +106,6 @@ void nw_split_app_spec(const char *spec, char **path, char **symbol)
         *path = nw_xstrdup(spec);
         *symbol = nw_xstrdup("app");
     }
-}
-
-pid_t nw_read_pidfile(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return errno == ENOENT ? 0 : -1;
-    long pid = 0;
-    if (fscanf(f, "%ld", &pid) != 1 || pid <= 0)
-        pid = 0;
-    fclose(f);
-    return (pid_t)pid;
 }
 
 const char *nw_signame(int sig)

@@ -25,9 +25,6 @@ int nw_set_cloexec(int fd, int on);
  * The last ':' separates the symbol only when what follows is a C
  * identifier, so paths containing ':' still work. */
 void nw_split_app_spec(const char *spec, char **path, char **symbol);
-/* Reads a pid from a pidfile: the pid, 0 if the file is absent or holds no
- * pid, -1 if it cannot be read. */
-pid_t nw_read_pidfile(const char *path);
 const char *nw_signame(int sig);
 /* Where a program would be run from: name itself if it contains '/', else
  * the first executable match in $PATH. Owned string, or NULL if none. */
