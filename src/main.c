@@ -181,23 +181,7 @@ int main(int argc, char **argv)
     if (log_configure(s.errorlog, s.accesslog, s.spew ? NW_LOG_DEBUG : s.loglevel,
                       s.access_log_format) < 0)
         goto out;
-    /* Settings that mean nothing in this combination: said, not ignored. */
-    if (s.worker_class == NW_CLASS_ASYNC && s.threads > 1)
-        log_warning("threads = %d has no effect with the async worker class: its coroutines "
-                    "share one thread per worker; scale with workers and worker_connections",
-                    s.threads);
-    if (s.worker_class != NW_CLASS_ASYNC && !settings_is_default(&s, "coroutine_stack_size"))
-        log_warning("coroutine_stack_size has no effect with the %s worker class",
-                    settings_worker_class_name(s.worker_class));
-    if (!s.exec && !settings_is_default(&s, "exec_stop_signal"))
-        log_warning("exec_stop_signal has no effect without --exec");
-    if (s.exec && (s.preload_app || s.spew))
-        log_warning("%s has no effect with --exec: narwhal neither loads nor parses for the "
-                    "program",
-                    s.preload_app ? "preload_app" : "spew");
-    if (!s.max_requests && s.max_requests_jitter)
-        log_warning("max_requests_jitter has no effect while max_requests is 0");
-
+    settings_warn_no_effect(&s);
     ninherited = listener_inherited(inherited, 64);
     ls = nw_xcalloc(s.bind.n, sizeof *ls);
     nls = open_listeners(&s, id, ls, inherited, ninherited);

@@ -441,6 +441,25 @@ int settings_finish(nw_settings *s, FILE *err)
     return 0;
 }
 
+void settings_warn_no_effect(const nw_settings *s)
+{
+    if (s->worker_class == NW_CLASS_ASYNC && s->threads > 1)
+        log_warning("threads = %d has no effect with the async worker class: its coroutines "
+                    "share one thread per worker; scale with workers and worker_connections",
+                    s->threads);
+    if (s->worker_class != NW_CLASS_ASYNC && !settings_is_default(s, "coroutine_stack_size"))
+        log_warning("coroutine_stack_size has no effect with the %s worker class",
+                    settings_worker_class_name(s->worker_class));
+    if (!s->exec && !settings_is_default(s, "exec_stop_signal"))
+        log_warning("exec_stop_signal has no effect without --exec");
+    if (s->exec && (s->preload_app || s->spew))
+        log_warning("%s has no effect with --exec: narwhal neither loads nor parses for the "
+                    "program",
+                    s->preload_app ? "preload_app" : "spew");
+    if (!s->max_requests && s->max_requests_jitter)
+        log_warning("max_requests_jitter has no effect while max_requests is 0");
+}
+
 int settings_apply_env(const nw_settings *s, FILE *err)
 {
     for (size_t i = 0; i < s->raw_env.n; i++) {

@@ -117,6 +117,14 @@ bool settings_is_default(const nw_settings *s, const char *name);
 const char *settings_next_restart_change(const nw_settings *old, const nw_settings *ns,
                                          size_t *pos);
 
+/* Settings that mean nothing in this combination are said, not ignored:
+ * logs a warning (log_warning) for threads with the async class,
+ * coroutine_stack_size outside it, exec_stop_signal without --exec,
+ * preload_app or spew with --exec, and max_requests_jitter while
+ * max_requests is 0. Unlike settings_finish's refusals they do not stop
+ * narwhal. Called at start once the logs are configured. */
+void settings_warn_no_effect(const nw_settings *s);
+
 /* setenv()s every raw_env entry. 0, or -1 with the reason on err. */
 int settings_apply_env(const nw_settings *s, FILE *err);
 

@@ -1075,3 +1075,39 @@ Test(settings, exec_refuses_worker_settings_unless_default)
     cr_expect_eq(settings_finish(&r.s, stderr), 0);
     done(&r);
 }
+
+/* Settings that mean nothing in their combination are logged, not refused. */
+Test(settings, warn_no_effect_names_each_setting)
+{
+    char path[128], text[4096] = "";
+    snprintf(path, sizeof path, "%s/warn.log", tmpdir);
+    cr_assert_eq(log_open(path, NULL), 0);
+    struct run r;
+    run(&r, NULL, "-k", "async", "--threads", "2", "--exec-stop-signal", "TERM",
+        "--max-requests-jitter", "5", NULL);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    settings_warn_no_effect(&r.s);
+    done(&r);
+    run(&r, NULL, "--coroutine-stack-size", "64", NULL);
+    settings_warn_no_effect(&r.s);
+    done(&r);
+    run(&r, NULL, NULL); /* the defaults: nothing to say */
+    settings_warn_no_effect(&r.s);
+    done(&r);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    unlink(path);
+    cr_expect(strstr(text, "threads = 2 has no effect with the async worker class"), "%s", text);
+    cr_expect(strstr(text, "exec_stop_signal has no effect without --exec"), "%s", text);
+    cr_expect(strstr(text, "max_requests_jitter has no effect while max_requests is 0"), "%s",
+              text);
+    cr_expect(strstr(text, "coroutine_stack_size has no effect with the sync worker class"), "%s",
+              text);
+    int lines = 0;
+    for (const char *p = text; (p = strchr(p, '\n')); p++)
+        lines++;
+    cr_expect_eq(lines, 4, "%s", text);
+}
