@@ -1,9 +1,7 @@
 /* main.c - narwhal's entry point: settings, logs, sockets, daemon, master. */
 #include <errno.h>
-#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +10,7 @@
 
 #include "app.h"
 #include "arbiter.h"
+#include "daemon.h"
 #include "listener.h"
 #include "log.h"
 #include "settings.h"
@@ -52,87 +51,6 @@ static int resolve_identity(const nw_settings *s, nw_identity *id)
     return 0;
 }
 
-static int check_pidfile(const char *path, pid_t upgrading_from)
-{
-    pid_t pid = nw_read_pidfile(path);
-    if (pid > 0 && pid == upgrading_from)
-        return 0; /* USR2: the old master holds it until it exits */
-    if (pid < 0) {
-        fprintf(stderr, "narwhal: cannot read pidfile %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    if (pid > 0 && pid != getpid() && (kill(pid, 0) == 0 || errno == EPERM)) {
-        fprintf(stderr,
-                "narwhal: pidfile %s names a running process (pid %d): is narwhal already "
-                "running?\n",
-                path, (int)pid);
-        return -1;
-    }
-    return 0;
-}
-
-static int write_pidfile(const char *path)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0 || rename(tmp, path) < 0) {
-        log_error("cannot write pidfile %s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
-static void remove_pidfile(const char *path)
-{
-    if (nw_read_pidfile(path) == getpid())
-        unlink(path);
-}
-
-/* Detaches from the terminal. The launching process waits for the daemon's
- * word (written once its pidfile exists) so its exit code means something. */
-static int daemonize(int *ready_fd)
-{
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0) {
-        fprintf(stderr, "narwhal: cannot daemonize: %s\n", strerror(errno));
-        return -1;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        fprintf(stderr, "narwhal: cannot daemonize: %s\n", strerror(errno));
-        return -1;
-    }
-    if (pid > 0) {
-        close(p[1]);
-        char c;
-        ssize_t n;
-        do
-            n = read(p[0], &c, 1);
-        while (n < 0 && errno == EINTR);
-        _exit(n == 1 ? 0 : 1);
-    }
-    close(p[0]);
-    setsid();
-    pid = fork();
-    if (pid < 0)
-        _exit(1);
-    if (pid > 0)
-        _exit(0);
-    int null = open("/dev/null", O_RDWR);
-    if (null >= 0) {
-        dup2(null, 0);
-        dup2(null, 1);
-        if (log_error_fd() != 2)
-            dup2(null, 2);
-        if (null > 2)
-            close(null);
-    }
-    *ready_fd = p[1];
-    return 0;
-}
-
 /* The binary to re-exec on USR2: argv[0] as found at start, so a binary
  * installed over the old one is the one that runs. */
 static char *self_exe(const char *argv0)
@@ -150,144 +68,130 @@ static char *self_exe(const char *argv0)
     return found;
 }
 
-/* Closes what was bound; a master started by USR2 leaves the unix socket
- * files to the old master, which still serves on them. */
-static void close_listeners(nw_listener *ls, int n, int unlink_paths)
+/* USR2: the pid of the master being upgraded, which started this one and
+ * keeps serving until it exits; 0 when started any other way. */
+static pid_t upgrading_from(void)
 {
-    for (int i = 0; i < n; i++)
-        listener_close(&ls[i], unlink_paths);
-    free(ls);
+    const char *env = getenv("NARWHAL_PARENT");
+    pid_t parent = env ? (pid_t)strtol(env, NULL, 10) : 0;
+    unsetenv("NARWHAL_PARENT");
+    return parent == getppid() ? parent : 0;
+}
+
+/* --check-config, once the settings passed: the app loads (or the program
+ * is there). Returns the exit code. */
+static int check_config(const nw_settings *s)
+{
+    nw_app app;
+    char err[512];
+    if (s->exec) {
+        printf("narwhal: configuration and program %s are valid\n", s->exec);
+        return 0;
+    }
+    if (app_load(s->app, &app, err, sizeof err) < 0) {
+        fprintf(stderr, "narwhal: %s\n", err);
+        return 1;
+    }
+    app_unload(&app);
+    printf("narwhal: configuration and app %s are valid\n", s->app);
+    return 0;
+}
+
+/* The master never loads the app, but a missing file is worth saying now
+ * rather than after a storm of workers that cannot boot. 0/-1. */
+static int check_app_file(const char *spec)
+{
+    char *path, *symbol;
+    int rc = 0;
+    nw_split_app_spec(spec, &path, &symbol);
+    if (access(path, R_OK) < 0) {
+        fprintf(stderr, "narwhal: cannot load app %s: %s\n", path, strerror(errno));
+        rc = -1;
+    }
+    free(path);
+    free(symbol);
+    return rc;
+}
+
+/* Binds every address in s->bind into ls, or takes its socket from
+ * inherited. Returns how many of ls are open: all of them, or fewer after a
+ * failure (logged), and then the caller closes those. */
+static int open_listeners(const nw_settings *s, nw_identity id, nw_listener *ls, int *inherited,
+                          int ninherited)
+{
+    for (size_t i = 0; i < s->bind.n; i++) {
+        if (listener_adopt(&ls[i], s->bind.v[i], s->backlog, inherited, ninherited) == 0) {
+            log_info("using the inherited socket for %s", s->bind.v[i]);
+            continue;
+        }
+        if (listener_open(&ls[i], s->bind.v[i], s->backlog) < 0)
+            return (int)i;
+        if (listener_chown(&ls[i], id.uid, id.gid) < 0)
+            return (int)i + 1;
+    }
+    return (int)s->bind.n;
 }
 
 int main(int argc, char **argv)
 {
     nw_settings s;
+    nw_identity id;
+    nw_listener *ls = NULL;
+    int nls = 0; /* how many of ls are open, ours to close */
+    int inherited[64], ninherited = 0;
+    char *exe = NULL, *pidfile = NULL;
+    pid_t parent = 0;
+    int ready_fd = -1, status = 1;
+
     int rc = settings_load(&s, argc, argv, getenv("NARWHAL_CMD_ARGS"), stdout, stderr);
-    /* Before any chdir: a relative argv[0] names the binary from here. */
-    char *exe = rc == 0 ? self_exe(argv[0]) : NULL;
-    if (rc == 2) {
-        settings_free(&s);
-        return 0;
-    }
     if (rc != 0) {
-        settings_free(&s);
-        return 1;
+        status = rc == 2 ? 0 : 1; /* 2: --help or --version, printed */
+        goto out;
     }
+    /* Before any chdir: a relative argv[0] names the binary from here. */
+    exe = self_exe(argv[0]);
     if (s.print_config) {
         settings_print(&s, stdout);
-        settings_free(&s);
-        return 0;
+        status = 0;
+        goto out;
     }
-    if (settings_finish(&s, stderr) < 0) {
-        settings_free(&s);
-        return 1;
-    }
+    if (settings_finish(&s, stderr) < 0)
+        goto out;
     if (!s.app && !s.exec) {
         fprintf(stderr, "narwhal: no app given: usage: narwhal [OPTIONS] path/to/app.so[:symbol] "
                         "(see --help)\n");
-        settings_free(&s);
-        return 1;
+        goto out;
     }
-    nw_identity id;
-    if (resolve_identity(&s, &id) < 0 || settings_apply_env(&s, stderr) < 0) {
-        settings_free(&s);
-        return 1;
-    }
+    if (resolve_identity(&s, &id) < 0 || settings_apply_env(&s, stderr) < 0)
+        goto out;
     umask((mode_t)s.umask);
     if (s.chdir && chdir(s.chdir) < 0) {
         fprintf(stderr, "narwhal: chdir: cannot change to %s: %s\n", s.chdir, strerror(errno));
-        settings_free(&s);
-        return 1;
-    }
-    if (s.check_config && s.exec) {
-        printf("narwhal: configuration and program %s are valid\n", s.exec);
-        settings_free(&s);
-        return 0;
+        goto out;
     }
     if (s.check_config) {
-        nw_app app;
-        char err[512];
-        if (app_load(s.app, &app, err, sizeof err) < 0) {
-            fprintf(stderr, "narwhal: %s\n", err);
-            settings_free(&s);
-            return 1;
-        }
-        app_unload(&app);
-        printf("narwhal: configuration and app %s are valid\n", s.app);
-        settings_free(&s);
-        return 0;
+        status = check_config(&s);
+        goto out;
     }
-    /* USR2: started by the master being upgraded, which keeps serving. */
-    const char *parent_env = getenv("NARWHAL_PARENT");
-    pid_t parent = parent_env ? (pid_t)strtol(parent_env, NULL, 10) : 0;
-    if (parent != getppid())
-        parent = 0;
-    unsetenv("NARWHAL_PARENT");
-    /* The master never loads the app, but a missing file is worth saying
-     * now rather than after a storm of workers that cannot boot. */
-    if (s.app) {
-        char *path, *symbol;
-        nw_split_app_spec(s.app, &path, &symbol);
-        int missing = access(path, R_OK) < 0;
-        if (missing)
-            fprintf(stderr, "narwhal: cannot load app %s: %s\n", path, strerror(errno));
-        free(path);
-        free(symbol);
-        if (missing) {
-            settings_free(&s);
-            return 1;
-        }
-    }
-    if (s.pidfile && check_pidfile(s.pidfile, parent) < 0) {
-        settings_free(&s);
-        return 1;
-    }
+    parent = upgrading_from();
+    if (s.app && check_app_file(s.app) < 0)
+        goto out;
+    if (s.pidfile && daemon_check_pidfile(s.pidfile, parent) < 0)
+        goto out;
     if (log_configure(s.errorlog, s.accesslog, s.spew ? NW_LOG_DEBUG : s.loglevel,
-                      s.access_log_format) < 0) {
-        settings_free(&s);
-        return 1;
-    }
-    /* Settings that mean nothing in this combination: said, not ignored. */
-    if (s.worker_class == NW_CLASS_ASYNC && s.threads > 1)
-        log_warning("threads = %d has no effect with the async worker class: its coroutines "
-                    "share one thread per worker; scale with workers and worker_connections",
-                    s.threads);
-    if (s.worker_class != NW_CLASS_ASYNC && s.coroutine_stack_size != 256)
-        log_warning("coroutine_stack_size has no effect with the %s worker class",
-                    settings_worker_class_name(s.worker_class));
-    if (!s.exec && s.exec_stop_signal != SIGUSR1)
-        log_warning("exec_stop_signal has no effect without --exec");
-    if (s.exec && (s.preload_app || s.spew))
-        log_warning("%s has no effect with --exec: narwhal neither loads nor parses for the "
-                    "program",
-                    s.preload_app ? "preload_app" : "spew");
-    if (!s.max_requests && s.max_requests_jitter)
-        log_warning("max_requests_jitter has no effect while max_requests is 0");
-
-    int inherited[64];
-    int ninherited = listener_inherited(inherited, 64);
-    int nls = (int)s.bind.n;
-    nw_listener *ls = nw_xcalloc((size_t)nls, sizeof *ls);
-    for (int i = 0; i < nls; i++) {
-        if (listener_adopt(&ls[i], s.bind.v[i], s.backlog, inherited, ninherited) == 0) {
-            log_info("using the inherited socket for %s", s.bind.v[i]);
-            continue;
-        }
-        if (listener_open(&ls[i], s.bind.v[i], s.backlog) < 0 ||
-            listener_chown(&ls[i], id.uid, id.gid) < 0) {
-            close_listeners(ls, i, !parent);
-            settings_free(&s);
-            return 1;
-        }
-    }
-
+                      s.access_log_format) < 0)
+        goto out;
+    settings_warn_no_effect(&s);
+    ninherited = listener_inherited(inherited, 64);
+    ls = nw_xcalloc(s.bind.n, sizeof *ls);
+    nls = open_listeners(&s, id, ls, inherited, ninherited);
+    if (nls < (int)s.bind.n)
+        goto out;
     if (s.preload_app && !s.exec) {
         char err[512];
         if (app_preload(s.app, err, sizeof err) < 0) {
             fprintf(stderr, "narwhal: preload_app: %s\n", err);
-            close_listeners(ls, nls, !parent);
-            settings_free(&s);
-            return 1;
+            goto out;
         }
     }
     for (int i = 0; i < ninherited; i++)
@@ -295,33 +199,34 @@ int main(int argc, char **argv)
             log_warning("closing inherited socket fd %d: no bind address matches it", inherited[i]);
             close(inherited[i]);
         }
-    int ready_fd = -1;
-    if (s.daemon && !parent && daemonize(&ready_fd) < 0)
-        return 1;
+    if (s.daemon && !parent && daemon_detach(&ready_fd) < 0)
+        goto out;
     /* An upgraded master writes <pidfile>.2 until the old one exits. */
-    char *pidfile = NULL;
-    if (s.pidfile && parent && asprintf(&pidfile, "%s.2", s.pidfile) < 0)
-        pidfile = NULL;
-    if (s.pidfile && !pidfile)
-        pidfile = nw_xstrdup(s.pidfile);
-    if (pidfile && write_pidfile(pidfile) < 0) {
-        close_listeners(ls, nls, !parent);
-        free(pidfile);
-        settings_free(&s);
-        return 1;
+    if (s.pidfile) {
+        pidfile = parent ? nw_xasprintf("%s.2", s.pidfile) : nw_xstrdup(s.pidfile);
+        if (daemon_write_pidfile(pidfile) < 0)
+            goto out;
     }
-    if (ready_fd >= 0) {
-        ssize_t w = write(ready_fd, "k", 1);
-        (void)w;
-        close(ready_fd);
+    daemon_ready(ready_fd);
+    ready_fd = -1;
+    {
+        nw_cmdline cmd = {argc, argv, getenv("NARWHAL_CMD_ARGS"), exe, parent, pidfile};
+        status = arbiter_run(&s, &cmd, ls, nls, id);
+        nls = 0;               /* arbiter_run closed them */
+        pidfile = cmd.pidfile; /* an upgraded master may have renamed it */
     }
-    nw_cmdline cmd = {argc, argv, getenv("NARWHAL_CMD_ARGS"), exe, parent, pidfile};
-    rc = arbiter_run(&s, &cmd, ls, nls, id);
-    if (cmd.pidfile)
-        remove_pidfile(cmd.pidfile);
-    free(cmd.pidfile);
-    free(cmd.exe);
+    if (pidfile)
+        daemon_remove_pidfile(pidfile);
+out:
+    if (ready_fd >= 0)
+        close(ready_fd); /* the launching process exits 1 */
+    /* A master started by USR2 leaves the unix socket files to the old
+     * master, which still serves on them. */
+    for (int i = 0; i < nls; i++)
+        listener_close(&ls[i], !parent);
     free(ls);
+    free(pidfile);
+    free(exe);
     settings_free(&s);
-    return rc;
+    return status;
 }

@@ -3,45 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-static void oom(void)
-{
-    static const char msg[] = "narwhal: out of memory\n";
-    ssize_t r = write(2, msg, sizeof msg - 1);
-    (void)r;
-    abort();
-}
-
-void *nw_xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p)
-        oom();
-    return p;
-}
-
-void *nw_xcalloc(size_t n, size_t m)
-{
-    void *p = calloc(n ? n : 1, m ? m : 1);
-    if (!p)
-        oom();
-    return p;
-}
-
-void *nw_xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n ? n : 1);
-    if (!p)
-        oom();
-    return p;
-}
-
-char *nw_xstrdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    return memcpy(nw_xmalloc(n), s, n);
-}
+#include "util.h"
 
 void nw_buf_free(nw_buf *b)
 {
@@ -63,7 +26,7 @@ uint8_t *nw_buf_reserve(nw_buf *b, size_t n)
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + n) {
         if (cap > SIZE_MAX / 2)
-            oom();
+            nw_oom();
         cap *= 2;
     }
     uint8_t *d = nw_xmalloc(cap);

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util.h" /* nw_xmalloc and the rest: what a buffer's users allocate with */
+
 typedef struct nw_buf {
     uint8_t *data; /* owned; NULL while empty and never grown */
     size_t len;    /* bytes in use, from data[off] */
@@ -35,11 +37,5 @@ static inline uint8_t *nw_buf_head(const nw_buf *b)
 /* Drops n bytes from the front; resets to the start when empty. */
 void nw_buf_consume(nw_buf *b, size_t n);
 void nw_buf_reset(nw_buf *b);
-
-/* Allocation that aborts on failure. */
-void *nw_xmalloc(size_t n);
-void *nw_xcalloc(size_t n, size_t m);
-void *nw_xrealloc(void *p, size_t n);
-char *nw_xstrdup(const char *s);
 
 #endif

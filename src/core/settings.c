@@ -1,7 +1,8 @@
 /*
- * settings.c - every setting is one row of settings_table[]; the CLI parser
- * and --help (settings_cli.c), the config file parser and --print-config
- * (settings_file.c) and validation all walk it.
+ * settings.c - every setting is one row of settings_table[] (in
+ * settings_table.c); the CLI parser and --help (settings_cli.c), the config
+ * file parser and --print-config (settings_file.c) and validation (here) all
+ * walk it.
  *
  * Values arrive as text from three sources (file, NARWHAL_CMD_ARGS, argv).
  * Each source is first collected as (row, text, where) entries, then the
@@ -17,160 +18,14 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "log.h"
-#include "narwhal.h"
 #include "settings_priv.h"
 #include "util.h"
-
-static const struct choice loglevels[] = {
-    {"debug", NW_LOG_DEBUG}, {"info", NW_LOG_INFO},         {"warning", NW_LOG_WARNING},
-    {"error", NW_LOG_ERROR}, {"critical", NW_LOG_CRITICAL}, {NULL, 0},
-};
-/* The first name for a value is the canonical one; the rest are gunicorn's
- * worker class names, accepted as aliases. */
-static const struct choice worker_classes[] = {
-    {"sync", NW_CLASS_SYNC},
-    {"threads", NW_CLASS_THREADS},
-    {"async", NW_CLASS_ASYNC},
-    {"gthread", NW_CLASS_THREADS},
-    {"gevent", NW_CLASS_ASYNC},
-    {"eventlet", NW_CLASS_ASYNC},
-    {NULL, 0},
-};
-static const struct choice protocols[] = {
-    {"auto", NW_PROTO_AUTO},
-    {"fastcgi", NW_PROTO_FASTCGI},
-    {"uwsgi", NW_PROTO_UWSGI},
-    {NULL, 0},
-};
-
-static const struct choice close_modes[] = {
-    {"reset", NW_CLOSE_RESET},
-    {"fin", NW_CLOSE_FIN},
-    {NULL, 0},
-};
-
-static const struct choice stop_signals[] = {
-    {"USR1", SIGUSR1}, {"TERM", SIGTERM}, {"INT", SIGINT},     {"QUIT", SIGQUIT},
-    {"HUP", SIGHUP},   {"USR2", SIGUSR2}, {"WINCH", SIGWINCH}, {NULL, 0},
-};
-
-static int check_bind(const char *v, char *err, size_t errlen);
-static int check_env(const char *v, char *err, size_t errlen);
-static int check_access_format(const char *v, char *err, size_t errlen);
-
-const struct setting settings_table[] = {
-    {"config", NULL, 'c', "config", NULL, T_STR, OFF(config), NULL, 0, 0, NULL, NULL, "FILE",
-     "read settings from FILE (gunicorn.conf syntax)", F_CLI_ONLY | F_NONEMPTY},
-    {"bind", NULL, 'b', "bind", NULL, T_LIST, OFF(bind), "127.0.0.1:5000", 0, 0, NULL, check_bind,
-     "ADDR", "listen on HOST:PORT, [IPV6]:PORT or unix:PATH; repeatable", 0},
-    {"workers", NULL, 'w', "workers", NULL, T_INT, OFF(workers), "1", 1, INT_MAX, NULL, NULL, "INT",
-     "number of worker processes (default $WEB_CONCURRENCY or 1)", 0},
-    {"worker_class", NULL, 'k', "worker-class", NULL, T_ENUM, OFF(worker_class), "sync", 0, 0,
-     worker_classes, NULL, "CLASS", "sync, threads or async (or gthread, gevent, eventlet)", 0},
-    {"threads", NULL, 0, "threads", NULL, T_INT, OFF(threads), "1", 1, INT_MAX, NULL, NULL, "INT",
-     "threads per worker (threads class)", 0},
-    {"worker_connections", NULL, 0, "worker-connections", NULL, T_INT, OFF(worker_connections),
-     "1000", 1, INT_MAX, NULL, NULL, "INT",
-     "most connections a worker holds open; past it the backlog waits (every class)", 0},
-    {"coroutine_stack_size", NULL, 0, "coroutine-stack-size", NULL, T_INT,
-     OFF(coroutine_stack_size), "256", 16, 65536, NULL, NULL, "KIB",
-     "stack per coroutine in KiB (async class)", 0},
-    {"backlog", NULL, 0, "backlog", NULL, T_INT, OFF(backlog), "2048", 1, INT_MAX, NULL, NULL,
-     "INT", "listen(2) backlog", 0},
-    {"protocol", NULL, 0, "protocol", NULL, T_ENUM, OFF(protocol), "auto", 0, 0, protocols, NULL,
-     "PROTO", "auto, fastcgi or uwsgi", 0},
-    /* See conn.c (conn_end) and NOTES.md: a same-host TCP connection that
-     * ends after a response gets FIN, then RST, so no side keeps it in
-     * TIME_WAIT; "fin" is the plain close. */
-    {"close_mode", NULL, 0, "close-mode", NULL, T_ENUM, OFF(close_mode), "reset", 0, 0, close_modes,
-     NULL, "MODE",
-     "how a connection ends after its last response: reset (FIN then RST, same-host TCP "
-     "peers only) or fin",
-     0},
-    {"pidfile", NULL, 'p', "pid", NULL, T_STR, OFF(pidfile), NULL, 0, 0, NULL, NULL, "FILE",
-     "write the master's pid to FILE", F_NONEMPTY},
-    {"accesslog", NULL, 0, "access-logfile", NULL, T_STR, OFF(accesslog), NULL, 0, 0, NULL, NULL,
-     "FILE", "access log file ('-' = stdout; default off)", F_NONEMPTY},
-    {"access_log_format", NULL, 0, "access-logformat", NULL, T_STR, OFF(access_log_format),
-     NW_ACCESS_LOG_FORMAT, 0, 0, NULL, check_access_format, "FORMAT",
-     "access log format, gunicorn's atoms", 0},
-    {"errorlog", NULL, 0, "error-logfile", "log-file", T_STR, OFF(errorlog), "-", 0, 0, NULL, NULL,
-     "FILE", "error log file ('-' = stderr)", F_NONEMPTY},
-    {"loglevel", NULL, 0, "log-level", NULL, T_ENUM, OFF(loglevel), "info", 0, 0, loglevels, NULL,
-     "LEVEL", "debug, info, warning, error or critical", 0},
-    {"timeout", NULL, 't', "timeout", NULL, T_INT, OFF(timeout), "30", 0, INT_MAX, NULL, NULL,
-     "INT", "per-request deadline: waits cut off with a 504, a stuck worker killed (0 = off)", 0},
-    {"graceful_timeout", NULL, 0, "graceful-timeout", NULL, T_INT, OFF(graceful_timeout), "30", 0,
-     INT_MAX, NULL, NULL, "INT", "seconds workers get to finish on a graceful stop", 0},
-    /* 75 s outlives nginx's upstream keepalive_timeout (60 s), so nginx
-     * always closes an idle upstream connection first and never writes to
-     * one narwhal is closing. */
-    {"keepalive", NULL, 0, "keep-alive", NULL, T_INT, OFF(keepalive), "75", 0, INT_MAX, NULL, NULL,
-     "INT", "seconds an idle keep-conn connection stays open", 0},
-    {"daemon", NULL, 'D', "daemon", NULL, T_BOOL, OFF(daemon), "false", 0, 0, NULL, NULL, NULL,
-     "detach and run in the background", 0},
-    {"chdir", NULL, 0, "chdir", NULL, T_STR, OFF(chdir), NULL, 0, 0, NULL, NULL, "DIR",
-     "change to DIR before loading the app", F_NONEMPTY},
-    {"raw_env", NULL, 'e', "env", NULL, T_LIST, OFF(raw_env), NULL, 0, 0, NULL, check_env,
-     "KEY=VALUE", "set an environment variable; repeatable", 0},
-    {"user", NULL, 'u', "user", NULL, T_STR, OFF(user), NULL, 0, 0, NULL, NULL, "USER",
-     "switch workers to USER (name or uid)", F_NONEMPTY},
-    {"group", NULL, 'g', "group", NULL, T_STR, OFF(group), NULL, 0, 0, NULL, NULL, "GROUP",
-     "switch workers to GROUP (name or gid)", F_NONEMPTY},
-    {"umask", NULL, 'm', "umask", NULL, T_UMASK, OFF(umask), "0", 0, 0777, NULL, NULL, "MODE",
-     "umask (0o22, 022 or 18)", 0},
-    {"limit_request_line", NULL, 0, "limit-request-line", NULL, T_INT, OFF(limit_request_line),
-     "4094", 0, 8190, NULL, NULL, "INT", "longest request line (0 = unlimited)", 0},
-    {"limit_request_fields", NULL, 0, "limit-request-fields", NULL, T_INT,
-     OFF(limit_request_fields), "100", 0, 32768, NULL, NULL, "INT", "most request headers", 0},
-    {"limit_request_field_size", NULL, 0, "limit-request-field-size", NULL, T_INT,
-     OFF(limit_request_field_size), "8190", 0, INT_MAX, NULL, NULL, "INT",
-     "largest request header (0 = unlimited)", 0},
-    {"max_requests", NULL, 0, "max-requests", NULL, T_INT, OFF(max_requests), "0", 0, INT_MAX, NULL,
-     NULL, "INT", "restart a worker after INT requests (0 = never)", 0},
-    {"max_requests_jitter", NULL, 0, "max-requests-jitter", NULL, T_INT, OFF(max_requests_jitter),
-     "0", 0, INT_MAX, NULL, NULL, "INT", "random extra requests before the restart", 0},
-    {"reload", NULL, 0, "reload", NULL, T_BOOL, OFF(reload), "false", 0, 0, NULL, NULL, NULL,
-     "development: replace the workers when the app or the config file changes", 0},
-    {"spew", NULL, 0, "spew", NULL, T_BOOL, OFF(spew), "false", 0, 0, NULL, NULL, NULL,
-     "log every protocol record and request state change (debug firehose)", 0},
-    {"preload_app", NULL, 0, "preload", NULL, T_BOOL, OFF(preload_app), "false", 0, 0, NULL, NULL,
-     NULL, "load the app in the master before forking (HUP then keeps the old code)", 0},
-    {"exec", NULL, 0, "exec", NULL, T_STR, OFF(exec), NULL, 0, 0, NULL, NULL, "PROGRAM",
-     "supervise PROGRAM, an existing FastCGI program, instead of loading an APP "
-     "(its arguments follow --)",
-     F_NONEMPTY},
-    {"exec_args", NULL, 0, "exec-arg", NULL, T_LIST, OFF(exec_args), NULL, 0, 0, NULL, NULL, "ARG",
-     "an argument for the --exec PROGRAM; repeatable (or put them after --)", 0},
-    /* libfcgi programs finish the request in hand and exit on SIGUSR1
-     * (php-cgi too); SIGTERM kills a libfcgi program on the spot. */
-    {"exec_stop_signal", NULL, 0, "exec-stop-signal", NULL, T_ENUM, OFF(exec_stop_signal), "USR1",
-     0, 0, stop_signals, NULL, "SIGNAL",
-     "signal asking an --exec program to finish and exit (graceful stop)", 0},
-    {"check_config", NULL, 0, "check-config", NULL, T_BOOL, OFF(check_config), "false", 0, 0, NULL,
-     NULL, NULL, "check the settings and exit", F_CLI_ONLY},
-    {"print_config", NULL, 0, "print-config", NULL, T_BOOL, OFF(print_config), "false", 0, 0, NULL,
-     NULL, NULL, "print the settings as a config file and exit", F_CLI_ONLY},
-    {"help", NULL, 'h', "help", NULL, T_ACTION, 0, NULL, 0, 0, NULL, NULL, NULL,
-     "show this help and exit", F_CLI_ONLY},
-    {"version", NULL, 'v', "version", NULL, T_ACTION, 0, NULL, 0, 0, NULL, NULL, NULL,
-     "show the version and exit", F_CLI_ONLY},
-    /* The positional argument; gunicorn's file key is wsgi_app. */
-    {"app", "wsgi_app", 0, NULL, NULL, T_STR, OFF(app), NULL, 0, 0, NULL, NULL, "APP",
-     "the app: path/to/app.so[:symbol]", F_NONEMPTY},
-};
-
-_Static_assert(sizeof settings_table / sizeof settings_table[0] == NSETTINGS,
-               "NSETTINGS in settings_priv.h is the number of rows");
-_Static_assert(sizeof(nw_worker_class) == sizeof(int), "enum settings are stored as int");
-_Static_assert(sizeof(nw_protocol) == sizeof(int), "enum settings are stored as int");
 
 /* ---- small helpers ---------------------------------------------------------- */
 
@@ -181,8 +36,8 @@ static void *field(nw_settings *s, const struct setting *r)
 
 static void strlist_add(nw_strlist *l, const char *v)
 {
-    l->v = xrealloc(l->v, (l->n + 1) * sizeof *l->v);
-    l->v[l->n++] = xstrdup(v);
+    l->v = nw_xrealloc(l->v, (l->n + 1) * sizeof *l->v);
+    l->v[l->n++] = nw_xstrdup(v);
 }
 
 static void strlist_clear(nw_strlist *l)
@@ -192,6 +47,18 @@ static void strlist_clear(nw_strlist *l)
     free(l->v);
     l->v = NULL;
     l->n = 0;
+}
+
+/* Releases what row r owns in s (its string or list). */
+static void row_free(const struct setting *r, nw_settings *s)
+{
+    if (r->type == T_STR) {
+        char **p = field(s, r);
+        free(*p);
+        *p = NULL;
+    } else if (r->type == T_LIST) {
+        strlist_clear(field(s, r));
+    }
 }
 
 /* ---- converters: text -> field, one per type -------------------------------- */
@@ -275,7 +142,7 @@ static int convert(const struct setting *r, const char *v, nw_settings *s, char 
         {
             size_t len = (size_t)snprintf(err, errlen, "'%s' is not one of", v);
             for (const struct choice *c = r->choices; c->name && len < errlen; c++)
-                if (strcmp(choice_name(r->choices, c->value), c->name) == 0)
+                if (strcmp(settings_choice_name(r->choices, c->value), c->name) == 0)
                     len += (size_t)snprintf(err + len, errlen - len, "%s %s",
                                             c == r->choices ? "" : ",", c->name);
         }
@@ -291,7 +158,7 @@ static int convert(const struct setting *r, const char *v, nw_settings *s, char 
         } else {
             char **p = field(s, r);
             free(*p);
-            *p = xstrdup(v);
+            *p = nw_xstrdup(v);
         }
         return 0;
     case T_ACTION:
@@ -300,73 +167,12 @@ static int convert(const struct setting *r, const char *v, nw_settings *s, char 
     return -1;
 }
 
-static int check_port(const char *v, const char *port, char *err, size_t errlen)
-{
-    size_t len = strlen(port);
-    long n = 0;
-    if (len == 0 || len > 5 || strspn(port, "0123456789") != len)
-        return snprintf(err, errlen, "'%s' has no valid port (HOST:PORT)", v), -1;
-    n = strtol(port, NULL, 10);
-    if (n < 1 || n > 65535)
-        return snprintf(err, errlen, "'%s': port must be 1 to 65535", v), -1;
-    return 0;
-}
-
-static int check_bind(const char *v, char *err, size_t errlen)
-{
-    static const char host_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                     "0123456789.-_";
-    const char *colon;
-
-    if (strncmp(v, "unix:", 5) == 0) {
-        if (!v[5])
-            return snprintf(err, errlen, "'%s' has an empty path", v), -1;
-        return 0;
-    }
-    if (v[0] == '[') {
-        /* [addr] or [addr%zone] */
-        const char *close = strchr(v, ']');
-        size_t hlen = close ? (size_t)(close - v - 1) : 0;
-        size_t alen = strspn(v + 1, "0123456789abcdefABCDEF:.");
-        if (alen < hlen && v[1 + alen] == '%' && alen + 1 < hlen)
-            alen += 1 + strspn(v + 2 + alen, host_chars);
-        if (!close || hlen == 0 || close[1] != ':' || alen != hlen || !memchr(v + 1, ':', hlen))
-            return snprintf(err, errlen, "'%s' is not [IPV6]:PORT", v), -1;
-        return check_port(v, close + 2, err, errlen);
-    }
-    colon = strrchr(v, ':');
-    if (!colon || colon == v)
-        return snprintf(err, errlen, "'%s' is not HOST:PORT, [IPV6]:PORT or unix:PATH", v), -1;
-    if (memchr(v, ':', (size_t)(colon - v)))
-        return snprintf(err, errlen, "'%s': put an IPv6 address in brackets ([::1]:5000)", v), -1;
-    if (strspn(v, host_chars) < (size_t)(colon - v))
-        return snprintf(err, errlen, "'%s' has an invalid host name", v), -1;
-    return check_port(v, colon + 1, err, errlen);
-}
-
-static int check_env(const char *v, char *err, size_t errlen)
-{
-    const char *eq = strchr(v, '=');
-    if (!eq || eq == v)
-        return snprintf(err, errlen, "'%s' is not KEY=VALUE", v), -1;
-    return 0;
-}
-
-static int check_access_format(const char *v, char *err, size_t errlen)
-{
-    access_format *f = access_format_compile(v, err, errlen);
-    if (!f)
-        return -1;
-    access_format_free(f);
-    return 0;
-}
-
 /* ---- sources: (row, text, where) entries --------------------------------- */
 
 void settings_source_add(struct source *src, const struct setting *r, const char *val, char *where)
 {
-    src->v = xrealloc(src->v, (src->n + 1) * sizeof *src->v);
-    src->v[src->n++] = (struct entry){r, val ? xstrdup(val) : NULL, where};
+    src->v = nw_xrealloc(src->v, (src->n + 1) * sizeof *src->v);
+    src->v[src->n++] = (struct entry){r, val ? nw_xstrdup(val) : NULL, where};
 }
 
 static void source_free(struct source *src)
@@ -453,7 +259,7 @@ int settings_load(nw_settings *s, int argc, char **argv, const char *env_args, F
     if (env_args && settings_split_words(env_args, &words, &nwords, err) < 0)
         return 1;
     if (nwords > 0) {
-        char **eargv = xrealloc(NULL, (size_t)(nwords + 2) * sizeof *eargv);
+        char **eargv = nw_xmalloc((size_t)(nwords + 2) * sizeof *eargv);
         eargv[0] = (char *)"narwhal";
         memcpy(eargv + 1, words, (size_t)nwords * sizeof *words);
         eargv[nwords + 1] = NULL;
@@ -498,24 +304,79 @@ out:
 
 void settings_free(nw_settings *s)
 {
-    for (size_t i = 0; i < NSETTINGS; i++) {
-        const struct setting *r = &settings_table[i];
-        if (r->type == T_STR)
-            free(*(char **)field(s, r));
-        else if (r->type == T_LIST)
-            strlist_clear(field(s, r));
-    }
+    for (size_t i = 0; i < NSETTINGS; i++)
+        row_free(&settings_table[i], s);
     memset(s, 0, sizeof *s);
 }
 
-const char *settings_loglevel_name(int level)
+/* ---- values compared: with each other and with the table's defaults ---------- */
+
+static bool same_str(const char *x, const char *y)
 {
-    return choice_name(loglevels, level);
+    return x == y || (x && y && strcmp(x, y) == 0);
 }
 
-const char *settings_worker_class_name(nw_worker_class c)
+static bool same_list(const nw_strlist *x, const nw_strlist *y)
 {
-    return choice_name(worker_classes, (int)c);
+    if (x->n != y->n)
+        return false;
+    for (size_t i = 0; i < x->n; i++)
+        if (strcmp(x->v[i], y->v[i]) != 0)
+            return false;
+    return true;
+}
+
+/* Does row r hold the same value in a and in b? */
+static bool row_equal(const struct setting *r, const nw_settings *a, const nw_settings *b)
+{
+    const void *x = settings_cfield(a, r), *y = settings_cfield(b, r);
+    switch (r->type) {
+    case T_INT:
+    case T_UMASK:
+    case T_ENUM:
+        return *(const int *)x == *(const int *)y;
+    case T_BOOL:
+        return *(const bool *)x == *(const bool *)y;
+    case T_STR:
+        return same_str(*(char *const *)x, *(char *const *)y);
+    case T_LIST:
+        return same_list(x, y);
+    case T_ACTION:
+        break;
+    }
+    return true;
+}
+
+/* The default goes through the converter, as in apply_defaults, so "30",
+ * "sync" and "127.0.0.1:5000" mean here what they mean there. */
+static bool row_is_default(const struct setting *r, const nw_settings *s)
+{
+    nw_settings d;
+    char msg[512];
+    memset(&d, 0, sizeof d);
+    if (r->def && convert(r, r->def, &d, msg, sizeof msg) < 0)
+        abort(); /* a bad default in the table */
+    bool same = row_equal(r, s, &d);
+    row_free(r, &d);
+    return same;
+}
+
+bool settings_is_default(const nw_settings *s, const char *name)
+{
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (strcmp(settings_table[i].name, name) == 0)
+            return row_is_default(&settings_table[i], s);
+    abort(); /* not a setting: the caller's typo */
+}
+
+const char *settings_next_restart_change(const nw_settings *old, const nw_settings *ns, size_t *pos)
+{
+    while (*pos < NSETTINGS) {
+        const struct setting *r = &settings_table[(*pos)++];
+        if ((r->flags & F_RESTART) && !row_equal(r, old, ns))
+            return r->name;
+    }
+    return NULL;
 }
 
 /* ---- cross-setting checks ---------------------------------------------------- */
@@ -537,30 +398,22 @@ static int settings_check_program(const nw_settings *s, FILE *err)
 }
 
 /* --exec supervises a program narwhal cannot see inside: settings that
- * shape narwhal's own workers cannot apply, and are refused, not ignored. */
+ * shape narwhal's own workers (F_NO_EXEC rows) cannot apply, and are
+ * refused, not ignored. */
 static int check_exec_mode(const nw_settings *s, FILE *err)
 {
     const char *bad = NULL;
+    char why[128];
     if (s->app)
         bad = "give either an APP or --exec PROGRAM, not both";
-    else if (s->worker_class != NW_CLASS_SYNC || s->threads != 1)
-        bad = "worker_class and threads shape narwhal's own workers; they do not apply to "
-              "--exec programs";
-    else if (s->worker_connections != 1000 || s->coroutine_stack_size != 256)
-        bad = "worker_connections and coroutine_stack_size do not apply to --exec programs";
-    else if (s->accesslog)
-        bad = "accesslog: narwhal does not see an --exec program's requests; log them in the "
-              "program or in nginx";
-    else if (s->max_requests || s->max_requests_jitter)
-        bad = "max_requests: narwhal cannot count an --exec program's requests";
-    else if (s->timeout != 30)
-        bad = "timeout: narwhal cannot see an --exec program's requests to time them";
-    else if (s->keepalive != 75 || s->protocol != NW_PROTO_AUTO || s->close_mode != NW_CLOSE_RESET)
-        bad = "keepalive, protocol and close_mode are the --exec program's own business";
-    else if (s->limit_request_line != 4094 || s->limit_request_fields != 100 ||
-             s->limit_request_field_size != 8190)
-        bad = "limit_request_*: narwhal does not parse an --exec program's requests";
-    else if (s->bind.n != 1)
+    for (size_t i = 0; !bad && i < NSETTINGS; i++) {
+        const struct setting *r = &settings_table[i];
+        if (!(r->flags & F_NO_EXEC) || row_is_default(r, s))
+            continue;
+        snprintf(why, sizeof why, "%s does not apply to --exec programs", r->name);
+        bad = r->exec_why ? r->exec_why : why;
+    }
+    if (!bad && s->bind.n != 1)
         bad = "bind: an --exec program takes exactly one listening socket (as fd 0)";
     if (bad) {
         fprintf(err, "narwhal: exec: %s\n", bad);
@@ -588,10 +441,29 @@ int settings_finish(nw_settings *s, FILE *err)
     return 0;
 }
 
+void settings_warn_no_effect(const nw_settings *s)
+{
+    if (s->worker_class == NW_CLASS_ASYNC && s->threads > 1)
+        log_warning("threads = %d has no effect with the async worker class: its coroutines "
+                    "share one thread per worker; scale with workers and worker_connections",
+                    s->threads);
+    if (s->worker_class != NW_CLASS_ASYNC && !settings_is_default(s, "coroutine_stack_size"))
+        log_warning("coroutine_stack_size has no effect with the %s worker class",
+                    settings_worker_class_name(s->worker_class));
+    if (!s->exec && !settings_is_default(s, "exec_stop_signal"))
+        log_warning("exec_stop_signal has no effect without --exec");
+    if (s->exec && (s->preload_app || s->spew))
+        log_warning("%s has no effect with --exec: narwhal neither loads nor parses for the "
+                    "program",
+                    s->preload_app ? "preload_app" : "spew");
+    if (!s->max_requests && s->max_requests_jitter)
+        log_warning("max_requests_jitter has no effect while max_requests is 0");
+}
+
 int settings_apply_env(const nw_settings *s, FILE *err)
 {
     for (size_t i = 0; i < s->raw_env.n; i++) {
-        char *kv = xstrdup(s->raw_env.v[i]);
+        char *kv = nw_xstrdup(s->raw_env.v[i]);
         char *eq = strchr(kv, '=');
         if (eq)
             *eq = 0;

@@ -98,6 +98,33 @@ int settings_load(nw_settings *s, int argc, char **argv, const char *env_args, F
  * at start and on every reload. */
 int settings_finish(nw_settings *s, FILE *err);
 
+/* Whether the setting called name (its config file key: "timeout",
+ * "coroutine_stack_size", "bind") holds the table's default in s. It
+ * compares values, not where they came from: `--timeout 30` is as default as
+ * no --timeout at all. The default is the table's text read through the same
+ * converter as any value, so there is no second copy of it to drift: "bind"
+ * is default only as exactly {"127.0.0.1:5000"}, a string with no default
+ * (pidfile, accesslog) only while NULL, and "workers" compares with 1, not
+ * with $WEB_CONCURRENCY. name must name a setting; anything else is the
+ * caller's bug and aborts. */
+bool settings_is_default(const nw_settings *s, const char *name);
+
+/* The settings a running master cannot change (bind, backlog, pidfile,
+ * daemon, user, group, umask, reload: the table's restart rows), one at a
+ * time: starting from *pos (0 at first), returns the name of the next one
+ * whose value differs between old and ns and moves *pos past it; NULL when
+ * there are no more. */
+const char *settings_next_restart_change(const nw_settings *old, const nw_settings *ns,
+                                         size_t *pos);
+
+/* Settings that mean nothing in this combination are said, not ignored:
+ * logs a warning (log_warning) for threads with the async class,
+ * coroutine_stack_size outside it, exec_stop_signal without --exec,
+ * preload_app or spew with --exec, and max_requests_jitter while
+ * max_requests is 0. Unlike settings_finish's refusals they do not stop
+ * narwhal. Called at start once the logs are configured. */
+void settings_warn_no_effect(const nw_settings *s);
+
 /* setenv()s every raw_env entry. 0, or -1 with the reason on err. */
 int settings_apply_env(const nw_settings *s, FILE *err);
 

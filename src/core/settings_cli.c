@@ -63,12 +63,12 @@ static char *bad_flag_name(char **argv, const struct option *lo)
 
     if (strncmp(a, "--", 2) == 0 && len > 2) {
         if (optopt == 0)
-            return xasprintf("%.*s", (int)len, a);
+            return nw_xasprintf("%.*s", (int)len, a);
         for (const struct option *o = lo; o->name; o++)
             if (o->val == optopt && strncmp(o->name, a + 2, len - 2) == 0)
-                return xasprintf("%.*s", (int)len, a);
+                return nw_xasprintf("%.*s", (int)len, a);
     }
-    return xasprintf("-%c", optopt);
+    return nw_xasprintf("-%c", optopt);
 }
 
 /* Collects the options in argv into src. prefix names the source in
@@ -119,17 +119,17 @@ int settings_parse_args(int argc, char **argv, const char *prefix, struct source
                     *action = r;
             } else if (longindex >= 0) {
                 settings_source_add(src, r, optarg ? optarg : "true",
-                                    xasprintf("%s--%s", prefix, lo[longindex].name));
+                                    nw_xasprintf("%s--%s", prefix, lo[longindex].name));
             } else {
                 settings_source_add(src, r, optarg ? optarg : "true",
-                                    xasprintf("%s-%c", prefix, c));
+                                    nw_xasprintf("%s-%c", prefix, c));
             }
             continue;
         }
         /* a positional argument; after "--" with --exec, the program's */
         if (stop && exec_given) {
             settings_source_add(src, settings_row_by_key("exec_args"), arg,
-                                xasprintf("%s-- %s", prefix, arg));
+                                nw_xasprintf("%s-- %s", prefix, arg));
             continue;
         }
         if (app) {
@@ -141,7 +141,7 @@ int settings_parse_args(int argc, char **argv, const char *prefix, struct source
         app = arg;
     }
     if (app)
-        settings_source_add(src, ROW_APP, app, xasprintf("%sAPP", prefix));
+        settings_source_add(src, ROW_APP, app, nw_xasprintf("%sAPP", prefix));
     return rc;
 }
 
@@ -150,7 +150,7 @@ int settings_parse_args(int argc, char **argv, const char *prefix, struct source
 int settings_split_words(const char *s, char ***words, int *nwords, FILE *err)
 {
     size_t cap = strlen(s) + 1, k;
-    char *buf = xrealloc(NULL, cap);
+    char *buf = nw_xmalloc(cap);
     char **v = NULL;
     int n = 0;
 
@@ -186,8 +186,8 @@ int settings_split_words(const char *s, char ***words, int *nwords, FILE *err)
             }
         }
         if (word) {
-            v = xrealloc(v, (size_t)(n + 1) * sizeof *v);
-            v[n] = xrealloc(NULL, k + 1);
+            v = nw_xrealloc(v, (size_t)(n + 1) * sizeof *v);
+            v[n] = nw_xmalloc(k + 1);
             memcpy(v[n], buf, k);
             v[n++][k] = '\0';
         }

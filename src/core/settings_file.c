@@ -32,12 +32,12 @@ static FILE *file_err;
 static void file_row_sync(struct file_row *fr, cfg_opt_t *opt, int line)
 {
     size_t n = cfg_opt_size(opt);
-    char **vals = xrealloc(NULL, n * sizeof *vals);
-    int *lines = xrealloc(NULL, n * sizeof *lines);
+    char **vals = nw_xmalloc(n * sizeof *vals);
+    int *lines = nw_xmalloc(n * sizeof *lines);
 
     for (size_t i = 0; i < n; i++) {
         const char *v = cfg_opt_getnstr(opt, (unsigned)i);
-        vals[i] = xstrdup(v ? v : "");
+        vals[i] = nw_xstrdup(v ? v : "");
         lines[i] = i < fr->n && strcmp(fr->vals[i], vals[i]) == 0 ? fr->lines[i] : line;
     }
     for (size_t i = 0; i < fr->n; i++)
@@ -113,7 +113,7 @@ static char *read_file(const char *path, FILE *err)
     }
     do {
         if (cap - len < 4096)
-            buf = xrealloc(buf, cap = cap * 2 + 4096);
+            buf = nw_xrealloc(buf, cap = cap * 2 + 4096);
         got = fread(buf + len, 1, cap - len - 1, f);
         len += got;
     } while (got > 0);
@@ -173,7 +173,7 @@ int settings_parse_file(const char *path, struct source *src, FILE *err)
         abort();
     /* cfg_parse_fp keeps a filename already set: messages name the real file */
     free(cfg->filename);
-    cfg->filename = xstrdup(path);
+    cfg->filename = nw_xstrdup(path);
     cfg_set_error_function(cfg, file_error);
     file_rows = rows;
     file_err = err;
@@ -190,10 +190,10 @@ int settings_parse_file(const char *path, struct source *src, FILE *err)
             continue;
         file_row_sync(fr, opt, cfg->line);
         if (fr->n == 0)
-            settings_source_add(src, r, NULL, xasprintf("%s: %s", path, opt->name));
+            settings_source_add(src, r, NULL, nw_xasprintf("%s: %s", path, opt->name));
         for (size_t k = 0; k < fr->n; k++)
             settings_source_add(src, r, fr->vals[k],
-                                xasprintf("%s:%d: %s", path, fr->lines[k], opt->name));
+                                nw_xasprintf("%s:%d: %s", path, fr->lines[k], opt->name));
     }
     rc = 0;
 out:
@@ -212,11 +212,6 @@ out:
 }
 
 /* ---- --print-config --------------------------------------------------------- */
-
-static const void *cfield(const nw_settings *s, const struct setting *r)
-{
-    return (const char *)s + r->off;
-}
 
 /* A double-quoted string libconfuse reads back byte for byte ($ is escaped:
  * libconfuse expands ${VAR} inside double quotes). */
@@ -243,7 +238,7 @@ void settings_print(const nw_settings *s, FILE *out)
     fprintf(out, "# narwhal %s settings (--print-config); load with -c\n", PACKAGE_VERSION);
     for (size_t i = 0; i < NSETTINGS; i++) {
         const struct setting *r = &settings_table[i];
-        const void *f = cfield(s, r);
+        const void *f = settings_cfield(s, r);
         if (r->flags & F_CLI_ONLY)
             continue;
         fprintf(out, "\n# %s\n", r->help);
@@ -259,7 +254,7 @@ void settings_print(const nw_settings *s, FILE *out)
             fprintf(out, "%s = %s\n", r->name, *(const bool *)f ? "true" : "false");
             break;
         case T_ENUM:
-            fprintf(out, "%s = %s\n", r->name, choice_name(r->choices, *(const int *)f));
+            fprintf(out, "%s = %s\n", r->name, settings_choice_name(r->choices, *(const int *)f));
             break;
         case T_STR:
             if (!*(char *const *)f) {

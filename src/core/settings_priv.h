@@ -1,23 +1,29 @@
 /* settings_priv.h - the settings table and what its drivers share:
- * settings.c (the table, the converters, precedence), settings_cli.c (argv,
- * NARWHAL_CMD_ARGS, --help) and settings_file.c (the config file through
- * libconfuse, --print-config). Not for anyone else. */
+ * settings_table.c (the rows), settings.c (the converters, precedence, the
+ * cross-checks), settings_cli.c (argv, NARWHAL_CMD_ARGS, --help) and
+ * settings_file.c (the config file through libconfuse, --print-config). Not
+ * for anyone else. */
 #ifndef NW_SETTINGS_PRIV_H
 #define NW_SETTINGS_PRIV_H
 
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "settings.h"
+#include "util.h"
 
 enum type { T_INT, T_BOOL, T_STR, T_LIST, T_ENUM, T_UMASK, T_ACTION };
 
+/* A row's rules. */
 enum {
     F_CLI_ONLY = 1 << 0, /* no config file key */
     F_NONEMPTY = 1 << 1, /* strings: "" is rejected */
+    F_NO_EXEC = 1 << 2,  /* shapes narwhal's own workers: with --exec it must be
+                            left at its default (.exec_why says why) */
+    F_RESTART = 1 << 3,  /* a running master cannot change it: HUP keeps the old
+                            value and names it in the log */
 };
 
 struct choice {
@@ -27,26 +33,29 @@ struct choice {
 
 typedef int (*check_fn)(const char *v, char *err, size_t errlen);
 
+/* One row; written with designated initializers, so a field left out is 0
+ * or NULL. */
 struct setting {
     const char *name;      /* config file key (or the CLI-only setting's name) */
     const char *key_alias; /* second file key, e.g. gunicorn's wsgi_app */
     int short_flag;        /* 0 = none */
     const char *long_flag; /* NULL = none (the positional APP) */
     const char *long_alias;
+    const char *metavar; /* the value's name in --help */
     enum type type;
-    size_t off;      /* into nw_settings */
-    const char *def; /* default, as text through the same converter; NULL = unset */
-    long min, max;
-    const struct choice *choices;
-    check_fn check; /* strings and list items */
-    const char *metavar;
+    size_t off;                   /* into nw_settings */
+    const char *def;              /* default, as text through the same converter; NULL = unset */
+    long min, max;                /* T_INT, T_UMASK: the range, inclusive */
+    const struct choice *choices; /* T_ENUM: NULL-terminated */
+    check_fn check;               /* strings and list items */
+    unsigned flags;               /* F_* */
+    const char *exec_why;         /* F_NO_EXEC: the refusal, after "narwhal: exec: " */
     const char *help;
-    unsigned flags;
 };
 
 #define OFF(f) offsetof(nw_settings, f)
 
-/* The table (settings.c). NSETTINGS is its row count, checked there; the
+/* The table (settings_table.c). NSETTINGS is its row count, checked there; the
  * last row is the positional APP. */
 #define NSETTINGS 40
 extern const struct setting settings_table[];
@@ -56,35 +65,12 @@ extern const struct setting settings_table[];
 
 /* ---- small helpers ---------------------------------------------------------- */
 
-static inline void *xrealloc(void *p, size_t n)
+static inline const void *settings_cfield(const nw_settings *s, const struct setting *r)
 {
-    p = realloc(p, n ? n : 1);
-    if (!p)
-        abort();
-    return p;
+    return (const char *)s + r->off;
 }
 
-static inline char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    if (!d)
-        abort();
-    return d;
-}
-
-static inline char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static inline char *xasprintf(const char *fmt, ...)
-{
-    va_list ap;
-    char *s;
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        abort();
-    va_end(ap);
-    return s;
-}
-
-static inline const char *choice_name(const struct choice *c, int value)
+static inline const char *settings_choice_name(const struct choice *c, int value)
 {
     for (; c->name; c++)
         if (c->value == value)

@@ -1,16 +1,64 @@
 #include "util.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "buf.h"
+void nw_oom(void)
+{
+    static const char msg[] = "narwhal: out of memory\n";
+    ssize_t r = write(2, msg, sizeof msg - 1);
+    (void)r;
+    abort();
+}
+
+void *nw_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        nw_oom();
+    return p;
+}
+
+void *nw_xcalloc(size_t n, size_t m)
+{
+    void *p = calloc(n ? n : 1, m ? m : 1);
+    if (!p)
+        nw_oom();
+    return p;
+}
+
+void *nw_xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n ? n : 1);
+    if (!p)
+        nw_oom();
+    return p;
+}
+
+char *nw_xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    return memcpy(nw_xmalloc(n), s, n);
+}
+
+char *nw_xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s;
+    va_start(ap, fmt);
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        nw_oom();
+    return s;
+}
 
 int64_t nw_now_ms(void)
 {
@@ -58,18 +106,6 @@ void nw_split_app_spec(const char *spec, char **path, char **symbol)
         *path = nw_xstrdup(spec);
         *symbol = nw_xstrdup("app");
     }
-}
-
-pid_t nw_read_pidfile(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return errno == ENOENT ? 0 : -1;
-    long pid = 0;
-    if (fscanf(f, "%ld", &pid) != 1 || pid <= 0)
-        pid = 0;
-    fclose(f);
-    return (pid_t)pid;
 }
 
 const char *nw_signame(int sig)
@@ -131,9 +167,7 @@ char *nw_find_in_path(const char *name)
     char *found = NULL;
     for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d && !found;
          d = strtok_r(NULL, ":", &save)) {
-        char *full;
-        if (asprintf(&full, "%s/%s", d, name) < 0)
-            continue;
+        char *full = nw_xasprintf("%s/%s", d, name);
         if (access(full, X_OK) == 0)
             found = full;
         else

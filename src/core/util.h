@@ -2,8 +2,20 @@
 #ifndef NW_UTIL_H
 #define NW_UTIL_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+/* Allocation that cannot fail: out of memory writes "narwhal: out of
+ * memory" to stderr and aborts (a worker that dies is respawned). Sizes of 0
+ * allocate 1 byte, so the result is never NULL. Callers free() as usual. */
+void *nw_xmalloc(size_t n);
+void *nw_xcalloc(size_t n, size_t m);
+void *nw_xrealloc(void *p, size_t n);
+char *nw_xstrdup(const char *s);
+char *nw_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* What the nw_x* functions do when memory runs out. */
+void nw_oom(void) __attribute__((noreturn));
 
 /* Milliseconds on CLOCK_MONOTONIC (the same clock in every process). */
 int64_t nw_now_ms(void);
@@ -13,9 +25,6 @@ int nw_set_cloexec(int fd, int on);
  * The last ':' separates the symbol only when what follows is a C
  * identifier, so paths containing ':' still work. */
 void nw_split_app_spec(const char *spec, char **path, char **symbol);
-/* Reads a pid from a pidfile: the pid, 0 if the file is absent or holds no
- * pid, -1 if it cannot be read. */
-pid_t nw_read_pidfile(const char *path);
 const char *nw_signame(int sig);
 /* Where a program would be run from: name itself if it contains '/', else
  * the first executable match in $PATH. Owned string, or NULL if none. */

@@ -27,7 +27,7 @@
 #include "arbiter_priv.h"
 
 /* Workers of the current generation that are not on their way out. */
-int live_workers(const arbiter *a, int ready_only)
+int arbiter_live_workers(const arbiter *a, int ready_only)
 {
     int n = 0;
     for (int i = 0; i < a->sb.nslots; i++)
@@ -37,7 +37,7 @@ int live_workers(const arbiter *a, int ready_only)
     return n;
 }
 
-void retire(arbiter *a, int i)
+void arbiter_retire(arbiter *a, int i)
 {
     a->info[i].retiring = 1;
     kill(a->sb.slots[i].pid, a->s->exec ? a->s->exec_stop_signal : SIGTERM);
@@ -122,10 +122,10 @@ static int spawn_worker(arbiter *a)
 
 static void begin_stop(arbiter *a, int fast, const char *why)
 {
-    if (a->state == STOPPING_FAST || (a->state == STOPPING && !fast))
+    if (a->state == ARBITER_STOPPING_FAST || (a->state == ARBITER_STOPPING && !fast))
         return;
     log_info("%s: %s", fast ? "quick stop" : "graceful stop", why);
-    a->state = fast ? STOPPING_FAST : STOPPING;
+    a->state = fast ? ARBITER_STOPPING_FAST : ARBITER_STOPPING;
     int64_t grace = fast ? 5000 : (int64_t)a->s->graceful_timeout * 1000;
     a->stop_deadline = nw_now_ms() + grace;
     /* Stop listening in the master too; workers close theirs as they stop. */
@@ -172,7 +172,8 @@ static void reap(arbiter *a)
             int sig = WTERMSIG(st);
             if (killed_for)
                 log_error("worker %d killed (%s)", (int)pid, killed_for);
-            else if (a->state != RUNNING && (sig == SIGKILL || sig == SIGTERM || sig == SIGQUIT))
+            else if (a->state != ARBITER_RUNNING &&
+                     (sig == SIGKILL || sig == SIGTERM || sig == SIGQUIT))
                 log_info("worker %d stopped by %s", (int)pid, nw_signame(sig));
             else
                 log_error("worker %d died from %s (signal %d)%s%s", (int)pid, nw_signame(sig), sig,
@@ -186,7 +187,7 @@ static void reap(arbiter *a)
                           code == WORKER_BOOT_ERROR && !a->s->exec ? " (boot error)" : "", during);
         }
         int unasked = (WIFSIGNALED(st) || WEXITSTATUS(st) != 0) && !a->info[i].retiring;
-        if (unasked && a->state == RUNNING) {
+        if (unasked && a->state == ARBITER_RUNNING) {
             int64_t now = nw_now_ms();
             int64_t oldest = a->crashes[a->ncrash % CRASH_STORM];
             a->crashes[a->ncrash++ % CRASH_STORM] = now;
@@ -198,11 +199,12 @@ static void reap(arbiter *a)
                 begin_stop(a, 0, "crash storm");
             }
         }
-        int boot_failed = booting && a->state == RUNNING && !killed_for && !a->info[i].retiring;
+        int boot_failed =
+            booting && a->state == ARBITER_RUNNING && !killed_for && !a->info[i].retiring;
         int new_generation = a->s_old && a->info[i].generation == a->generation;
         free_slot(a, i);
         if (boot_failed && new_generation) {
-            reload_abort(a);
+            arbiter_reload_abort(a);
         } else if (boot_failed) {
             a->boot_failures++;
             int64_t delay = 100LL << (a->boot_failures < 5 ? a->boot_failures : 5);
@@ -279,17 +281,17 @@ static void check_workers(arbiter *a)
 
 static void maintain(arbiter *a)
 {
-    if (a->state != RUNNING)
+    if (a->state != ARBITER_RUNNING)
         return;
-    if (a->s_old && live_workers(a, 1) >= a->target)
-        reload_finish(a);
-    int live = live_workers(a, 0);
+    if (a->s_old && arbiter_live_workers(a, 1) >= a->target)
+        arbiter_reload_finish(a);
+    int live = arbiter_live_workers(a, 0);
     while (live > a->target) {
         /* Retire the oldest extra worker (lowest slot holds the oldest). */
         for (int i = 0; i < a->sb.nslots; i++)
             if (a->sb.slots[i].pid > 0 && !a->info[i].retiring &&
                 a->info[i].generation == a->generation) {
-                retire(a, i);
+                arbiter_retire(a, i);
                 break;
             }
         live--;
@@ -330,13 +332,13 @@ static void handle_signal(arbiter *a, int sig)
         reap(a);
         break;
     case SIGACT_RELOAD:
-        reload(a, "SIGHUP");
+        arbiter_reload(a, "SIGHUP");
         break;
     case SIGACT_UPGRADE:
-        upgrade(a);
+        arbiter_upgrade(a);
         break;
     case SIGACT_STOP_WORKERS:
-        if (a->state == RUNNING) {
+        if (a->state == ARBITER_RUNNING) {
             log_info("SIGWINCH: stopping the workers gracefully; the master stays (HUP starts "
                      "them again)");
             a->target = 0;
@@ -395,15 +397,15 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
 
     for (;;) {
         maintain(&a);
-        if (a.state != RUNNING && !any_worker(&a))
+        if (a.state != ARBITER_RUNNING && !any_worker(&a))
             break;
         int64_t now = nw_now_ms();
         int wait_ms = 1000;
-        if (a.state == RUNNING && a.next_spawn_ms > now && a.next_spawn_ms - now < wait_ms)
+        if (a.state == ARBITER_RUNNING && a.next_spawn_ms > now && a.next_spawn_ms - now < wait_ms)
             wait_ms = (int)(a.next_spawn_ms - now);
-        if (a.s_old || (a.state == RUNNING && live_workers(&a, 1) < a.target))
+        if (a.s_old || (a.state == ARBITER_RUNNING && arbiter_live_workers(&a, 1) < a.target))
             wait_ms = wait_ms > 50 ? 50 : wait_ms; /* watch the new workers come up */
-        if (a.state != RUNNING && !a.killed_all && a.stop_deadline - now < wait_ms)
+        if (a.state != ARBITER_RUNNING && !a.killed_all && a.stop_deadline - now < wait_ms)
             wait_ms = a.stop_deadline > now ? (int)(a.stop_deadline - now) : 0;
         struct pollfd *pfd = a.pfd;
         exec_pipe **pp = a.pfd_pipe;
@@ -437,21 +439,21 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
         }
         if (a.reload_again && !a.s_old) {
             a.reload_again = 0;
-            reload(&a, "queued reload");
+            arbiter_reload(&a, "queued reload");
         }
         if (a.reload_at && nw_now_ms() >= a.reload_at) {
             char why[300];
             snprintf(why, sizeof why, "reload: %s changed", a.changed);
             a.reload_at = 0;
-            reload(&a, why);
+            arbiter_reload(&a, why);
         }
         struct signalfd_siginfo si;
         while (read(a.sfd, &si, sizeof si) == (ssize_t)sizeof si)
             handle_signal(&a, (int)si.ssi_signo);
         reap(&a);
         check_workers(&a);
-        check_old_master(&a);
-        if (a.state != RUNNING && !a.killed_all && nw_now_ms() >= a.stop_deadline) {
+        arbiter_check_old_master(&a);
+        if (a.state != ARBITER_RUNNING && !a.killed_all && nw_now_ms() >= a.stop_deadline) {
             if (any_worker(&a))
                 log_warning("graceful timeout passed; killing the remaining workers");
             signal_workers(&a, SIGKILL);
@@ -465,8 +467,8 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
         listener_close(&ls[i], !handed_off);
     close(a.sfd);
     watch_close(&a.watch);
-    free_settings(&a, a.s_old);
-    free_settings(&a, a.s);
+    arbiter_free_settings(&a, a.s_old);
+    arbiter_free_settings(&a, a.s);
     free(a.info);
     free(a.pfd);
     free(a.pfd_pipe);

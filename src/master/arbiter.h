@@ -7,9 +7,6 @@
 #include "settings.h"
 #include "worker.h"
 
-/* Runs the master until it stops. Takes the listeners (closes them, and
- * unlinks unix sockets, on exit). Returns the process exit code: 0 after a
- * requested stop, 1 when workers could not be kept booting. */
 /* What the master was started with, to read the configuration again. */
 typedef struct nw_cmdline {
     int argc;
@@ -21,6 +18,12 @@ typedef struct nw_cmdline {
                              upgraded_from runs; renamed when it exits) */
 } nw_cmdline;
 
+/* Runs the master until it stops. Takes the listeners (closes them, and
+ * unlinks unix sockets, on exit; the array itself stays the caller's to
+ * free). s stays the caller's. cmd->pidfile may be replaced (an upgraded
+ * master renaming <pidfile>.2): the caller frees whatever it holds on return.
+ * Returns the process exit code: 0 after a requested stop, 1 when workers
+ * could not be kept booting. */
 int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_identity id);
 
 #endif

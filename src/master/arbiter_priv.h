@@ -11,7 +11,7 @@
 #include "scoreboard.h"
 #include "watch.h"
 
-enum { RUNNING, STOPPING, STOPPING_FAST };
+enum { ARBITER_RUNNING, ARBITER_STOPPING, ARBITER_STOPPING_FAST };
 
 /* Boot failures in a row (no worker reached ready in between) after which
  * the master gives up instead of fork-looping. */
@@ -59,24 +59,24 @@ typedef struct arbiter {
     struct pollfd *pfd; /* the signalfd and, under --exec, the children's pipes */
     exec_pipe **pfd_pipe;
     nw_watch watch;    /* --reload */
-    int reload_again; /* a reload was asked for during another */
+    int reload_again;  /* a reload was asked for during another */
     int64_t reload_at; /* a watched file changed: reload then (debounced) */
     char changed[256];
 } arbiter;
 
 /* arbiter.c */
 /* Workers of the current generation that are not on their way out. */
-int live_workers(const arbiter *a, int ready_only);
+int arbiter_live_workers(const arbiter *a, int ready_only);
 /* Asks worker slot i to stop gracefully; it no longer counts as live. */
-void retire(arbiter *a, int i);
+void arbiter_retire(arbiter *a, int i);
 
 /* reload.c */
-void free_settings(arbiter *a, nw_settings *s);
-void apply_settings(nw_settings *s);
-void reload(arbiter *a, const char *why);
-void reload_abort(arbiter *a);
-void reload_finish(arbiter *a);
-void upgrade(arbiter *a);
-void check_old_master(arbiter *a);
+void arbiter_free_settings(arbiter *a, nw_settings *s);
+void arbiter_apply_settings(nw_settings *s);
+void arbiter_reload(arbiter *a, const char *why);
+void arbiter_reload_abort(arbiter *a);
+void arbiter_reload_finish(arbiter *a);
+void arbiter_upgrade(arbiter *a);
+void arbiter_check_old_master(arbiter *a);
 
 #endif

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "util.h"
 
 void exec_child(const nw_settings *s, const nw_listener *l, nw_identity id, int out_fd, int err_fd)
 {

@@ -13,7 +13,7 @@
 #include "log.h"
 #include "util.h"
 
-void free_settings(arbiter *a, nw_settings *s)
+void arbiter_free_settings(arbiter *a, nw_settings *s)
 {
     if (s && s != a->s_main) {
         settings_free(s);
@@ -23,7 +23,7 @@ void free_settings(arbiter *a, nw_settings *s)
 
 /* Logs, environment and directory for settings s (at start they are set up
  * by main; on reload here). */
-void apply_settings(nw_settings *s)
+void arbiter_apply_settings(nw_settings *s)
 {
     if (log_configure(s->errorlog, s->accesslog, s->spew ? NW_LOG_DEBUG : s->loglevel,
                       s->access_log_format) < 0)
@@ -33,48 +33,13 @@ void apply_settings(nw_settings *s)
         log_error("chdir %s: %s", s->chdir, strerror(errno));
 }
 
-static int same_list(const nw_strlist *x, const nw_strlist *y)
-{
-    if (x->n != y->n)
-        return 0;
-    for (size_t i = 0; i < x->n; i++)
-        if (strcmp(x->v[i], y->v[i]) != 0)
-            return 0;
-    return 1;
-}
-
-static int same_str(const char *x, const char *y)
-{
-    return x == y || (x && y && strcmp(x, y) == 0);
-}
-
-/* Settings a running master cannot change: named in the log, never taken
- * silently. */
-static void warn_restart_only(const nw_settings *old, const nw_settings *ns, const char *why)
-{
-    const char *changed[8];
-    int n = 0;
-    if (!same_list(&ns->bind, &old->bind) || ns->backlog != old->backlog)
-        changed[n++] = "bind/backlog (the sockets stay as they are)";
-    if (!same_str(ns->user, old->user) || !same_str(ns->group, old->group))
-        changed[n++] = "user/group";
-    if (ns->umask != old->umask)
-        changed[n++] = "umask";
-    if (ns->daemon != old->daemon || !same_str(ns->pidfile, old->pidfile))
-        changed[n++] = "daemon/pidfile";
-    if (ns->reload != old->reload)
-        changed[n++] = "reload";
-    for (int i = 0; i < n; i++)
-        log_warning("%s: %s changed; that takes a restart (or USR2)", why, changed[i]);
-}
-
 /* HUP (or --reload): read the configuration again, start a new generation of
  * workers with it, and retire the old generation once the new one is ready.
  * Until then the old workers keep serving; if the new configuration does not
  * load, or its workers cannot boot, they simply go on. */
-void reload(arbiter *a, const char *why)
+void arbiter_reload(arbiter *a, const char *why)
 {
-    if (a->state != RUNNING)
+    if (a->state != ARBITER_RUNNING)
         return;
     if (a->s_old) {
         /* The files may have changed again since this reload read them. */
@@ -102,7 +67,10 @@ void reload(arbiter *a, const char *why)
         return;
     }
     free(msg);
-    warn_restart_only(a->s, ns, why);
+    /* What a running master cannot change is named, never taken silently. */
+    const char *name;
+    for (size_t pos = 0; (name = settings_next_restart_change(a->s, ns, &pos));)
+        log_warning("%s: %s changed; that takes a restart (or USR2)", why, name);
     if (ns->worker_class == NW_CLASS_THREADS && ns->threads > a->sb.per_slot) {
         log_error("%s: threads = %d needs a restart (this master was started for at most %d); "
                   "the current workers go on serving",
@@ -121,7 +89,7 @@ void reload(arbiter *a, const char *why)
                     why);
     if (ns->workers > a->sb.nslots / 2)
         ns->workers = a->sb.nslots / 2;
-    apply_settings(ns);
+    arbiter_apply_settings(ns);
     a->s_old = a->s;
     a->s = ns;
     a->generation++;
@@ -135,7 +103,7 @@ void reload(arbiter *a, const char *why)
 /* USR2: start a new master from the (possibly new) binary and hand it the
  * listening sockets. Both serve until the operator sends WINCH (and TERM)
  * to this one; the sockets never close, so no connection is refused. */
-void upgrade(arbiter *a)
+void arbiter_upgrade(arbiter *a)
 {
     if (a->new_master > 0) {
         log_warning("SIGUSR2: new master %d is already running; ignoring", (int)a->new_master);
@@ -178,7 +146,7 @@ void upgrade(arbiter *a)
 }
 
 /* An upgraded master: once the old one is gone, the pidfile is ours. */
-void check_old_master(arbiter *a)
+void arbiter_check_old_master(arbiter *a)
 {
     nw_cmdline *c = a->cmd;
     if (!c->upgraded_from || getppid() == c->upgraded_from)
@@ -197,18 +165,18 @@ void check_old_master(arbiter *a)
 }
 
 /* The new generation failed to boot: keep the old one. */
-void reload_abort(arbiter *a)
+void arbiter_reload_abort(arbiter *a)
 {
     log_error("reload failed: the new workers cannot boot; the previous ones go on serving");
     for (int i = 0; i < a->sb.nslots; i++)
         if (a->sb.slots[i].pid > 0 && a->info[i].generation == a->generation &&
             !a->info[i].retiring)
-            retire(a, i);
+            arbiter_retire(a, i);
     nw_settings *bad = a->s;
     a->s = a->s_old;
     a->s_old = NULL;
-    free_settings(a, bad);
-    apply_settings(a->s);
+    arbiter_free_settings(a, bad);
+    arbiter_apply_settings(a->s);
     a->generation++;
     for (int i = 0; i < a->sb.nslots; i++)
         if (a->sb.slots[i].pid > 0 && !a->info[i].retiring)
@@ -218,16 +186,16 @@ void reload_abort(arbiter *a)
 }
 
 /* The new generation is ready: retire the old one. */
-void reload_finish(arbiter *a)
+void arbiter_reload_finish(arbiter *a)
 {
     int n = 0;
     for (int i = 0; i < a->sb.nslots; i++)
         if (a->sb.slots[i].pid > 0 && a->info[i].generation != a->generation &&
             !a->info[i].retiring) {
-            retire(a, i);
+            arbiter_retire(a, i);
             n++;
         }
-    free_settings(a, a->s_old);
+    arbiter_free_settings(a, a->s_old);
     a->s_old = NULL;
     log_info("reload done: generation %u serving; %d old worker%s finishing", a->generation, n,
              n == 1 ? "" : "s");

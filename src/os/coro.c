@@ -9,8 +9,8 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#include "buf.h"
 #include "log.h"
+#include "util.h"
 
 struct nw_coro {
     ucontext_t ctx;

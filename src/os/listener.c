@@ -11,7 +11,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "buf.h"
 #include "log.h"
 #include "util.h"
 

@@ -8,8 +8,8 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
-#include "buf.h"
 #include "log.h"
+#include "util.h"
 
 int watch_open(nw_watch *w, const char *file1, const char *file2)
 {

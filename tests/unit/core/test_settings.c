@@ -957,3 +957,157 @@ Test(settings, print_config_format)
     free(text);
     done(&a);
 }
+
+/* ---- the rules the table's rows carry ---------------------------------------------------- */
+
+Test(settings, is_default_compares_values_with_the_table)
+{
+    static const char *const names[] = {
+        "bind",
+        "workers",
+        "timeout",
+        "worker_class",
+        "pidfile",
+        "daemon",
+        "access_log_format",
+        "exec_stop_signal",
+        "raw_env",
+        "umask",
+        "app",
+        "coroutine_stack_size",
+    };
+    struct run r;
+    run(&r, NULL, NULL);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        cr_expect(settings_is_default(&r.s, names[i]), "%s is not default", names[i]);
+    done(&r);
+
+    /* a default given explicitly is still the default */
+    run(&r, NULL, "--timeout", "30", "-b", "127.0.0.1:5000", "-k", "SYNC", "-m", "0o0", NULL);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        cr_expect(settings_is_default(&r.s, names[i]), "%s is not default", names[i]);
+    done(&r);
+
+    run(&r, NULL, "--timeout", "31", "-b", "127.0.0.1:5000", "-b", "unix:/tmp/x", "-k", "gthread",
+        "-p", "/tmp/p", "--exec-stop-signal", "TERM", "x.so", NULL);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_expect_not(settings_is_default(&r.s, "timeout"));
+    cr_expect_not(settings_is_default(&r.s, "bind"));
+    cr_expect_not(settings_is_default(&r.s, "worker_class"));
+    cr_expect_not(settings_is_default(&r.s, "pidfile"));
+    cr_expect_not(settings_is_default(&r.s, "exec_stop_signal"));
+    cr_expect_not(settings_is_default(&r.s, "app"));
+    cr_expect(settings_is_default(&r.s, "backlog"));
+    done(&r);
+
+    /* workers compares with the table's 1, not with $WEB_CONCURRENCY */
+    setenv("WEB_CONCURRENCY", "3", 1);
+    run(&r, NULL, NULL);
+    unsetenv("WEB_CONCURRENCY");
+    cr_assert_eq(r.s.workers, 3);
+    cr_expect_not(settings_is_default(&r.s, "workers"));
+    done(&r);
+}
+
+Test(settings, restart_changes_are_the_restart_rows_that_differ)
+{
+    struct run a, b;
+    const char *name;
+    size_t pos = 0;
+    run(&a, NULL, "-w", "2", "-b", "127.0.0.1:6000", NULL);
+    run(&b, NULL, "-w", "4", "-b", "127.0.0.1:6001", "--umask", "022", "--timeout", "5", "-D",
+        NULL);
+    cr_assert_eq(a.rc, 0, "%s", a.err);
+    cr_assert_eq(b.rc, 0, "%s", b.err);
+    /* in table order; workers and timeout a reload does change */
+    const char *want[] = {"bind", "daemon", "umask"};
+    for (size_t i = 0; i < 3; i++) {
+        name = settings_next_restart_change(&a.s, &b.s, &pos);
+        cr_assert_not_null(name, "no change %zu (%s)", i, want[i]);
+        cr_expect_str_eq(name, want[i]);
+    }
+    cr_expect_null(settings_next_restart_change(&a.s, &b.s, &pos));
+    pos = 0;
+    cr_expect_null(settings_next_restart_change(&a.s, &a.s, &pos));
+    done(&a);
+    done(&b);
+}
+
+/* With --exec, every setting that shapes narwhal's own workers must stay at
+ * its default; given its default explicitly, it is fine. */
+Test(settings, exec_refuses_worker_settings_unless_default)
+{
+    static const char *const refused[][2] = {
+        {"-k", "async"},
+        {"--threads", "2"},
+        {"--worker-connections", "5"},
+        {"--coroutine-stack-size", "64"},
+        {"--protocol", "uwsgi"},
+        {"--close-mode", "fin"},
+        {"--keep-alive", "3"},
+        {"--access-logfile", "-"},
+        {"--timeout", "5"},
+        {"--limit-request-line", "10"},
+        {"--limit-request-fields", "10"},
+        {"--limit-request-field-size", "10"},
+        {"--max-requests", "3"},
+        {"--max-requests-jitter", "3"},
+    };
+    struct run r;
+    char *msg;
+    size_t len;
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        run(&r, NULL, "--exec", "/bin/true", refused[i][0], refused[i][1], NULL);
+        cr_assert_eq(r.rc, 0, "%s", r.err);
+        FILE *err = open_memstream(&msg, &len);
+        cr_expect_eq(settings_finish(&r.s, err), -1, "%s %s accepted", refused[i][0],
+                     refused[i][1]);
+        fclose(err);
+        cr_expect(strncmp(msg, "narwhal: exec: ", 15) == 0, "%s", msg);
+        free(msg);
+        done(&r);
+    }
+    run(&r, NULL, "--exec", "/bin/true", "--timeout", "30", "--keep-alive", "75", "-k", "sync",
+        "--threads", "1", "--protocol", "auto", NULL);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_expect_eq(settings_finish(&r.s, stderr), 0);
+    done(&r);
+}
+
+/* Settings that mean nothing in their combination are logged, not refused. */
+Test(settings, warn_no_effect_names_each_setting)
+{
+    char path[128], text[4096] = "";
+    snprintf(path, sizeof path, "%s/warn.log", tmpdir);
+    cr_assert_eq(log_open(path, NULL), 0);
+    struct run r;
+    run(&r, NULL, "-k", "async", "--threads", "2", "--exec-stop-signal", "TERM",
+        "--max-requests-jitter", "5", NULL);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    settings_warn_no_effect(&r.s);
+    done(&r);
+    run(&r, NULL, "--coroutine-stack-size", "64", NULL);
+    settings_warn_no_effect(&r.s);
+    done(&r);
+    run(&r, NULL, NULL); /* the defaults: nothing to say */
+    settings_warn_no_effect(&r.s);
+    done(&r);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    unlink(path);
+    cr_expect(strstr(text, "threads = 2 has no effect with the async worker class"), "%s", text);
+    cr_expect(strstr(text, "exec_stop_signal has no effect without --exec"), "%s", text);
+    cr_expect(strstr(text, "max_requests_jitter has no effect while max_requests is 0"), "%s",
+              text);
+    cr_expect(strstr(text, "coroutine_stack_size has no effect with the sync worker class"), "%s",
+              text);
+    int lines = 0;
+    for (const char *p = text; (p = strchr(p, '\n')); p++)
+        lines++;
+    cr_expect_eq(lines, 4, "%s", text);
+}

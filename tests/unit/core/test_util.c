@@ -1,5 +1,5 @@
 /* Unit tests for src/core/util.c: app spec splitting ("path.so[:symbol]"),
- * pidfiles, signal names, $PATH lookup, the fd flags and the clock. */
+ * signal names, $PATH lookup, the fd flags and the clock. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,45 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../tmpdir.h"
 #include "util.h"
-
-/* ---- a temp dir per test ---------------------------------------------------- */
-
-static char tmpdir[64];
-
-static void setup(void)
-{
-    strcpy(tmpdir, "/tmp/nw-util-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-}
-
-static void teardown(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    cr_expect_eq(system(cmd), 0);
-}
-
-/* tmpdir/name, in static storage (one per call up to 4). */
-static const char *tmp_path(const char *name)
-{
-    static char paths[4][128];
-    static int next;
-    char *p = paths[next++ % 4];
-    snprintf(p, 128, "%s/%s", tmpdir, name);
-    return p;
-}
-
-static const char *write_file(const char *name, const char *text, mode_t mode)
-{
-    const char *p = tmp_path(name);
-    FILE *f = fopen(p, "w");
-    cr_assert_not_null(f, "%s: %s", p, strerror(errno));
-    fputs(text, f);
-    cr_assert_eq(fclose(f), 0);
-    cr_assert_eq(chmod(p, mode), 0);
-    return p;
-}
 
 /* ---- nw_split_app_spec ------------------------------------------------------- */
 
@@ -105,45 +68,6 @@ Test(split_app_spec, colon_not_followed_by_an_identifier_stays_in_the_path)
     expect_split(":", ":", "app");
 }
 
-/* ---- nw_read_pidfile --------------------------------------------------------- */
-
-TestSuite(read_pidfile, .init = setup, .fini = teardown);
-
-Test(read_pidfile, absent_file_is_0)
-{
-    cr_expect_eq(nw_read_pidfile(tmp_path("none.pid")), 0);
-}
-
-Test(read_pidfile, pid_as_written)
-{
-    cr_expect_eq(nw_read_pidfile(write_file("a.pid", "1234\n", 0644)), 1234);
-    cr_expect_eq(nw_read_pidfile(write_file("b.pid", "1", 0644)), 1);
-    cr_expect_eq(nw_read_pidfile(write_file("c.pid", "  \n\t42\n", 0644)), 42);
-    cr_expect_eq(nw_read_pidfile(write_file("d.pid", "4194304 trailing words\n", 0644)), 4194304);
-    cr_expect_eq(nw_read_pidfile(write_file("e.pid", "77x", 0644)), 77);
-}
-
-Test(read_pidfile, no_pid_is_0)
-{
-    cr_expect_eq(nw_read_pidfile(write_file("empty.pid", "", 0644)), 0);
-    cr_expect_eq(nw_read_pidfile(write_file("blank.pid", " \n\n", 0644)), 0);
-    cr_expect_eq(nw_read_pidfile(write_file("word.pid", "pid 12\n", 0644)), 0);
-    cr_expect_eq(nw_read_pidfile(write_file("zero.pid", "0\n", 0644)), 0);
-    cr_expect_eq(nw_read_pidfile(write_file("neg.pid", "-5\n", 0644)), 0);
-}
-
-Test(read_pidfile, unreadable_is_minus_1)
-{
-    /* A path through a regular file: ENOTDIR, not ENOENT (and not beaten
-     * by running as root, as a mode 000 file would be). */
-    const char *file = write_file("plain", "1\n", 0644);
-    char through[160];
-    snprintf(through, sizeof through, "%s/x.pid", file);
-    cr_expect_eq(nw_read_pidfile(through), -1);
-    /* An absent directory is still "no file". */
-    cr_expect_eq(nw_read_pidfile(tmp_path("nodir/x.pid")), 0);
-}
-
 /* ---- nw_signame -------------------------------------------------------------- */
 
 Test(signame, names)
@@ -174,7 +98,7 @@ Test(signame, others_are_signal)
 
 /* ---- nw_find_in_path --------------------------------------------------------- */
 
-TestSuite(find_in_path, .init = setup, .fini = teardown);
+TestSuite(find_in_path, .init = tmpdir_setup, .fini = tmpdir_teardown);
 
 static void make_dir(const char *name)
 {
