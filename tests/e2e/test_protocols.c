@@ -34,19 +34,28 @@ static void check_echo_get(int port, const char *prefix, const char *log)
     cr_assert(strstr(r.body, h_fmt("REQUEST_URI=%s\n", uri)), "GET %s body:\n%s", uri, r.body);
 }
 
-/* An nginx passing /f/ to narwhal at port over FastCGI and /u/ over uwsgi. */
-static h_nginx nginx_fastcgi_and_uwsgi(int port)
+/* An nginx passing /f/ to narwhal at port over FastCGI and /u/ over uwsgi,
+ * with f_extra and u_extra (directives, may be "") in each location after
+ * the include. */
+static h_nginx nginx_fastcgi_and_uwsgi_with(int port, const char *f_extra, const char *u_extra)
 {
     char *up = h_fmt("127.0.0.1:%d", port);
     return h_nginx_start_server(h_fmt("        location /f/ {\n"
                                       "            include fastcgi_params;\n"
+                                      "%s"
                                       "            fastcgi_pass %s;\n"
                                       "        }\n"
                                       "        location /u/ {\n"
                                       "            include uwsgi_params;\n"
+                                      "%s"
                                       "            uwsgi_pass %s;\n"
                                       "        }\n",
-                                      up, up));
+                                      f_extra, up, u_extra, up));
+}
+
+static h_nginx nginx_fastcgi_and_uwsgi(int port)
+{
+    return nginx_fastcgi_and_uwsgi_with(port, "", "");
 }
 
 /* POST n random bytes to echo.so; the echo must match byte for byte. */
@@ -144,18 +153,9 @@ ParameterizedTest(h_wclass *wc, protocols, uwsgi_status_and_headers, .timeout = 
 Test(protocols, fastcgi_and_uwsgi_on_one_socket, .timeout = 60)
 {
     h_narwhal nw = h_narwhal_serve("-w", "2", h_example("echo.so"), NULL);
-    char *up = h_fmt("127.0.0.1:%d", nw.port);
-    h_nginx ng = h_nginx_start_server(h_fmt("        location /f/ {\n"
-                                            "            include fastcgi_params;\n"
-                                            "            fastcgi_param NW_VIA fastcgi;\n"
-                                            "            fastcgi_pass %s;\n"
-                                            "        }\n"
-                                            "        location /u/ {\n"
-                                            "            include uwsgi_params;\n"
-                                            "            uwsgi_param NW_VIA uwsgi;\n"
-                                            "            uwsgi_pass %s;\n"
-                                            "        }\n",
-                                            up, up));
+    h_nginx ng =
+        nginx_fastcgi_and_uwsgi_with(nw.port, "            fastcgi_param NW_VIA fastcgi;\n",
+                                     "            uwsgi_param NW_VIA uwsgi;\n");
 
     /* each location reaches the app over its own protocol (the extra param
      * shows which one carried the request) */
@@ -194,18 +194,9 @@ Test(protocols, repeated_param_last_value_wins, .timeout = 60)
     /* configs written for php-fpm and uWSGI override a param by repeating it
      * after the include; nginx then sends both values, in order */
     h_narwhal nw = h_narwhal_serve("-w", "1", h_testapp("param"), NULL);
-    char *up = h_fmt("127.0.0.1:%d", nw.port);
-    h_nginx ng = h_nginx_start_server(h_fmt("        location /f/ {\n"
-                                            "            include fastcgi_params;\n"
-                                            "            fastcgi_param DOCUMENT_ROOT /override;\n"
-                                            "            fastcgi_pass %s;\n"
-                                            "        }\n"
-                                            "        location /u/ {\n"
-                                            "            include uwsgi_params;\n"
-                                            "            uwsgi_param DOCUMENT_ROOT /override;\n"
-                                            "            uwsgi_pass %s;\n"
-                                            "        }\n",
-                                            up, up));
+    h_nginx ng = nginx_fastcgi_and_uwsgi_with(
+        nw.port, "            fastcgi_param DOCUMENT_ROOT /override;\n",
+        "            uwsgi_param DOCUMENT_ROOT /override;\n");
     const char *paths[] = {"/f/x?DOCUMENT_ROOT", "/u/x?DOCUMENT_ROOT"};
     for (int i = 0; i < 2; i++) {
         h_response r = h_get(ng.port, paths[i]);
