@@ -185,10 +185,7 @@ void access_format_free(access_format *f)
 
 /* ---- rendering ------------------------------------------------------------- */
 
-/* Appends s escaped so that it can neither split nor forge a line nor break a
- * quoted field: bytes < 0x20 and 0x7f as \xNN, '"' as \", '\' as \\. UTF-8
- * (bytes >= 0x80) passes through. */
-static void append_escaped_n(nw_buf *out, const char *s, size_t n)
+void log_append_escaped(nw_buf *out, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     const char *run = s, *end = s + n;
@@ -211,7 +208,7 @@ static void append_escaped_n(nw_buf *out, const char *s, size_t n)
 
 static void append_escaped(nw_buf *out, const char *s)
 {
-    append_escaped_n(out, s, strlen(s));
+    log_append_escaped(out, s, strlen(s));
 }
 
 /* Appends v escaped, or "-" when absent. */
@@ -253,7 +250,7 @@ static void append_path(nw_buf *out, const access_entry *e)
 {
     const char *uri = param(e, "REQUEST_URI");
     if (uri) {
-        append_escaped_n(out, uri, strcspn(uri, "?"));
+        log_append_escaped(out, uri, strcspn(uri, "?"));
         return;
     }
     const char *script = param(e, "SCRIPT_NAME");

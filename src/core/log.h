@@ -31,6 +31,11 @@ int log_error_fd(void);
 
 /* Error log line: "[2026-11-27 10:01:02 +0000] [pid] [LEVEL] message\n".
  * Lines below the configured level are dropped. */
+/* Appends s[0..n) escaped so that it can neither split nor forge a log line
+ * nor break a quoted field: bytes < 0x20 and 0x7f as \xNN, '"' as \", '\'
+ * as \\. UTF-8 (bytes >= 0x80) passes through. */
+void log_append_escaped(nw_buf *out, const char *s, size_t n);
+
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_vmsg(int level, const char *fmt, va_list ap);
 

@@ -74,6 +74,7 @@ void request_free(nw_request *r)
     nw_buf_free(&r->body);
     nw_buf_free(&r->headers);
     nw_buf_free(&r->out);
+    nw_buf_free(&r->err);
     free(r->pv);
     free(r);
 }
@@ -221,10 +222,27 @@ static void encode_staged(nw_request *r)
     nw_buf_reset(&r->out);
 }
 
+/* Encodes the queued messages for the front end's error log, as one record.
+ * Only once the head has gone: ahead of it, nginx holds them with the
+ * header it is waiting for, and too many make it answer 502. */
+static void encode_err(nw_request *r)
+{
+    nw_stream *st = r->st;
+    if (!r->headers_sent || (!r->err.len && !r->err_dropped))
+        return;
+    if (r->err_dropped)
+        nw_buf_printf(&r->err, "%s(%u more in narwhal's error log)", r->err.len ? "; " : "",
+                      r->err_dropped);
+    stream_proto(st)->log(&st->sess, &st->out, (const char *)nw_buf_head(&r->err), r->err.len);
+    nw_buf_reset(&r->err);
+    r->err_dropped = 0;
+}
+
 /* Encodes the staged body and sends it. */
 static int flush_out(nw_request *r)
 {
     encode_staged(r);
+    encode_err(r);
     r->flushed |= r->st->out.len > 0;
     if (stream_flush_wait(r->st, r->deadline_ms) < 0) {
         r->failed = 1;
@@ -237,7 +255,8 @@ static int flush_out(nw_request *r)
  * that writes and returns still sends its whole response in one go. */
 void request_flush_before_wait(nw_request *r)
 {
-    if (!r->failed && !r->aborted && (r->out.len || r->st->out.len))
+    if (!r->failed && !r->aborted &&
+        (r->out.len || r->st->out.len || (r->headers_sent && r->err.len)))
         flush_out(r);
 }
 
@@ -254,9 +273,16 @@ int request_write(nw_request *r, const void *buf, size_t len)
 
 void request_log_to_peer(nw_request *r, const char *msg, size_t len)
 {
-    nw_stream *st = r->st;
-    if (!r->failed && stream_proto(st)->log)
-        stream_proto(st)->log(&st->sess, &st->out, msg, len);
+    if (r->failed || !stream_proto(r->st)->log || !len)
+        return;
+    size_t before = r->err.len;
+    if (before)
+        nw_buf_append(&r->err, "; ", 2);
+    log_append_escaped(&r->err, msg, len);
+    if (r->err.len > REQUEST_ERR_QUEUE) {
+        r->err.len = before;
+        r->err_dropped++;
+    }
 }
 
 /* ---- running a request ------------------------------------------------------- */
@@ -414,6 +440,7 @@ void request_run(nw_request *r)
         if (!r->headers_sent)
             emit_head(r);
         encode_staged(r);
+        encode_err(r);
         proto->body_end(&st->sess, &st->out);
         drain_body(r);
     }

@@ -34,6 +34,8 @@ struct nw_request {
     int headers_sent;
     int flushed; /* some of the response has gone out to the socket */
     nw_buf out;  /* body bytes (and the head) not yet encoded */
+    nw_buf err;  /* messages for the front end's error log, not yet sent */
+    unsigned err_dropped; /* ... and how many did not fit */
     uint64_t body_bytes;
     int failed;  /* peer gone or protocol error: reads and writes fail */
     int aborted; /* the front end aborted it */
@@ -76,7 +78,13 @@ void request_add_header(nw_request *r, const char *name, const char *value);
 int request_write(nw_request *r, const void *buf, size_t len);
 /* Before the handler waits, what it wrote goes out. */
 void request_flush_before_wait(nw_request *r);
-/* A message for the front end's error log, where the protocol has one. */
+/* A message for the front end's error log, where the protocol has one:
+ * escaped (no control bytes: nothing can forge a line there), queued, and
+ * sent after the response head, merged into one record per flush. At most
+ * REQUEST_ERR_QUEUE bytes wait (nginx cuts an error log line at 2 KiB, and
+ * its context follows the message); what does not fit is counted and the
+ * count goes out instead ("(N more in narwhal's error log)"). */
+#define REQUEST_ERR_QUEUE 1024
 void request_log_to_peer(nw_request *r, const char *msg, size_t len);
 
 #endif

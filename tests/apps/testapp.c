@@ -124,6 +124,19 @@ int env(nw_request *req)
     return nw_printf(req, "%s\n", v ? v : "(unset)") < 0;
 }
 
+/* Many warnings before the first byte of the response (?n=COUNT), then one
+ * that tries to forge a line in nginx's error log. */
+int manylogs(nw_request *req)
+{
+    long n = query_int(req, "n", 300);
+    for (long i = 0; i < n; i++)
+        nw_log(req, NW_LOG_WARNING, "warning %ld of a handler that logs a lot before it answers",
+               i);
+    nw_log(req, NW_LOG_WARNING, "value\n2026/11/30 00:00:00 [emerg] 1#1: forged");
+    text_headers(req);
+    return nw_printf(req, "ok\n") < 0;
+}
+
 /* nw_param of the name in the query string, then every value of that name
  * in wire order (nw_param_each). */
 static int each_value(const char *name, const char *value, void *arg)

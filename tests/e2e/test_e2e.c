@@ -699,6 +699,33 @@ Test(e2e, app_log_reaches_error_log, .timeout = 60)
               "no [WARNING] level in:\n%s", h_tail(nw.log));
 }
 
+Test(e2e, many_warnings_before_the_head_still_answer, .timeout = 60)
+{
+    /* Each warning used to be a STDERR record ahead of the response head: at
+     * ~200 of them nginx found the header too big and answered 502. Now they
+     * follow the head, merged, at most REQUEST_ERR_QUEUE bytes of them. */
+    serve_tcp(nw, ng, h_testapp("manylogs"));
+    h_response r = h_get(ng.port, "/many?n=300");
+    assert_status(r, 200, nw.log);
+    cr_assert_str_eq(r.body, "ok\n");
+    cr_assert(h_wait_for_text(ng.error_log, "more in narwhal's error log", 5000),
+              "no count of the warnings left out in nginx's error log:\n%s", h_tail(ng.error_log));
+    cr_assert(h_wait_for_text(ng.error_log, "warning 0 of a handler", 100),
+              "the first warnings are not in nginx's error log:\n%s", h_tail(ng.error_log));
+    /* narwhal's own log has every one */
+    cr_assert(h_wait_for_text(nw.log, "warning 299 of a handler", 5000), "%s", h_tail(nw.log));
+}
+
+Test(e2e, app_warning_cannot_forge_nginx_log_lines, .timeout = 60)
+{
+    serve_tcp(nw, ng, h_testapp("manylogs"));
+    assert_status(h_get(ng.port, "/many?n=0"), 200, nw.log);
+    cr_assert(h_wait_for_text(ng.error_log, "value\\x0a2026/11/30 00:00:00 [emerg] 1#1: forged", 5000),
+              "the message is not in nginx's error log, escaped:\n%s", h_tail(ng.error_log));
+    cr_assert(!h_wait_for_text(ng.error_log, "\n2026/11/30 00:00:00 [emerg]", 100),
+              "a forged line in nginx's error log:\n%s", h_tail(ng.error_log));
+}
+
 Test(e2e, app_warning_reaches_nginx, .timeout = 60)
 {
     serve_tcp(nw, ng, h_testapp("log"));
