@@ -25,16 +25,33 @@ static int conn_mid_request(const nw_conn *c)
     return c->req || c->st.sess.active;
 }
 
+/* A request is on its way: it has begun, or some of its bytes are
+ * buffered (a record or a uwsgi vars block not yet whole). */
+static int conn_arriving(const nw_conn *c)
+{
+    return conn_mid_request(c) || c->st.in.len > 0;
+}
+
+/* Arms the connection's one timer. A request on its way has one deadline,
+ * `timeout` from its first byte, that later reads do not extend (a byte a
+ * second would keep it forever); between requests the connection may idle
+ * for `keepalive`, counted from now. */
 static void conn_arm_timer(nw_conn *c)
 {
     const nw_settings *s = c->set->s;
-    double secs;
-    if (conn_mid_request(c)) /* a request that has begun but not fully arrived */
-        secs = s->timeout > 0 ? s->timeout : (s->keepalive > 0 ? s->keepalive : 30);
-    else
-        secs = s->keepalive > 0 ? s->keepalive : 1;
+    int64_t now = nw_now_ms(), at;
+    if (conn_arriving(c)) {
+        if (!c->arrive_by) {
+            int secs = s->timeout > 0 ? s->timeout : (s->keepalive > 0 ? s->keepalive : 30);
+            c->arrive_by = now + (int64_t)secs * 1000;
+        }
+        at = c->arrive_by;
+    } else {
+        c->arrive_by = 0;
+        at = now + (int64_t)(s->keepalive > 0 ? s->keepalive : 1) * 1000;
+    }
     ev_timer_stop(c->set->loop, &c->timer);
-    ev_timer_set(&c->timer, secs, 0.);
+    ev_timer_set(&c->timer, at > now ? (double)(at - now) / 1000. : 0., 0.);
     ev_timer_start(c->set->loop, &c->timer);
 }
 
@@ -69,7 +86,7 @@ void conn_close_idle(nw_conns *cs)
     nw_conn *c = cs->head, *next;
     for (; c; c = next) {
         next = c->next;
-        if (conn_mid_request(c) || c->busy)
+        if (conn_arriving(c) || c->busy) /* it has its deadline */
             continue;
         char byte;
         ssize_t n = recv(c->st.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -90,6 +107,7 @@ static void conn_dispatch(nw_conn *c)
     nw_conns *cs = c->set;
     ev_timer_stop(cs->loop, &c->timer);
     ev_io_stop(cs->loop, &c->io);
+    c->arrive_by = 0;
     c->busy = 1;
     request_start(c->req);
     cs->hooks.request_begun(cs->hooks.arg);
@@ -218,7 +236,7 @@ static void conn_on_timer(struct ev_loop *loop, ev_timer *t, int revents)
     nw_conn *c = t->data;
     (void)loop;
     (void)revents;
-    conn_close(c, conn_mid_request(c) ? "request stalled before it arrived in full" : NULL);
+    conn_close(c, conn_arriving(c) ? "request stalled before it arrived in full" : NULL);
 }
 
 void conn_start(nw_conns *cs, int fd, int peer)

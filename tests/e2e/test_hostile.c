@@ -1011,3 +1011,32 @@ Test(hostile, get_values_answers_real_numbers, .timeout = 60)
     free(b.p);
     free(want.p);
 }
+
+/* ---- the loop's deadlines and back-pressure ----------------------------------------- */
+
+Test(hostile, trickled_request_closed_at_its_deadline, .timeout = 60)
+{
+    /* A request has one deadline from its first byte (-t): a params byte
+     * every second does not extend it, as every read once did. */
+    serve_raw(nw, before, "-t", "2", "--keep-alive", "2", h_example("hello.so"));
+    int fd = raw_connect(nw.port);
+    bytes b = { 0 };
+    begin(&b, 1, false);
+    uint8_t h[8] = { 1, PARAMS, 0, 1, 0, 100, 0, 0 }; /* 100 bytes announced */
+    b_put(&b, h, 8);
+    long t0 = h_now_ms(), took = -1;
+    cr_assert(send_bytes(fd, &b));
+    free(b.p);
+    for (int i = 0; i < 8 && took < 0; i++) { /* at most 8 s */
+        if (wait_closed(fd, 1000) >= 0 || !send_all(fd, "x", 1))
+            took = h_now_ms() - t0;
+    }
+    close(fd);
+    cr_assert(took >= 0, "a request trickled a byte a second is still open 8 s later with -t 2:\n%s",
+              h_tail(nw.log));
+    cr_assert(took >= 1500 && took <= 3500,
+              "a request trickled a byte a second was closed after %ld ms, not about 2 s", took);
+    assert_logged(&nw, "request stalled before it arrived in full");
+    assert_serves(&nw, HELLO);
+    assert_same_workers(&nw, &before);
+}
