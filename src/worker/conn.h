@@ -50,12 +50,14 @@ struct nw_conn {
     nw_conns *set;
     nw_stream st;
     ev_io io;
-    ev_timer timer;    /* idle (keepalive) or stalled-request deadline */
-    int64_t arrive_by; /* ms: the request on its way is due, 0 = none */
-    nw_request *req;   /* the active request, if any */
-    int busy;          /* req is with the executor: hands off */
-    uint64_t served;   /* requests completed on this connection */
-    nw_task task;      /* what the executor runs: req */
+    ev_timer timer;     /* idle (keepalive) or stalled-request deadline */
+    int64_t arrive_by;  /* ms: the request on its way is due, 0 = none */
+    int64_t stuck_by;   /* ms: answers the peer does not read are due, 0 = none */
+    const char *expiry; /* why the timer closes the connection (NULL: idle) */
+    nw_request *req;    /* the active request, if any */
+    int busy;           /* req is with the executor: hands off */
+    uint64_t served;    /* requests completed on this connection */
+    nw_task task;       /* what the executor runs: req */
     nw_conn *prev, *next;
 };
 

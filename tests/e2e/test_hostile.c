@@ -1040,3 +1040,78 @@ Test(hostile, trickled_request_closed_at_its_deadline, .timeout = 60)
     assert_serves(&nw, HELLO);
     assert_same_workers(&nw, &before);
 }
+
+/* A peer that floods BEGIN records of role 2 (each answered
+ * FCGI_UNKNOWN_ROLE) and FCGI_GET_VALUES, and reads none of the answers. The answers once went
+ * out in a blocking write on the loop thread (a request on another
+ * connection waited up to 5 s) and every refusal was a log line: now the
+ * worker keeps serving, the log stays small, and the connection is closed
+ * once it has been stuck for -t. */
+static void unread_answers(const char *wclass)
+{
+    h_narwhal nw = h_narwhal_serve("-w", "1", "-k", wclass, "-t", "3", h_example("hello.so"),
+                                   NULL);
+    workers before = ready_workers(&nw, 1);
+    assert_serves(&nw, HELLO);
+
+    /* 64 KiB of 32-byte records: role-2 BEGINs, and FCGI_GET_VALUES (answered
+     * without a log line) so that the answers pile up fast. */
+    bytes flood = { 0 }, q = { 0 };
+    const uint8_t role2[8] = { 0, 2 /* authorizer */, 1 /* keep conn */ };
+    pair(&q, "FCGI_MAX_CONNS", "");
+    cr_assert_eq(q.len, 16);
+    for (int i = 0; i < 2048; i++) {
+        if (i % 32 == 0)
+            rec_v(&flood, 1, BEGIN_REQUEST, 1, role2, 8, 16);
+        else
+            rec_v(&flood, 1, 9 /* FCGI_GET_VALUES */, 0, q.p, q.len, 8);
+    }
+    free(q.p);
+    /* A small receive window, so that narwhal's answers fill it soon. */
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)nw.port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    size_t sent = 0;
+    for (long end = h_now_ms() + 3000; h_now_ms() < end && sent < (32u << 20);) {
+        size_t off = sent % flood.len;
+        ssize_t n = send(fd, flood.p + off, flood.len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            sent += (size_t)n;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+            if (poll(&pfd, 1, 300) == 0)
+                break; /* narwhal reads no more */
+        } else if (!(n < 0 && errno == EINTR)) {
+            break;
+        }
+    }
+    free(flood.p);
+
+    long t0 = h_now_ms();
+    assert_serves(&nw, HELLO);
+    long took = h_now_ms() - t0;
+    cr_assert(took < 1000,
+              "a request waited %ld ms behind a peer that reads no answers (%zu bytes sent)\n%s",
+              took, sent, h_tail(nw.log));
+    int lines = h_count_text(nw.log, "FCGI_UNKNOWN_ROLE");
+    cr_assert(lines <= 40, "%d log lines for %zu refused records", lines, sent / 32 / 32);
+    cr_assert(h_wait_for_text(nw.log, "peer does not read what it is sent", 7000),
+              "a connection that reads none of its answers is still open 7 s later with -t 3:\n%s",
+              h_tail(nw.log));
+    close(fd);
+    assert_serves(&nw, HELLO);
+    assert_same_workers(&nw, &before);
+}
+
+Test(hostile, unread_answers_do_not_block_async_worker, .timeout = 60)
+{
+    unread_answers("async");
+}
+
+Test(hostile, unread_answers_do_not_block_threads_worker, .timeout = 60)
+{
+    unread_answers("threads");
+}
