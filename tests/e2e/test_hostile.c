@@ -1115,3 +1115,53 @@ Test(hostile, unread_answers_do_not_block_threads_worker, .timeout = 60)
 {
     unread_answers("threads");
 }
+
+/* CPU time (user + system) process pid has used, in ms. */
+static long cpu_ms(pid_t pid)
+{
+    char *stat = h_read_file(h_fmt("/proc/%ld/stat", (long)pid), NULL);
+    char *p = stat ? strrchr(stat, ')') : NULL;
+    cr_assert(p, "cannot read /proc/%ld/stat", (long)pid);
+    unsigned long utime = 0, stime = 0;
+    /* after the name: state, then fields 4..13, then utime and stime */
+    cr_assert(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
+                     &stime) == 2);
+    return (long)((utime + stime) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK));
+}
+
+Test(hostile, out_of_descriptors_backs_off, .timeout = 60)
+{
+    /* narwhal under 40 descriptors and 60 connections: accept4 fails with
+     * EMFILE, and the worker once retried at once, forever (71 % of a CPU
+     * and a million log lines in seconds). It pauses accepting instead,
+     * logs once a second at most, and serves again once there is room. */
+    struct rlimit rl, low;
+    cr_assert(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+    low = rl;
+    low.rlim_cur = 40;
+    cr_assert(setrlimit(RLIMIT_NOFILE, &low) == 0, "setrlimit: %s", strerror(errno));
+    h_narwhal nw = h_narwhal_serve("-w", "1", "-k", "async", h_example("hello.so"),
+                                   NULL); /* with the limit of 40 */
+    cr_assert(setrlimit(RLIMIT_NOFILE, &rl) == 0, "setrlimit: %s", strerror(errno));
+    workers before = ready_workers(&nw, 1);
+    assert_serves(&nw, HELLO);
+
+    enum { CONNS = 60 };
+    int fds[CONNS];
+    for (int i = 0; i < CONNS; i++) /* the backlog takes what narwhal cannot */
+        cr_assert((fds[i] = stalled_connection(nw.port)) >= 0, "connect: %s", strerror(errno));
+    cr_assert(h_wait_for_text(nw.log, "Too many open files", 5000),
+              "narwhal never ran out of descriptors:\n%s", h_tail(nw.log));
+    long cpu0 = cpu_ms(before.pid[0]);
+    h_sleep_ms(2000);
+    long cpu = cpu_ms(before.pid[0]) - cpu0;
+    int lines = h_count_text(nw.log, "Too many open files");
+    cr_assert(lines <= 5, "%d \"Too many open files\" lines in about 2 s:\n%.2000s", lines,
+              h_tail(nw.log));
+    cr_assert(cpu < 400, "out of descriptors, the worker used %ld ms of CPU in 2 s", cpu);
+
+    for (int i = 0; i < CONNS; i++)
+        close(fds[i]);
+    assert_serves(&nw, HELLO);
+    assert_same_workers(&nw, &before);
+}
