@@ -25,17 +25,74 @@ static int conn_mid_request(const nw_conn *c)
     return c->req || c->st.sess.active;
 }
 
+/* A request is on its way: it has begun, or some of its bytes are
+ * buffered (a record or a uwsgi vars block not yet whole). */
+static int conn_arriving(const nw_conn *c)
+{
+    return conn_mid_request(c) || c->st.in.len > 0;
+}
+
+/* Answers (to management records, to refused requests) a connection may
+ * have waiting for the socket before the core reads no more of its input:
+ * a peer that sends such records and never reads what they are answered
+ * with holds about this much of the worker, not all it sends. */
+#define CONN_OUT_CAP 65536
+
+/* The core reads the connection's input: not while its answers are over
+ * the cap, nor once it is to close. */
+static int conn_reading(const nw_conn *c)
+{
+    return c->st.out.len < CONN_OUT_CAP && !(c->st.close_after && !conn_mid_request(c));
+}
+
+/* Arms the connection's one timer for the first of its deadlines. A
+ * request on its way has one, `timeout` from its first byte, that later
+ * reads do not extend (a byte a second would keep it forever); so do
+ * answers the peer does not take while the core has stopped reading; and
+ * between requests the connection may idle for `keepalive`, counted from
+ * now. */
 static void conn_arm_timer(nw_conn *c)
 {
     const nw_settings *s = c->set->s;
-    double secs;
-    if (conn_mid_request(c)) /* a request that has begun but not fully arrived */
-        secs = s->timeout > 0 ? s->timeout : (s->keepalive > 0 ? s->keepalive : 30);
-    else
-        secs = s->keepalive > 0 ? s->keepalive : 1;
+    int64_t now = nw_now_ms(), at;
+    int64_t timeout_ms =
+        (int64_t)(s->timeout > 0 ? s->timeout : (s->keepalive > 0 ? s->keepalive : 30)) * 1000;
+    if (c->st.out.len && !conn_reading(c)) {
+        if (!c->stuck_by)
+            c->stuck_by = now + timeout_ms;
+    } else {
+        c->stuck_by = 0;
+    }
+    if (conn_arriving(c)) {
+        if (!c->arrive_by)
+            c->arrive_by = now + timeout_ms;
+        at = c->arrive_by;
+        c->expiry = "request stalled before it arrived in full";
+    } else {
+        c->arrive_by = 0;
+        at = now + (int64_t)(s->keepalive > 0 ? s->keepalive : 1) * 1000;
+        c->expiry = NULL;
+    }
+    if (c->stuck_by && c->stuck_by <= at) {
+        at = c->stuck_by;
+        c->expiry = "peer does not read what it is sent";
+    }
     ev_timer_stop(c->set->loop, &c->timer);
-    ev_timer_set(&c->timer, secs, 0.);
+    ev_timer_set(&c->timer, at > now ? (double)(at - now) / 1000. : 0., 0.);
     ev_timer_start(c->set->loop, &c->timer);
+}
+
+/* Has the loop watch the connection for what it waits for: input while
+ * the core reads it, room in the socket while answers are waiting. */
+static void conn_watch(nw_conn *c)
+{
+    int events = (conn_reading(c) ? EV_READ : 0) | (c->st.out.len ? EV_WRITE : 0);
+    if (!ev_is_active(&c->io) || (c->io.events & (EV_READ | EV_WRITE)) != events) {
+        ev_io_stop(c->set->loop, &c->io);
+        ev_io_set(&c->io, c->st.fd, events);
+        ev_io_start(c->set->loop, &c->io);
+    }
+    conn_arm_timer(c);
 }
 
 /* Closes the connection: reason (may be NULL) is logged at info level. */
@@ -69,7 +126,7 @@ void conn_close_idle(nw_conns *cs)
     nw_conn *c = cs->head, *next;
     for (; c; c = next) {
         next = c->next;
-        if (conn_mid_request(c) || c->busy)
+        if (conn_arriving(c) || c->busy) /* it has its deadline */
             continue;
         char byte;
         ssize_t n = recv(c->st.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -77,6 +134,7 @@ void conn_close_idle(nw_conns *cs)
             ev_timer_stop(cs->loop, &c->timer);
             ev_timer_set(&c->timer, 2., 0.);
             ev_timer_start(cs->loop, &c->timer);
+            c->expiry = NULL;
             continue;
         }
         conn_close(c, NULL);
@@ -90,6 +148,7 @@ static void conn_dispatch(nw_conn *c)
     nw_conns *cs = c->set;
     ev_timer_stop(cs->loop, &c->timer);
     ev_io_stop(cs->loop, &c->io);
+    c->arrive_by = c->stuck_by = 0;
     c->busy = 1;
     request_start(c->req);
     cs->hooks.request_begun(cs->hooks.arg);
@@ -102,8 +161,10 @@ static void conn_dispatch(nw_conn *c)
 }
 
 /* Parses what is buffered: dispatches a complete request, answers what the
- * session answers, and otherwise waits for more. Returns -1 when the
- * connection was closed. */
+ * session answers, and otherwise waits for more. The answers go out
+ * through the loop, as the socket takes them: a peer that does not read
+ * them never blocks the worker. Returns -1 when the connection was
+ * closed. */
 static int conn_process(nw_conn *c)
 {
     nw_conns *cs = c->set;
@@ -125,6 +186,7 @@ static int conn_process(nw_conn *c)
                 conn_close(c, NULL);
                 return -1;
             }
+            /* Answers still waiting go out first, with the response. */
             conn_dispatch(c);
             return 0;
         }
@@ -133,17 +195,16 @@ static int conn_process(nw_conn *c)
          * to. */
     }
     /* Management answers and protocol refusals. */
-    if (c->st.out.len && stream_flush_wait(&c->st, nw_now_ms() + 5000) < 0) {
+    if (c->st.out.len && stream_write(&c->st) < 0) {
         conn_close(c, NULL);
         return -1;
     }
-    if (c->st.close_after && !conn_mid_request(c)) {
+    if (c->st.close_after && !conn_mid_request(c) && !c->st.out.len) {
         conn_close(c, NULL);
         return -1;
     }
     /* Wait for more: only now does the loop need to watch the connection. */
-    ev_io_start(cs->loop, &c->io);
-    conn_arm_timer(c);
+    conn_watch(c);
     return 0;
 }
 
@@ -193,22 +254,26 @@ static void conn_task_done(nw_task *t)
 static void conn_on_io(struct ev_loop *loop, ev_io *io, int revents)
 {
     nw_conn *c = io->data;
-    (void)revents;
-    ssize_t n = stream_read(&c->st);
-    if (n == -2) {
-        if (!ev_is_active(&c->io)) { /* the first try, from conn_start */
-            ev_io_start(loop, &c->io);
-            conn_arm_timer(c);
+    (void)loop;
+    if (revents & EV_READ) {
+        ssize_t n = stream_read(&c->st);
+        if (n == -2 && !ev_is_active(&c->io)) { /* the first try, from conn_start */
+            conn_watch(c);
+            return;
         }
-        return;
-    }
-    if (n <= 0) {
-        if (conn_mid_request(c))
-            conn_close(c, n == 0 ? "peer closed the connection mid-request"
-                                 : "read error mid-request");
-        else
-            conn_close(c, NULL);
-        return;
+        if (n == -2 && !(revents & EV_WRITE))
+            return;
+        if (n == 0 && c->st.out.len && !conn_mid_request(c)) {
+            /* The peer is done sending: what it was answered still goes. */
+            c->st.close_after = 1;
+        } else if (n == 0 || n == -1) {
+            if (conn_mid_request(c))
+                conn_close(c, n == 0 ? "peer closed the connection mid-request"
+                                     : "read error mid-request");
+            else
+                conn_close(c, NULL);
+            return;
+        }
     }
     conn_process(c);
 }
@@ -218,7 +283,7 @@ static void conn_on_timer(struct ev_loop *loop, ev_timer *t, int revents)
     nw_conn *c = t->data;
     (void)loop;
     (void)revents;
-    conn_close(c, conn_mid_request(c) ? "request stalled before it arrived in full" : NULL);
+    conn_close(c, c->expiry);
 }
 
 void conn_start(nw_conns *cs, int fd, int peer)

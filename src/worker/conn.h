@@ -4,9 +4,10 @@
  * complete; then the loop stops watching it and posts the request to the
  * executor as a task, and gets the connection back when the task is done:
  * the loop only ever touches idle connections and requests that have not
- * arrived in full. Between requests a connection is kept (FastCGI's
- * FCGI_KEEP_CONN) for `keepalive` seconds of idleness. FastCGI and uwsgi
- * alike: the protocol is the stream's session's business.
+ * arrived in full. A request on its way must arrive in full within
+ * `timeout` of its first byte; between requests a connection is kept
+ * (FastCGI's FCGI_KEEP_CONN) for `keepalive` seconds of idleness. FastCGI
+ * and uwsgi alike: the protocol is the stream's session's business.
  *
  * The core tells its owner (the worker) what happens through the hooks it
  * was given; it never calls up. */
@@ -49,11 +50,14 @@ struct nw_conn {
     nw_conns *set;
     nw_stream st;
     ev_io io;
-    ev_timer timer;  /* idle (keepalive) or stalled-request deadline */
-    nw_request *req; /* the active request, if any */
-    int busy;        /* req is with the executor: hands off */
-    uint64_t served; /* requests completed on this connection */
-    nw_task task;    /* what the executor runs: req */
+    ev_timer timer;     /* idle (keepalive) or stalled-request deadline */
+    int64_t arrive_by;  /* ms: the request on its way is due, 0 = none */
+    int64_t stuck_by;   /* ms: answers the peer does not read are due, 0 = none */
+    const char *expiry; /* why the timer closes the connection (NULL: idle) */
+    nw_request *req;    /* the active request, if any */
+    int busy;           /* req is with the executor: hands off */
+    uint64_t served;    /* requests completed on this connection */
+    nw_task task;       /* what the executor runs: req */
     nw_conn *prev, *next;
 };
 

@@ -11,6 +11,7 @@
 #include "listener.h"
 #include "log.h"
 #include "narwhal.h"
+#include "util.h"
 #include "wait.h"
 
 #define READ_CHUNK 65536
@@ -36,6 +37,38 @@ static void spew_wire(void *arg, const char *what)
     log_debug("spew: connection %llu <- %s", (unsigned long long)st->id, what);
 }
 
+/* The session's messages: a peer can make one per 16 bytes it sends, so a
+ * connection logs a few a second and counts the rest, then says how many
+ * it left out. */
+#define LOG_BURST 5
+
+static void stream_log_dropped(nw_stream *st)
+{
+    if (st->log_dropped)
+        log_msg(st->log_dropped_level, "connection %llu: %llu more messages like these not logged",
+                (unsigned long long)st->id, (unsigned long long)st->log_dropped);
+    st->log_dropped = 0;
+    st->log_dropped_level = 0;
+}
+
+static void stream_log(nw_stream *st, int level, const char *msg)
+{
+    int64_t now = nw_now_ms();
+    if (now - st->log_since >= 1000) {
+        stream_log_dropped(st);
+        st->log_since = now;
+        st->log_count = 0;
+    }
+    if (st->log_count < LOG_BURST) {
+        st->log_count++;
+        log_msg(level, "connection %llu: %s", (unsigned long long)st->id, msg);
+        return;
+    }
+    st->log_dropped++;
+    if (level > st->log_dropped_level)
+        st->log_dropped_level = level;
+}
+
 void stream_init(nw_stream *st, int fd, uint64_t id, int peer, const nw_settings *s)
 {
     memset(st, 0, sizeof *st);
@@ -52,6 +85,7 @@ void stream_init(nw_stream *st, int fd, uint64_t id, int peer, const nw_settings
 
 void stream_free(nw_stream *st)
 {
+    stream_log_dropped(st);
     if (st->fd >= 0)
         close(st->fd);
     st->fd = -1;
@@ -93,7 +127,15 @@ ssize_t stream_fill_wait(nw_stream *st, int64_t deadline_ms)
     }
 }
 
-int stream_flush_wait(nw_stream *st, int64_t deadline_ms)
+/* The peer is gone or too slow: what was to go is dropped. */
+static int stream_broken(nw_stream *st)
+{
+    st->broken = 1;
+    nw_buf_reset(&st->out);
+    return -1;
+}
+
+int stream_write(nw_stream *st)
 {
     while (st->out.len) {
         /* MSG_MORE on a connection's last response: its tail waits for the
@@ -108,21 +150,27 @@ int stream_flush_wait(nw_stream *st, int64_t deadline_ms)
         }
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            int r = wait_fd(st->fd, NW_WRITE, deadline_ms);
-            if (r > 0)
-                continue;
-            log_info("connection %llu: %s while sending the response", (unsigned long long)st->id,
-                     r == 0 ? "timed out" : "wait failed");
-        } else {
-            log_info("connection %llu: peer gone while sending the response: %s",
-                     (unsigned long long)st->id, strerror(errno));
-        }
-        st->broken = 1;
-        nw_buf_reset(&st->out);
-        return -1;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 1;
+        log_info("connection %llu: peer gone while sending the response: %s",
+                 (unsigned long long)st->id, strerror(errno));
+        return stream_broken(st);
     }
     return 0;
+}
+
+int stream_flush_wait(nw_stream *st, int64_t deadline_ms)
+{
+    int r;
+    while ((r = stream_write(st)) > 0) {
+        int w = wait_fd(st->fd, NW_WRITE, deadline_ms);
+        if (w > 0)
+            continue;
+        log_info("connection %llu: %s while sending the response", (unsigned long long)st->id,
+                 w == 0 ? "timed out" : "wait failed");
+        return stream_broken(st);
+    }
+    return r;
 }
 
 sess_ev_type stream_next(nw_stream *st, sess_event *ev)
@@ -134,7 +182,7 @@ sess_ev_type stream_next(nw_stream *st, sess_event *ev)
         nw_buf_consume(&st->in, used);
         switch (ev->type) {
         case SESS_EV_LOG:
-            log_msg(ev->level, "connection %llu: %s", (unsigned long long)st->id, ev->msg);
+            stream_log(st, ev->level, ev->msg);
             st->close_after |= ev->close_after;
             continue;
         case SESS_EV_ERROR:

@@ -24,6 +24,11 @@ typedef struct nw_stream {
     int broken;      /* peer gone or protocol error: close when possible */
     int last_flush;  /* the response being flushed is the connection's last */
     int close_after; /* the session asked: close once out is written */
+    /* The session's messages this second (stream_next logs a few). */
+    int64_t log_since;
+    unsigned log_count;
+    unsigned long long log_dropped; /* not logged since the last summary */
+    int log_dropped_level;
 } nw_stream;
 
 /* Sets up a stream for an accepted, non-blocking fd (owned from now on). */
@@ -37,14 +42,19 @@ ssize_t stream_read(nw_stream *st);
 /* Reads more into st->in, waiting until deadline_ms (-1 = none). >0 bytes,
  * 0 at EOF, -1 on error or timeout. */
 ssize_t stream_fill_wait(nw_stream *st, int64_t deadline_ms);
+/* Writes what the socket takes of st->out now: 0 when all of it went, 1
+ * when some is left (wait for room), -1 when the peer is gone (logged at
+ * info; the stream is broken and its output dropped). */
+int stream_write(nw_stream *st);
 /* Writes st->out fully, waiting until deadline_ms. 0, or -1 when the peer
  * is gone or the deadline passed (logged at info; the stream is broken and
  * its output dropped). */
 int stream_flush_wait(nw_stream *st, int64_t deadline_ms);
 
 /* The next event of the buffered input (session.h), consuming what it
- * parsed. LOG events are logged here and not returned (one that asks to
- * close sets close_after); an ERROR is logged and breaks the stream. Returns the event's type
+ * parsed. LOG events are logged here (a few a second per connection, then
+ * a count) and not returned (one that asks to close sets close_after); an
+ * ERROR is logged and breaks the stream. Returns the event's type
  * (SESS_EV_NONE: parse more input first). */
 sess_ev_type stream_next(nw_stream *st, sess_event *ev);
 /* The session's protocol, once the first byte settled it. */

@@ -35,7 +35,7 @@ static void set_accepting(nw_worker *w, int on)
 static void update_accepting(nw_worker *w)
 {
     const nw_settings *s = w->s;
-    int room = !w->stopping && w->conns.n < s->worker_connections &&
+    int room = !w->stopping && !w->accept_paused && w->conns.n < s->worker_connections &&
                (s->worker_class != NW_CLASS_THREADS || w->inflight < s->threads);
     set_accepting(w, room);
 }
@@ -93,6 +93,42 @@ static void on_request_done(void *arg)
         begin_stop(w, "max_requests reached");
 }
 
+/* Out of descriptors (or of memory for a socket): the connection stays in
+ * the backlog and the listener stays readable, so accepting again at once
+ * would spin and log without end. Accepting pauses for a moment instead,
+ * as libuv and nginx back off, and the error is logged once a second at
+ * most, with a count of the times it was not. */
+#define ACCEPT_PAUSE 0.2
+
+static void accept_failed(nw_worker *w, const nw_listener *l, int err)
+{
+    int64_t now = nw_now_ms();
+    if (now - w->accept_err_logged >= 1000) {
+        if (w->accept_err_unlogged)
+            log_error("cannot accept on %s: %s (%llu more times since the last report)", l->addr,
+                      strerror(err), (unsigned long long)w->accept_err_unlogged);
+        else
+            log_error("cannot accept on %s: %s", l->addr, strerror(err));
+        w->accept_err_logged = now;
+        w->accept_err_unlogged = 0;
+    } else {
+        w->accept_err_unlogged++;
+    }
+    w->accept_paused = 1;
+    set_accepting(w, 0);
+    ev_timer_set(&w->accept_pause, ACCEPT_PAUSE, 0.);
+    ev_timer_start(w->loop, &w->accept_pause);
+}
+
+static void on_accept_pause(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    nw_worker *w = t->data;
+    (void)loop;
+    (void)revents;
+    w->accept_paused = 0;
+    update_accepting(w);
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
 {
     nw_worker *w = io->data;
@@ -107,8 +143,8 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
     socklen_t len = sizeof peer;
     int fd = accept4(l->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-        if (errno == EMFILE || errno == ENFILE)
-            log_error("cannot accept on %s: %s", l->addr, strerror(errno));
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+            accept_failed(w, l, errno);
         return;
     }
     conn_start(&w->conns, fd, listener_peer_kind(fd, &peer));
@@ -232,6 +268,8 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
         ev_io_init(&w->accept_w[i], on_accept, ls[i].fd, EV_READ);
         w->accept_w[i].data = w;
     }
+    ev_init(&w->accept_pause, on_accept_pause);
+    w->accept_pause.data = w;
     ev_timer_init(&w->beat, on_beat, 1., 1.);
     w->beat.data = w;
     ev_timer_start(w->loop, &w->beat);

@@ -25,6 +25,11 @@ typedef struct nw_worker {
     int nlisteners;
     ev_io *accept_w; /* one per listener */
     int accepting;
+    /* Out of descriptors: accepting pauses a moment (worker.c). */
+    ev_timer accept_pause;
+    int accept_paused;
+    int64_t accept_err_logged;    /* ms: the last "cannot accept" line */
+    uint64_t accept_err_unlogged; /* failures since, not logged */
     ev_timer beat;
     ev_signal sigterm, sigusr1;
     nw_slot *slot;

@@ -1011,3 +1011,157 @@ Test(hostile, get_values_answers_real_numbers, .timeout = 60)
     free(b.p);
     free(want.p);
 }
+
+/* ---- the loop's deadlines and back-pressure ----------------------------------------- */
+
+Test(hostile, trickled_request_closed_at_its_deadline, .timeout = 60)
+{
+    /* A request has one deadline from its first byte (-t): a params byte
+     * every second does not extend it, as every read once did. */
+    serve_raw(nw, before, "-t", "2", "--keep-alive", "2", h_example("hello.so"));
+    int fd = raw_connect(nw.port);
+    bytes b = { 0 };
+    begin(&b, 1, false);
+    uint8_t h[8] = { 1, PARAMS, 0, 1, 0, 100, 0, 0 }; /* 100 bytes announced */
+    b_put(&b, h, 8);
+    long t0 = h_now_ms(), took = -1;
+    cr_assert(send_bytes(fd, &b));
+    free(b.p);
+    for (int i = 0; i < 8 && took < 0; i++) { /* at most 8 s */
+        if (wait_closed(fd, 1000) >= 0 || !send_all(fd, "x", 1))
+            took = h_now_ms() - t0;
+    }
+    close(fd);
+    cr_assert(took >= 0, "a request trickled a byte a second is still open 8 s later with -t 2:\n%s",
+              h_tail(nw.log));
+    cr_assert(took >= 1500 && took <= 3500,
+              "a request trickled a byte a second was closed after %ld ms, not about 2 s", took);
+    assert_logged(&nw, "request stalled before it arrived in full");
+    assert_serves(&nw, HELLO);
+    assert_same_workers(&nw, &before);
+}
+
+/* A peer that floods BEGIN records of role 2 (each answered
+ * FCGI_UNKNOWN_ROLE) and FCGI_GET_VALUES, and reads none of the answers. The answers once went
+ * out in a blocking write on the loop thread (a request on another
+ * connection waited up to 5 s) and every refusal was a log line: now the
+ * worker keeps serving, the log stays small, and the connection is closed
+ * once it has been stuck for -t. */
+static void unread_answers(const char *wclass)
+{
+    h_narwhal nw = h_narwhal_serve("-w", "1", "-k", wclass, "-t", "3", h_example("hello.so"),
+                                   NULL);
+    workers before = ready_workers(&nw, 1);
+    assert_serves(&nw, HELLO);
+
+    /* 64 KiB of 32-byte records: role-2 BEGINs, and FCGI_GET_VALUES (answered
+     * without a log line) so that the answers pile up fast. */
+    bytes flood = { 0 }, q = { 0 };
+    const uint8_t role2[8] = { 0, 2 /* authorizer */, 1 /* keep conn */ };
+    pair(&q, "FCGI_MAX_CONNS", "");
+    cr_assert_eq(q.len, 16);
+    for (int i = 0; i < 2048; i++) {
+        if (i % 32 == 0)
+            rec_v(&flood, 1, BEGIN_REQUEST, 1, role2, 8, 16);
+        else
+            rec_v(&flood, 1, 9 /* FCGI_GET_VALUES */, 0, q.p, q.len, 8);
+    }
+    free(q.p);
+    /* A small receive window, so that narwhal's answers fill it soon. */
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)nw.port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    size_t sent = 0;
+    for (long end = h_now_ms() + 3000; h_now_ms() < end && sent < (32u << 20);) {
+        size_t off = sent % flood.len;
+        ssize_t n = send(fd, flood.p + off, flood.len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            sent += (size_t)n;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+            if (poll(&pfd, 1, 300) == 0)
+                break; /* narwhal reads no more */
+        } else if (!(n < 0 && errno == EINTR)) {
+            break;
+        }
+    }
+    free(flood.p);
+
+    long t0 = h_now_ms();
+    assert_serves(&nw, HELLO);
+    long took = h_now_ms() - t0;
+    cr_assert(took < 1000,
+              "a request waited %ld ms behind a peer that reads no answers (%zu bytes sent)\n%s",
+              took, sent, h_tail(nw.log));
+    int lines = h_count_text(nw.log, "FCGI_UNKNOWN_ROLE");
+    cr_assert(lines <= 40, "%d log lines for %zu refused records", lines, sent / 32 / 32);
+    cr_assert(h_wait_for_text(nw.log, "peer does not read what it is sent", 7000),
+              "a connection that reads none of its answers is still open 7 s later with -t 3:\n%s",
+              h_tail(nw.log));
+    close(fd);
+    assert_serves(&nw, HELLO);
+    assert_same_workers(&nw, &before);
+}
+
+Test(hostile, unread_answers_do_not_block_async_worker, .timeout = 60)
+{
+    unread_answers("async");
+}
+
+Test(hostile, unread_answers_do_not_block_threads_worker, .timeout = 60)
+{
+    unread_answers("threads");
+}
+
+/* CPU time (user + system) process pid has used, in ms. */
+static long cpu_ms(pid_t pid)
+{
+    char *stat = h_read_file(h_fmt("/proc/%ld/stat", (long)pid), NULL);
+    char *p = stat ? strrchr(stat, ')') : NULL;
+    cr_assert(p, "cannot read /proc/%ld/stat", (long)pid);
+    unsigned long utime = 0, stime = 0;
+    /* after the name: state, then fields 4..13, then utime and stime */
+    cr_assert(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
+                     &stime) == 2);
+    return (long)((utime + stime) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK));
+}
+
+Test(hostile, out_of_descriptors_backs_off, .timeout = 60)
+{
+    /* narwhal under 40 descriptors and 60 connections: accept4 fails with
+     * EMFILE, and the worker once retried at once, forever (71 % of a CPU
+     * and a million log lines in seconds). It pauses accepting instead,
+     * logs once a second at most, and serves again once there is room. */
+    struct rlimit rl, low;
+    cr_assert(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+    low = rl;
+    low.rlim_cur = 40;
+    cr_assert(setrlimit(RLIMIT_NOFILE, &low) == 0, "setrlimit: %s", strerror(errno));
+    h_narwhal nw = h_narwhal_serve("-w", "1", "-k", "async", h_example("hello.so"),
+                                   NULL); /* with the limit of 40 */
+    cr_assert(setrlimit(RLIMIT_NOFILE, &rl) == 0, "setrlimit: %s", strerror(errno));
+    workers before = ready_workers(&nw, 1);
+    assert_serves(&nw, HELLO);
+
+    enum { CONNS = 60 };
+    int fds[CONNS];
+    for (int i = 0; i < CONNS; i++) /* the backlog takes what narwhal cannot */
+        cr_assert((fds[i] = stalled_connection(nw.port)) >= 0, "connect: %s", strerror(errno));
+    cr_assert(h_wait_for_text(nw.log, "Too many open files", 5000),
+              "narwhal never ran out of descriptors:\n%s", h_tail(nw.log));
+    long cpu0 = cpu_ms(before.pid[0]);
+    h_sleep_ms(2000);
+    long cpu = cpu_ms(before.pid[0]) - cpu0;
+    int lines = h_count_text(nw.log, "Too many open files");
+    cr_assert(lines <= 5, "%d \"Too many open files\" lines in about 2 s:\n%.2000s", lines,
+              h_tail(nw.log));
+    cr_assert(cpu < 400, "out of descriptors, the worker used %ld ms of CPU in 2 s", cpu);
+
+    for (int i = 0; i < CONNS; i++)
+        close(fds[i]);
+    assert_serves(&nw, HELLO);
+    assert_same_workers(&nw, &before);
+}
