@@ -62,12 +62,16 @@ int nw_param_each(const nw_request *req, int (*fn)(const char *name, const char 
  * dropped after it returns, before its response goes out. */
 ssize_t nw_read(nw_request *req, void *buf, size_t len);
 
-/* Sets the response status (default 200). -1 once headers have gone out or
- * when status is outside 100..999. */
+/* Sets the response status (default 200): a final status, 200..599. -1
+ * once headers have gone out, or for anything else (nginx would pass a 1xx
+ * to the client as the final response, and 600 and above are not HTTP). */
 int nw_set_status(nw_request *req, int status);
 
-/* Adds a response header. -1 once headers have gone out, or when the name or
- * value contains CR, LF or (in the name) ':' or is empty. */
+/* Adds a response header. -1 once headers have gone out, or when the field
+ * is not one HTTP allows (RFC 9110): the name must be a non-empty token
+ * (letters, digits and !#$%&'*+-.^_`|~), the value may hold visible ASCII,
+ * bytes 0x80-0xff, spaces and tabs, and no other control byte. "Status" is
+ * refused too: nw_set_status sets it. */
 int nw_add_header(nw_request *req, const char *name, const char *value);
 
 /* Writes body bytes; the headers go out with the first one. Returns len, or
