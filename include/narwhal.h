@@ -83,8 +83,9 @@ int nw_printf(nw_request *req, const char *fmt, ...) __attribute__((format(print
 
 /* Waits until fd is ready for events (NW_READ | NW_WRITE) or timeout_ms
  * passes (-1 = no timeout of its own; the request's deadline still applies).
- * Returns the ready mask, 0 on timeout, -1 on error or when the request's
- * deadline passed. Under `-k async` the wait yields to other requests. */
+ * Returns the ready mask, 0 on timeout, -1 on error (a closed or negative
+ * fd) or when the request's deadline passed. Under `-k async` the wait
+ * yields to other requests. */
 int nw_wait_fd(nw_request *req, int fd, int events, int timeout_ms);
 
 /* Sleeps ms milliseconds without holding up other requests where the worker

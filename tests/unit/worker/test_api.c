@@ -1,15 +1,20 @@
 /* Unit tests for src/worker/api.c: the app API's promises in <narwhal.h>
  * that hold without a server around the request: which statuses and
- * header fields are taken. */
+ * header fields are taken, and nw_wait_fd on a closed fd (on a thread and
+ * inside a coroutine). */
 #include <criterion/criterion.h>
+#include <ev.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
+#include "coro.h"
 #include "narwhal.h"
 #include "proto_fastcgi.h"
 #include "request.h"
 #include "settings.h"
 #include "stream.h"
+#include "wait.h"
 
 static nw_stream st;
 static nw_settings s;
@@ -97,4 +102,59 @@ Test(api, add_header_values_are_field_content)
     const char *h = (const char *)nw_buf_head(&req->headers);
     cr_expect_null(memchr(h, 0x7f, req->headers.len));
     cr_expect_null(memchr(h, 0x01, req->headers.len));
+}
+
+/* ---- nw_wait_fd on a closed fd ----------------------------------------------- */
+
+static int closed_fd(void)
+{
+    int fd = dup(0);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    return fd;
+}
+
+Test(api, wait_fd_on_a_closed_fd_on_a_thread)
+{
+    cr_assert_eq(nw_wait_fd(req, closed_fd(), NW_READ, 1000), -1);
+}
+
+struct co_wait {
+    int fd;
+    int result;
+    int returned;
+};
+
+static void co_waits(void *arg)
+{
+    struct co_wait *cw = arg;
+    cw->result = nw_wait_fd(req, cw->fd, NW_READ | NW_WRITE, 200);
+    cw->returned = 1;
+}
+
+static void wake_nobody(nw_waiter *w)
+{
+    (void)w;
+    cr_assert_fail("the coroutine was woken: it should never have waited");
+}
+
+/* libev takes an fd on trust (its epoll backend asserts on what the kernel
+ * refuses): the wait must answer -1 at once, not hand the fd to the loop. */
+Test(api, wait_fd_on_a_closed_fd_in_a_coroutine)
+{
+    struct ev_loop *loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+    cr_assert_not_null(loop);
+    nw_waiter w;
+    wait_setup(&w, loop, wake_nobody);
+    struct co_wait cw = {.fd = closed_fd(), .result = 0};
+    nw_coro *co = coro_new(co_waits, &cw);
+    coro_set_data(co, &w);
+    int done = coro_resume(co);
+    /* a wait that did yield: let the loop show what it makes of the fd */
+    for (int i = 0; !done && i < 3; i++)
+        ev_run(loop, EVRUN_ONCE);
+    cr_assert(cw.returned && done, "nw_wait_fd on a closed fd yielded to the loop");
+    cr_assert_eq(cw.result, -1);
+    coro_free(co);
+    ev_loop_destroy(loop);
 }
