@@ -94,7 +94,8 @@ int nw_sleep(nw_request *req, int ms);
 
 /* Logs a line to narwhal's error log, tagged with the request. Lines at
  * NW_LOG_WARNING and above also go to the front end (FastCGI STDERR, which
- * nginx writes to its own error log). req may be NULL (e.g. in hooks). */
+ * nginx writes to its own error log), except an empty one. req may be NULL
+ * (e.g. in hooks). */
 void nw_log(nw_request *req, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #ifdef __cplusplus

@@ -1,7 +1,7 @@
 /* Unit tests for src/worker/api.c: the app API's promises in <narwhal.h>
  * that hold without a server around the request: which statuses and
- * header fields are taken, and nw_wait_fd on a closed fd (on a thread and
- * inside a coroutine). */
+ * header fields are taken, nw_wait_fd on a closed fd (on a thread and
+ * inside a coroutine), and nw_log's empty line. */
 #include <criterion/criterion.h>
 #include <ev.h>
 #include <string.h>
@@ -157,4 +157,19 @@ Test(api, wait_fd_on_a_closed_fd_in_a_coroutine)
     cr_assert_eq(cw.result, -1);
     coro_free(co);
     ev_loop_destroy(loop);
+}
+
+/* ---- nw_log ------------------------------------------------------------------ */
+
+/* An empty STDERR record ends the stream (FastCGI 3.3): an empty warning
+ * sends nothing to the front end; a non-empty one sends its record. */
+Test(api, log_empty_warning_sends_no_stderr_record)
+{
+    nw_log(req, NW_LOG_WARNING, "%s", "");
+    cr_assert_eq(st.out.len, 0, "an empty warning sent %zu bytes to the front end", st.out.len);
+    nw_log(req, NW_LOG_WARNING, "x");
+    cr_assert_eq(st.out.len, FCGI_HEADER_LEN + 8, "a one-byte warning sent %zu bytes", st.out.len);
+    const uint8_t *rec = nw_buf_head(&st.out);
+    cr_assert_eq(rec[1], FCGI_STDERR);
+    cr_assert_eq(rec[4] << 8 | rec[5], 1, "the record carries the byte");
 }
