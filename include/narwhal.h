@@ -5,6 +5,14 @@
  * (`pkg-config --cflags narwhal`). It links against nothing: the narwhal
  * executable exports every function below.
  *
+ * Build it with `-fstack-clash-protection` too (pkg-config's flags include
+ * it where the compiler has it). Under `-k async` a handler runs on a
+ * coroutine stack of `--coroutine-stack-size` (256 KiB) with a 64 KiB
+ * inaccessible gap below it, and the next coroutine's stack below that:
+ * the probes make a frame larger than what is left (a big local array)
+ * fault on the gap, and the worker is replaced, where without them its
+ * first write could land in another request's stack.
+ *
  *     #include <narwhal.h>
  *     int app(nw_request *req)
  *     {
