@@ -1,5 +1,5 @@
 /* hello - the smallest narwhal app.
- *   cc -shared -fPIC $(pkg-config --cflags narwhal) -o hello.so hello.c
+ *   cc -shared -fPIC -fstack-clash-protection $(pkg-config --cflags narwhal) -o hello.so hello.c
  *   narwhal ./hello.so */
 #include <narwhal.h>
 

@@ -81,7 +81,7 @@ static void on_event(run *r, const sess_event *ev)
     case SESS_EV_REQUEST: {
         size_t bytes = 0;
         const char *err = NULL;
-        int rc = r->s.proto->params(ev->data, ev->len, count_pair, &bytes, &err);
+        int rc = r->s.proto->params(&r->s, ev->data, ev->len, count_pair, &bytes, &err);
         nw_buf_printf(&r->log, "REQUEST %u keep=%d body_done=%d params=%d/%zu\n", ev->id,
                       ev->keep_conn, ev->body_done, rc, bytes);
         if (rc < 0) {

@@ -84,7 +84,7 @@ static void on_event(run *r, const uwsgi_event *ev)
                       ev->len, (unsigned long long)ev->body_len);
         /* The parser only reports a block it could decode. */
         CHECK(uwsgi_vars_decode(ev->data, ev->len, touch_var, &s, &error) == 0);
-        CHECK(ev->modifier1 == UWSGI_MODIFIER1_VARS);
+        CHECK(uwsgi_modifier1_served(ev->modifier1));
         CHECK(ev->body_len <= UWSGI_MAX_BODY);
         uint64_t want = 0;
         for (size_t i = 0; s.cl && i < s.cl_len; i++) {

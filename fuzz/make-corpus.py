@@ -116,6 +116,9 @@ def uwsgi_seeds():
     yield "empty_vars", 2, uwsgi_request([])
     yield "data_after_body", 3, uwsgi_request(uwsgi_nginx_vars(b"POST", b"abc"), b"abcEXTRA")
     yield "modifier1_5", 4, uwsgi_request(uwsgi_nginx_vars(), m1=5)
+    # nginx's uwsgi_modifier1 30: PATH_INFO loses SCRIPT_NAME (the session)
+    yield "modifier1_30", 5, uwsgi_request(uwsgi_nginx_vars(extra=[(b"SCRIPT_NAME", b"/hel")]),
+                                           m1=30)
     yield "duplicate_content_length", 5, uwsgi_request([(b"CONTENT_LENGTH", b"1"),
                                                         (b"CONTENT_LENGTH", b"2")], b"ab")
     yield "bad_content_length", 6, uwsgi_request([(b"CONTENT_LENGTH", b"+12")], b"x" * 12)

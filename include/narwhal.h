@@ -5,6 +5,14 @@
  * (`pkg-config --cflags narwhal`). It links against nothing: the narwhal
  * executable exports every function below.
  *
+ * Build it with `-fstack-clash-protection` too (pkg-config's flags include
+ * it where the compiler has it). Under `-k async` a handler runs on a
+ * coroutine stack of `--coroutine-stack-size` (256 KiB) with a 64 KiB
+ * inaccessible gap below it, and the next coroutine's stack below that:
+ * the probes make a frame larger than what is left (a big local array)
+ * fault on the gap, and the worker is replaced, where without them its
+ * first write could land in another request's stack.
+ *
  *     #include <narwhal.h>
  *     int app(nw_request *req)
  *     {
@@ -66,12 +74,16 @@ int nw_param_each(const nw_request *req, int (*fn)(const char *name, const char 
  * dropped after it returns, before its response goes out. */
 ssize_t nw_read(nw_request *req, void *buf, size_t len);
 
-/* Sets the response status (default 200). -1 once headers have gone out or
- * when status is outside 100..999. */
+/* Sets the response status (default 200): a final status, 200..599. -1
+ * once headers have gone out, or for anything else (nginx would pass a 1xx
+ * to the client as the final response, and 600 and above are not HTTP). */
 int nw_set_status(nw_request *req, int status);
 
-/* Adds a response header. -1 once headers have gone out, or when the name or
- * value contains CR, LF or (in the name) ':' or is empty. */
+/* Adds a response header. -1 once headers have gone out, or when the field
+ * is not one HTTP allows (RFC 9110): the name must be a non-empty token
+ * (letters, digits and !#$%&'*+-.^_`|~), the value may hold visible ASCII,
+ * bytes 0x80-0xff, spaces and tabs, and no other control byte. "Status" is
+ * refused too: nw_set_status sets it. */
 int nw_add_header(nw_request *req, const char *name, const char *value);
 
 /* Writes body bytes; the headers go out with the first one. Returns len, or
@@ -83,8 +95,9 @@ int nw_printf(nw_request *req, const char *fmt, ...) __attribute__((format(print
 
 /* Waits until fd is ready for events (NW_READ | NW_WRITE) or timeout_ms
  * passes (-1 = no timeout of its own; the request's deadline still applies).
- * Returns the ready mask, 0 on timeout, -1 on error or when the request's
- * deadline passed. Under `-k async` the wait yields to other requests. */
+ * Returns the ready mask, 0 on timeout, -1 on error (a closed or negative
+ * fd) or when the request's deadline passed. Under `-k async` the wait
+ * yields to other requests. */
 int nw_wait_fd(nw_request *req, int fd, int events, int timeout_ms);
 
 /* Sleeps ms milliseconds without holding up other requests where the worker
@@ -93,7 +106,8 @@ int nw_sleep(nw_request *req, int ms);
 
 /* Logs a line to narwhal's error log, tagged with the request. Lines at
  * NW_LOG_WARNING and above also go to the front end (FastCGI STDERR, which
- * nginx writes to its own error log). req may be NULL (e.g. in hooks). */
+ * nginx writes to its own error log), except an empty one. req may be NULL
+ * (e.g. in hooks). */
 void nw_log(nw_request *req, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #ifdef __cplusplus

@@ -1,8 +1,10 @@
 /* coro.h - coroutines for the async worker class: ucontext switching on
- * mmap()ed stacks with a guard page below each, so a handler that overflows
- * its stack faults (the worker dies and is replaced) instead of writing over
- * another coroutine's memory. Single-threaded: only the loop thread uses
- * them. */
+ * mmap()ed stacks with a 64 KiB inaccessible gap below each, so a handler
+ * that overflows its stack (by deep recursion, or by a frame larger than
+ * what is left, when built with -fstack-clash-protection or the frame
+ * begins inside the gap) faults, and the worker dies and is replaced,
+ * instead of writing over another coroutine's memory. Single-threaded: only
+ * the loop thread uses them. */
 #ifndef NW_CORO_H
 #define NW_CORO_H
 

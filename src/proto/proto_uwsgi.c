@@ -156,7 +156,7 @@ size_t uwsgi_parse(uwsgi_parser *p, const uint8_t *in, size_t len, uwsgi_event *
             p->modifier1 = p->hdr[0];
             p->vars_len = get16le(p->hdr + 1);
             p->modifier2 = p->hdr[3];
-            if (p->modifier1 != UWSGI_MODIFIER1_VARS) {
+            if (!uwsgi_modifier1_served(p->modifier1)) {
                 fail(p, ev, "unsupported uwsgi modifier1");
                 return pos;
             }

@@ -20,9 +20,19 @@
 #include "buf.h"
 
 #define UWSGI_HEADER_LEN 4
-/* The only modifier1 narwhal serves: 0, a request with a vars block (what
- * nginx sends unless uwsgi_modifier1 says otherwise). */
+/* The modifier1 values narwhal serves. 0: a request with a vars block (what
+ * nginx sends unless uwsgi_modifier1 says otherwise). 30: the same, framed
+ * the same, with PATH_INFO to lose SCRIPT_NAME's prefix (uWSGI's
+ * UWSGI_MODIFIER_MANAGE_PATH_INFO, in many nginx configs written for
+ * uWSGI); the codec only reports it, the uwsgi session rewrites PATH_INFO
+ * (session_uwsgi.c). */
 #define UWSGI_MODIFIER1_VARS 0
+#define UWSGI_MODIFIER1_MANAGE_PATH_INFO 30
+
+static inline int uwsgi_modifier1_served(uint8_t modifier1)
+{
+    return modifier1 == UWSGI_MODIFIER1_VARS || modifier1 == UWSGI_MODIFIER1_MANAGE_PATH_INFO;
+}
 /* Hard caps no setting lifts. */
 #define UWSGI_MAX_VARS_COUNT 4096u
 #define UWSGI_MAX_BODY ((uint64_t)1 << 40)
@@ -71,7 +81,8 @@ void uwsgi_parser_free(uwsgi_parser *p);
 /* Parses from in[0..len). Returns how many bytes were consumed and fills ev;
  * at most one event per call. Bytes after the body are an error ("data
  * after the request body"): one request per connection. A modifier1 other
- * than 0 is an error naming it ("unsupported uwsgi modifier1"). */
+ * than 0 and 30 is an error ("unsupported uwsgi modifier1", the event's
+ * modifier1 says which). */
 size_t uwsgi_parse(uwsgi_parser *p, const uint8_t *in, size_t len, uwsgi_event *ev);
 
 /* Decodes a vars block, checking every length against the block. Calls fn for

@@ -23,11 +23,13 @@ int session_detect(nw_session *s, nw_protocol setting, uint8_t first)
 {
     if (setting == NW_PROTO_FASTCGI || (setting == NW_PROTO_AUTO && first == FCGI_VERSION_1)) {
         s->proto = &session_fastcgi;
-    } else if (setting == NW_PROTO_UWSGI || (setting == NW_PROTO_AUTO && first == 0)) {
+    } else if (setting == NW_PROTO_UWSGI ||
+               (setting == NW_PROTO_AUTO && uwsgi_modifier1_served(first))) {
         s->proto = &session_uwsgi;
     } else {
-        session_msg(s, "first byte 0x%02x is neither FastCGI (version 1) nor uwsgi (modifier1 0)",
-                    first);
+        session_msg(
+            s, "first byte 0x%02x is neither FastCGI (version 1) nor uwsgi (modifier1 0 or 30)",
+            first);
         return -1;
     }
     s->proto->init(s);

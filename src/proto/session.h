@@ -68,8 +68,12 @@ typedef struct nw_proto {
     /* Parses from in[0..len): how many bytes were consumed, at most one event
      * in ev. Answers management records into out. */
     size_t (*parse)(nw_session *s, const uint8_t *in, size_t len, nw_buf *out, sess_event *ev);
-    /* Decodes a REQUEST event's params. 0, or -1 with *error set. */
-    int (*params)(const uint8_t *data, size_t len, sess_pair_fn fn, void *arg, const char **error);
+    /* Decodes a REQUEST event's params as the app is to see them (uwsgi's
+     * modifier1 30 takes SCRIPT_NAME off PATH_INFO), from the session's state
+     * of the request: call it before the next parse. 0, or -1 with *error
+     * set. */
+    int (*params)(const nw_session *s, const uint8_t *data, size_t len, sess_pair_fn fn, void *arg,
+                  const char **error);
     /* The response head as the protocol frames it (a CGI head or an HTTP
      * one), into staged body bytes; headers are "Name: value\r\n" lines. */
     void (*head)(nw_buf *staged, int status, const char *reason, const void *headers,
@@ -112,7 +116,8 @@ void session_init(nw_session *s, unsigned max_conns, unsigned max_reqs);
 void session_free(nw_session *s);
 /* Settles the protocol from the first byte of input, under the `protocol`
  * setting (nw_protocol): FastCGI's version byte is 1, nginx's uwsgi
- * modifier1 is 0. 0, or -1 with s->msg saying why. */
+ * modifier1 is 0 (or 30, `uwsgi_modifier1 30`). 0, or -1 with s->msg
+ * saying why. */
 int session_detect(nw_session *s, nw_protocol setting, uint8_t first);
 /* Parses in[0..len) (detecting the protocol on the first byte if it is not
  * settled): bytes consumed, one event. */

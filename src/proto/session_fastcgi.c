@@ -160,6 +160,14 @@ static void fastcgi_end(nw_session *s, nw_buf *out)
     fcgi_encode_end_request(out, s->req_id, 0, FCGI_REQUEST_COMPLETE);
 }
 
+/* FastCGI's params reach the app as they came. */
+static int fastcgi_params(const nw_session *s, const uint8_t *data, size_t len, sess_pair_fn fn,
+                          void *arg, const char **error)
+{
+    (void)s;
+    return fcgi_params_decode(data, len, fn, arg, error);
+}
+
 /* The front end logs STDERR lines in its own error log. */
 static void fastcgi_log(nw_session *s, nw_buf *out, const char *msg, size_t len)
 {
@@ -174,7 +182,7 @@ const nw_proto session_fastcgi = {
     .free = fastcgi_free,
     .over = fastcgi_over,
     .parse = fastcgi_parse,
-    .params = fcgi_params_decode,
+    .params = fastcgi_params,
     .head = fastcgi_head,
     .body = fastcgi_body,
     .body_end = fastcgi_body_end,

@@ -39,9 +39,13 @@ static size_t uwsgi_sess_parse(nw_session *s, const uint8_t *in, size_t len, nw_
         break;
     case UWSGI_EV_ERROR:
         ev->type = SESS_EV_ERROR;
-        if (ue.modifier1 != UWSGI_MODIFIER1_VARS)
-            ev->msg =
-                session_msg(s, "malformed uwsgi input: %s (modifier1 %u)", ue.error, ue.modifier1);
+        /* The codec refuses a modifier1 as soon as the header is in, and
+         * names none; nginx's uwsgi_modifier1 is where it came from. */
+        if (!uwsgi_modifier1_served(ue.modifier1))
+            ev->msg = session_msg(s,
+                                  "unsupported uwsgi modifier1 %u (narwhal serves 0, and 30: "
+                                  "PATH_INFO without SCRIPT_NAME)",
+                                  ue.modifier1);
         else
             ev->msg = session_msg(s, "malformed uwsgi input: %s", ue.error);
         break;
@@ -66,6 +70,72 @@ static size_t uwsgi_sess_parse(nw_session *s, const uint8_t *in, size_t len, nw_
         break;
     }
     return used;
+}
+
+/* modifier1 30 is uWSGI's UWSGI_MODIFIER_MANAGE_PATH_INFO. nginx configs
+ * written for uWSGI mount an app under a prefix with `uwsgi_param
+ * SCRIPT_NAME /app; uwsgi_modifier1 30;`: nginx's PATH_INFO ($document_uri)
+ * still begins with /app, and the server is to take it off. uWSGI does it
+ * in its Python plugin once the environ is built (plugins/python/
+ * wsgi_subhandler.c: PATH_INFO becomes PATH_INFO + strlen(SCRIPT_NAME),
+ * without looking). Here PATH_INFO loses SCRIPT_NAME only where SCRIPT_NAME
+ * is a prefix of it, byte for byte, and is left as it came otherwise;
+ * SCRIPT_NAME stays. The first SCRIPT_NAME counts (the one nw_param
+ * returns), and every PATH_INFO is rewritten.
+ *
+ * Why here: the codec hands out the vars block as it came (it frames, it
+ * does not interpret), and the request never asks which protocol it speaks;
+ * what modifier1 means is the uwsgi session's business, and the params hook
+ * is where the app's view of the vars is made. A rewrite only shortens a
+ * value, so the request's copy, sized from the encoded block, still fits. */
+struct strip_ctx {
+    sess_pair_fn fn;
+    void *arg;
+    const char *script; /* SCRIPT_NAME's value, NULL if none */
+    size_t script_len;
+};
+
+static int name_is(const char *name, size_t nlen, const char *want)
+{
+    return nlen == strlen(want) && memcmp(name, want, nlen) == 0;
+}
+
+static int find_script_name(void *arg, const char *name, size_t nlen, const char *value,
+                            size_t vlen)
+{
+    struct strip_ctx *c = arg;
+    if (!c->script && name_is(name, nlen, "SCRIPT_NAME")) {
+        c->script = value;
+        c->script_len = vlen;
+    }
+    return 0;
+}
+
+static int strip_script_name(void *arg, const char *name, size_t nlen, const char *value,
+                             size_t vlen)
+{
+    struct strip_ctx *c = arg;
+    if (c->script_len && name_is(name, nlen, "PATH_INFO") && vlen >= c->script_len &&
+        memcmp(value, c->script, c->script_len) == 0) {
+        value += c->script_len;
+        vlen -= c->script_len;
+    }
+    return c->fn(c->arg, name, nlen, value, vlen);
+}
+
+static int uwsgi_sess_params(const nw_session *s, const uint8_t *data, size_t len, sess_pair_fn fn,
+                             void *arg, const char **error)
+{
+    if (s->p.uwsgi.modifier1 != UWSGI_MODIFIER1_MANAGE_PATH_INFO)
+        return uwsgi_vars_decode(data, len, fn, arg, error);
+    /* SCRIPT_NAME may come after PATH_INFO (nginx's uwsgi_params sends
+     * PATH_INFO, a uwsgi_param after the include comes later): find it
+     * first. */
+    struct strip_ctx c = {fn, arg, NULL, 0};
+    int rc = uwsgi_vars_decode(data, len, find_script_name, &c, error);
+    if (rc)
+        return rc;
+    return uwsgi_vars_decode(data, len, strip_script_name, &c, error);
 }
 
 static void uwsgi_head(nw_buf *staged, int status, const char *reason, const void *headers,
@@ -94,7 +164,7 @@ const nw_proto session_uwsgi = {
     .free = uwsgi_sess_free,
     .over = uwsgi_sess_over,
     .parse = uwsgi_sess_parse,
-    .params = uwsgi_vars_decode,
+    .params = uwsgi_sess_params,
     .head = uwsgi_head,
     .body = uwsgi_body,
     .body_end = uwsgi_nothing,

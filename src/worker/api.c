@@ -73,21 +73,40 @@ ssize_t nw_read(nw_request *req, void *buf, size_t len)
 
 int nw_set_status(nw_request *req, int status)
 {
-    if (!req || req->headers_sent || status < 100 || status > 999)
+    /* A final status only: nginx hands a 1xx from the head to its client as
+     * if it were the response (and the client then waits for the real one),
+     * and 600 and above are not HTTP. */
+    if (!req || req->headers_sent || status < 200 || status > 599)
         return -1;
     req->status = status;
     return 0;
 }
 
-static int header_token_ok(const char *s, int is_name)
+/* RFC 9110 5.6.2: a field name is a token, 1*tchar. */
+static int header_name_ok(const char *s)
 {
-    if (!s || (is_name && !*s))
+    if (!s || !*s)
         return 0;
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
-        if (ch == '\r' || ch == '\n' || ch == 0)
+        int alnum =
+            (ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z');
+        if (!alnum && !strchr("!#$%&'*+-.^_`|~", ch))
             return 0;
-        if (is_name && (ch == ':' || ch <= ' ' || ch >= 0x7f))
+    }
+    return 1;
+}
+
+/* RFC 9110 5.5: a field value is visible ASCII, obs-text (0x80-0xff), space
+ * and tab. Any other control byte is refused, not only CR and LF: a BEL, an
+ * ESC or a DEL would reach the client as it is. */
+static int header_value_ok(const char *s)
+{
+    if (!s)
+        return 0;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
             return 0;
     }
     return 1;
@@ -95,7 +114,7 @@ static int header_token_ok(const char *s, int is_name)
 
 int nw_add_header(nw_request *req, const char *name, const char *value)
 {
-    if (!req || req->headers_sent || !header_token_ok(name, 1) || !header_token_ok(value, 0))
+    if (!req || req->headers_sent || !header_name_ok(name) || !header_value_ok(value))
         return -1;
     /* "Status" would fight nw_set_status over the status line. */
     if (strcasecmp(name, "Status") == 0)

@@ -54,7 +54,7 @@ nw_request *request_new(nw_stream *st, const nw_settings *s, nw_handler *handler
     /* Every encoded pair carries at least two length bytes, where the copy
      * carries two NULs: the copies fit in the encoded size. */
     nw_buf_reserve(&r->pbuf, ev->len ? ev->len : 1);
-    if (stream_proto(st)->params(ev->data, ev->len, collect_param, r, error) < 0) {
+    if (stream_proto(st)->params(&st->sess, ev->data, ev->len, collect_param, r, error) < 0) {
         request_free(r);
         return NULL;
     }

@@ -30,6 +30,41 @@ int overflow(nw_request *req)
     return 0;
 }
 
+/* One large frame: a local array larger than the default coroutine stack
+ * (272 KiB on 256 KiB), written from its low end as a buffer filled from
+ * the front is. That end lies 16 KiB and more below the stack: built with
+ * -fstack-clash-protection the frame is probed page by page from the top
+ * and the first probe below the stack faults on the guard, and without the
+ * probes the first write still lands inside the guard gap (64 KiB, more
+ * than the handler's callers and the excess use). With a one-page guard
+ * and no probes the write lands in whatever is mapped below (another
+ * coroutine's stack) and the handler returns as if nothing happened.
+ * ?ms=N only sleeps N ms instead: the test places other coroutines' stacks
+ * with it. */
+static __attribute__((noinline)) int fill_front(void)
+{
+    volatile char big[272 * 1024];
+    for (size_t i = 0; i < 1024; i++)
+        big[i] = (char)i;
+    return big[1023];
+}
+
+int bigframe(nw_request *req)
+{
+    const char *q = nw_param(req, "QUERY_STRING");
+    int ms = q && strncmp(q, "ms=", 3) == 0 ? atoi(q + 3) : -1;
+    nw_add_header(req, "Content-Type", "text/plain");
+    if (ms >= 0) {
+        if (nw_sleep(req, ms) < 0)
+            return 1;
+        nw_printf(req, "slept %d ms\n", ms);
+        return 0;
+    }
+    int r = fill_front();
+    nw_printf(req, "survived %d\n", r & 1);
+    return 0;
+}
+
 /* Spins on the CPU for ?ms=N without yielding (blocks an async worker's
  * loop). */
 int spin(nw_request *req)

@@ -416,6 +416,58 @@ Test(classes, stack_overflow_is_isolated, .timeout = 60)
     cr_assert(h_alive(nw.pid), "the master died");
 }
 
+/* A handler with one 272 KiB frame on the default 256 KiB stack, whose
+ * low end it writes (classapp.c, bigframe): the worker must die on the
+ * guard (and be replaced), not write into the stack below. Two sleeping
+ * requests first leave two stacks on the free list, the one mapped first
+ * (higher) on top, so the big frame runs on a stack with another one mapped
+ * right below it: the case where the write used to land without a fault. */
+Test(classes, stack_large_frame_is_isolated, .timeout = 60)
+{
+    h_wclass wc = {"async", "1"};
+    serve_class(nw, ng, &wc, "-w", "1", h_classapp("bigframe"));
+    assert_status(h_get(ng.port, "/?ms=1"), 200, nw.log);
+    pid_t before[4];
+    cr_assert_eq(h_wait_children(nw.pid, before, 4, 1, 10000), 1);
+
+    h_bg_request first = {.port = ng.port, .path = "/?ms=600", .timeout_ms = 10000};
+    h_bg_request second = {.port = ng.port, .path = "/?ms=100", .timeout_ms = 10000};
+    h_bg_start(&first);
+    h_sleep_ms(200);
+    h_bg_start(&second);
+    h_bg_join(&second);
+    h_bg_join(&first);
+    assert_status(first.r, 200, nw.log);
+    assert_status(second.r, 200, nw.log);
+
+    h_response r = h_get(ng.port, "/");
+    cr_assert_neq(r.status, 200,
+                  "the 272 KiB frame's handler answered 200 (%s): its write below the stack did "
+                  "not fault\n%s",
+                  r.body ? r.body : "", h_tail(nw.log));
+    assert_status(r, 502, nw.log);
+    char pidstr[32];
+    snprintf(pidstr, sizeof pidstr, "%ld", (long)before[0]);
+    const char *needles[] = {pidstr, "died from SIGSEGV", NULL};
+    cr_assert(h_wait_line(nw.log, needles, 5000), "no \"worker %s died from SIGSEGV\" line:\n%s",
+              pidstr, h_tail(nw.log));
+
+    /* replaced, and the next requests are served as before */
+    pid_t after[4];
+    long end = h_now_ms() + 10000;
+    int n;
+    while ((n = h_children(nw.pid, after, 4)) != 1 || after[0] == before[0]) {
+        cr_assert(h_now_ms() < end, "the worker %ld was not replaced", (long)before[0]);
+        h_sleep_ms(50);
+    }
+    for (int i = 0; i < 3; i++) {
+        r = h_get(ng.port, "/?ms=1");
+        assert_status(r, 200, nw.log);
+        assert_body(r, "slept 1 ms\n");
+    }
+    cr_assert(h_alive(nw.pid), "the master died");
+}
+
 /* ---- graceful stop with requests in flight -------------------------------------------------------- */
 
 ParameterizedTestParameters(classes, term_finishes_in_flight)

@@ -1,7 +1,8 @@
 /*
  * test_protocols.c - "uwsgi protocol + --exec": narwhal behind nginx's
  * uwsgi_pass (every worker class, TCP and unix socket), one socket serving
- * fastcgi_pass and uwsgi_pass at once, --protocol forcing one protocol, and
+ * fastcgi_pass and uwsgi_pass at once, --protocol forcing one protocol,
+ * uwsgi_modifier1 30 (PATH_INFO without SCRIPT_NAME), and
  * --exec supervising an existing libfcgi program. Real nginx, real narwhal,
  * loopback, real HTTP. See tests/e2e/README.md.
  */
@@ -360,8 +361,57 @@ Test(protocols, protocol_uwsgi_serves_uwsgi_only, .timeout = 60)
     check_echo_get(ng.port, "", nw.log);
 }
 
-/* ---- --exec: an existing libfcgi program
- * ------------------------------------------------------------ */
+/* ---- uwsgi_modifier1 30 (nginx configs written for uWSGI)
+ * ------------------------------------------ */
+
+/* An app mounted under /app the way uWSGI's docs do it (`uwsgi_param
+ * SCRIPT_NAME /app; uwsgi_modifier1 30;`) is served, with PATH_INFO
+ * arriving without /app (it was a 502 for every request), under --protocol
+ * auto (the first byte, 30, says uwsgi) and --protocol uwsgi alike. A
+ * modifier1 narwhal does not serve is refused with a log line naming it. */
+Test(protocols, uwsgi_modifier1_30, .timeout = 60)
+{
+    static const char *const protocols[] = {"auto", "uwsgi"};
+    for (size_t i = 0; i < 2; i++) {
+        const char *proto = protocols[i];
+        h_narwhal nw = h_narwhal_serve("-w", "1", "--protocol", proto, h_example("echo.so"), NULL);
+        char *up = h_fmt("127.0.0.1:%d", nw.port);
+        h_nginx ng = h_nginx_start_server(h_fmt("        location /app/ {\n"
+                                                "            include uwsgi_params;\n"
+                                                "            uwsgi_param SCRIPT_NAME /app;\n"
+                                                "            uwsgi_modifier1 30;\n"
+                                                "            uwsgi_pass %s;\n"
+                                                "        }\n"
+                                                "        location /m5/ {\n"
+                                                "            include uwsgi_params;\n"
+                                                "            uwsgi_modifier1 5;\n"
+                                                "            uwsgi_pass %s;\n"
+                                                "        }\n",
+                                                up, up));
+        h_response r = h_get(ng.port, "/app/echo/path?a=1");
+        cr_assert_eq(r.status, 200, "--protocol %s, uwsgi_modifier1 30: %d (%s)\n%s", proto,
+                     r.status, r.error ? r.error : "", h_tail(nw.log));
+        cr_assert(strstr(r.body, "\nPATH_INFO=/echo/path\n"), "--protocol %s body:\n%s", proto,
+                  r.body);
+        cr_assert(strstr(r.body, "\nSCRIPT_NAME=/app\n"), "--protocol %s body:\n%s", proto, r.body);
+        cr_assert(strstr(r.body, "\nREQUEST_URI=/app/echo/path?a=1\n"), "--protocol %s body:\n%s",
+                  proto, r.body);
+        check_echo_post(ng.port, "/app/upload", 100000, nw.log);
+
+        r = h_get(ng.port, "/m5/x");
+        assert_status(r, 502, nw.log);
+        const char *named =
+            strcmp(proto, "auto") == 0 ? "first byte 0x05" : "unsupported uwsgi modifier1 5 ";
+        cr_assert(h_wait_for_text(nw.log, named, 5000),
+                  "--protocol %s: no \"%s\" in the log after uwsgi_modifier1 5:\n%s", proto, named,
+                  h_tail(nw.log));
+        cr_assert(h_alive(nw.pid));
+        h_stop(ng.pid, SIGQUIT, 10000);
+        h_stop(nw.pid, SIGTERM, 10000);
+    }
+}
+
+/* ---- --exec: an existing libfcgi program ------------------------------------------------------------ */
 
 static const char *fcgi_hello(void)
 {

@@ -47,7 +47,7 @@ static int feed(void *arg, const uint8_t *in, size_t len, nw_buf *log, int *in_s
                           ev.body_done);
             const char *err = NULL;
             struct pairs pairs = {0};
-            cr_assert_eq(s->proto->params(ev.data, ev.len, collect_pair, &pairs, &err), 0);
+            cr_assert_eq(s->proto->params(s, ev.data, ev.len, collect_pair, &pairs, &err), 0);
             nw_buf_printf(log, "%s\n", pairs.text);
             break;
         case SESS_EV_BODY_END:
@@ -301,7 +301,7 @@ Test(session, first_byte_decides)
 {
     static const uint8_t junk[] = {0x47, 0x45, 0x54, 0x20}; /* "GET " */
     assert_error(junk, sizeof junk,
-                 "first byte 0x47 is neither FastCGI (version 1) nor uwsgi (modifier1 0)");
+                 "first byte 0x47 is neither FastCGI (version 1) nor uwsgi (modifier1 0 or 30)");
     static const struct {
         nw_protocol setting;
         uint8_t first;
@@ -309,6 +309,7 @@ Test(session, first_byte_decides)
     } cases[] = {
         {NW_PROTO_AUTO, 1, &session_fastcgi},
         {NW_PROTO_AUTO, 0, &session_uwsgi},
+        {NW_PROTO_AUTO, 30, &session_uwsgi}, /* nginx's uwsgi_modifier1 30 */
         /* A fixed protocol takes any first byte (its codec judges it). */
         {NW_PROTO_UWSGI, 1, &session_uwsgi},
         {NW_PROTO_FASTCGI, 0x47, &session_fastcgi},
@@ -369,7 +370,68 @@ Test(session_uwsgi, bad_modifier_is_named)
     static const uint8_t mod5[] = {5, 0, 0, 0};
     setting = NW_PROTO_UWSGI;
     add(&b, mod5, sizeof mod5);
-    CHECK_ERROR("malformed uwsgi input: unsupported uwsgi modifier1 (modifier1 5)");
+    CHECK_ERROR("unsupported uwsgi modifier1 5 (narwhal serves 0, and 30: PATH_INFO without "
+                "SCRIPT_NAME)");
+    setting = NW_PROTO_AUTO;
+}
+
+/* A uwsgi request with modifier1 m1 and the vars "K=V" pairs, no body. */
+static void uwsgi_m1(nw_buf *to, uint8_t m1, const char *const kv[])
+{
+    nw_buf v = NW_BUF_INIT;
+    for (size_t i = 0; kv[i]; i += 2)
+        cr_assert_eq(uwsgi_encode_var(&v, kv[i], strlen(kv[i]), kv[i + 1], strlen(kv[i + 1])), 0);
+    cr_assert_eq(uwsgi_encode_header(to, m1, v.len, 0), 0);
+    add(to, nw_buf_head(&v), v.len);
+    nw_buf_free(&v);
+}
+
+/* nginx's `uwsgi_modifier1 30;` (uWSGI's UWSGI_MODIFIER_MANAGE_PATH_INFO):
+ * PATH_INFO loses SCRIPT_NAME where SCRIPT_NAME is its prefix, wherever
+ * the two come in the block; otherwise it is left as it came. */
+Test(session_uwsgi, modifier1_30_strips_script_name_from_path_info)
+{
+    static const struct {
+        const char *const kv[7];
+        const char *want;
+    } cases[] = {
+        {{"SCRIPT_NAME", "/app", "PATH_INFO", "/app/x/y", NULL},
+         "REQUEST 0 keep=0 body_done=1:SCRIPT_NAME=/app;PATH_INFO=/x/y;\n"},
+        /* nginx's uwsgi_params sends PATH_INFO first, a SCRIPT_NAME added
+         * after the include comes later */
+        {{"PATH_INFO", "/app/x", "A", "1", "SCRIPT_NAME", "/app", NULL},
+         "REQUEST 0 keep=0 body_done=1:PATH_INFO=/x;A=1;SCRIPT_NAME=/app;\n"},
+        {{"SCRIPT_NAME", "/app", "PATH_INFO", "/app", NULL},
+         "REQUEST 0 keep=0 body_done=1:SCRIPT_NAME=/app;PATH_INFO=;\n"},
+        /* not a prefix: as it came */
+        {{"SCRIPT_NAME", "/app", "PATH_INFO", "/other/x", NULL},
+         "REQUEST 0 keep=0 body_done=1:SCRIPT_NAME=/app;PATH_INFO=/other/x;\n"},
+        {{"SCRIPT_NAME", "/app/x/y/z", "PATH_INFO", "/app/x", NULL},
+         "REQUEST 0 keep=0 body_done=1:SCRIPT_NAME=/app/x/y/z;PATH_INFO=/app/x;\n"},
+        {{"SCRIPT_NAME", "", "PATH_INFO", "/x", NULL},
+         "REQUEST 0 keep=0 body_done=1:SCRIPT_NAME=;PATH_INFO=/x;\n"},
+        {{"PATH_INFO", "/app/x", NULL}, "REQUEST 0 keep=0 body_done=1:PATH_INFO=/app/x;\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        nw_buf_reset(&b);
+        uwsgi_m1(&b, 30, cases[i].kv);
+        nw_buf want = NW_BUF_INIT;
+        nw_buf_printf(&want, "%sBODY_END\n", cases[i].want);
+        nw_buf_appendc(&want, 0);
+        CHECK((const char *)nw_buf_head(&want));
+        nw_buf_free(&want);
+    }
+    /* modifier1 0 leaves PATH_INFO alone */
+    nw_buf_reset(&b);
+    uwsgi_m1(&b, 0, (const char *const[]){"SCRIPT_NAME", "/app", "PATH_INFO", "/app/x", NULL});
+    CHECK("REQUEST 0 keep=0 body_done=1:SCRIPT_NAME=/app;PATH_INFO=/app/x;\n"
+          "BODY_END\n");
+    /* and so does --protocol uwsgi: the same rules */
+    nw_buf_reset(&b);
+    setting = NW_PROTO_UWSGI;
+    uwsgi_m1(&b, 30, (const char *const[]){"SCRIPT_NAME", "/app", "PATH_INFO", "/app/x", NULL});
+    CHECK("REQUEST 0 keep=0 body_done=1:SCRIPT_NAME=/app;PATH_INFO=/x;\n"
+          "BODY_END\n");
     setting = NW_PROTO_AUTO;
 }
 

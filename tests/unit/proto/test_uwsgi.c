@@ -300,6 +300,30 @@ Test(uwsgi, modifier2_reported)
     nw_buf_free(&in);
 }
 
+/* modifier1 30 (nginx's `uwsgi_modifier1 30;`, uWSGI's "strip SCRIPT_NAME
+ * from PATH_INFO") frames a request as 0 does; the codec reports it and
+ * hands out the vars block as it came (the session rewrites PATH_INFO). */
+Test(uwsgi, modifier1_30_is_served)
+{
+    nw_buf vars = NW_BUF_INIT, in = NW_BUF_INIT, log = NW_BUF_INIT, want = NW_BUF_INIT;
+    var(&vars, "SCRIPT_NAME", "/app");
+    var(&vars, "PATH_INFO", "/app/x");
+    var(&vars, "CONTENT_LENGTH", "2");
+    cr_assert_eq(uwsgi_encode_header(&in, 30, vars.len, 0), 0);
+    add(&in, nw_buf_head(&vars), vars.len);
+    nw_buf_appends(&in, "ok");
+    run_whole(nw_buf_head(&in), in.len, &log);
+    nw_buf_printf(&want, "VARS m1=30 m2=0 body=2 len=%zu:", vars.len);
+    add(&want, nw_buf_head(&vars), vars.len);
+    nw_buf_appends(&want, "\nBODY:ok\nBODY_END\n");
+    assert_same_log(&want, &log, "modifier1 30", 0);
+    assert_split_invariant(nw_buf_head(&in), in.len);
+    nw_buf_free(&vars);
+    nw_buf_free(&in);
+    nw_buf_free(&log);
+    nw_buf_free(&want);
+}
+
 /* ---- errors -------------------------------------------------------------- */
 
 /* The vars block is reported only once it is known good: an error must be
