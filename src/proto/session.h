@@ -100,6 +100,8 @@ struct nw_session {
     } p;
     int active;                   /* a request was accepted and is not over */
     int params_done;              /* ... and its params are complete */
+    int input_over;               /* the protocol reads nothing more on this connection
+                                     (uwsgi, after the body): what comes is dropped */
     uint16_t req_id;              /* the active request's id */
     int req_keep_conn;            /* the active request's FCGI_KEEP_CONN */
     unsigned max_conns, max_reqs; /* FCGI_GET_VALUES answers */

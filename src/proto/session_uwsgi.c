@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "narwhal.h"
 #include "session.h"
 
 static void uwsgi_sess_init(nw_session *s)
@@ -26,9 +27,20 @@ static size_t uwsgi_sess_parse(nw_session *s, const uint8_t *in, size_t len, nw_
                                sess_event *ev)
 {
     (void)out;
+    memset(ev, 0, sizeof *ev);
+    /* One request per connection: bytes after the body do not undo it (the
+     * connection closes after the response anyway). Said once. */
+    if (s->input_over) {
+        if (len && s->input_over == 1) {
+            s->input_over = 2;
+            ev->type = SESS_EV_LOG;
+            ev->level = NW_LOG_INFO;
+            ev->msg = session_msg(s, "bytes after the uwsgi request body ignored");
+        }
+        return len;
+    }
     uwsgi_event ue;
     size_t used = uwsgi_parse(&s->p.uwsgi, in, len, &ue);
-    memset(ev, 0, sizeof *ev);
     if (s->trace && ue.type != UWSGI_EV_NONE) {
         char what[64];
         snprintf(what, sizeof what, "uwsgi %s (%zu bytes)", uwsgi_event_name(ue.type), ue.len);
@@ -66,6 +78,7 @@ static size_t uwsgi_sess_parse(nw_session *s, const uint8_t *in, size_t len, nw_
         ev->len = ue.len;
         break;
     case UWSGI_EV_BODY_END:
+        s->input_over = 1;
         ev->type = SESS_EV_BODY_END;
         break;
     }

@@ -327,7 +327,11 @@ static void log_request(nw_request *r)
         .param = param_cb,
         .resp_header = resp_header,
         .ctx = r,
-        .status = r->status,
+        /* What the client got: a request that failed (the peer went away,
+         * a protocol error) or that the front end aborted got no complete
+         * response, whatever status the handler had set: 499, nginx's
+         * status for a client that went away. */
+        .status = r->failed || r->aborted ? 499 : r->status,
         .body_bytes = r->body_bytes,
         .start = r->start_rt,
         .duration_us = us > 0 ? (uint64_t)us : 0,

@@ -9,6 +9,7 @@
  * same before and after and a well-formed request is still answered.
  */
 #include "harness.h"
+#include "proto_uwsgi.h"
 
 #include <criterion/criterion.h>
 
@@ -543,6 +544,64 @@ Test(hostile, abort_before_the_params_end, .timeout = 60)
               "the next request on the connection: end=%d closed=%d out=%.200s", r.end, r.closed,
               r.out);
     assert_logged(&nw, "request 1 aborted by the front end");
+    assert_same_workers(&nw, &before);
+}
+
+Test(hostile, client_gone_mid_upload_is_499_in_the_access_log, .timeout = 60)
+{
+    /* The access log says what the client got: it used to say 200 for a
+     * request whose peer went away before the body was read. */
+    char *alog = h_path("access.log");
+    serve_raw(nw, before, "--access-logfile", alog, h_example("echo.so"));
+    int fd = raw_connect(nw.port);
+    bytes b = { 0 };
+    begin(&b, 1, false);
+    static const char *const post[] = { "REQUEST_METHOD", "POST", "REQUEST_URI", "/upload",
+                                        "CONTENT_LENGTH", "100000", "SERVER_PROTOCOL", "HTTP/1.1",
+                                        NULL };
+    params(&b, 1, post);
+    rec(&b, STDIN, 1, "part of it", 10);
+    cr_assert(send_bytes(fd, &b));
+    usleep(200 * 1000);
+    close(fd);
+    cr_assert(h_wait_for_text(alog, "\"POST /upload HTTP/1.1\" 499 ", 5000),
+              "no 499 in the access log:\n%s\n%s", h_tail(alog), h_tail(nw.log));
+    assert_same_workers(&nw, &before);
+}
+
+Test(hostile, uwsgi_bytes_after_the_body_do_not_undo_the_request, .timeout = 60)
+{
+    /* One request per connection: bytes after CONTENT_LENGTH used to fail the
+     * request the handler was reading (nothing was answered), while the same
+     * bytes after an empty body were ignored. */
+    serve_raw(nw, before, h_example("echo.so"));
+    nw_buf vars = NW_BUF_INIT, req = NW_BUF_INIT;
+    static const char *const kv[] = { "REQUEST_METHOD", "POST", "REQUEST_URI", "/up",
+                                      "CONTENT_LENGTH", "5", "SERVER_PROTOCOL", "HTTP/1.1", NULL };
+    for (size_t i = 0; kv[i]; i += 2)
+        uwsgi_encode_var(&vars, kv[i], strlen(kv[i]), kv[i + 1], strlen(kv[i + 1]));
+    uwsgi_encode_header(&req, 0, vars.len, 0);
+    nw_buf_append(&req, nw_buf_head(&vars), vars.len);
+    nw_buf_appends(&req, "helloEXTRA");
+    int fd = raw_connect(nw.port);
+    cr_assert(send_all(fd, nw_buf_head(&req), req.len));
+    char got[4096];
+    size_t n = 0;
+    for (;;) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        if (poll(&pfd, 1, 5000) <= 0)
+            break;
+        ssize_t k = recv(fd, got + n, sizeof got - 1 - n, 0);
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+    }
+    got[n] = 0;
+    close(fd);
+    nw_buf_free(&vars);
+    nw_buf_free(&req);
+    cr_assert(strncmp(got, "HTTP/1.1 200 ", 13) == 0 && strstr(got, "\r\n\r\nhello"),
+              "the response:\n%s\n%s", got, h_tail(nw.log));
     assert_same_workers(&nw, &before);
 }
 

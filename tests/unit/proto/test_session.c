@@ -360,6 +360,18 @@ Test(session_uwsgi, request_with_body)
     assert_split_invariant(nw_buf_head(&b), b.len);
 }
 
+Test(session_uwsgi, bytes_after_the_body_are_dropped)
+{
+    /* They used to be a protocol error that failed the request the handler
+     * was reading; the connection closes after the response anyway. */
+    uwsgi_request(&b, "5");
+    nw_buf_appends(&b, "helloEXTRA");
+    CHECK("REQUEST 0 keep=0 body_done=0:A=1;CONTENT_LENGTH=5;\n"
+          "BODY:hello\n"
+          "BODY_END\n"
+          "LOG 1 close=0 bytes after the uwsgi request body ignored\n");
+}
+
 Test(session_uwsgi, bad_modifier_is_named)
 {
     static const uint8_t in[] = {0, 0, 0, 0}; /* an empty vars block is fine ... */
