@@ -159,6 +159,39 @@ Test(api, wait_fd_on_a_closed_fd_in_a_coroutine)
     ev_loop_destroy(loop);
 }
 
+/* A zero timeout is a check in every class: the coroutine's zero timer used
+ * to fire before the loop looked at the fd, so a writable pipe end was "not
+ * ready" under async and ready under sync and threads, every time. */
+static void co_checks(void *arg)
+{
+    struct co_wait *cw = arg;
+    cw->result = nw_wait_fd(req, cw->fd, NW_WRITE, 0);
+    cw->returned = 1;
+}
+
+Test(api, wait_fd_zero_timeout_is_a_check_everywhere)
+{
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    cr_assert_eq(nw_wait_fd(req, p[1], NW_WRITE, 0), NW_WRITE, "on a thread");
+    cr_assert_eq(nw_wait_fd(req, p[0], NW_READ, 0), 0, "nothing to read, on a thread");
+
+    struct ev_loop *loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+    cr_assert_not_null(loop);
+    nw_waiter w;
+    wait_setup(&w, loop, wake_nobody);
+    struct co_wait cw = {.fd = p[1]};
+    nw_coro *co = coro_new(co_checks, &cw);
+    coro_set_data(co, &w);
+    int done = coro_resume(co);
+    cr_assert(done && cw.returned, "a zero-timeout check yielded to the loop");
+    cr_assert_eq(cw.result, NW_WRITE, "in a coroutine: %d", cw.result);
+    coro_free(co);
+    ev_loop_destroy(loop);
+    close(p[0]);
+    close(p[1]);
+}
+
 /* ---- nw_log ------------------------------------------------------------------ */
 
 /* An empty STDERR record ends the stream (FastCGI 3.3): an empty warning
