@@ -53,6 +53,12 @@ typedef struct nw_request nw_request;
 typedef int nw_handler(nw_request *req);
 
 enum { NW_READ = 1, NW_WRITE = 2 };
+/* Threads: a request's calls belong to the thread its handler runs on (its
+ * buffers are that thread's, unlocked). Called with the request from a
+ * thread the app made, every function fails (-1, or NULL for nw_param) and
+ * narwhal logs it once per request; nw_log still writes narwhal's own log.
+ * nw_log(NULL, ...) may be called from any thread. */
+
 enum { NW_LOG_DEBUG, NW_LOG_INFO, NW_LOG_WARNING, NW_LOG_ERROR, NW_LOG_CRITICAL };
 
 /* The value of a request parameter (a CGI/FastCGI variable such as

@@ -2,6 +2,7 @@
  * src/narwhal.sym. Each function checks its arguments against the
  * header's contract and leaves the work to the request (request.h), its
  * stream (stream.h) and the wait primitive (wait.h). */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,11 +16,27 @@
 #include "util.h"
 #include "wait.h"
 
+/* A request's calls belong to the thread its handler runs on: its buffers
+ * are that thread's, unlocked. A call from a thread the app made is refused
+ * (logged once per request) instead of racing the handler's own calls. */
+static int foreign(const nw_request *req, const char *fn)
+{
+    if (!req->owner_set || pthread_equal(req->owner, pthread_self()))
+        return 0;
+    nw_request *r = (nw_request *)req;
+    if (!__atomic_exchange_n(&r->foreign_warned, 1, __ATOMIC_RELAXED))
+        log_error("%s called from a thread that is not the request's handler's; refused (a "
+                  "request's calls belong to its handler's thread; nw_log(NULL, ...) works from "
+                  "any)",
+                  fn);
+    return 1;
+}
+
 /* ---- request side ----------------------------------------------------------- */
 
 const char *nw_param(const nw_request *req, const char *name)
 {
-    if (!req || !name)
+    if (!req || !name || foreign(req, "nw_param"))
         return NULL;
     return request_param(req, name);
 }
@@ -27,7 +44,7 @@ const char *nw_param(const nw_request *req, const char *name)
 int nw_param_each(const nw_request *req, int (*fn)(const char *name, const char *value, void *arg),
                   void *arg)
 {
-    if (!req || !fn)
+    if (!req || !fn || foreign(req, "nw_param_each"))
         return -1;
     for (size_t i = 0; i < req->np; i++) {
         int rc = fn(req->pv[2 * i], req->pv[2 * i + 1], arg);
@@ -39,7 +56,7 @@ int nw_param_each(const nw_request *req, int (*fn)(const char *name, const char 
 
 ssize_t nw_read(nw_request *req, void *buf, size_t len)
 {
-    if (!req || (!buf && len))
+    if (!req || (!buf && len) || foreign(req, "nw_read"))
         return -1;
     for (;;) {
         if (req->failed || req->aborted)
@@ -76,7 +93,7 @@ int nw_set_status(nw_request *req, int status)
     /* A final status only: nginx hands a 1xx from the head to its client as
      * if it were the response (and the client then waits for the real one),
      * and 600 and above are not HTTP. */
-    if (!req || req->headers_sent || status < 200 || status > 599)
+    if (!req || foreign(req, "nw_set_status") || req->headers_sent || status < 200 || status > 599)
         return -1;
     req->status = status;
     return 0;
@@ -114,7 +131,8 @@ static int header_value_ok(const char *s)
 
 int nw_add_header(nw_request *req, const char *name, const char *value)
 {
-    if (!req || req->headers_sent || !header_name_ok(name) || !header_value_ok(value))
+    if (!req || foreign(req, "nw_add_header") || req->headers_sent || !header_name_ok(name) ||
+        !header_value_ok(value))
         return -1;
     /* "Status" would fight nw_set_status over the status line. */
     if (strcasecmp(name, "Status") == 0)
@@ -125,7 +143,7 @@ int nw_add_header(nw_request *req, const char *name, const char *value)
 
 ssize_t nw_write(nw_request *req, const void *buf, size_t len)
 {
-    if (!req || (!buf && len) || req->failed || req->aborted)
+    if (!req || (!buf && len) || foreign(req, "nw_write") || req->failed || req->aborted)
         return -1;
     if (request_write(req, buf, len) < 0)
         return -1;
@@ -164,7 +182,7 @@ static int64_t wait_deadline(const nw_request *req, int timeout_ms)
 
 int nw_wait_fd(nw_request *req, int fd, int events, int timeout_ms)
 {
-    if (!req || fd < 0 || !(events & (NW_READ | NW_WRITE)))
+    if (!req || fd < 0 || !(events & (NW_READ | NW_WRITE)) || foreign(req, "nw_wait_fd"))
         return -1;
     request_flush_before_wait(req);
     int64_t d = wait_deadline(req, timeout_ms);
@@ -183,6 +201,8 @@ int nw_sleep(nw_request *req, int ms)
         usleep((useconds_t)ms * 1000);
         return 0;
     }
+    if (foreign(req, "nw_sleep"))
+        return -1;
     request_flush_before_wait(req);
     if (req->deadline_ms >= 0 && req->deadline_ms < until) {
         wait_fd(-1, 0, req->deadline_ms);
@@ -205,6 +225,8 @@ void nw_log(nw_request *req, int level, const char *fmt, ...)
     va_end(ap);
     nw_buf_appendc(&line, 0);
     const char *msg = (const char *)nw_buf_head(&line);
+    if (req && foreign(req, "nw_log"))
+        req = NULL; /* still logged, in narwhal's log only */
     if (req) {
         const char *uri = request_param(req, "REQUEST_URI");
         log_msg(level, "app: %s [%s]", msg, uri ? uri : "-");

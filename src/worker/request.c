@@ -409,6 +409,8 @@ void request_run(nw_request *r)
     const nw_settings *s = r->s;
     const char *method = request_param(r, "REQUEST_METHOD"), *uri = request_param(r, "REQUEST_URI");
 
+    r->owner = pthread_self();
+    r->owner_set = 1;
     nw_tslot *t = executor_tslot();
     if (t)
         scoreboard_request_begin(t, method, uri, r->start_ms);

@@ -6,6 +6,7 @@
 #ifndef NW_REQUEST_H
 #define NW_REQUEST_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -32,9 +33,9 @@ struct nw_request {
     int status;
     nw_buf headers; /* "Name: value\r\n" lines */
     int headers_sent;
-    int flushed; /* some of the response has gone out to the socket */
-    nw_buf out;  /* body bytes (and the head) not yet encoded */
-    nw_buf err;  /* messages for the front end's error log, not yet sent */
+    int flushed;          /* some of the response has gone out to the socket */
+    nw_buf out;           /* body bytes (and the head) not yet encoded */
+    nw_buf err;           /* messages for the front end's error log, not yet sent */
     unsigned err_dropped; /* ... and how many did not fit */
     uint64_t body_bytes;
     int failed;  /* peer gone or protocol error: reads and writes fail */
@@ -42,6 +43,11 @@ struct nw_request {
     int64_t start_ms;
     struct timespec start_rt;
     int64_t deadline_ms; /* -1 = none */
+    /* The thread the handler runs on (set by request_run): the app API
+     * refuses calls from any other (api.c). */
+    pthread_t owner;
+    int owner_set;
+    int foreign_warned; /* a call from another thread was logged */
 };
 
 /* A request from the session's REQUEST event: decodes its params. NULL on

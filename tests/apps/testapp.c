@@ -20,6 +20,7 @@
 #include <narwhal.h>
 
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +136,33 @@ int manylogs(nw_request *req)
     nw_log(req, NW_LOG_WARNING, "value\n2026/11/30 00:00:00 [emerg] 1#1: forged");
     text_headers(req);
     return nw_printf(req, "ok\n") < 0;
+}
+
+/* The API called from a thread the app made: refused, not raced. */
+struct from_thread {
+    nw_request *req;
+    ssize_t wrote;
+    int status;
+};
+
+static void *call_from_thread(void *arg)
+{
+    struct from_thread *t = arg;
+    t->wrote = nw_write(t->req, "from a thread\n", 14);
+    t->status = nw_set_status(t->req, 404);
+    nw_log(t->req, NW_LOG_WARNING, "logged from an app thread");
+    return NULL;
+}
+
+int thread(nw_request *req)
+{
+    struct from_thread t = {.req = req};
+    pthread_t th;
+    if (pthread_create(&th, NULL, call_from_thread, &t) != 0)
+        return 1;
+    pthread_join(th, NULL);
+    text_headers(req);
+    return nw_printf(req, "write %zd status %d\n", t.wrote, t.status) < 0;
 }
 
 /* nw_param of the name in the query string, then every value of that name

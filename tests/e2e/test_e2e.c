@@ -726,6 +726,21 @@ Test(e2e, app_warning_cannot_forge_nginx_log_lines, .timeout = 60)
               "a forged line in nginx's error log:\n%s", h_tail(ng.error_log));
 }
 
+Test(e2e, api_from_an_app_thread_is_refused, .timeout = 60)
+{
+    /* A request's calls belong to its handler's thread: from another they
+     * raced the handler's buffers (nginx got a 502). Now they fail, logged
+     * once; nw_log still reaches narwhal's own log. */
+    serve_tcp(nw, ng, h_testapp("thread"));
+    h_response r = h_get(ng.port, "/thread");
+    assert_status(r, 200, nw.log);
+    assert_body(r, "write -1 status -1\n");
+    cr_assert(h_wait_for_text(nw.log, "called from a thread that is not the request's handler's",
+                              5000),
+              "%s", h_tail(nw.log));
+    cr_assert(h_wait_for_text(nw.log, "logged from an app thread", 5000), "%s", h_tail(nw.log));
+}
+
 Test(e2e, app_warning_reaches_nginx, .timeout = 60)
 {
     serve_tcp(nw, ng, h_testapp("log"));
