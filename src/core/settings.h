@@ -63,6 +63,7 @@ typedef struct nw_settings {
     int limit_request_line;       /* 4094, 0..8190, 0 = unlimited */
     int limit_request_fields;     /* 100, 0..32768 */
     int limit_request_field_size; /* 8190, 0 = unlimited */
+    int limit_pending_bytes;      /* 64 MiB per worker, 0 = unlimited */
     int max_requests;             /* 0 = off */
     int max_requests_jitter;      /* 0 */
 

@@ -126,6 +126,8 @@ static const char exec_protocol[] =
     "keepalive, protocol and close_mode are the --exec program's own business";
 static const char exec_limits[] =
     "limit_request_*: narwhal does not parse an --exec program's requests";
+static const char exec_pending[] =
+    "limit_pending_bytes: narwhal does not read an --exec program's requests";
 
 /* ---- the table ------------------------------------------------------------------- */
 
@@ -395,6 +397,17 @@ const struct setting settings_table[] = {
      .flags = F_NO_EXEC,
      .exec_why = exec_limits,
      .help = "largest request header (0 = unlimited)"},
+    {.name = "limit_pending_bytes",
+     .long_flag = "limit-pending-bytes",
+     .metavar = "BYTES",
+     .type = T_INT,
+     .off = OFF(limit_pending_bytes),
+     .def = "67108864",
+     .min = 0,
+     .max = INT_MAX,
+     .flags = F_NO_EXEC,
+     .exec_why = exec_pending,
+     .help = "most bytes a worker holds for requests not yet arrived in full (0 = unlimited)"},
     {.name = "max_requests",
      .long_flag = "max-requests",
      .metavar = "INT",

@@ -52,6 +52,11 @@ size_t session_parse(nw_session *s, nw_protocol setting, const uint8_t *in, size
     return s->proto->parse(s, in, len, out, ev);
 }
 
+size_t session_held(const nw_session *s)
+{
+    return s->proto ? s->proto->held(s) : 0;
+}
+
 void session_request_over(nw_session *s)
 {
     if (s->proto)

@@ -65,6 +65,8 @@ typedef struct nw_proto {
     void (*init)(nw_session *s); /* the protocol's parser state */
     void (*free)(nw_session *s);
     void (*over)(nw_session *s); /* the active request is over */
+    /* Bytes the parser holds of a request on its way (params, vars). */
+    size_t (*held)(const nw_session *s);
     /* Parses from in[0..len): how many bytes were consumed, at most one event
      * in ev. Answers management records into out. */
     size_t (*parse)(nw_session *s, const uint8_t *in, size_t len, nw_buf *out, sess_event *ev);
@@ -125,6 +127,9 @@ int session_detect(nw_session *s, nw_protocol setting, uint8_t first);
  * settled): bytes consumed, one event. */
 size_t session_parse(nw_session *s, nw_protocol setting, const uint8_t *in, size_t len, nw_buf *out,
                      sess_event *ev);
+/* Bytes the session holds of a request that has not arrived in full (0
+ * before the protocol is settled). */
+size_t session_held(const nw_session *s);
 /* The active request is over (whatever became of it): the next one may
  * begin. */
 void session_request_over(nw_session *s);

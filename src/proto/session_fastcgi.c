@@ -26,6 +26,11 @@ static void fastcgi_over(nw_session *s)
     fcgi_parser_end(&s->p.fcgi);
 }
 
+static size_t fastcgi_held(const nw_session *s)
+{
+    return s->p.fcgi.params.len + s->p.fcgi.body.len;
+}
+
 static void trace(nw_session *s, const fcgi_event *fe)
 {
     if (!s->trace || fe->type == FCGI_EV_NONE)
@@ -181,6 +186,7 @@ const nw_proto session_fastcgi = {
     .init = fastcgi_init,
     .free = fastcgi_free,
     .over = fastcgi_over,
+    .held = fastcgi_held,
     .parse = fastcgi_parse,
     .params = fastcgi_params,
     .head = fastcgi_head,

@@ -17,6 +17,11 @@ static void uwsgi_sess_free(nw_session *s)
     uwsgi_parser_free(&s->p.uwsgi);
 }
 
+static size_t uwsgi_sess_held(const nw_session *s)
+{
+    return s->p.uwsgi.vars.len;
+}
+
 /* One request per connection: what follows its body is an error anyway. */
 static void uwsgi_sess_over(nw_session *s)
 {
@@ -176,6 +181,7 @@ const nw_proto session_uwsgi = {
     .init = uwsgi_sess_init,
     .free = uwsgi_sess_free,
     .over = uwsgi_sess_over,
+    .held = uwsgi_sess_held,
     .parse = uwsgi_sess_parse,
     .params = uwsgi_sess_params,
     .head = uwsgi_head,

@@ -103,6 +103,7 @@ static void conn_close(nw_conn *c, const char *reason)
         log_info("closing connection %llu: %s", (unsigned long long)c->st.id, reason);
     ev_io_stop(cs->loop, &c->io);
     ev_timer_stop(cs->loop, &c->timer);
+    cs->pending -= c->held;
     if (c->req)
         request_free(c->req);
     stream_free(&c->st);
@@ -115,6 +116,34 @@ static void conn_close(nw_conn *c, const char *reason)
     cs->n--;
     free(c);
     cs->hooks.closed(cs->hooks.arg);
+}
+
+/* limit_pending_bytes: counts what the connection holds of a request on
+ * its way (its unparsed input, the params the session is assembling) into
+ * the worker's total; the connection that would take the total past the
+ * limit is closed. The refusals are logged once a second at most. Returns
+ * -1 when the connection was closed. */
+static int conn_account(nw_conn *c)
+{
+    nw_conns *cs = c->set;
+    size_t held = c->busy ? 0 : c->st.in.len + session_held(&c->st.sess);
+    cs->pending = cs->pending - c->held + held;
+    c->held = held;
+    size_t limit = (size_t)cs->s->limit_pending_bytes;
+    if (!limit || cs->pending <= limit || !held)
+        return 0;
+    cs->pending_refused++;
+    int64_t now = nw_now_ms();
+    if (now - cs->pending_logged_ms >= 1000) {
+        log_warning("connection %llu: the worker would hold more than limit_pending_bytes (%zu) "
+                    "for requests not yet arrived in full; closing it (%u refused since the last "
+                    "report)",
+                    (unsigned long long)c->st.id, limit, cs->pending_refused);
+        cs->pending_logged_ms = now;
+        cs->pending_refused = 0;
+    }
+    conn_close(c, NULL);
+    return -1;
 }
 
 /* Graceful stop: an idle keep-alive connection can go (nginx retries a
@@ -150,6 +179,8 @@ static void conn_dispatch(nw_conn *c)
     ev_io_stop(cs->loop, &c->io);
     c->arrive_by = c->stuck_by = 0;
     c->busy = 1;
+    cs->pending -= c->held; /* the request holds it now */
+    c->held = 0;
     request_start(c->req);
     cs->hooks.request_begun(cs->hooks.arg);
     c->task.method = request_param(c->req, "REQUEST_METHOD");
@@ -203,6 +234,8 @@ static int conn_process(nw_conn *c)
         conn_close(c, NULL);
         return -1;
     }
+    if (conn_account(c) < 0)
+        return -1;
     /* Wait for more: only now does the loop need to watch the connection. */
     conn_watch(c);
     return 0;

@@ -44,6 +44,11 @@ typedef struct nw_conns {
     int n;
     uint64_t next_id;
     int stopping; /* the owner's graceful stop: no connection is kept */
+    /* limit_pending_bytes: what all connections hold of requests on their
+     * way, and the refusals not yet logged */
+    size_t pending;
+    int64_t pending_logged_ms;
+    unsigned pending_refused;
 } nw_conns;
 
 struct nw_conn {
@@ -57,6 +62,7 @@ struct nw_conn {
     nw_request *req;    /* the active request, if any */
     int busy;           /* req is with the executor: hands off */
     uint64_t served;    /* requests completed on this connection */
+    size_t held;        /* of a request on its way: counted in set->pending */
     nw_task task;       /* what the executor runs: req */
     nw_conn *prev, *next;
 };

@@ -605,6 +605,40 @@ Test(hostile, uwsgi_bytes_after_the_body_do_not_undo_the_request, .timeout = 60)
     assert_same_workers(&nw, &before);
 }
 
+Test(hostile, pending_bytes_are_bounded_per_worker, .timeout = 60)
+{
+    /* Requests that never finish arriving (params up to 1 MiB each) could
+     * pin a worker's memory, connection after connection: past
+     * limit_pending_bytes the connection that would pass it is closed. */
+    h_narwhal nw = h_narwhal_serve("-w", "1", "--limit-pending-bytes", "300000",
+                                   h_example("echo.so"), NULL);
+    workers before = ready_workers(&nw, 1);
+    static uint8_t chunk[60000];
+    memset(chunk, 'p', sizeof chunk);
+    enum { N = 8 };
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = raw_connect(nw.port);
+        bytes b = { 0 };
+        begin(&b, 1, true);
+        rec(&b, PARAMS, 1, chunk, sizeof chunk); /* and no empty PARAMS */
+        cr_assert(send_bytes(fds[i], &b));
+        free(b.p);
+        usleep(50 * 1000);
+    }
+    /* 60 kB each: the sixth passes 300 kB, and so does every later one */
+    int closed = 0;
+    for (int i = 0; i < N; i++)
+        closed += wait_closed(fds[i], i < 4 ? 200 : 3000) >= 0;
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    cr_assert(closed >= 3 && closed <= 4, "%d of %d connections closed\n%s", closed, N,
+              h_tail(nw.log));
+    cr_assert(h_wait_for_text(nw.log, "limit_pending_bytes (300000)", 3000), "%s", h_tail(nw.log));
+    assert_serves(&nw, "REQUEST_METHOD=GET");
+    assert_same_workers(&nw, &before);
+}
+
 Test(hostile, unexpected_record_type_from_web_server, .timeout = 60)
 {
     /* END_REQUEST / STDOUT only go from the application to the web server */
