@@ -146,27 +146,31 @@ static int conn_account(nw_conn *c)
     return -1;
 }
 
-/* Graceful stop: an idle keep-alive connection can go (nginx retries a
- * request that meets a closed cached connection), but a connection that
- * was accepted and has not sent its first request yet is a request on its
- * way: it gets a short grace to arrive, so a reload never drops one. */
-void conn_close_idle(nw_conns *cs)
+/* How long a kept connection of a stopping worker may idle before it is
+ * closed. nginx hands out its most recently used cached connection first:
+ * one that has had no request for this long is at the bottom of its cache,
+ * where nginx is least likely to pick it in the moment its FIN is on the
+ * way (nginx would log the request it sent into the close, and retry it). */
+#define STOP_IDLE_SECS 1.
+
+/* Graceful stop, without a request sent into a closing connection: a kept
+ * connection serves what comes on it and ends with its next response (the
+ * response and the FIN leave together, and nginx does not cache a
+ * connection it saw end), or is closed once it has idled STOP_IDLE_SECS. A
+ * connection that was accepted and has not sent its first request yet is a
+ * request on its way: it gets two seconds to do so, so a reload never drops
+ * one. */
+void conn_set_stopping(nw_conns *cs)
 {
-    nw_conn *c = cs->head, *next;
-    for (; c; c = next) {
-        next = c->next;
+    cs->stopping = 1;
+    for (nw_conn *c = cs->head; c; c = c->next) {
+        __atomic_store_n(&c->st.closing, 1, __ATOMIC_RELAXED);
         if (conn_arriving(c) || c->busy) /* it has its deadline */
             continue;
-        char byte;
-        ssize_t n = recv(c->st.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (c->served == 0 || n > 0) {
-            ev_timer_stop(cs->loop, &c->timer);
-            ev_timer_set(&c->timer, 2., 0.);
-            ev_timer_start(cs->loop, &c->timer);
-            c->expiry = NULL;
-            continue;
-        }
-        conn_close(c, NULL);
+        ev_timer_stop(cs->loop, &c->timer);
+        ev_timer_set(&c->timer, c->served == 0 ? 2. : STOP_IDLE_SECS, 0.);
+        ev_timer_start(cs->loop, &c->timer);
+        c->expiry = NULL;
     }
 }
 
@@ -183,6 +187,8 @@ static void conn_dispatch(nw_conn *c)
     c->held = 0;
     request_start(c->req);
     cs->hooks.request_begun(cs->hooks.arg);
+    if (cs->stopping || cs->last_ones)
+        c->st.closing = 1; /* before the task is handed over */
     c->task.method = request_param(c->req, "REQUEST_METHOD");
     c->task.uri = request_param(c->req, "REQUEST_URI");
     if (cs->s->spew)
@@ -275,7 +281,7 @@ static void conn_task_done(nw_task *t)
      * is decided here, not there. */
     cs->hooks.request_done(cs->hooks.arg);
     c->busy = 0;
-    if (c->st.broken || !keep || cs->stopping || cs->s->keepalive == 0) {
+    if (c->st.broken || !keep || c->st.closing || cs->stopping || cs->s->keepalive == 0) {
         if (ended)
             stream_end(&c->st);
         conn_close(c, NULL);

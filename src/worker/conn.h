@@ -43,7 +43,9 @@ typedef struct nw_conns {
     nw_conn *head; /* every open connection */
     int n;
     uint64_t next_id;
-    int stopping; /* the owner's graceful stop: no connection is kept */
+    int stopping;  /* the owner's graceful stop: no connection is kept */
+    int last_ones; /* the owner stops after the requests in progress: each
+                      ends its connection */
     /* limit_pending_bytes: what all connections hold of requests on their
      * way, and the refusals not yet logged */
     size_t pending;
@@ -71,8 +73,9 @@ void conn_set_init(nw_conns *cs, struct ev_loop *loop, const nw_settings *s, nw_
                    nw_conn_hooks hooks);
 /* Takes ownership of an accepted, non-blocking fd and starts serving it. */
 void conn_start(nw_conns *cs, int fd, int peer);
-/* Graceful stop: closes idle connections (those on their way to a first
- * request get a short grace). */
-void conn_close_idle(nw_conns *cs);
+/* Graceful stop: no connection is kept past its next response, and one
+ * that stays idle is closed after a second (fresh ones get two to send
+ * their first request). */
+void conn_set_stopping(nw_conns *cs);
 
 #endif

@@ -458,7 +458,10 @@ void request_run(nw_request *r)
         proto->end(&st->sess, &st->out);
         /* The rest of the response gets a fresh `timeout` to drain. */
         int64_t drain = s->timeout > 0 ? nw_now_ms() + (int64_t)s->timeout * 1000 : -1;
-        st->last_flush = !r->keep_conn; /* the connection closes after it */
+        /* The connection closes after it: its tail and the FIN leave
+         * together, so nginx sees the end before it could cache the
+         * connection and send another request into the close. */
+        st->last_flush = !r->keep_conn || __atomic_load_n(&st->closing, __ATOMIC_RELAXED);
         if (stream_flush_wait(st, drain) < 0)
             r->failed = 1;
     }

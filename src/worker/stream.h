@@ -23,6 +23,9 @@ typedef struct nw_stream {
     nw_buf out;      /* encoded, not yet written */
     int broken;      /* peer gone or protocol error: close when possible */
     int last_flush;  /* the response being flushed is the connection's last */
+    int closing;     /* the connection ends after the response in progress
+                        (the worker is stopping); set by the core, read by
+                        the request's thread: atomic */
     int close_after; /* the session asked: close once out is written */
     /* The session's messages this second (stream_next logs a few). */
     int64_t log_since;

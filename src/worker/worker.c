@@ -51,7 +51,6 @@ static void begin_stop(nw_worker *w, const char *why)
     if (w->stopping)
         return;
     w->stopping = 1;
-    w->conns.stopping = 1;
     log_info("worker stopping: %s", why);
     __atomic_store_n(&w->slot->state, SLOT_STOPPING, __ATOMIC_RELEASE);
     set_accepting(w, 0);
@@ -59,7 +58,7 @@ static void begin_stop(nw_worker *w, const char *why)
         close(w->listeners[i].fd);
         w->listeners[i].fd = -1;
     }
-    conn_close_idle(&w->conns);
+    conn_set_stopping(&w->conns);
     maybe_finish(w);
 }
 
@@ -81,6 +80,10 @@ static void on_request_begun(void *arg)
     nw_worker *w = arg;
     w->inflight++;
     update_accepting(w);
+    /* max_requests: the worker stops once the requests in progress are
+     * done, so they end their connections (conn.h) */
+    if (w->max_requests && w->requests + (uint64_t)w->inflight >= w->max_requests)
+        w->conns.last_ones = 1;
 }
 
 static void on_request_done(void *arg)

@@ -287,6 +287,27 @@ Test(ops, max_requests_under_load, .timeout = 60)
     assert_status(h_get(ng.port, "/"), 200, nw.log);
 }
 
+/* Recycling and reloads behind nginx's upstream keep-alive leave nginx's
+ * error log clean: a stopping worker's kept connections end with their next
+ * response (its tail and the FIN together: nginx does not cache a
+ * connection it saw end), or after a second idle, never while nginx may be
+ * sending into them ("upstream prematurely closed connection", dozens of
+ * lines per reload before). */
+Test(ops, recycling_behind_keepalive_leaves_nginx_log_clean, .timeout = 90)
+{
+    h_narwhal nw = h_narwhal_serve("-w", "2", "--max-requests", "300", "--max-requests-jitter",
+                                   "50", h_example("hello.so"), NULL);
+    h_nginx ng = h_nginx_start(H_SNIPPET_KEEPALIVE, h_fmt("127.0.0.1:%d", nw.port));
+    load l = load_start(ng.port, "/", 4);
+    h_sleep_ms(1500);
+    cr_assert(kill(nw.pid, SIGHUP) == 0);
+    load_finish(&l, nw.log);
+    cr_assert(h_count_text(nw.log, "max_requests reached") >= 4,
+              "not enough recycling to tell:\n%s", h_tail(nw.log));
+    cr_assert_eq(h_count_text(ng.error_log, "[error]"), 0, "nginx logged errors:\n%s",
+                 h_tail(ng.error_log));
+}
+
 /* ---- USR2 + WINCH + TERM --------------------------------------------------------------------- */
 
 Test(ops, usr2_winch_term_upgrade_under_load, .timeout = 90)
