@@ -151,7 +151,7 @@ Test(settings, defaults)
     cr_expect_eq(s->raw_env.n, 0);
     cr_expect_null(s->user);
     cr_expect_null(s->group);
-    cr_expect_eq(s->umask, 0);
+    cr_expect_eq(s->umask, 022);
     cr_expect_not(s->check_config);
     cr_expect_not(s->print_config);
     cr_expect_null(s->app);
@@ -984,7 +984,7 @@ Test(settings, is_default_compares_values_with_the_table)
     done(&r);
 
     /* a default given explicitly is still the default */
-    run(&r, NULL, "--timeout", "30", "-b", "127.0.0.1:5000", "-k", "SYNC", "-m", "0o0", NULL);
+    run(&r, NULL, "--timeout", "30", "-b", "127.0.0.1:5000", "-k", "SYNC", "-m", "0o22", NULL);
     cr_assert_eq(r.rc, 0, "%s", r.err);
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         cr_expect(settings_is_default(&r.s, names[i]), "%s is not default", names[i]);
@@ -1017,7 +1017,7 @@ Test(settings, restart_changes_are_the_restart_rows_that_differ)
     const char *name;
     size_t pos = 0;
     run(&a, NULL, "-w", "2", "-b", "127.0.0.1:6000", NULL);
-    run(&b, NULL, "-w", "4", "-b", "127.0.0.1:6001", "--umask", "022", "--timeout", "5", "-D",
+    run(&b, NULL, "-w", "4", "-b", "127.0.0.1:6001", "--umask", "077", "--timeout", "5", "-D",
         NULL);
     cr_assert_eq(a.rc, 0, "%s", a.err);
     cr_assert_eq(b.rc, 0, "%s", b.err);
