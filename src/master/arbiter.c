@@ -367,7 +367,8 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
         log_error("cannot create a signalfd: %s", strerror(errno));
         return 1;
     }
-    /* Room for TTIN and for two generations side by side during a reload. */
+    /* Room for TTIN and for two generations side by side during a reload
+     * (settings bound workers to NW_MAX_WORKERS, threads to NW_MAX_THREADS). */
     int nslots = s->workers * 4 > 256 ? s->workers * 4 : 256;
     int per_slot = s->threads > 16 ? s->threads : 16;
     if (scoreboard_open(&a.sb, nslots, per_slot) < 0)

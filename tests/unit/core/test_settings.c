@@ -223,6 +223,29 @@ Test(settings, int_errors)
                  "--backlog", "99999999999999999999", NULL);
 }
 
+/* Values that overflowed where they are used (UBSan: workers * 4 in the
+ * arbiter, jitter + 1 in the worker) are refused at their bounds. */
+Test(settings, int_bounds_keep_arithmetic_in_range)
+{
+    expect_error(NULL, "narwhal: -w: '2147483647' must be at most 1024\n", "-w", "2147483647",
+                 NULL);
+    expect_error(NULL, "narwhal: --workers: '1025' must be at most 1024\n", "--workers", "1025",
+                 NULL);
+    expect_error(NULL, "narwhal: --threads: '1025' must be at most 1024\n", "--threads", "1025",
+                 NULL);
+    expect_error(NULL, "narwhal: --max-requests-jitter: '2147483647' must be at most 1000000000\n",
+                 "--max-requests-jitter", "2147483647", NULL);
+    expect_error(NULL, "narwhal: --max-requests: '2147483647' must be at most 1000000000\n",
+                 "--max-requests", "2147483647", NULL);
+    struct run r;
+    run(&r, NULL, "-w", "1024", "--threads", "1024", "--max-requests", "1000000000",
+        "--max-requests-jitter", "1000000000", NULL);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_expect_eq(r.s.workers, 1024);
+    cr_expect_eq(r.s.threads, 1024);
+    done(&r);
+}
+
 Test(settings, int_ranges_accept_edges)
 {
     struct run r;
