@@ -182,7 +182,7 @@ int main(int argc, char **argv)
                       s.access_log_format) < 0)
         goto out;
     settings_warn_no_effect(&s);
-    ninherited = listener_inherited(inherited, 64);
+    ninherited = listener_inherited(inherited, 64, parent);
     ls = nw_xcalloc(s.bind.n, sizeof *ls);
     nls = open_listeners(&s, id, ls, inherited, ninherited);
     if (nls < (int)s.bind.n)
