@@ -172,8 +172,9 @@ static void reap(arbiter *a)
             int sig = WTERMSIG(st);
             if (killed_for)
                 log_error("worker %d killed (%s)", (int)pid, killed_for);
-            else if (a->state != ARBITER_RUNNING &&
-                     (sig == SIGKILL || sig == SIGTERM || sig == SIGQUIT))
+            else if ((a->state != ARBITER_RUNNING || a->info[i].retiring) &&
+                     (sig == SIGKILL || sig == SIGTERM || sig == SIGQUIT ||
+                      (a->s->exec && sig == a->s->exec_stop_signal)))
                 log_info("worker %d stopped by %s", (int)pid, nw_signame(sig));
             else
                 log_error("worker %d died from %s (signal %d)%s%s", (int)pid, nw_signame(sig), sig,

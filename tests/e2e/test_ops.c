@@ -466,3 +466,22 @@ Test(ops, spew_logs_protocol_records, .timeout = 60)
         cr_assert(h_wait_for_text(nw.log, want[i], 3000), "no \"%s\" with --spew:\n%s", want[i],
                   h_tail(nw.log));
 }
+
+/* ---- once a generation serves, only an operator's signal stops the master ---------------- */
+
+/* --exec: the configured stop signal is an expected death on a reload */
+Test(ops, exec_retirement_by_stop_signal_is_info, .timeout = 60)
+{
+    char *prog = h_path("sleeper.sh");
+    h_write_file(prog, "#!/bin/sh\nexec sleep 1000\n");
+    cr_assert(chmod(prog, 0755) == 0);
+    h_narwhal nw = h_narwhal_serve("-w", "1", "--exec", prog, NULL);
+    workers old = wait_workers(&nw, 1, 10000);
+    cr_assert(kill(nw.pid, SIGHUP) == 0);
+    cr_assert(h_wait_for_text(nw.log, "reload done", 15000), "%s", h_tail(nw.log));
+    const char *needles[] = { h_fmt("worker %ld ", (long)old.pid[0]), "SIGUSR1", NULL };
+    char *line = h_wait_line(nw.log, needles, 10000);
+    cr_assert(line, "the old child's end is not logged:\n%s", h_tail(nw.log));
+    cr_assert(strstr(line, "[INFO]") && !strstr(line, "died"),
+              "the stop signal is logged as a failure: %s", line);
+}
