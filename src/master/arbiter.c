@@ -313,9 +313,15 @@ static void handle_signal(arbiter *a, int sig)
         begin_stop(a, 1, nw_signame(sig));
         break;
     case SIGACT_INCREMENT:
-        if (a->target < a->sb.nslots) {
+        /* Half the slots at most, so that a reload's new generation
+         * always fits beside the old one. */
+        if (a->target < a->sb.nslots / 2) {
             a->target++;
             log_info("SIGTTIN: %d workers", a->target);
+        } else {
+            log_warning("SIGTTIN: refused: %d workers is the most this master runs (half of "
+                        "its %d worker slots, so that a reload fits)",
+                        a->target, a->sb.nslots);
         }
         break;
     case SIGACT_DECREMENT:

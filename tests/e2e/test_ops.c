@@ -469,6 +469,28 @@ Test(ops, spew_logs_protocol_records, .timeout = 60)
 
 /* ---- once a generation serves, only an operator's signal stops the master ---------------- */
 
+/* TTIN stops at half the scoreboard, so a reload always has room for its
+ * new generation (TTIN to every slot blocked every later reload). */
+Test(ops, ttin_is_bounded_so_reload_fits, .timeout = 120)
+{
+    h_narwhal nw = h_narwhal_serve("-w", "1", h_example("hello.so"), NULL);
+    wait_workers(&nw, 1, 10000);
+    int sent = 0;
+    for (; sent < 300 && h_count_text(nw.log, "SIGTTIN: refused") == 0; sent++) {
+        cr_assert(kill(nw.pid, SIGTTIN) == 0);
+        /* one at a time: signals sent together may merge */
+        cr_assert(wait_count(nw.log, "SIGTTIN: ", sent + 1, 5000), "TTIN %d not seen:\n%s",
+                  sent + 1, h_tail(nw.log));
+    }
+    cr_assert(h_count_text(nw.log, "SIGTTIN: refused") > 0, "%d TTINs all taken:\n%s", sent,
+              h_tail(nw.log));
+    cr_assert(h_wait_for_text(nw.log, "the most this master runs (half of its", 100));
+    cr_assert(kill(nw.pid, SIGHUP) == 0);
+    cr_assert(h_wait_for_text(nw.log, "reload done", 60000), "the reload never finished:\n%s",
+              h_tail(nw.log));
+    wait_workers(&nw, 1, 30000);
+}
+
 /* --exec: the configured stop signal is an expected death on a reload */
 Test(ops, exec_retirement_by_stop_signal_is_info, .timeout = 60)
 {
