@@ -40,6 +40,7 @@ int arbiter_live_workers(const arbiter *a, int ready_only)
 void arbiter_retire(arbiter *a, int i)
 {
     a->info[i].retiring = 1;
+    a->info[i].retired_ms = nw_now_ms();
     kill(a->sb.slots[i].pid, a->s->exec ? a->s->exec_stop_signal : SIGTERM);
 }
 
@@ -241,6 +242,17 @@ static void check_workers(arbiter *a)
         if (state == SLOT_READY && !a->info[i].was_ready) {
             a->info[i].was_ready = 1;
             a->boot_failures = 0;
+        }
+        /* A retired worker gets graceful_timeout to finish, as on a stop. */
+        int64_t grace = (int64_t)a->s->graceful_timeout * 1000;
+        if (a->info[i].retiring && !a->info[i].killed_for && a->state == ARBITER_RUNNING &&
+            now - a->info[i].retired_ms >= grace) {
+            log_warning("worker %d still running %llds after it was retired "
+                        "(graceful_timeout); killing it",
+                        (int)slot->pid, (long long)((now - a->info[i].retired_ms) / 1000));
+            a->info[i].killed_for = "graceful timeout";
+            kill(slot->pid, SIGKILL);
+            continue;
         }
         /* An --exec program keeps no scoreboard: nothing more to check. */
         if (limit <= 0 || a->info[i].killed_for || a->s->exec)

@@ -28,6 +28,7 @@ enum { ARBITER_RUNNING, ARBITER_STOPPING, ARBITER_STOPPING_FAST };
 typedef struct slot_info {
     const char *killed_for; /* why the master killed it, for the reap log */
     int retiring;           /* told to stop (TTOU); not counted as live */
+    int64_t retired_ms;     /* when: SIGKILL once graceful_timeout has passed */
     int was_ready;
     unsigned generation; /* which configuration it was started with */
     int64_t spawned_ms;

@@ -469,6 +469,29 @@ Test(ops, spew_logs_protocol_records, .timeout = 60)
 
 /* ---- once a generation serves, only an operator's signal stops the master ---------------- */
 
+/* Workers retired by a reload get graceful_timeout, then SIGKILL. */
+Test(ops, retired_worker_killed_after_graceful_timeout, .timeout = 60)
+{
+    serve_tcp(nw, ng, "-w", "1", "--graceful-timeout", "1", h_testapp("slow"));
+    workers old = wait_workers(&nw, 1, 10000);
+    h_bg_request b = { .port = ng.port, .path = "/slow?ms=10000" };
+    h_bg_start(&b);
+    cr_assert(h_wait_for_text(nw.log, "slow: sleeping", 5000), "%s", h_tail(nw.log));
+    long t0 = h_now_ms();
+    cr_assert(kill(nw.pid, SIGHUP) == 0);
+    cr_assert(h_wait_for_text(nw.log, "reload done", 10000), "%s", h_tail(nw.log));
+    while (h_alive(old.pid[0]) && h_now_ms() - t0 < 5000)
+        h_sleep_ms(50);
+    cr_assert_not(h_alive(old.pid[0]),
+                  "the retired worker %ld still runs %ld ms after HUP (graceful_timeout 1 s):\n%s",
+                  (long)old.pid[0], h_now_ms() - t0, h_tail(nw.log));
+    const char *needles[] = { h_fmt("worker %ld still running", (long)old.pid[0]), "killing it",
+                              NULL };
+    cr_assert(h_wait_line(nw.log, needles, 2000), "the kill is not logged:\n%s", h_tail(nw.log));
+    h_bg_join(&b);
+    assert_status(h_get(ng.port, "/slow?ms=1"), 200, nw.log);
+}
+
 /* TTIN stops at half the scoreboard, so a reload always has room for its
  * new generation (TTIN to every slot blocked every later reload). */
 Test(ops, ttin_is_bounded_so_reload_fits, .timeout = 120)
