@@ -469,6 +469,27 @@ Test(ops, spew_logs_protocol_records, .timeout = 60)
 
 /* ---- once a generation serves, only an operator's signal stops the master ---------------- */
 
+/* A URL that crashes its worker must not stop the server: a crash storm
+ * backs off the respawns, the master stays. */
+Test(ops, crash_storm_backs_off_and_keeps_serving, .timeout = 90)
+{
+    serve_tcp(nw, ng, "-w", "2", h_testapp("crash"));
+    wait_workers(&nw, 2, 10000);
+    for (int i = 0; i < 24; i++) {
+        h_response r = h_http(ng.port, "GET", "/c?crash=1", NULL, NULL, 0, 15000);
+        cr_assert(r.status == 502 || r.status == 504, "crash %d got %d (%s):\n%s", i, r.status,
+                  r.error ? r.error : "", h_tail(nw.log));
+    }
+    cr_assert(h_wait_for_text(nw.log, "crash storm; respawning in", 5000),
+              "no backoff logged:\n%s", h_tail(nw.log));
+    cr_assert(h_alive(nw.pid), "the master stopped in a crash storm:\n%s", h_tail(nw.log));
+    h_response r = h_http(ng.port, "GET", "/c?x", NULL, NULL, 0, 15000);
+    assert_status(r, 200, nw.log);
+    assert_body(r, "ok\n");
+    cr_assert(h_alive(nw.pid));
+    cr_assert_eq(h_count_text(nw.log, "stopping"), 0, "%s", h_tail(nw.log));
+}
+
 /* Workers retired by a reload get graceful_timeout, then SIGKILL. */
 Test(ops, retired_worker_killed_after_graceful_timeout, .timeout = 60)
 {
@@ -529,4 +550,34 @@ Test(ops, exec_retirement_by_stop_signal_is_info, .timeout = 60)
     cr_assert(line, "the old child's end is not logged:\n%s", h_tail(nw.log));
     cr_assert(strstr(line, "[INFO]") && !strstr(line, "died"),
               "the stop signal is logged as a failure: %s", line);
+}
+
+/* Once a generation has served, workers that cannot boot (here: the app
+ * file replaced by garbage, then a worker killed) are retried with backoff;
+ * the master does not stop and the worker left goes on serving. */
+Test(ops, boot_failures_after_serving_back_off, .timeout = 90)
+{
+    char *app = h_path("app.so");
+    copy_file(h_example("hello.so"), app);
+    serve_tcp(nw, ng, "-w", "2", app);
+    workers w = wait_workers(&nw, 2, 10000);
+    assert_status(h_get(ng.port, "/"), 200, nw.log);
+    char *bad = h_path("app.so.bad");
+    h_write_file(bad, "this is not a shared object\n");
+    cr_assert(rename(bad, app) == 0);
+    cr_assert(kill(w.pid[0], SIGKILL) == 0);
+    cr_assert(h_wait_for_text(nw.log, "failed to boot 5 times in a row; the running workers go on",
+                              30000),
+              "no backoff after 5 boot failures:\n%s", h_tail(nw.log));
+    cr_assert(h_alive(nw.pid), "the master stopped:\n%s", h_tail(nw.log));
+    for (int i = 0; i < 5; i++) {
+        h_response r = h_get(ng.port, "/");
+        assert_status(r, 200, nw.log);
+        assert_body(r, "Hello, World!\n");
+    }
+    /* a good app again: the next try boots */
+    copy_file(h_example("hello.so"), h_path("app.so.good"));
+    cr_assert(rename(h_path("app.so.good"), app) == 0);
+    wait_workers(&nw, 2, 30000);
+    cr_assert(h_alive(nw.pid));
 }
