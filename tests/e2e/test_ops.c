@@ -12,6 +12,7 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -414,6 +415,60 @@ Test(ops, reload_on_rebuilt_app, .timeout = 90)
     }
     cr_assert_eq(h_count_text(nw.log, "reload done"), done, "a broken app was put in service");
     cr_assert(h_alive(nw.pid));
+}
+
+/* `cp` onto the app (truncate, then write in chunks) while it serves: the
+ * running workers map a private copy, so none dies (it was SIGBUS for every
+ * worker, then boot failures stopped the master); --reload then serves the
+ * new build once the file is whole. */
+Test(ops, app_rewritten_in_place_keeps_serving, .timeout = 90)
+{
+    char *dir = h_path("app");
+    cr_assert(mkdir(dir, 0755) == 0);
+    char *app = h_fmt("%s/app.so", dir);
+    copy_file(h_example("hello.so"), app);
+    serve_tcp(nw, ng, "-w", "2", "--reload", app);
+    wait_workers(&nw, 2, 10000);
+    assert_status(h_get(ng.port, "/"), 200, nw.log);
+
+    char *src = h_path("v2.c"), *v2 = h_path("v2.so"), *cclog = h_path("cc.log");
+    h_write_file(src, "#include <narwhal.h>\n"
+                      "int app(nw_request *req)\n"
+                      "{\n"
+                      "    nw_printf(req, \"Version two\\n\");\n"
+                      "    return 0;\n"
+                      "}\n");
+    char *cc[] = { "/usr/bin/cc", "-shared", "-fPIC",
+                   h_fmt("-I%s/include", h_env("NARWHAL_SRCDIR")), "-o", v2, src, NULL };
+    int st = h_run(cclog, cc, NULL, 60000);
+    cr_assert(h_exited_with(st, 0), "cc %s:\n%s", h_wstatus_str(st), h_tail(cclog));
+    size_t len;
+    char *data = h_read_file(v2, &len);
+    cr_assert(data && len > 4096);
+
+    int fd = open(app, O_WRONLY | O_TRUNC);
+    cr_assert(fd >= 0, "%s: %s", app, strerror(errno));
+    for (size_t off = 0; off < len; off += 2048) {
+        size_t n = len - off < 2048 ? len - off : 2048;
+        cr_assert(write(fd, data + off, n) == (ssize_t)n);
+        for (int i = 0; i < 2; i++) {
+            h_response r = h_get(ng.port, "/");
+            assert_status(r, 200, nw.log);
+        }
+        h_sleep_ms(50);
+    }
+    cr_assert(close(fd) == 0);
+
+    bool two = false;
+    for (long end = h_now_ms() + 15000; !two && h_now_ms() < end; h_sleep_ms(100)) {
+        h_response r = h_get(ng.port, "/");
+        assert_status(r, 200, nw.log);
+        two = strcmp(r.body, "Version two\n") == 0;
+    }
+    cr_assert(two, "the rewritten app is not served:\n%s", h_tail(nw.log));
+    cr_assert(h_alive(nw.pid));
+    cr_assert_eq(h_count_text(nw.log, "SIGBUS"), 0, "%s", h_tail(nw.log));
+    cr_assert_eq(h_count_text(nw.log, "died from"), 0, "%s", h_tail(nw.log));
 }
 
 /* ---- boot failure storm ------------------------------------------------------------------- */
