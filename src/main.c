@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "listener.h"
 #include "log.h"
 #include "settings.h"
+#include "signals.h"
 #include "util.h"
 
 static int resolve_identity(const nw_settings *s, nw_identity *id)
@@ -142,6 +144,13 @@ int main(int argc, char **argv)
     char *exe = NULL, *pidfile = NULL;
     pid_t parent = 0;
     int ready_fd = -1, status = 1;
+
+    /* First of all: the master reads its signals from a signalfd later, and
+     * a HUP that arrives before then (a pidfile is there to be read) must
+     * wait for it, not kill the process. Children unblock their own. */
+    sigset_t sigs;
+    signals_fill(&sigs);
+    sigprocmask(SIG_BLOCK, &sigs, NULL);
 
     int rc = settings_load(&s, argc, argv, getenv("NARWHAL_CMD_ARGS"), stdout, stderr);
     if (rc != 0) {

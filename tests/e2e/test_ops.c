@@ -471,6 +471,54 @@ Test(ops, app_rewritten_in_place_keeps_serving, .timeout = 90)
     cr_assert_eq(h_count_text(nw.log, "died from"), 0, "%s", h_tail(nw.log));
 }
 
+/* Is sig blocked in process pid (/proc/PID/status SigBlk)? */
+static bool sig_blocked(pid_t pid, int sig)
+{
+    char *text = h_read_file(h_fmt("/proc/%ld/status", (long)pid), NULL);
+    char *line = text ? strstr(text, "\nSigBlk:") : NULL;
+    return line && (strtoull(line + 8, NULL, 16) >> (sig - 1)) & 1;
+}
+
+/* A HUP that arrives while the master starts (here: during a slow preload,
+ * before the pidfile is written) waits for the master's loop instead of
+ * killing it (the signals were blocked only after the pidfile was
+ * written). */
+Test(ops, hup_during_start_does_not_kill, .timeout = 60)
+{
+    char *src = h_path("slow.c"), *so = h_path("slow.so"), *cclog = h_path("cc.log");
+    h_write_file(src, "#include <narwhal.h>\n#include <unistd.h>\n"
+                      "__attribute__((constructor)) static void slow(void) { usleep(1500000); }\n"
+                      "int app(nw_request *req) { nw_printf(req, \"up\\n\"); return 0; }\n");
+    char *cc[] = { "/usr/bin/cc", "-shared", "-fPIC",
+                   h_fmt("-I%s/include", h_env("NARWHAL_SRCDIR")), "-o", so, src, NULL };
+    int st = h_run(cclog, cc, NULL, 60000);
+    cr_assert(h_exited_with(st, 0), "cc %s:\n%s", h_wstatus_str(st), h_tail(cclog));
+    char *pidfile = h_path("nw.pid");
+    int port = h_free_port();
+    h_narwhal nw = h_narwhal_spawn("-b", h_fmt("127.0.0.1:%d", port), "-p", pidfile, "--preload",
+                                   so, NULL);
+    /* after exec, once the signals are blocked, or half a second in (well
+     * inside the preload) */
+    char *bin = realpath(h_env("NARWHAL_BIN"), NULL);
+    long t0 = h_now_ms();
+    for (;;) {
+        char exe[4096];
+        ssize_t n = readlink(h_fmt("/proc/%ld/exe", (long)nw.pid), exe, sizeof exe - 1);
+        bool execd = n > 0 && (exe[n] = 0, strcmp(exe, bin) == 0);
+        if ((execd && sig_blocked(nw.pid, SIGHUP)) || h_now_ms() - t0 > 500)
+            break;
+        h_sleep_ms(5);
+    }
+    cr_assert(kill(nw.pid, SIGHUP) == 0);
+    for (long end = h_now_ms() + 10000; h_alive(nw.pid) && h_now_ms() < end; h_sleep_ms(50))
+        if (h_read_pidfile(pidfile) == nw.pid)
+            break;
+    cr_assert(h_alive(nw.pid), "a HUP during start killed the master:\n%s", h_tail(nw.log));
+    cr_assert_eq(h_read_pidfile(pidfile), nw.pid);
+    cr_assert(h_wait_listen(nw.pid, port, 10000), "narwhal does not listen:\n%s", h_tail(nw.log));
+    cr_assert(h_wait_for_text(nw.log, "SIGHUP", 5000), "the HUP was lost:\n%s", h_tail(nw.log));
+}
+
 /* ---- boot failure storm ------------------------------------------------------------------- */
 
 Test(ops, boot_failure_storm_stops_master, .timeout = 60)
