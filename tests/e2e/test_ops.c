@@ -519,6 +519,39 @@ Test(ops, hup_during_start_does_not_kill, .timeout = 60)
     cr_assert(h_wait_for_text(nw.log, "SIGHUP", 5000), "the HUP was lost:\n%s", h_tail(nw.log));
 }
 
+/* -c and --chdir given as relative paths still name the same files on HUP
+ * and USR2, after the master has changed directory. */
+Test(ops, relative_config_and_chdir_survive_hup_and_usr2, .timeout = 90)
+{
+    cr_assert(chdir(h_dir()) == 0);
+    cr_assert(mkdir("sub", 0755) == 0);
+    h_write_file(h_path("narwhal.conf"), "workers = 2\n");
+    char *pidfile = h_path("nw.pid"), *pidfile2 = h_fmt("%s.2", pidfile);
+    h_narwhal nw = h_narwhal_serve("-c", "narwhal.conf", "--chdir", "sub", "-p", pidfile,
+                                   h_example("hello.so"), NULL);
+    wait_workers(&nw, 2, 10000);
+    cr_assert(kill(nw.pid, SIGHUP) == 0);
+    cr_assert(h_wait_for_text(nw.log, "reload done", 10000), "HUP did not reload:\n%s",
+              h_tail(nw.log));
+    cr_assert_eq(h_count_text(nw.log, "does not load"), 0, "%s", h_tail(nw.log));
+
+    cr_assert(kill(nw.pid, SIGUSR2) == 0);
+    pid_t newm = 0;
+    for (long end = h_now_ms() + 10000; !newm && h_now_ms() < end; h_sleep_ms(50))
+        newm = h_read_pidfile(pidfile2);
+    cr_assert(newm > 0 && newm != nw.pid, "no new master in %s:\n%s", pidfile2, h_tail(nw.log));
+    h_adopt(newm);
+    h_narwhal nm = { .pid = newm, .port = nw.port, .log = nw.log };
+    wait_workers(&nm, 2, 10000);
+    cr_assert(h_alive(newm), "%s", h_tail(nw.log));
+    char cwd[4096];
+    ssize_t n = readlink(h_fmt("/proc/%ld/cwd", (long)newm), cwd, sizeof cwd - 1);
+    cr_assert(n > 0);
+    cwd[n] = 0;
+    char *want = realpath(h_path("sub"), NULL);
+    cr_assert_str_eq(cwd, want, "the new master runs in %s, not %s", cwd, want);
+}
+
 /* ---- boot failure storm ------------------------------------------------------------------- */
 
 Test(ops, boot_failure_storm_stops_master, .timeout = 60)
