@@ -7,6 +7,8 @@
 #
 #     tests/ops-check.sh BUILDDIR [SRCDIR]
 #
+# Use a normal build: a sanitizer build's quarantine makes the RSS grow.
+#
 # Binds 127.0.0.1 only; stops every process it started, by pid.
 set -u
 B=$(cd "${1:?usage: ops-check.sh BUILDDIR [SRCDIR]}" && pwd)
