@@ -1,7 +1,9 @@
 /*
  * test_ops.c - operating narwhal the way one operates gunicorn: signals to
  * the master (HUP, TTIN / TTOU, USR1, USR2 + WINCH + TERM), max_requests,
- * --reload on a rebuilt app, and a worker boot failure storm.
+ * --reload on a rebuilt app, a worker boot failure storm, and what must
+ * never stop a master that serves (crash storms, boot failures, an app
+ * rewritten in place, signals during start).
  *
  * Real nginx in front of real narwhal on loopback. "Under load" means wrk
  * runs through nginx for a few seconds while the operation happens, and its
@@ -358,6 +360,18 @@ static void copy_file(const char *from, const char *to)
     cr_assert(f && fwrite(data, 1, len, f) == len && fclose(f) == 0, "cannot write %s", to);
 }
 
+/* Compiles code (C against narwhal.h) into the shared object out. */
+static void build_app(const char *code, const char *out)
+{
+    static int n;
+    char *src = h_path("build-%d.c", ++n), *cclog = h_path("build-%d.log", n);
+    h_write_file(src, code);
+    char *cc[] = { "/usr/bin/cc", "-shared", "-fPIC",
+                   h_fmt("-I%s/include", h_env("NARWHAL_SRCDIR")), "-o", (char *)out, src, NULL };
+    int st = h_run(cclog, cc, NULL, 60000);
+    cr_assert(h_exited_with(st, 0), "cc %s:\n%s", h_wstatus_str(st), h_tail(cclog));
+}
+
 Test(ops, reload_on_rebuilt_app, .timeout = 90)
 {
     char *dir = h_path("app");
@@ -371,19 +385,15 @@ Test(ops, reload_on_rebuilt_app, .timeout = 90)
     assert_body(r, "Hello, World!\n");
 
     /* a new build, written elsewhere and renamed over the app */
-    char *src = h_path("v2.c");
-    h_write_file(src, "#include <narwhal.h>\n"
-                      "int app(nw_request *req)\n"
-                      "{\n"
-                      "    nw_add_header(req, \"Content-Type\", \"text/plain\");\n"
-                      "    nw_printf(req, \"Version two\\n\");\n"
-                      "    return 0;\n"
-                      "}\n");
-    char *tmp = h_fmt("%s/app.so.tmp", dir), *cclog = h_path("cc.log");
-    char *cc[] = { "/usr/bin/cc", "-shared", "-fPIC",
-                   h_fmt("-I%s/include", h_env("NARWHAL_SRCDIR")), "-o", tmp, src, NULL };
-    int st = h_run(cclog, cc, NULL, 60000);
-    cr_assert(h_exited_with(st, 0), "cc %s:\n%s", h_wstatus_str(st), h_tail(cclog));
+    char *tmp = h_fmt("%s/app.so.tmp", dir);
+    build_app("#include <narwhal.h>\n"
+              "int app(nw_request *req)\n"
+              "{\n"
+              "    nw_add_header(req, \"Content-Type\", \"text/plain\");\n"
+              "    nw_printf(req, \"Version two\\n\");\n"
+              "    return 0;\n"
+              "}\n",
+              tmp);
     cr_assert(rename(tmp, app) == 0);
     long t0 = h_now_ms();
     bool two = false;
@@ -431,17 +441,14 @@ Test(ops, app_rewritten_in_place_keeps_serving, .timeout = 90)
     wait_workers(&nw, 2, 10000);
     assert_status(h_get(ng.port, "/"), 200, nw.log);
 
-    char *src = h_path("v2.c"), *v2 = h_path("v2.so"), *cclog = h_path("cc.log");
-    h_write_file(src, "#include <narwhal.h>\n"
-                      "int app(nw_request *req)\n"
-                      "{\n"
-                      "    nw_printf(req, \"Version two\\n\");\n"
-                      "    return 0;\n"
-                      "}\n");
-    char *cc[] = { "/usr/bin/cc", "-shared", "-fPIC",
-                   h_fmt("-I%s/include", h_env("NARWHAL_SRCDIR")), "-o", v2, src, NULL };
-    int st = h_run(cclog, cc, NULL, 60000);
-    cr_assert(h_exited_with(st, 0), "cc %s:\n%s", h_wstatus_str(st), h_tail(cclog));
+    char *v2 = h_path("v2.so");
+    build_app("#include <narwhal.h>\n"
+              "int app(nw_request *req)\n"
+              "{\n"
+              "    nw_printf(req, \"Version two\\n\");\n"
+              "    return 0;\n"
+              "}\n",
+              v2);
     size_t len;
     char *data = h_read_file(v2, &len);
     cr_assert(data && len > 4096);
@@ -485,14 +492,11 @@ static bool sig_blocked(pid_t pid, int sig)
  * written). */
 Test(ops, hup_during_start_does_not_kill, .timeout = 60)
 {
-    char *src = h_path("slow.c"), *so = h_path("slow.so"), *cclog = h_path("cc.log");
-    h_write_file(src, "#include <narwhal.h>\n#include <unistd.h>\n"
-                      "__attribute__((constructor)) static void slow(void) { usleep(1500000); }\n"
-                      "int app(nw_request *req) { nw_printf(req, \"up\\n\"); return 0; }\n");
-    char *cc[] = { "/usr/bin/cc", "-shared", "-fPIC",
-                   h_fmt("-I%s/include", h_env("NARWHAL_SRCDIR")), "-o", so, src, NULL };
-    int st = h_run(cclog, cc, NULL, 60000);
-    cr_assert(h_exited_with(st, 0), "cc %s:\n%s", h_wstatus_str(st), h_tail(cclog));
+    char *so = h_path("slow.so");
+    build_app("#include <narwhal.h>\n#include <unistd.h>\n"
+              "__attribute__((constructor)) static void slow(void) { usleep(1500000); }\n"
+              "int app(nw_request *req) { nw_printf(req, \"up\\n\"); return 0; }\n",
+              so);
     char *pidfile = h_path("nw.pid");
     int port = h_free_port();
     h_narwhal nw = h_narwhal_spawn("-b", h_fmt("127.0.0.1:%d", port), "-p", pidfile, "--preload",
