@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "listener.h"
 #include "log.h"
 #include "settings.h"
+#include "signals.h"
 #include "util.h"
 
 static int resolve_identity(const nw_settings *s, nw_identity *id)
@@ -139,9 +141,16 @@ int main(int argc, char **argv)
     nw_listener *ls = NULL;
     int nls = 0; /* how many of ls are open, ours to close */
     int inherited[64], ninherited = 0;
-    char *exe = NULL, *pidfile = NULL;
+    char *exe = NULL, *pidfile = NULL, *start_dir = NULL;
     pid_t parent = 0;
     int ready_fd = -1, status = 1;
+
+    /* First of all: the master reads its signals from a signalfd later, and
+     * a HUP that arrives before then (a pidfile is there to be read) must
+     * wait for it, not kill the process. Children unblock their own. */
+    sigset_t sigs;
+    signals_fill(&sigs);
+    sigprocmask(SIG_BLOCK, &sigs, NULL);
 
     int rc = settings_load(&s, argc, argv, getenv("NARWHAL_CMD_ARGS"), stdout, stderr);
     if (rc != 0) {
@@ -165,6 +174,15 @@ int main(int argc, char **argv)
     if (resolve_identity(&s, &id) < 0 || settings_apply_env(&s, stderr) < 0)
         goto out;
     umask((mode_t)s.umask);
+    /* -c and --chdir as given name paths from here; after the chdir, and
+     * on HUP and USR2, they must still name the same ones. */
+    start_dir = getcwd(NULL, 0);
+    if (!start_dir) {
+        fprintf(stderr, "narwhal: cannot find the current directory: %s\n", strerror(errno));
+        goto out;
+    }
+    nw_make_absolute(&s.config, start_dir);
+    nw_make_absolute(&s.chdir, start_dir);
     if (s.chdir && chdir(s.chdir) < 0) {
         fprintf(stderr, "narwhal: chdir: cannot change to %s: %s\n", s.chdir, strerror(errno));
         goto out;
@@ -182,7 +200,7 @@ int main(int argc, char **argv)
                       s.access_log_format) < 0)
         goto out;
     settings_warn_no_effect(&s);
-    ninherited = listener_inherited(inherited, 64);
+    ninherited = listener_inherited(inherited, 64, parent);
     ls = nw_xcalloc(s.bind.n, sizeof *ls);
     nls = open_listeners(&s, id, ls, inherited, ninherited);
     if (nls < (int)s.bind.n)
@@ -210,7 +228,7 @@ int main(int argc, char **argv)
     daemon_ready(ready_fd);
     ready_fd = -1;
     {
-        nw_cmdline cmd = {argc, argv, getenv("NARWHAL_CMD_ARGS"), exe, parent, pidfile};
+        nw_cmdline cmd = {argc, argv, getenv("NARWHAL_CMD_ARGS"), exe, start_dir, parent, pidfile};
         status = arbiter_run(&s, &cmd, ls, nls, id);
         nls = 0;               /* arbiter_run closed them */
         pidfile = cmd.pidfile; /* an upgraded master may have renamed it */
@@ -227,6 +245,7 @@ out:
     free(ls);
     free(pidfile);
     free(exe);
+    free(start_dir);
     settings_free(&s);
     return status;
 }

@@ -18,6 +18,14 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+/* The most workers and threads per worker the master's scoreboard is sized
+ * for: it holds four times the workers (TTIN, and two generations side by
+ * side during a reload), each with a request slot per thread. */
+#define NW_MAX_WORKERS 1024
+#define NW_MAX_THREADS 1024
+/* max_requests and its jitter: their sum stays far from overflow. */
+#define NW_MAX_REQUESTS 1000000000
+
 typedef struct nw_strlist {
     char **v; /* owned, each owned */
     size_t n;

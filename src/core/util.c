@@ -176,3 +176,12 @@ char *nw_find_in_path(const char *name)
     free(dirs);
     return found;
 }
+
+void nw_make_absolute(char **path, const char *dir)
+{
+    if (!*path || !**path || **path == '/')
+        return;
+    char *abs = nw_xasprintf("%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", *path);
+    free(*path);
+    *path = abs;
+}

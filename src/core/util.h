@@ -30,4 +30,8 @@ const char *nw_signame(int sig);
  * the first executable match in $PATH. Owned string, or NULL if none. */
 char *nw_find_in_path(const char *name);
 
+/* Makes *path (owned, may be NULL) absolute: a relative one is taken from
+ * dir. The old string is freed. */
+void nw_make_absolute(char **path, const char *dir);
+
 #endif

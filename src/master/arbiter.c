@@ -40,6 +40,7 @@ int arbiter_live_workers(const arbiter *a, int ready_only)
 void arbiter_retire(arbiter *a, int i)
 {
     a->info[i].retiring = 1;
+    a->info[i].retired_ms = nw_now_ms();
     kill(a->sb.slots[i].pid, a->s->exec ? a->s->exec_stop_signal : SIGTERM);
 }
 
@@ -140,6 +141,67 @@ static void begin_stop(arbiter *a, int fast, const char *why)
         signal_workers(a, fast ? SIGQUIT : SIGTERM);
 }
 
+static void spawn_after(arbiter *a, int64_t delay)
+{
+    int64_t at = nw_now_ms() + delay;
+    if (a->next_spawn_ms < at)
+        a->next_spawn_ms = at;
+}
+
+/* A worker died unasked. In a crash storm, respawning waits, longer with
+ * each death; never an exit: anyone who finds a crashing URL could stop the
+ * server. */
+static void crash_backoff(arbiter *a)
+{
+    int64_t now = nw_now_ms();
+    int64_t oldest = a->crashes[a->ncrash % CRASH_STORM];
+    a->crashes[a->ncrash++ % CRASH_STORM] = now;
+    if (a->ncrash < CRASH_STORM || now - oldest >= CRASH_WINDOW_MS) {
+        a->crash_backoff_ms = 0;
+        return;
+    }
+    a->crash_backoff_ms = a->crash_backoff_ms ? a->crash_backoff_ms * 2 : CRASH_BACKOFF_MIN_MS;
+    if (a->crash_backoff_ms > CRASH_BACKOFF_MAX_MS)
+        a->crash_backoff_ms = CRASH_BACKOFF_MAX_MS;
+    spawn_after(a, a->crash_backoff_ms);
+    log_warning("%d workers died within %llds: crash storm; respawning in %lld ms (see the "
+                "errors above)",
+                CRASH_STORM, (long long)((now - oldest + 999) / 1000),
+                (long long)a->crash_backoff_ms);
+}
+
+/* A worker of the generation in force failed to boot. Before any worker
+ * has served, a few in a row stop the master (the configuration or the app
+ * is wrong); after, the workers that run go on serving and the master tries
+ * again, less and less often. */
+static void boot_failure(arbiter *a)
+{
+    a->boot_failures++;
+    int shift = a->boot_failures < 7 ? a->boot_failures : 7;
+    int64_t delay = 100LL << shift;
+    if (delay > BOOT_BACKOFF_MAX_MS)
+        delay = BOOT_BACKOFF_MAX_MS;
+    spawn_after(a, delay);
+    if (a->boot_failures < MAX_BOOT_FAILURES)
+        return;
+    const char *what = a->s->exec ? a->s->exec : "workers";
+    if (a->served) {
+        log_error("%s failed to boot %d times in a row; the running workers go on serving; "
+                  "trying again in %lld ms",
+                  what, a->boot_failures, (long long)delay);
+        return;
+    }
+    if (a->s->exec)
+        log_critical("%s died within %ds of its start %d times in a row; stopping (see its "
+                     "output above)",
+                     a->s->exec, EXEC_BOOT_MS / 1000, a->boot_failures);
+    else
+        log_critical("workers failed to boot %d times in a row; stopping (see the errors above)",
+                     a->boot_failures);
+    a->exit_code = 1;
+    begin_stop(a, 0, "workers cannot boot");
+}
+
 static void reap(arbiter *a)
 {
     int st;
@@ -172,8 +234,9 @@ static void reap(arbiter *a)
             int sig = WTERMSIG(st);
             if (killed_for)
                 log_error("worker %d killed (%s)", (int)pid, killed_for);
-            else if (a->state != ARBITER_RUNNING &&
-                     (sig == SIGKILL || sig == SIGTERM || sig == SIGQUIT))
+            else if ((a->state != ARBITER_RUNNING || a->info[i].retiring) &&
+                     (sig == SIGKILL || sig == SIGTERM || sig == SIGQUIT ||
+                      (a->s->exec && sig == a->s->exec_stop_signal)))
                 log_info("worker %d stopped by %s", (int)pid, nw_signame(sig));
             else
                 log_error("worker %d died from %s (signal %d)%s%s", (int)pid, nw_signame(sig), sig,
@@ -187,41 +250,16 @@ static void reap(arbiter *a)
                           code == WORKER_BOOT_ERROR && !a->s->exec ? " (boot error)" : "", during);
         }
         int unasked = (WIFSIGNALED(st) || WEXITSTATUS(st) != 0) && !a->info[i].retiring;
-        if (unasked && a->state == ARBITER_RUNNING) {
-            int64_t now = nw_now_ms();
-            int64_t oldest = a->crashes[a->ncrash % CRASH_STORM];
-            a->crashes[a->ncrash++ % CRASH_STORM] = now;
-            if (a->ncrash >= CRASH_STORM && now - oldest < CRASH_WINDOW_MS) {
-                log_critical("%d workers died within %llds: crash storm; stopping (see the "
-                             "errors above)",
-                             CRASH_STORM, (long long)((now - oldest + 999) / 1000));
-                a->exit_code = 1;
-                begin_stop(a, 0, "crash storm");
-            }
-        }
+        if (unasked && a->state == ARBITER_RUNNING)
+            crash_backoff(a);
         int boot_failed =
             booting && a->state == ARBITER_RUNNING && !killed_for && !a->info[i].retiring;
         int new_generation = a->s_old && a->info[i].generation == a->generation;
         free_slot(a, i);
-        if (boot_failed && new_generation) {
+        if (boot_failed && new_generation)
             arbiter_reload_abort(a);
-        } else if (boot_failed) {
-            a->boot_failures++;
-            int64_t delay = 100LL << (a->boot_failures < 5 ? a->boot_failures : 5);
-            a->next_spawn_ms = nw_now_ms() + delay;
-            if (a->boot_failures >= MAX_BOOT_FAILURES) {
-                if (a->s->exec)
-                    log_critical("%s died within %ds of its start %d times in a row; stopping "
-                                 "(see its output above)",
-                                 a->s->exec, EXEC_BOOT_MS / 1000, a->boot_failures);
-                else
-                    log_critical("workers failed to boot %d times in a row; stopping (see the "
-                                 "errors above)",
-                                 a->boot_failures);
-                a->exit_code = 1;
-                begin_stop(a, 0, "workers cannot boot");
-            }
-        }
+        else if (boot_failed)
+            boot_failure(a);
     }
 }
 
@@ -240,6 +278,18 @@ static void check_workers(arbiter *a)
         if (state == SLOT_READY && !a->info[i].was_ready) {
             a->info[i].was_ready = 1;
             a->boot_failures = 0;
+            a->served = 1;
+        }
+        /* A retired worker gets graceful_timeout to finish, as on a stop. */
+        int64_t grace = (int64_t)a->s->graceful_timeout * 1000;
+        if (a->info[i].retiring && !a->info[i].killed_for && a->state == ARBITER_RUNNING &&
+            now - a->info[i].retired_ms >= grace) {
+            log_warning("worker %d still running %llds after it was retired "
+                        "(graceful_timeout); killing it",
+                        (int)slot->pid, (long long)((now - a->info[i].retired_ms) / 1000));
+            a->info[i].killed_for = "graceful timeout";
+            kill(slot->pid, SIGKILL);
+            continue;
         }
         /* An --exec program keeps no scoreboard: nothing more to check. */
         if (limit <= 0 || a->info[i].killed_for || a->s->exec)
@@ -312,9 +362,15 @@ static void handle_signal(arbiter *a, int sig)
         begin_stop(a, 1, nw_signame(sig));
         break;
     case SIGACT_INCREMENT:
-        if (a->target < a->sb.nslots) {
+        /* Half the slots at most, so that a reload's new generation
+         * always fits beside the old one. */
+        if (a->target < a->sb.nslots / 2) {
             a->target++;
             log_info("SIGTTIN: %d workers", a->target);
+        } else {
+            log_warning("SIGTTIN: refused: %d workers is the most this master runs (half of "
+                        "its %d worker slots, so that a reload fits)",
+                        a->target, a->sb.nslots);
         }
         break;
     case SIGACT_DECREMENT:
@@ -367,7 +423,8 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
         log_error("cannot create a signalfd: %s", strerror(errno));
         return 1;
     }
-    /* Room for TTIN and for two generations side by side during a reload. */
+    /* Room for TTIN and for two generations side by side during a reload
+     * (settings bound workers to NW_MAX_WORKERS, threads to NW_MAX_THREADS). */
     int nslots = s->workers * 4 > 256 ? s->workers * 4 : 256;
     int per_slot = s->threads > 16 ? s->threads : 16;
     if (scoreboard_open(&a.sb, nslots, per_slot) < 0)

@@ -11,11 +11,14 @@
 typedef struct nw_cmdline {
     int argc;
     char **argv;
-    const char *env_args; /* NARWHAL_CMD_ARGS */
-    char *exe;            /* the binary, re-executed on USR2 */
-    pid_t upgraded_from;  /* USR2: the old master, still running; 0 = none */
-    char *pidfile;        /* the pidfile this master wrote (<pidfile>.2 while
-                             upgraded_from runs; renamed when it exits) */
+    const char *env_args;  /* NARWHAL_CMD_ARGS */
+    char *exe;             /* the binary, re-executed on USR2 */
+    const char *start_dir; /* the directory it was started in (absolute):
+                              where argv's relative paths are read from on
+                              HUP and USR2, whatever chdir says */
+    pid_t upgraded_from;   /* USR2: the old master, still running; 0 = none */
+    char *pidfile;         /* the pidfile this master wrote (<pidfile>.2 while
+                              upgraded_from runs; renamed when it exits) */
 } nw_cmdline;
 
 /* Runs the master until it stops. Takes the listeners (closes them, and

@@ -14,13 +14,20 @@
 enum { ARBITER_RUNNING, ARBITER_STOPPING, ARBITER_STOPPING_FAST };
 
 /* Boot failures in a row (no worker reached ready in between) after which
- * the master gives up instead of fork-looping. */
+ * a master that has never served gives up instead of fork-looping. Once a
+ * generation has served, boot failures only back off (BOOT_BACKOFF_MAX_MS
+ * at most between tries): the workers that run go on serving. */
 #define MAX_BOOT_FAILURES 5
+#define BOOT_BACKOFF_MAX_MS 12800
 
 /* A crash storm: this many workers dying unasked (signal or non-zero exit)
- * within CRASH_WINDOW_MS stops the master, rather than respawning forever. */
+ * within CRASH_WINDOW_MS. Each further death in a storm doubles the wait
+ * before respawning, from CRASH_BACKOFF_MIN_MS up to CRASH_BACKOFF_MAX_MS;
+ * the master never stops for it (a crashing URL must not stop the server). */
 #define CRASH_STORM 20
 #define CRASH_WINDOW_MS 10000
+#define CRASH_BACKOFF_MIN_MS 100
+#define CRASH_BACKOFF_MAX_MS 5000
 
 /* An --exec child counts as booted once it has lived this long. */
 #define EXEC_BOOT_MS 2000
@@ -28,6 +35,7 @@ enum { ARBITER_RUNNING, ARBITER_STOPPING, ARBITER_STOPPING_FAST };
 typedef struct slot_info {
     const char *killed_for; /* why the master killed it, for the reap log */
     int retiring;           /* told to stop (TTOU); not counted as live */
+    int64_t retired_ms;     /* when: SIGKILL once graceful_timeout has passed */
     int was_ready;
     unsigned generation; /* which configuration it was started with */
     int64_t spawned_ms;
@@ -52,8 +60,10 @@ typedef struct arbiter {
     int killed_all;
     int sfd;
     int boot_failures;
+    int served;                   /* a worker has been ready: boot failures no longer stop us */
     int64_t crashes[CRASH_STORM]; /* when the last workers died unasked (ring) */
     int ncrash;
+    int64_t crash_backoff_ms; /* in a crash storm: the wait before respawning */
     int64_t next_spawn_ms;
     int exit_code;
     struct pollfd *pfd; /* the signalfd and, under --exec, the children's pipes */

@@ -2,6 +2,7 @@
  * generation of workers with the configuration read again) and USR2 (a new
  * master from the binary on disk, inheriting the sockets). */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,9 +53,21 @@ void arbiter_reload(arbiter *a, const char *why)
     size_t msglen = 0;
     FILE *err = open_memstream(&msg, &msglen);
     FILE *out = fopen("/dev/null", "w");
+    /* Relative paths in argv name files from where the master started. */
+    int here = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (here < 0 || chdir(a->cmd->start_dir) < 0)
+        log_warning("%s: cannot read the configuration from %s: %s", why, a->cmd->start_dir,
+                    strerror(errno));
     int rc = settings_load(ns, a->cmd->argc, a->cmd->argv, a->cmd->env_args, out ? out : err, err);
     if (rc == 0)
         rc = settings_finish(ns, err);
+    if (here >= 0) {
+        if (fchdir(here) < 0)
+            log_error("%s: cannot return to the working directory: %s", why, strerror(errno));
+        close(here);
+    }
+    nw_make_absolute(&ns->config, a->cmd->start_dir);
+    nw_make_absolute(&ns->chdir, a->cmd->start_dir);
     if (out)
         fclose(out);
     fclose(err);
@@ -132,6 +145,9 @@ void arbiter_upgrade(arbiter *a)
                 nw_set_cloexec(a->ls[i].fd, 0);
         setenv("NARWHAL_FD", fds, 1);
         setenv("NARWHAL_PARENT", parent, 1);
+        /* the new master reads argv's relative paths from where we started */
+        if (chdir(a->cmd->start_dir) < 0)
+            log_warning("SIGUSR2: cannot change to %s: %s", a->cmd->start_dir, strerror(errno));
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);

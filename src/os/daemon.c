@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -45,11 +47,33 @@ int daemon_check_pidfile(const char *path, pid_t upgrading_from)
 
 int daemon_write_pidfile(const char *path)
 {
+    /* A fresh name (mkstemp: O_EXCL, so never through a symlink someone
+     * left at a guessable name) renamed over the pidfile; 0644 whatever the
+     * umask, so the tools that read pidfiles can. */
     char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0 || rename(tmp, path) < 0) {
+    if (snprintf(tmp, sizeof tmp, "%s.XXXXXX", path) >= (int)sizeof tmp) {
+        log_error("cannot write pidfile %s: %s", path, strerror(ENAMETOOLONG));
+        return -1;
+    }
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
         log_error("cannot write pidfile %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[32];
+    int len = snprintf(line, sizeof line, "%d\n", (int)getpid());
+    int ok = fchmod(fd, 0644) == 0 && write(fd, line, (size_t)len) == len;
+    int err = errno;
+    if (close(fd) != 0 && ok) {
+        ok = 0;
+        err = errno;
+    }
+    if (ok && rename(tmp, path) < 0) {
+        ok = 0;
+        err = errno;
+    }
+    if (!ok) {
+        log_error("cannot write pidfile %s: %s", path, strerror(err));
         unlink(tmp);
         return -1;
     }

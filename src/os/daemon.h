@@ -31,7 +31,9 @@ pid_t daemon_read_pidfile(const char *path);
 int daemon_check_pidfile(const char *path, pid_t upgrading_from);
 
 /* Writes getpid() to path through a temporary file renamed over it, so a
- * reader never sees it half-written. 0, or -1 (logged). */
+ * reader never sees it half-written. The temporary file gets a fresh name
+ * (mkstemp: never opened through a symlink) and mode 0644 whatever the
+ * umask. 0, or -1 (logged). */
 int daemon_write_pidfile(const char *path);
 
 /* Removes path if it still holds this process's pid (an upgraded master

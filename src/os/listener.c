@@ -207,11 +207,35 @@ void listener_close(nw_listener *l, int unlink_path)
     l->unix_path = l->addr = NULL;
 }
 
-int listener_inherited(int *fds, int max)
+/* May fd, handed over as fds[0..n) were, be taken as a listening socket?
+ * Only a socket that listens, and only once: anything else (the error log,
+ * a fd named twice) stays as it is, unclosed. */
+static int takeable(int fd, const int *fds, int n, const char *from)
+{
+    struct stat st;
+    int acc = 0;
+    socklen_t len = sizeof acc;
+    for (int i = 0; i < n; i++)
+        if (fds[i] == fd) {
+            log_warning("%s names fd %d twice; taking it once", from, fd);
+            return 0;
+        }
+    if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) ||
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) < 0 || !acc) {
+        log_warning("%s: fd %d is not a listening socket; leaving it alone", from, fd);
+        return 0;
+    }
+    return 1;
+}
+
+int listener_inherited(int *fds, int max, pid_t narwhal_parent)
 {
     int n = 0;
     const char *nfd = getenv("NARWHAL_FD");
-    if (nfd) {
+    if (nfd && !narwhal_parent)
+        log_warning("NARWHAL_FD is set but NARWHAL_PARENT does not name this process's parent; "
+                    "ignoring it");
+    if (nfd && narwhal_parent) {
         char *copy = nw_xstrdup(nfd);
         for (char *save = NULL, *t = strtok_r(copy, ",", &save); t && n < max;
              t = strtok_r(NULL, ",", &save)) {
@@ -219,16 +243,18 @@ int listener_inherited(int *fds, int max)
             long fd = strtol(t, &end, 10);
             if (*end || fd < 0 || fd > 65535)
                 continue;
-            fds[n++] = (int)fd;
+            if (takeable((int)fd, fds, n, "NARWHAL_FD"))
+                fds[n++] = (int)fd;
         }
         free(copy);
-        unsetenv("NARWHAL_FD");
     }
+    unsetenv("NARWHAL_FD");
     const char *lpid = getenv("LISTEN_PID"), *lfds = getenv("LISTEN_FDS");
     if (lpid && lfds && strtol(lpid, NULL, 10) == (long)getpid()) {
         long k = strtol(lfds, NULL, 10);
-        for (long i = 0; i < k && n < max; i++)
-            fds[n++] = 3 + (int)i; /* SD_LISTEN_FDS_START */
+        for (long i = 0; i < k && i < 65536 && n < max; i++)
+            if (takeable(3 + (int)i, fds, n, "LISTEN_FDS"))
+                fds[n++] = 3 + (int)i; /* SD_LISTEN_FDS_START */
     }
     unsetenv("LISTEN_PID");
     unsetenv("LISTEN_FDS");

@@ -19,11 +19,14 @@ typedef struct nw_listener {
  * (`cannot bind 127.0.0.1:5000: Address already in use`). */
 int listener_open(nw_listener *l, const char *addr, int backlog);
 /* Listening sockets handed over at start: by a narwhal master being
- * upgraded (USR2: NARWHAL_FD="3,4") or by systemd socket activation
- * (LISTEN_FDS with LISTEN_PID = this process). Fills fds (at most max),
+ * upgraded (USR2: NARWHAL_FD="3,4", taken only when narwhal_parent is
+ * non-zero, i.e. NARWHAL_PARENT named this process's parent) or by systemd
+ * socket activation (LISTEN_FDS with LISTEN_PID = this process). Takes only
+ * fds that are listening sockets, each once; any other fd named is left
+ * alone (not closed, not changed) with a warning. Fills fds (at most max),
  * returns how many, and clears those variables so children do not see
  * them. */
-int listener_inherited(int *fds, int max);
+int listener_inherited(int *fds, int max, pid_t narwhal_parent);
 /* If one of fds[0..n) is a socket bound to addr, takes it into l (applying
  * this configuration's backlog), sets that entry to -1 and returns 0; -1
  * when none matches. */

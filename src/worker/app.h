@@ -14,8 +14,9 @@ typedef struct nw_app {
     void (*fini)(void); /* nw_worker_exit, or NULL */
 } nw_app;
 
-/* dlopen()s "path.so[:symbol]" and resolves the handler and the optional
- * hooks. On failure writes the reason to err ("cannot load ./x.so: ...",
+/* dlopen()s a private in-memory copy of "path.so[:symbol]" (so nothing
+ * written to the file later reaches this process) and resolves the handler
+ * and the optional hooks. On failure writes the reason to err ("cannot load ./x.so: ...",
  * "symbol 'foo' not found in ./x.so") and returns -1. */
 int app_load(const char *spec, nw_app *app, char *err, size_t errlen);
 void app_unload(nw_app *app);

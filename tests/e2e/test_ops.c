@@ -1,7 +1,9 @@
 /*
  * test_ops.c - operating narwhal the way one operates gunicorn: signals to
  * the master (HUP, TTIN / TTOU, USR1, USR2 + WINCH + TERM), max_requests,
- * --reload on a rebuilt app, and a worker boot failure storm.
+ * --reload on a rebuilt app, a worker boot failure storm, and what must
+ * never stop a master that serves (crash storms, boot failures, an app
+ * rewritten in place, signals during start).
  *
  * Real nginx in front of real narwhal on loopback. "Under load" means wrk
  * runs through nginx for a few seconds while the operation happens, and its
@@ -12,6 +14,7 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -378,6 +381,18 @@ static void copy_file(const char *from, const char *to)
     cr_assert(f && fwrite(data, 1, len, f) == len && fclose(f) == 0, "cannot write %s", to);
 }
 
+/* Compiles code (C against narwhal.h) into the shared object out. */
+static void build_app(const char *code, const char *out)
+{
+    static int n;
+    char *src = h_path("build-%d.c", ++n), *cclog = h_path("build-%d.log", n);
+    h_write_file(src, code);
+    char *cc[] = { "/usr/bin/cc", "-shared", "-fPIC",
+                   h_fmt("-I%s/include", h_env("NARWHAL_SRCDIR")), "-o", (char *)out, src, NULL };
+    int st = h_run(cclog, cc, NULL, 60000);
+    cr_assert(h_exited_with(st, 0), "cc %s:\n%s", h_wstatus_str(st), h_tail(cclog));
+}
+
 Test(ops, reload_on_rebuilt_app, .timeout = 90)
 {
     char *dir = h_path("app");
@@ -391,19 +406,15 @@ Test(ops, reload_on_rebuilt_app, .timeout = 90)
     assert_body(r, "Hello, World!\n");
 
     /* a new build, written elsewhere and renamed over the app */
-    char *src = h_path("v2.c");
-    h_write_file(src, "#include <narwhal.h>\n"
-                      "int app(nw_request *req)\n"
-                      "{\n"
-                      "    nw_add_header(req, \"Content-Type\", \"text/plain\");\n"
-                      "    nw_printf(req, \"Version two\\n\");\n"
-                      "    return 0;\n"
-                      "}\n");
-    char *tmp = h_fmt("%s/app.so.tmp", dir), *cclog = h_path("cc.log");
-    char *cc[] = { "/usr/bin/cc", "-shared", "-fPIC",
-                   h_fmt("-I%s/include", h_env("NARWHAL_SRCDIR")), "-o", tmp, src, NULL };
-    int st = h_run(cclog, cc, NULL, 60000);
-    cr_assert(h_exited_with(st, 0), "cc %s:\n%s", h_wstatus_str(st), h_tail(cclog));
+    char *tmp = h_fmt("%s/app.so.tmp", dir);
+    build_app("#include <narwhal.h>\n"
+              "int app(nw_request *req)\n"
+              "{\n"
+              "    nw_add_header(req, \"Content-Type\", \"text/plain\");\n"
+              "    nw_printf(req, \"Version two\\n\");\n"
+              "    return 0;\n"
+              "}\n",
+              tmp);
     cr_assert(rename(tmp, app) == 0);
     long t0 = h_now_ms();
     bool two = false;
@@ -435,6 +446,135 @@ Test(ops, reload_on_rebuilt_app, .timeout = 90)
     }
     cr_assert_eq(h_count_text(nw.log, "reload done"), done, "a broken app was put in service");
     cr_assert(h_alive(nw.pid));
+}
+
+/* `cp` onto the app (truncate, then write in chunks) while it serves: the
+ * running workers map a private copy, so none dies (it was SIGBUS for every
+ * worker, then boot failures stopped the master); --reload then serves the
+ * new build once the file is whole. */
+Test(ops, app_rewritten_in_place_keeps_serving, .timeout = 90)
+{
+    char *dir = h_path("app");
+    cr_assert(mkdir(dir, 0755) == 0);
+    char *app = h_fmt("%s/app.so", dir);
+    copy_file(h_example("hello.so"), app);
+    serve_tcp(nw, ng, "-w", "2", "--reload", app);
+    wait_workers(&nw, 2, 10000);
+    assert_status(h_get(ng.port, "/"), 200, nw.log);
+
+    char *v2 = h_path("v2.so");
+    build_app("#include <narwhal.h>\n"
+              "int app(nw_request *req)\n"
+              "{\n"
+              "    nw_printf(req, \"Version two\\n\");\n"
+              "    return 0;\n"
+              "}\n",
+              v2);
+    size_t len;
+    char *data = h_read_file(v2, &len);
+    cr_assert(data && len > 4096);
+
+    int fd = open(app, O_WRONLY | O_TRUNC);
+    cr_assert(fd >= 0, "%s: %s", app, strerror(errno));
+    for (size_t off = 0; off < len; off += 2048) {
+        size_t n = len - off < 2048 ? len - off : 2048;
+        cr_assert(write(fd, data + off, n) == (ssize_t)n);
+        for (int i = 0; i < 2; i++) {
+            h_response r = h_get(ng.port, "/");
+            assert_status(r, 200, nw.log);
+        }
+        h_sleep_ms(50);
+    }
+    cr_assert(close(fd) == 0);
+
+    bool two = false;
+    for (long end = h_now_ms() + 15000; !two && h_now_ms() < end; h_sleep_ms(100)) {
+        h_response r = h_get(ng.port, "/");
+        assert_status(r, 200, nw.log);
+        two = strcmp(r.body, "Version two\n") == 0;
+    }
+    cr_assert(two, "the rewritten app is not served:\n%s", h_tail(nw.log));
+    cr_assert(h_alive(nw.pid));
+    cr_assert_eq(h_count_text(nw.log, "SIGBUS"), 0, "%s", h_tail(nw.log));
+    cr_assert_eq(h_count_text(nw.log, "died from"), 0, "%s", h_tail(nw.log));
+}
+
+/* Is sig blocked in process pid (/proc/PID/status SigBlk)? */
+static bool sig_blocked(pid_t pid, int sig)
+{
+    char *text = h_read_file(h_fmt("/proc/%ld/status", (long)pid), NULL);
+    char *line = text ? strstr(text, "\nSigBlk:") : NULL;
+    return line && (strtoull(line + 8, NULL, 16) >> (sig - 1)) & 1;
+}
+
+/* A HUP that arrives while the master starts (here: during a slow preload,
+ * before the pidfile is written) waits for the master's loop instead of
+ * killing it (the signals were blocked only after the pidfile was
+ * written). */
+Test(ops, hup_during_start_does_not_kill, .timeout = 60)
+{
+    char *so = h_path("slow.so");
+    build_app("#include <narwhal.h>\n#include <unistd.h>\n"
+              "__attribute__((constructor)) static void slow(void) { usleep(1500000); }\n"
+              "int app(nw_request *req) { nw_printf(req, \"up\\n\"); return 0; }\n",
+              so);
+    char *pidfile = h_path("nw.pid");
+    int port = h_free_port();
+    h_narwhal nw = h_narwhal_spawn("-b", h_fmt("127.0.0.1:%d", port), "-p", pidfile, "--preload",
+                                   so, NULL);
+    /* after exec, once the signals are blocked, or half a second in (well
+     * inside the preload) */
+    char *bin = realpath(h_env("NARWHAL_BIN"), NULL);
+    long t0 = h_now_ms();
+    for (;;) {
+        char exe[4096];
+        ssize_t n = readlink(h_fmt("/proc/%ld/exe", (long)nw.pid), exe, sizeof exe - 1);
+        bool execd = n > 0 && (exe[n] = 0, strcmp(exe, bin) == 0);
+        if ((execd && sig_blocked(nw.pid, SIGHUP)) || h_now_ms() - t0 > 500)
+            break;
+        h_sleep_ms(5);
+    }
+    cr_assert(kill(nw.pid, SIGHUP) == 0);
+    for (long end = h_now_ms() + 10000; h_alive(nw.pid) && h_now_ms() < end; h_sleep_ms(50))
+        if (h_read_pidfile(pidfile) == nw.pid)
+            break;
+    cr_assert(h_alive(nw.pid), "a HUP during start killed the master:\n%s", h_tail(nw.log));
+    cr_assert_eq(h_read_pidfile(pidfile), nw.pid);
+    cr_assert(h_wait_listen(nw.pid, port, 10000), "narwhal does not listen:\n%s", h_tail(nw.log));
+    cr_assert(h_wait_for_text(nw.log, "SIGHUP", 5000), "the HUP was lost:\n%s", h_tail(nw.log));
+}
+
+/* -c and --chdir given as relative paths still name the same files on HUP
+ * and USR2, after the master has changed directory. */
+Test(ops, relative_config_and_chdir_survive_hup_and_usr2, .timeout = 90)
+{
+    cr_assert(chdir(h_dir()) == 0);
+    cr_assert(mkdir("sub", 0755) == 0);
+    h_write_file(h_path("narwhal.conf"), "workers = 2\n");
+    char *pidfile = h_path("nw.pid"), *pidfile2 = h_fmt("%s.2", pidfile);
+    h_narwhal nw = h_narwhal_serve("-c", "narwhal.conf", "--chdir", "sub", "-p", pidfile,
+                                   h_example("hello.so"), NULL);
+    wait_workers(&nw, 2, 10000);
+    cr_assert(kill(nw.pid, SIGHUP) == 0);
+    cr_assert(h_wait_for_text(nw.log, "reload done", 10000), "HUP did not reload:\n%s",
+              h_tail(nw.log));
+    cr_assert_eq(h_count_text(nw.log, "does not load"), 0, "%s", h_tail(nw.log));
+
+    cr_assert(kill(nw.pid, SIGUSR2) == 0);
+    pid_t newm = 0;
+    for (long end = h_now_ms() + 10000; !newm && h_now_ms() < end; h_sleep_ms(50))
+        newm = h_read_pidfile(pidfile2);
+    cr_assert(newm > 0 && newm != nw.pid, "no new master in %s:\n%s", pidfile2, h_tail(nw.log));
+    h_adopt(newm);
+    h_narwhal nm = { .pid = newm, .port = nw.port, .log = nw.log };
+    wait_workers(&nm, 2, 10000);
+    cr_assert(h_alive(newm), "%s", h_tail(nw.log));
+    char cwd[4096];
+    ssize_t n = readlink(h_fmt("/proc/%ld/cwd", (long)newm), cwd, sizeof cwd - 1);
+    cr_assert(n > 0);
+    cwd[n] = 0;
+    char *want = realpath(h_path("sub"), NULL);
+    cr_assert_str_eq(cwd, want, "the new master runs in %s, not %s", cwd, want);
 }
 
 /* ---- boot failure storm ------------------------------------------------------------------- */
@@ -486,4 +626,119 @@ Test(ops, spew_logs_protocol_records, .timeout = 60)
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         cr_assert(h_wait_for_text(nw.log, want[i], 3000), "no \"%s\" with --spew:\n%s", want[i],
                   h_tail(nw.log));
+}
+
+/* ---- once a generation serves, only an operator's signal stops the master ---------------- */
+
+/* A URL that crashes its worker must not stop the server: a crash storm
+ * backs off the respawns, the master stays. */
+Test(ops, crash_storm_backs_off_and_keeps_serving, .timeout = 90)
+{
+    serve_tcp(nw, ng, "-w", "2", h_testapp("crash"));
+    wait_workers(&nw, 2, 10000);
+    for (int i = 0; i < 24; i++) {
+        h_response r = h_http(ng.port, "GET", "/c?crash=1", NULL, NULL, 0, 15000);
+        cr_assert(r.status == 502 || r.status == 504, "crash %d got %d (%s):\n%s", i, r.status,
+                  r.error ? r.error : "", h_tail(nw.log));
+    }
+    cr_assert(h_wait_for_text(nw.log, "crash storm; respawning in", 5000),
+              "no backoff logged:\n%s", h_tail(nw.log));
+    cr_assert(h_alive(nw.pid), "the master stopped in a crash storm:\n%s", h_tail(nw.log));
+    h_response r = h_http(ng.port, "GET", "/c?x", NULL, NULL, 0, 15000);
+    assert_status(r, 200, nw.log);
+    assert_body(r, "ok\n");
+    cr_assert(h_alive(nw.pid));
+    cr_assert_eq(h_count_text(nw.log, "stopping"), 0, "%s", h_tail(nw.log));
+}
+
+/* Workers retired by a reload get graceful_timeout, then SIGKILL. */
+Test(ops, retired_worker_killed_after_graceful_timeout, .timeout = 60)
+{
+    serve_tcp(nw, ng, "-w", "1", "--graceful-timeout", "1", h_testapp("slow"));
+    workers old = wait_workers(&nw, 1, 10000);
+    h_bg_request b = { .port = ng.port, .path = "/slow?ms=10000" };
+    h_bg_start(&b);
+    cr_assert(h_wait_for_text(nw.log, "slow: sleeping", 5000), "%s", h_tail(nw.log));
+    long t0 = h_now_ms();
+    cr_assert(kill(nw.pid, SIGHUP) == 0);
+    cr_assert(h_wait_for_text(nw.log, "reload done", 10000), "%s", h_tail(nw.log));
+    while (h_alive(old.pid[0]) && h_now_ms() - t0 < 5000)
+        h_sleep_ms(50);
+    cr_assert_not(h_alive(old.pid[0]),
+                  "the retired worker %ld still runs %ld ms after HUP (graceful_timeout 1 s):\n%s",
+                  (long)old.pid[0], h_now_ms() - t0, h_tail(nw.log));
+    const char *needles[] = { h_fmt("worker %ld still running", (long)old.pid[0]), "killing it",
+                              NULL };
+    cr_assert(h_wait_line(nw.log, needles, 2000), "the kill is not logged:\n%s", h_tail(nw.log));
+    h_bg_join(&b);
+    assert_status(h_get(ng.port, "/slow?ms=1"), 200, nw.log);
+}
+
+/* TTIN stops at half the scoreboard, so a reload always has room for its
+ * new generation (TTIN to every slot blocked every later reload). */
+Test(ops, ttin_is_bounded_so_reload_fits, .timeout = 120)
+{
+    h_narwhal nw = h_narwhal_serve("-w", "1", h_example("hello.so"), NULL);
+    wait_workers(&nw, 1, 10000);
+    int sent = 0;
+    for (; sent < 300 && h_count_text(nw.log, "SIGTTIN: refused") == 0; sent++) {
+        cr_assert(kill(nw.pid, SIGTTIN) == 0);
+        /* one at a time: signals sent together may merge */
+        cr_assert(wait_count(nw.log, "SIGTTIN: ", sent + 1, 5000), "TTIN %d not seen:\n%s",
+                  sent + 1, h_tail(nw.log));
+    }
+    cr_assert(h_count_text(nw.log, "SIGTTIN: refused") > 0, "%d TTINs all taken:\n%s", sent,
+              h_tail(nw.log));
+    cr_assert(h_wait_for_text(nw.log, "the most this master runs (half of its", 100));
+    cr_assert(kill(nw.pid, SIGHUP) == 0);
+    cr_assert(h_wait_for_text(nw.log, "reload done", 60000), "the reload never finished:\n%s",
+              h_tail(nw.log));
+    wait_workers(&nw, 1, 30000);
+}
+
+/* --exec: the configured stop signal is an expected death on a reload */
+Test(ops, exec_retirement_by_stop_signal_is_info, .timeout = 60)
+{
+    char *prog = h_path("sleeper.sh");
+    h_write_file(prog, "#!/bin/sh\nexec sleep 1000\n");
+    cr_assert(chmod(prog, 0755) == 0);
+    h_narwhal nw = h_narwhal_serve("-w", "1", "--exec", prog, NULL);
+    workers old = wait_workers(&nw, 1, 10000);
+    cr_assert(kill(nw.pid, SIGHUP) == 0);
+    cr_assert(h_wait_for_text(nw.log, "reload done", 15000), "%s", h_tail(nw.log));
+    const char *needles[] = { h_fmt("worker %ld ", (long)old.pid[0]), "SIGUSR1", NULL };
+    char *line = h_wait_line(nw.log, needles, 10000);
+    cr_assert(line, "the old child's end is not logged:\n%s", h_tail(nw.log));
+    cr_assert(strstr(line, "[INFO]") && !strstr(line, "died"),
+              "the stop signal is logged as a failure: %s", line);
+}
+
+/* Once a generation has served, workers that cannot boot (here: the app
+ * file replaced by garbage, then a worker killed) are retried with backoff;
+ * the master does not stop and the worker left goes on serving. */
+Test(ops, boot_failures_after_serving_back_off, .timeout = 90)
+{
+    char *app = h_path("app.so");
+    copy_file(h_example("hello.so"), app);
+    serve_tcp(nw, ng, "-w", "2", app);
+    workers w = wait_workers(&nw, 2, 10000);
+    assert_status(h_get(ng.port, "/"), 200, nw.log);
+    char *bad = h_path("app.so.bad");
+    h_write_file(bad, "this is not a shared object\n");
+    cr_assert(rename(bad, app) == 0);
+    cr_assert(kill(w.pid[0], SIGKILL) == 0);
+    cr_assert(h_wait_for_text(nw.log, "failed to boot 5 times in a row; the running workers go on",
+                              30000),
+              "no backoff after 5 boot failures:\n%s", h_tail(nw.log));
+    cr_assert(h_alive(nw.pid), "the master stopped:\n%s", h_tail(nw.log));
+    for (int i = 0; i < 5; i++) {
+        h_response r = h_get(ng.port, "/");
+        assert_status(r, 200, nw.log);
+        assert_body(r, "Hello, World!\n");
+    }
+    /* a good app again: the next try boots */
+    copy_file(h_example("hello.so"), h_path("app.so.good"));
+    cr_assert(rename(h_path("app.so.good"), app) == 0);
+    wait_workers(&nw, 2, 30000);
+    cr_assert(h_alive(nw.pid));
 }

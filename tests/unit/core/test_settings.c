@@ -151,7 +151,7 @@ Test(settings, defaults)
     cr_expect_eq(s->raw_env.n, 0);
     cr_expect_null(s->user);
     cr_expect_null(s->group);
-    cr_expect_eq(s->umask, 0);
+    cr_expect_eq(s->umask, 022);
     cr_expect_not(s->check_config);
     cr_expect_not(s->print_config);
     cr_expect_null(s->app);
@@ -221,6 +221,29 @@ Test(settings, int_errors)
                  "--coroutine-stack-size", "8", NULL);
     expect_error(NULL, "narwhal: --backlog: '99999999999999999999' must be at most 2147483647\n",
                  "--backlog", "99999999999999999999", NULL);
+}
+
+/* Values that overflowed where they are used (UBSan: workers * 4 in the
+ * arbiter, jitter + 1 in the worker) are refused at their bounds. */
+Test(settings, int_bounds_keep_arithmetic_in_range)
+{
+    expect_error(NULL, "narwhal: -w: '2147483647' must be at most 1024\n", "-w", "2147483647",
+                 NULL);
+    expect_error(NULL, "narwhal: --workers: '1025' must be at most 1024\n", "--workers", "1025",
+                 NULL);
+    expect_error(NULL, "narwhal: --threads: '1025' must be at most 1024\n", "--threads", "1025",
+                 NULL);
+    expect_error(NULL, "narwhal: --max-requests-jitter: '2147483647' must be at most 1000000000\n",
+                 "--max-requests-jitter", "2147483647", NULL);
+    expect_error(NULL, "narwhal: --max-requests: '2147483647' must be at most 1000000000\n",
+                 "--max-requests", "2147483647", NULL);
+    struct run r;
+    run(&r, NULL, "-w", "1024", "--threads", "1024", "--max-requests", "1000000000",
+        "--max-requests-jitter", "1000000000", NULL);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_expect_eq(r.s.workers, 1024);
+    cr_expect_eq(r.s.threads, 1024);
+    done(&r);
 }
 
 Test(settings, int_ranges_accept_edges)
@@ -984,7 +1007,7 @@ Test(settings, is_default_compares_values_with_the_table)
     done(&r);
 
     /* a default given explicitly is still the default */
-    run(&r, NULL, "--timeout", "30", "-b", "127.0.0.1:5000", "-k", "SYNC", "-m", "0o0", NULL);
+    run(&r, NULL, "--timeout", "30", "-b", "127.0.0.1:5000", "-k", "SYNC", "-m", "0o22", NULL);
     cr_assert_eq(r.rc, 0, "%s", r.err);
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         cr_expect(settings_is_default(&r.s, names[i]), "%s is not default", names[i]);
@@ -1017,7 +1040,7 @@ Test(settings, restart_changes_are_the_restart_rows_that_differ)
     const char *name;
     size_t pos = 0;
     run(&a, NULL, "-w", "2", "-b", "127.0.0.1:6000", NULL);
-    run(&b, NULL, "-w", "4", "-b", "127.0.0.1:6001", "--umask", "022", "--timeout", "5", "-D",
+    run(&b, NULL, "-w", "4", "-b", "127.0.0.1:6001", "--umask", "077", "--timeout", "5", "-D",
         NULL);
     cr_assert_eq(a.rc, 0, "%s", a.err);
     cr_assert_eq(b.rc, 0, "%s", b.err);

@@ -44,3 +44,37 @@ Test(read_pidfile, unreadable_is_minus_1)
     /* An absent directory is still "no file". */
     cr_expect_eq(daemon_read_pidfile(tmp_path("nodir/x.pid")), 0);
 }
+
+/* ---- daemon_write_pidfile -------------------------------------------------------- */
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+TestSuite(write_pidfile, .init = tmpdir_setup, .fini = tmpdir_teardown);
+
+Test(write_pidfile, never_through_a_symlink_and_0644_whatever_the_umask)
+{
+    /* Symlinks at the names the old code wrote through: the pidfile's
+     * "<path>.<pid>.tmp" and others a guesser might try. */
+    const char *victim = write_file("victim", "precious\n", 0600);
+    char pidfile[160], link[200];
+    snprintf(pidfile, sizeof pidfile, "%s", tmp_path("nw.pid"));
+    snprintf(link, sizeof link, "%s.%d.tmp", pidfile, (int)getpid());
+    cr_assert_eq(symlink(victim, link), 0);
+    mode_t old = umask(077);
+    int rc = daemon_write_pidfile(pidfile);
+    umask(old);
+    cr_assert_eq(rc, 0);
+    cr_expect_eq(daemon_read_pidfile(pidfile), getpid());
+    FILE *f = fopen(victim, "r");
+    char text[32] = "";
+    cr_assert_not_null(f);
+    cr_expect_not_null(fgets(text, sizeof text, f));
+    fclose(f);
+    cr_expect_str_eq(text, "precious\n", "the pidfile was written through a symlink");
+    struct stat st;
+    cr_assert_eq(lstat(pidfile, &st), 0);
+    cr_expect(S_ISREG(st.st_mode));
+    cr_expect_eq(st.st_mode & 0777, 0644, "pidfile mode %o", st.st_mode & 0777);
+}

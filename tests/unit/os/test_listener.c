@@ -377,22 +377,26 @@ Test(listener, chown_of_a_vanished_path)
 
 /* ---- inherited sockets and adopting them ------------------------------------------- */
 
-static int blocking_socket(void)
+/* A blocking socket listening on a loopback port. */
+static int listening_socket(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     cr_assert_geq(fd, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    cr_assert_eq(listen(fd, 8), 0);
     return fd;
 }
 
 Test(listener, inherited_from_narwhal_fd)
 {
-    int a = blocking_socket(), b = blocking_socket();
+    int a = listening_socket(), b = listening_socket();
     setenv("NARWHAL_FD", fmt("%d,junk,%d,70000,-1,", a, b), 1);
     setenv("LISTEN_PID", "1", 1); /* not us: ignored, but cleared */
     setenv("LISTEN_FDS", "2", 1);
     setenv("LISTEN_FDNAMES", "x", 1);
     int fds[8];
-    cr_assert_eq(listener_inherited(fds, 8), 2);
+    cr_assert_eq(listener_inherited(fds, 8, getppid()), 2);
     cr_expect_eq(fds[0], a);
     cr_expect_eq(fds[1], b);
     for (int i = 0; i < 2; i++) {
@@ -403,22 +407,63 @@ Test(listener, inherited_from_narwhal_fd)
     cr_expect_null(getenv("LISTEN_PID"));
     cr_expect_null(getenv("LISTEN_FDS"));
     cr_expect_null(getenv("LISTEN_FDNAMES"));
-    cr_expect_eq(listener_inherited(fds, 8), 0, "once only");
+    cr_expect_eq(listener_inherited(fds, 8, getppid()), 0, "once only");
     close(a);
     close(b);
 }
 
 Test(listener, inherited_at_most_max)
 {
-    int a = blocking_socket(), b = blocking_socket();
+    int a = listening_socket(), b = listening_socket();
     setenv("NARWHAL_FD", fmt("%d,%d", a, b), 1);
     int fds[1];
-    cr_expect_eq(listener_inherited(fds, 1), 1);
+    cr_expect_eq(listener_inherited(fds, 1, getppid()), 1);
     cr_expect_eq(fds[0], a);
     cr_expect_eq(fcntl(b, F_GETFL) & O_NONBLOCK, 0, "the one not taken is untouched");
     cr_expect_null(getenv("NARWHAL_FD"));
     close(a);
     close(b);
+}
+
+/* NARWHAL_FD=3 once closed the error log and NARWHAL_FD=5,5 adopted fd 5
+ * twice (then closed it under every worker): only listening sockets are
+ * taken, once each, and nothing else named is closed or changed. */
+Test(listener, inherited_takes_only_listening_sockets_once)
+{
+    int file = open(logpath, O_RDONLY | O_CLOEXEC);
+    cr_assert_geq(file, 0);
+    int idle = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); /* not listening */
+    cr_assert_geq(idle, 0);
+    int l = listening_socket();
+    int closed = dup(l);
+    cr_assert_geq(closed, 0);
+    close(closed);
+    setenv("NARWHAL_FD", fmt("%d,%d,%d,%d,%d", file, idle, closed, l, l), 1);
+    int fds[8];
+    cr_assert_eq(listener_inherited(fds, 8, getppid()), 1);
+    cr_expect_eq(fds[0], l);
+    cr_expect(fcntl(l, F_GETFL) & O_NONBLOCK);
+    cr_expect_eq(fcntl(file, F_GETFL) & O_NONBLOCK, 0, "the file was changed");
+    cr_expect_eq(fcntl(idle, F_GETFL) & O_NONBLOCK, 0, "the idle socket was changed");
+    cr_expect(fcntl(idle, F_GETFD) & FD_CLOEXEC);
+    const char *text = take_log();
+    cr_expect(strstr(text, fmt("fd %d is not a listening socket", file)), "%s", text);
+    cr_expect(strstr(text, fmt("names fd %d twice", l)), "%s", text);
+    close(file);
+    close(idle);
+    close(l);
+}
+
+/* NARWHAL_FD is only USR2's, with NARWHAL_PARENT naming our parent. */
+Test(listener, narwhal_fd_needs_the_parent)
+{
+    int l = listening_socket();
+    setenv("NARWHAL_FD", fmt("%d", l), 1);
+    int fds[8];
+    cr_expect_eq(listener_inherited(fds, 8, 0), 0);
+    cr_expect_null(getenv("NARWHAL_FD"));
+    cr_expect_eq(fcntl(l, F_GETFL) & O_NONBLOCK, 0);
+    close(l);
 }
 
 /* systemd's LISTEN_FDS are fds 3, 4, ...: checked in a child, whose fds 3 and
@@ -428,13 +473,13 @@ static int systemd_child(void)
 {
     for (int fd = 3; fd <= 4; fd++) {
         int s = socket(AF_INET, SOCK_STREAM, 0);
-        if (s < 0 || dup2(s, fd) < 0)
+        if (s < 0 || listen(s, 8) < 0 || dup2(s, fd) < 0)
             return 10;
         if (s != fd)
             close(s);
     }
     int extra = socket(AF_INET, SOCK_STREAM, 0);
-    if (extra < 0)
+    if (extra < 0 || listen(extra, 8) < 0)
         return 11;
     char pid[32], nfd[32];
     snprintf(pid, sizeof pid, "%ld", (long)getpid());
@@ -443,7 +488,7 @@ static int systemd_child(void)
     setenv("LISTEN_FDS", "2", 1);
     setenv("NARWHAL_FD", nfd, 1);
     int fds[8];
-    if (listener_inherited(fds, 8) != 3)
+    if (listener_inherited(fds, 8, getppid()) != 3)
         return 1;
     if (fds[0] != extra || fds[1] != 3 || fds[2] != 4)
         return 2; /* NARWHAL_FD first, then systemd's */
@@ -472,7 +517,7 @@ Test(listener, adopt_the_matching_socket)
     cr_assert_eq(listener_open(&tcp, "127.0.0.1:0", 16), 0);
     const char *path = in_tmp("adopt.sock");
     cr_assert_eq(listener_open(&unx, fmt("unix:%s", path), 16), 0);
-    int port = port_of(tcp.fd), other = blocking_socket();
+    int port = port_of(tcp.fd), other = listening_socket();
     int fds[4] = {-1, other, unx.fd, tcp.fd};
 
     nw_listener got;
