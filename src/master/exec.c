@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,12 +30,9 @@ void exec_child(const nw_settings *s, const nw_listener *l, nw_identity id, int 
     for (int fd = 3; fd < 1024; fd++)
         close(fd);
 
-    if (id.gid != (gid_t)-1 && (setgroups(0, NULL), setgid(id.gid) < 0)) {
-        fprintf(stderr, "cannot set group %u: %s\n", (unsigned)id.gid, strerror(errno));
-        _exit(127);
-    }
-    if (id.uid != (uid_t)-1 && setuid(id.uid) < 0) {
-        fprintf(stderr, "cannot set user %u: %s\n", (unsigned)id.uid, strerror(errno));
+    char err[256];
+    if (identity_drop(id, err, sizeof err) < 0) {
+        fprintf(stderr, "%s\n", err);
         _exit(127);
     }
     char **argv = nw_xcalloc(s->exec_args.n + 2, sizeof *argv);

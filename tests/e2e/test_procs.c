@@ -1,0 +1,185 @@
+/*
+ * test_procs.c - the processes narwhal starts and what they inherit: the
+ * signal mask and dispositions of programs an app starts, the identity of
+ * workers and --exec children under `user` / `group`, the parent-death
+ * signal after the drop, the log files a worker must reopen, what the
+ * master does with --exec programs' output and orphans, and --reload on a
+ * path whose directory is replaced.
+ *
+ * The tests run as root (they change uid); each skips otherwise.
+ */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+TestSuite(procs, .init = h_setup, .fini = h_teardown, .timeout = 60);
+
+static void need_root(void)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root (changes uid)");
+}
+
+/* The value of field (e.g. "SigBlk") in /proc/<pid>/status, or NULL. */
+static char *status_field(pid_t pid, const char *field)
+{
+    char *text = h_read_file(h_fmt("/proc/%d/status", (int)pid), NULL);
+    if (!text)
+        return NULL;
+    char *key = h_fmt("\n%s:", field);
+    char *p = strstr(text, key);
+    if (!p)
+        return NULL;
+    p += strlen(key);
+    p += strspn(p, " \t");
+    int n = (int)strcspn(p, "\n");
+    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+        n--; /* Groups: ends in a space */
+    return h_fmt("%.*s", n, p);
+}
+
+/* A program an app started must begin with nothing blocked and nothing
+ * ignored: a TERM, INT or HUP reaches it, and SIGPIPE is the default. */
+static void assert_clean_signals(pid_t pid, const char *nwlog)
+{
+    char *blk = status_field(pid, "SigBlk"), *ign = status_field(pid, "SigIgn");
+    cr_assert(blk && ign, "no /proc/%d/status", (int)pid);
+    cr_assert_str_eq(blk, "0000000000000000", "pid %d started by the app has SigBlk %s\n%s",
+                     (int)pid, blk, h_tail(nwlog));
+    cr_assert_str_eq(ign, "0000000000000000", "pid %d started by the app has SigIgn %s\n%s",
+                     (int)pid, ign, h_tail(nwlog));
+    cr_assert(kill(pid, SIGTERM) == 0);
+    long t0 = h_now_ms();
+    while (h_alive(pid) && h_now_ms() - t0 < 3000)
+        h_sleep_ms(20);
+    cr_assert(!h_alive(pid), "pid %d started by the app survives SIGTERM", (int)pid);
+}
+
+/* ---- the signals of programs an app starts (12.6) ------------------------------------ */
+
+Test(procs, program_started_from_worker_init_has_clean_signals)
+{
+    char *pids = h_path("spawned");
+    h_narwhal nw = h_narwhal_serve("-w", "1", "--env", h_fmt("TESTAPP_SPAWN=%s", pids),
+                                   h_testapp("app"), NULL);
+    cr_assert(h_wait_for_text(pids, "\n", 10000), "nw_worker_init did not start its program:\n%s",
+              h_tail(nw.log));
+    pid_t pid = (pid_t)atoi(h_read_file(pids, NULL));
+    cr_assert(pid > 0);
+    assert_clean_signals(pid, nw.log);
+}
+
+Test(procs, program_started_from_threads_handler_has_clean_signals)
+{
+    h_narwhal nw = h_narwhal_serve("-w", "1", "-k", "threads", "--threads", "4",
+                                   h_classapp("spawn"), NULL);
+    h_nginx ng = h_nginx_start(H_SNIPPET_TCP, h_fmt("127.0.0.1:%d", nw.port));
+    h_response r = h_get(ng.port, "/");
+    assert_status(r, 200, nw.log);
+    cr_assert(r.body && strncmp(r.body, "pid ", 4) == 0, "body: %s", r.body ? r.body : "");
+    assert_clean_signals((pid_t)atoi(r.body + 4), nw.log);
+}
+
+/* ---- user and group (12.7) ----------------------------------------------------------- */
+
+Test(procs, numeric_user_without_passwd_entry_needs_group)
+{
+    need_root();
+    char *log = h_path("nw.log");
+    char *argv[] = { (char *)h_env("NARWHAL_BIN"), "-b", h_fmt("127.0.0.1:%d", h_free_port()),
+                     "--user", "54321", h_testapp("app"), NULL };
+    int st = h_run(log, argv, NULL, 10000);
+    cr_assert(h_exited_with(st, 1),
+              "--user 54321 (no passwd entry, no group): %s, not a refusal; workers would "
+              "keep gid 0:\n%s",
+              h_wstatus_str(st), h_tail(log));
+    cr_assert(h_wait_for_text(log, "set group", 1000), "%s", h_tail(log));
+}
+
+/* The worker (or --exec child) pid runs as uid with gid and no other group. */
+static void assert_identity(pid_t pid, uid_t uid, gid_t gid, const char *nwlog)
+{
+    char *u = status_field(pid, "Uid"), *g = status_field(pid, "Gid"),
+         *groups = status_field(pid, "Groups");
+    cr_assert(u && g && groups, "no /proc/%d/status", (int)pid);
+    char *want_u = h_fmt("%u\t%u\t%u\t%u", (unsigned)uid, (unsigned)uid, (unsigned)uid,
+                         (unsigned)uid);
+    char *want_g = h_fmt("%u\t%u\t%u\t%u", (unsigned)gid, (unsigned)gid, (unsigned)gid,
+                         (unsigned)gid);
+    cr_assert_str_eq(u, want_u, "pid %d: Uid %s\n%s", (int)pid, u, h_tail(nwlog));
+    cr_assert_str_eq(g, want_g, "pid %d: Gid %s\n%s", (int)pid, g, h_tail(nwlog));
+    cr_assert_str_eq(groups, h_fmt("%u", (unsigned)gid), "pid %d: Groups %s\n%s", (int)pid,
+                     groups, h_tail(nwlog));
+}
+
+/* A numeric user with a passwd entry gets that entry's group, never 0. */
+Test(procs, numeric_user_gets_its_passwd_group)
+{
+    need_root();
+    struct passwd *pw = getpwuid(65534);
+    if (!pw)
+        cr_skip_test("no passwd entry for uid 65534");
+    gid_t gid = pw->pw_gid;
+    h_narwhal nw = h_narwhal_serve("-w", "1", "--user", "65534", h_testapp("app"), NULL);
+    pid_t kid;
+    cr_assert_eq(h_wait_children(nw.pid, &kid, 1, 1, 10000), 1, "%s", h_tail(nw.log));
+    cr_assert(h_wait_for_text(nw.log, "booting worker", 10000), "%s", h_tail(nw.log));
+    assert_identity(kid, 65534, gid, nw.log);
+}
+
+Test(procs, exec_child_gets_user_group_and_no_other_group)
+{
+    need_root();
+    struct passwd *pw = getpwuid(65534);
+    if (!pw)
+        cr_skip_test("no passwd entry for uid 65534");
+    gid_t gid = pw->pw_gid;
+    h_narwhal nw = h_narwhal_serve("-w", "1", "--user", "65534", "--exec",
+                                   h_env("NARWHAL_FCGI_HELLO"), NULL);
+    pid_t kid;
+    cr_assert_eq(h_wait_children(nw.pid, &kid, 1, 1, 10000), 1, "%s", h_tail(nw.log));
+    /* after the exec: the child runs the program, not narwhal */
+    long t0 = h_now_ms();
+    char *exe = NULL;
+    while (h_now_ms() - t0 < 5000) {
+        char buf[4096];
+        ssize_t n = readlink(h_fmt("/proc/%d/exe", (int)kid), buf, sizeof buf - 1);
+        if (n > 0 && (buf[n] = 0, strstr(buf, "fcgi_hello"))) {
+            exe = buf;
+            break;
+        }
+        h_sleep_ms(20);
+    }
+    cr_assert(exe, "the --exec child did not exec:\n%s", h_tail(nw.log));
+    assert_identity(kid, 65534, gid, nw.log);
+}
+
+/* ---- the parent-death signal (12.8) --------------------------------------------------- */
+
+/* The worker must get SIGTERM the moment the master dies, also after it
+ * changed uid (which clears the parent-death signal). Without it, it only
+ * notices at its next heartbeat ("the master is gone"). */
+Test(procs, worker_gets_parent_death_signal_after_user_change)
+{
+    need_root();
+    h_narwhal nw = h_narwhal_serve("-w", "1", "--user", "65534", h_testapp("app"), NULL);
+    pid_t kid;
+    cr_assert_eq(h_wait_children(nw.pid, &kid, 1, 1, 10000), 1, "%s", h_tail(nw.log));
+    cr_assert(h_wait_for_text(nw.log, "booting worker", 10000), "%s", h_tail(nw.log));
+    h_sleep_ms(200);
+    cr_assert(kill(nw.pid, SIGKILL) == 0);
+    cr_assert(h_wait_for_text(nw.log, "worker stopping", 5000), "the worker did not stop:\n%s",
+              h_tail(nw.log));
+    cr_assert(h_wait_for_text(nw.log, "worker stopping: SIGTERM", 100),
+              "the worker stopped without the parent-death signal:\n%s", h_tail(nw.log));
+}
