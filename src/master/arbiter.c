@@ -359,6 +359,7 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
                  .id = id,
                  .target = s->workers,
                  .sfd = -1};
+    log_set_owner(id.uid, id.gid);
     sigset_t set;
     signals_fill(&set);
     sigprocmask(SIG_BLOCK, &set, NULL);

@@ -183,3 +183,39 @@ Test(procs, worker_gets_parent_death_signal_after_user_change)
     cr_assert(h_wait_for_text(nw.log, "worker stopping: SIGTERM", 100),
               "the worker stopped without the parent-death signal:\n%s", h_tail(nw.log));
 }
+
+/* ---- logs the workers reopen (12.9) --------------------------------------------------- */
+
+static bool wait_count(const char *path, const char *needle, int n, long timeout_ms)
+{
+    long t0 = h_now_ms();
+    while (h_count_text(path, needle) < n && h_now_ms() - t0 < timeout_ms)
+        h_sleep_ms(50);
+    return h_count_text(path, needle) >= n;
+}
+
+Test(procs, workers_with_user_reopen_rotated_logs)
+{
+    need_root();
+    /* the worker opens the files by name: it needs to reach them */
+    cr_assert(chmod(h_dir(), 0755) == 0);
+    char *elog = h_path("error.log"), *alog = h_path("access.log");
+    serve_tcp(nw, ng, "-w", "1", "--user", "65534", "--error-logfile", elog,
+              "--access-logfile", alog, h_testapp("log"));
+    pid_t kid;
+    cr_assert_eq(h_wait_children(nw.pid, &kid, 1, 1, 10000), 1, "%s", h_tail(elog));
+    assert_status(h_get(ng.port, "/before"), 200, elog);
+    cr_assert(wait_count(alog, "/before", 1, 3000), "access log:\n%s", h_tail(alog));
+
+    cr_assert(rename(elog, h_fmt("%s.1", elog)) == 0 && rename(alog, h_fmt("%s.1", alog)) == 0);
+    cr_assert(kill(nw.pid, SIGUSR1) == 0);
+    cr_assert(h_wait_for_text(elog, "SIGUSR1: logs reopened", 5000), "no new error log");
+    h_sleep_ms(300);
+    for (int i = 0; i < 5; i++)
+        assert_status(h_get(ng.port, h_fmt("/after-%d", i)), 200, elog);
+    cr_assert(wait_count(alog, "/after-", 5, 3000),
+              "the worker's requests are not in the new access log:\n%s\nerror log:\n%s",
+              h_tail(alog), h_tail(elog));
+    cr_assert(wait_count(elog, "testapp log line", 5, 3000), "new error log:\n%s", h_tail(elog));
+    cr_assert_eq(h_count_text(elog, "Permission denied"), 0, "%s", h_tail(elog));
+}
