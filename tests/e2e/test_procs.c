@@ -219,3 +219,37 @@ Test(procs, workers_with_user_reopen_rotated_logs)
     cr_assert(wait_count(elog, "testapp log line", 5, 3000), "new error log:\n%s", h_tail(elog));
     cr_assert_eq(h_count_text(elog, "Permission denied"), 0, "%s", h_tail(elog));
 }
+
+/* ---- --exec programs' output (13.6) ----------------------------------------------------- */
+
+static long rss_kb(pid_t pid)
+{
+    char *v = status_field(pid, "VmRSS");
+    return v ? atol(v) : -1;
+}
+
+/* Copies that write to stderr without pause and without a newline: the
+ * master keeps a bounded buffer, logs the line cut once, and drops the
+ * rest, instead of growing and spinning. */
+Test(procs, exec_output_without_newlines_is_bounded)
+{
+    h_narwhal nw = h_narwhal_serve("-w", "2", "--exec", "/bin/sh", "--", "-c",
+                                   "printf 'hello\\n' >&2; tr '\\0' x < /dev/zero >&2", NULL);
+    pid_t kids[4];
+    cr_assert_eq(h_wait_children(nw.pid, kids, 4, 2, 10000), 2, "%s", h_tail(nw.log));
+    long start = rss_kb(nw.pid), peak = start;
+    for (int i = 0; i < 30; i++) {
+        h_sleep_ms(100);
+        long r = rss_kb(nw.pid);
+        peak = r > peak ? r : peak;
+    }
+    struct stat st;
+    cr_assert(stat(nw.log, &st) == 0);
+    cr_assert_lt(peak - start, 8 * 1024, "the master grew from %ld to %ld kB", start, peak);
+    cr_assert_lt(st.st_size, 256 * 1024, "the log grew to %lld bytes in 3 s",
+                 (long long)st.st_size);
+    cr_assert_eq(h_count_text(nw.log, "] hello"), 2, "%s", h_tail(nw.log));
+    cr_assert_eq(h_count_text(nw.log, "[cut: line longer than 4096 bytes]"), 2, "%s",
+                 h_tail(nw.log));
+    cr_assert(h_alive(nw.pid));
+}
