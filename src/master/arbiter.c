@@ -19,6 +19,7 @@
 
 #include "exec.h"
 #include "log.h"
+#include "orphans.h"
 #include "scoreboard.h"
 #include "signals.h"
 #include "util.h"
@@ -140,6 +141,13 @@ static void begin_stop(arbiter *a, int fast, const char *why)
         signal_workers(a, fast ? SIGQUIT : SIGTERM);
 }
 
+/* For orphans_check: what the master started itself. */
+static int known_child(pid_t pid, void *arg)
+{
+    const arbiter *a = arg;
+    return pid == a->new_master || scoreboard_find(&a->sb, pid) >= 0;
+}
+
 static void reap(arbiter *a)
 {
     int st;
@@ -153,6 +161,7 @@ static void reap(arbiter *a)
             continue;
         }
         int i = scoreboard_find(&a->sb, pid);
+        orphans_reaped(pid, st, i >= 0);
         if (i < 0)
             continue;
         nw_slot *slot = &a->sb.slots[i];
@@ -360,6 +369,7 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
                  .target = s->workers,
                  .sfd = -1};
     log_set_owner(id.uid, id.gid);
+    orphans_adopt();
     sigset_t set;
     signals_fill(&set);
     sigprocmask(SIG_BLOCK, &set, NULL);
@@ -452,6 +462,7 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
         while (read(a.sfd, &si, sizeof si) == (ssize_t)sizeof si)
             handle_signal(&a, (int)si.ssi_signo);
         reap(&a);
+        orphans_check(known_child, &a);
         check_workers(&a);
         arbiter_check_old_master(&a);
         if (a.state != ARBITER_RUNNING && !a.killed_all && nw_now_ms() >= a.stop_deadline) {
@@ -461,6 +472,7 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
             a.killed_all = 1;
         }
     }
+    orphans_kill_all(known_child, &a);
     log_info("master %d exiting", (int)getpid());
     /* Unix socket files stay when a new master serves on them. */
     int handed_off = a.new_master > 0 && kill(a.new_master, 0) == 0;

@@ -253,3 +253,26 @@ Test(procs, exec_output_without_newlines_is_bounded)
                  h_tail(nw.log));
     cr_assert(h_alive(nw.pid));
 }
+
+/* ---- --exec programs that daemonize (13.9) ---------------------------------------------- */
+
+/* A program that forks and exits leaves its child behind. The master
+ * adopts it (it is a child subreaper), says so and stops it, rather than
+ * leaving one orphan per attempt. */
+Test(procs, exec_program_that_daemonizes_leaves_no_orphan)
+{
+    h_narwhal nw = h_narwhal_serve("-w", "1", "--exec", "/bin/sh", "--", "-c",
+                                   "sleep 60 & echo daemon $!; exit 0", NULL);
+    const char *const started[] = { "] daemon ", NULL };
+    char *line = h_wait_line(nw.log, started, 10000);
+    cr_assert(line, "the program did not start:\n%s", h_tail(nw.log));
+    pid_t orphan = (pid_t)atoi(strstr(line, "] daemon ") + 9);
+    cr_assert(orphan > 0, "%s", line);
+    long t0 = h_now_ms();
+    while (h_alive(orphan) && h_now_ms() - t0 < 5000)
+        h_sleep_ms(50);
+    cr_assert(!h_alive(orphan), "the orphan %d still runs 5 s later:\n%s", (int)orphan,
+              h_tail(nw.log));
+    cr_assert(h_wait_for_text(nw.log, h_fmt("adopted pid %d (sleep)", (int)orphan), 1000), "%s",
+              h_tail(nw.log));
+}
