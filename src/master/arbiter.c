@@ -311,6 +311,18 @@ static void maintain(arbiter *a)
         live++;
 }
 
+/* --reload: the app (or the --exec program) and the config of the settings
+ * in force, watched again when a reload changed them. */
+static void watch_files(arbiter *a)
+{
+    char *path = NULL, *symbol = NULL;
+    if (a->s->app)
+        nw_split_app_spec(a->s->app, &path, &symbol);
+    watch_set(&a->watch, path ? path : a->s->exec, a->s->config);
+    free(path);
+    free(symbol);
+}
+
 static void handle_signal(arbiter *a, int sig)
 {
     switch (signals_master_action(sig)) {
@@ -389,14 +401,8 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
     a.pfd = nw_xcalloc((size_t)nslots * 2 + 2, sizeof *a.pfd);
     a.pfd_pipe = nw_xcalloc((size_t)nslots * 2 + 2, sizeof *a.pfd_pipe);
     a.watch.fd = -1;
-    if (s->reload) {
-        char *path = NULL, *symbol = NULL;
-        if (s->app)
-            nw_split_app_spec(s->app, &path, &symbol);
-        watch_open(&a.watch, path ? path : s->exec, s->config);
-        free(path);
-        free(symbol);
-    }
+    if (s->reload)
+        watch_files(&a);
     if (s->exec)
         log_info("narwhal %s master %d: supervising %d cop%s of %s", PACKAGE_VERSION, (int)getpid(),
                  s->workers, s->workers == 1 ? "y" : "ies", s->exec);
@@ -407,6 +413,8 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
         log_info("listening at %s", ls[i].addr);
 
     for (;;) {
+        if (s->reload)
+            watch_files(&a);
         maintain(&a);
         if (a.state != ARBITER_RUNNING && !any_worker(&a))
             break;
@@ -448,6 +456,8 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
                 exec_pipe_drain(pp[k], 0);
             }
         }
+        if (watch_poll(&a.watch, a.changed, sizeof a.changed))
+            a.reload_at = nw_now_ms() + 300;
         if (a.reload_again && !a.s_old) {
             a.reload_again = 0;
             arbiter_reload(&a, "queued reload");
