@@ -58,8 +58,8 @@ static void give_to_owner(const char *what, const char *path, int fd)
     if (geteuid() != 0 || (owner_uid == (uid_t)-1 && owner_gid == (gid_t)-1))
         return;
     if (fchown(fd, owner_uid, owner_gid) < 0)
-        fprintf(stderr, "narwhal: cannot give %s %s to uid %d gid %d: %s\n", what, path,
-                (int)owner_uid, (int)owner_gid, strerror(errno));
+        fprintf(stderr, "narwhal: cannot give %s%s%s to uid %d gid %d: %s\n", what,
+                *path ? " " : "", path, (int)owner_uid, (int)owner_gid, strerror(errno));
 }
 
 /* Opens path for appending; "-" means the inherited std_fd. Returns the fd
