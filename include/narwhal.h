@@ -32,6 +32,16 @@
  *                                  worker failed to boot (logged, not retried
  *                                  in a loop)
  *     void nw_worker_exit(void);   once per worker before a graceful exit
+ *
+ * Processes: the worker runs the app (on every thread) with no signal
+ * blocked and every disposition at its default, but for SIGPIPE, caught so
+ * that a write to a closed pipe fails with EPIPE, and for the TERM, USR1,
+ * INT and QUIT the worker handles; its handlers restart interrupted calls
+ * (SA_RESTART), but a poll, a sleep or another call that cannot restart
+ * may return EINTR. A program the app starts (fork and exec, posix_spawn,
+ * system, popen) inherits none of that: an empty mask, the default SIGPIPE.
+ * A process the app leaves running when its worker exits is stopped by the
+ * master (SIGTERM, then SIGKILL), which logs it.
  */
 #ifndef NARWHAL_H
 #define NARWHAL_H

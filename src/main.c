@@ -35,6 +35,9 @@ static int resolve_identity(const nw_settings *s, nw_identity *id)
                 return -1;
             }
             id->uid = (uid_t)v;
+            pw = getpwuid(id->uid);
+            if (pw)
+                id->gid = pw->pw_gid;
         }
     }
     if (s->group) {
@@ -49,6 +52,14 @@ static int resolve_identity(const nw_settings *s, nw_identity *id)
             }
             id->gid = (gid_t)v;
         }
+    }
+    /* Never a new uid with root's gid: a uid with no passwd entry has no
+     * group of its own to default to. */
+    if (id->uid != (uid_t)-1 && id->gid == (gid_t)-1) {
+        fprintf(stderr,
+                "narwhal: user: uid %s has no passwd entry, so no group to run as: set group\n",
+                s->user);
+        return -1;
     }
     return 0;
 }

@@ -30,6 +30,8 @@ static log_file error_log = {STDERR_FILENO, 0};
 static log_file access_log = {-1, 0};
 static int min_level = NW_LOG_INFO;
 static access_format *access_fmt;
+static uid_t owner_uid = (uid_t)-1; /* log_set_owner */
+static gid_t owner_gid = (gid_t)-1;
 
 static const char *const level_names[] = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"};
 
@@ -49,6 +51,17 @@ static void write_all(int fd, const void *p, size_t n)
     }
 }
 
+/* The workers reopen the logs themselves after a rotation: a file the
+ * master (root) created must be theirs, or their reopen is refused. */
+static void give_to_owner(const char *what, const char *path, int fd)
+{
+    if (geteuid() != 0 || (owner_uid == (uid_t)-1 && owner_gid == (gid_t)-1))
+        return;
+    if (fchown(fd, owner_uid, owner_gid) < 0)
+        fprintf(stderr, "narwhal: cannot give %s%s%s to uid %d gid %d: %s\n", what,
+                *path ? " " : "", path, (int)owner_uid, (int)owner_gid, strerror(errno));
+}
+
 /* Opens path for appending; "-" means the inherited std_fd. Returns the fd
  * (which is std_fd for "-"), or -1 after telling stderr. */
 static int open_log(const char *what, const char *path, int std_fd)
@@ -58,6 +71,8 @@ static int open_log(const char *what, const char *path, int std_fd)
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         fprintf(stderr, "narwhal: cannot open %s %s: %s\n", what, path, strerror(errno));
+    else
+        give_to_owner(what, path, fd);
     return fd;
 }
 
@@ -105,6 +120,16 @@ int log_open(const char *errorlog, const char *accesslog)
     install(&error_log, efd, STDERR_FILENO);
     install(&access_log, afd, STDOUT_FILENO);
     return 0;
+}
+
+void log_set_owner(uid_t uid, gid_t gid)
+{
+    owner_uid = uid;
+    owner_gid = gid;
+    if (error_log.owned)
+        give_to_owner("error log", "", error_log.fd);
+    if (access_log.owned)
+        give_to_owner("access log", "", access_log.fd);
 }
 
 void log_set_level(int level)

@@ -19,6 +19,11 @@
  * "-" = stdout). Returns 0, or -1 with a message on stderr naming the file.
  * May be called again to reopen (after logrotate). */
 int log_open(const char *errorlog, const char *accesslog);
+/* The user and group the workers run as ((uid_t)-1 / (gid_t)-1 = unchanged):
+ * the log files open now, and every one opened from now on (reopen, reload),
+ * are chowned to them when this process is root, so a worker can reopen
+ * them after a rotation. */
+void log_set_owner(uid_t uid, gid_t gid);
 void log_set_level(int level);
 int log_level(void);
 /* Everything the settings say about logging, at start and on reload: opens

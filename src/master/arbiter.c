@@ -19,6 +19,7 @@
 
 #include "exec.h"
 #include "log.h"
+#include "orphans.h"
 #include "scoreboard.h"
 #include "signals.h"
 #include "util.h"
@@ -202,6 +203,13 @@ static void boot_failure(arbiter *a)
     begin_stop(a, 0, "workers cannot boot");
 }
 
+/* For orphans_check: what the master started itself. */
+static int known_child(pid_t pid, void *arg)
+{
+    const arbiter *a = arg;
+    return pid == a->new_master || scoreboard_find(&a->sb, pid) >= 0;
+}
+
 static void reap(arbiter *a)
 {
     int st;
@@ -215,6 +223,7 @@ static void reap(arbiter *a)
             continue;
         }
         int i = scoreboard_find(&a->sb, pid);
+        orphans_reaped(pid, st, i >= 0);
         if (i < 0)
             continue;
         nw_slot *slot = &a->sb.slots[i];
@@ -352,6 +361,18 @@ static void maintain(arbiter *a)
         live++;
 }
 
+/* --reload: the app (or the --exec program) and the config of the settings
+ * in force, watched again when a reload changed them. */
+static void watch_files(arbiter *a)
+{
+    char *path = NULL, *symbol = NULL;
+    if (a->s->app)
+        nw_split_app_spec(a->s->app, &path, &symbol);
+    watch_set(&a->watch, path ? path : a->s->exec, a->s->config);
+    free(path);
+    free(symbol);
+}
+
 static void handle_signal(arbiter *a, int sig)
 {
     switch (signals_master_action(sig)) {
@@ -415,6 +436,8 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
                  .id = id,
                  .target = s->workers,
                  .sfd = -1};
+    log_set_owner(id.uid, id.gid);
+    orphans_adopt();
     sigset_t set;
     signals_fill(&set);
     sigprocmask(SIG_BLOCK, &set, NULL);
@@ -435,14 +458,8 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
     a.pfd = nw_xcalloc((size_t)nslots * 2 + 2, sizeof *a.pfd);
     a.pfd_pipe = nw_xcalloc((size_t)nslots * 2 + 2, sizeof *a.pfd_pipe);
     a.watch.fd = -1;
-    if (s->reload) {
-        char *path = NULL, *symbol = NULL;
-        if (s->app)
-            nw_split_app_spec(s->app, &path, &symbol);
-        watch_open(&a.watch, path ? path : s->exec, s->config);
-        free(path);
-        free(symbol);
-    }
+    if (s->reload)
+        watch_files(&a);
     if (s->exec)
         log_info("narwhal %s master %d: supervising %d cop%s of %s", PACKAGE_VERSION, (int)getpid(),
                  s->workers, s->workers == 1 ? "y" : "ies", s->exec);
@@ -453,6 +470,8 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
         log_info("listening at %s", ls[i].addr);
 
     for (;;) {
+        if (s->reload)
+            watch_files(&a);
         maintain(&a);
         if (a.state != ARBITER_RUNNING && !any_worker(&a))
             break;
@@ -494,6 +513,8 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
                 exec_pipe_drain(pp[k], 0);
             }
         }
+        if (watch_poll(&a.watch, a.changed, sizeof a.changed))
+            a.reload_at = nw_now_ms() + 300;
         if (a.reload_again && !a.s_old) {
             a.reload_again = 0;
             arbiter_reload(&a, "queued reload");
@@ -508,6 +529,7 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
         while (read(a.sfd, &si, sizeof si) == (ssize_t)sizeof si)
             handle_signal(&a, (int)si.ssi_signo);
         reap(&a);
+        orphans_check(known_child, &a);
         check_workers(&a);
         arbiter_check_old_master(&a);
         if (a.state != ARBITER_RUNNING && !a.killed_all && nw_now_ms() >= a.stop_deadline) {
@@ -517,6 +539,7 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
             a.killed_all = 1;
         }
     }
+    orphans_kill_all(known_child, &a);
     log_info("master %d exiting", (int)getpid());
     /* Unix socket files stay when a new master serves on them. */
     int handed_off = a.new_master > 0 && kill(a.new_master, 0) == 0;

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,12 +30,9 @@ void exec_child(const nw_settings *s, const nw_listener *l, nw_identity id, int 
     for (int fd = 3; fd < 1024; fd++)
         close(fd);
 
-    if (id.gid != (gid_t)-1 && (setgroups(0, NULL), setgid(id.gid) < 0)) {
-        fprintf(stderr, "cannot set group %u: %s\n", (unsigned)id.gid, strerror(errno));
-        _exit(127);
-    }
-    if (id.uid != (uid_t)-1 && setuid(id.uid) < 0) {
-        fprintf(stderr, "cannot set user %u: %s\n", (unsigned)id.uid, strerror(errno));
+    char err[256];
+    if (identity_drop(id, err, sizeof err) < 0) {
+        fprintf(stderr, "%s\n", err);
         _exit(127);
     }
     char **argv = nw_xcalloc(s->exec_args.n + 2, sizeof *argv);
@@ -48,12 +44,44 @@ void exec_child(const nw_settings *s, const nw_listener *l, nw_identity id, int 
     _exit(127);
 }
 
-static void log_line(exec_pipe *p, const char *line, size_t len)
+_Static_assert(EXEC_LINE_MAX == 4096, "the marker below names the limit");
+
+static void log_line(exec_pipe *p, const char *line, size_t len, int cut)
 {
     if (len && line[len - 1] == '\r')
         len--;
-    log_msg(p->level, "[%s %d] %.*s", p->level >= NW_LOG_WARNING ? "stderr" : "stdout", (int)p->pid,
-            (int)len, line);
+    log_msg(p->level, "[%s %d] %.*s%s", p->level >= NW_LOG_WARNING ? "stderr" : "stdout",
+            (int)p->pid, (int)len, line, cut ? " [cut: line longer than 4096 bytes]" : "");
+}
+
+/* Takes n bytes of the child's output: logs each complete line, keeps the
+ * start of the next one. A line that reaches EXEC_LINE_MAX is logged cut
+ * and the rest of it, up to its newline, is dropped. */
+static void feed(exec_pipe *p, const char *b, size_t n)
+{
+    while (n) {
+        const char *nl = memchr(b, '\n', n);
+        size_t len = nl ? (size_t)(nl - b) : n;
+        if (p->cut) {
+            /* the tail of a line already logged cut */
+        } else if (p->partial.len + len <= EXEC_LINE_MAX) {
+            nw_buf_append(&p->partial, b, len);
+            if (nl) {
+                log_line(p, (const char *)nw_buf_head(&p->partial), p->partial.len, 0);
+                nw_buf_consume(&p->partial, p->partial.len);
+            }
+        } else {
+            size_t room = EXEC_LINE_MAX - p->partial.len;
+            nw_buf_append(&p->partial, b, room);
+            log_line(p, (const char *)nw_buf_head(&p->partial), p->partial.len, 1);
+            nw_buf_consume(&p->partial, p->partial.len);
+            p->cut = 1;
+        }
+        if (nl)
+            p->cut = 0;
+        b += nl ? len + 1 : len;
+        n -= nl ? len + 1 : len;
+    }
 }
 
 void exec_pipe_drain(exec_pipe *p, int final)
@@ -61,11 +89,14 @@ void exec_pipe_drain(exec_pipe *p, int final)
     if (p->fd < 0)
         return;
     int eof = 0;
-    for (;;) {
-        uint8_t *dst = nw_buf_reserve(&p->partial, 4096);
-        ssize_t n = read(p->fd, dst, 4096);
+    char b[4096];
+    /* Bounded per wake-up: a child that writes without pause cannot keep
+     * the master from its signals and its other children. */
+    for (size_t got = 0; got < EXEC_READ_MAX;) {
+        ssize_t n = read(p->fd, b, sizeof b);
         if (n > 0) {
-            p->partial.len += (size_t)n;
+            feed(p, b, (size_t)n);
+            got += (size_t)n;
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -73,19 +104,9 @@ void exec_pipe_drain(exec_pipe *p, int final)
         eof = n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
         break;
     }
-    /* Log complete lines; keep the tail. Overlong lines go out in pieces. */
-    for (;;) {
-        const char *head = (const char *)nw_buf_head(&p->partial);
-        const char *nl = memchr(head, '\n', p->partial.len);
-        if (!nl && p->partial.len < 8192)
-            break;
-        size_t len = nl ? (size_t)(nl - head) : p->partial.len;
-        log_line(p, head, len);
-        nw_buf_consume(&p->partial, nl ? len + 1 : len);
-    }
     if (eof || final) {
         if (p->partial.len)
-            log_line(p, (const char *)nw_buf_head(&p->partial), p->partial.len);
+            log_line(p, (const char *)nw_buf_head(&p->partial), p->partial.len, 0);
         nw_buf_free(&p->partial);
         close(p->fd);
         p->fd = -1;

@@ -2,6 +2,7 @@
 #include "executor.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,14 @@ static void *pool_thread_main(void *arg)
     pool_thread *t = arg;
     pool *p = &the_pool;
     thread_tslot = t->tslot;
+    /* No signal blocked, on purpose: a program a handler starts (fork,
+     * posix_spawn, system, popen) inherits this thread's mask. The worker's
+     * signals are safe on any thread (libev's handlers only feed the loop,
+     * with SA_RESTART); see NOTES.md, "Signals of the programs an app
+     * starts". */
+    sigset_t none;
+    sigemptyset(&none);
+    pthread_sigmask(SIG_SETMASK, &none, NULL);
     for (;;) {
         while (sem_wait(&t->go) < 0)
             ; /* EINTR */

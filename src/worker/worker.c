@@ -193,22 +193,63 @@ static void boot_fail(const char *msg)
     _exit(WORKER_BOOT_ERROR);
 }
 
-static void drop_privileges(nw_identity id)
+int identity_drop(nw_identity id, char *err, size_t errlen)
 {
-    if (id.gid != (gid_t)-1) {
-        if (setgroups(0, NULL) < 0 && errno != EPERM)
-            boot_fail("cannot drop supplementary groups");
-        if (setgid(id.gid) < 0) {
-            char m[128];
-            snprintf(m, sizeof m, "cannot set group %u: %s", (unsigned)id.gid, strerror(errno));
-            boot_fail(m);
-        }
+    if (id.uid == (uid_t)-1 && id.gid == (gid_t)-1)
+        return 0;
+    gid_t gid = id.gid != (gid_t)-1 ? id.gid : getegid();
+    /* Root's supplementary groups must never survive the drop. Only a
+     * process that is not root may fail here (it has no root groups). */
+    if (setgroups(1, &gid) < 0 && (errno != EPERM || geteuid() == 0)) {
+        snprintf(err, errlen, "cannot set the supplementary groups to %u: %s", (unsigned)gid,
+                 strerror(errno));
+        return -1;
+    }
+    if (id.gid != (gid_t)-1 && setgid(id.gid) < 0) {
+        snprintf(err, errlen, "cannot set group %u: %s", (unsigned)id.gid, strerror(errno));
+        return -1;
     }
     if (id.uid != (uid_t)-1 && setuid(id.uid) < 0) {
-        char m[128];
-        snprintf(m, sizeof m, "cannot set user %u: %s", (unsigned)id.uid, strerror(errno));
-        boot_fail(m);
+        snprintf(err, errlen, "cannot set user %u: %s", (unsigned)id.uid, strerror(errno));
+        return -1;
     }
+    return 0;
+}
+
+/* SIGPIPE: a write to a closed pipe or socket must fail with EPIPE, not
+ * kill the worker. A handler that does nothing gives that, like SIG_IGN,
+ * but unlike SIG_IGN it is not inherited across exec: a program the app
+ * starts gets the default SIGPIPE (NOTES.md, "Signals of the programs an app
+ * starts"). Narwhal's own socket writes use MSG_NOSIGNAL anyway. */
+static void on_sigpipe(int sig)
+{
+    (void)sig;
+}
+
+/* The master's mask and dispositions are not the worker's: everything back
+ * to the default and unblocked, before any app code runs, so that whatever
+ * the app starts (from nw_worker_init, from a handler on any thread) begins
+ * with a clean mask. The loop's signals (TERM, USR1) are watched before
+ * they are unblocked, so one that comes during the boot is not lost. */
+static void reset_signals(nw_worker *w)
+{
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            signal(sig, SIG_DFL);
+    struct sigaction sa = {.sa_handler = on_quick_stop};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
+    struct sigaction pipe_sa = {.sa_handler = on_sigpipe, .sa_flags = SA_RESTART};
+    sigaction(SIGPIPE, &pipe_sa, NULL);
+    ev_signal_init(&w->sigterm, on_sigterm, SIGTERM);
+    w->sigterm.data = w;
+    ev_signal_start(w->loop, &w->sigterm);
+    ev_signal_init(&w->sigusr1, on_sigusr1, SIGUSR1);
+    w->sigusr1.data = w;
+    ev_signal_start(w->loop, &w->sigusr1);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
 void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, nw_tslot *tslots,
@@ -223,19 +264,20 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
     w->tslots = tslots;
     w->master_pid = getppid();
 
-    /* Signals: the master's mask and dispositions are not ours. */
-    for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
-            signal(sig, SIG_DFL);
-    signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa = {.sa_handler = on_quick_stop};
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGQUIT, &sa, NULL);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-
-    drop_privileges(id);
+    w->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+    if (!w->loop)
+        boot_fail("cannot create the event loop");
+    reset_signals(w);
 
     char err[512];
+    if (identity_drop(id, err, sizeof err) < 0)
+        boot_fail(err);
+    /* After the drop: a change of credentials clears the parent-death
+     * signal. A master gone before this is caught by the check below. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != w->master_pid)
+        boot_fail("the master is gone");
+
     if (s->preload_app && app_preloaded())
         w->app = *app_preloaded();
     else if (app_load(s->app, &w->app, err, sizeof err) < 0)
@@ -254,9 +296,6 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
             (uint64_t)s->max_requests +
             (s->max_requests_jitter > 0 ? (uint64_t)(random() % (s->max_requests_jitter + 1)) : 0);
 
-    w->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
-    if (!w->loop)
-        boot_fail("cannot create the event loop");
     if (executor_init(w->loop, s->worker_class, s->threads, (size_t)s->coroutine_stack_size * 1024,
                       w->tslots) < 0)
         boot_fail("cannot start the executor");
@@ -276,16 +315,6 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
     ev_timer_init(&w->beat, on_beat, 1., 1.);
     w->beat.data = w;
     ev_timer_start(w->loop, &w->beat);
-    ev_signal_init(&w->sigterm, on_sigterm, SIGTERM);
-    w->sigterm.data = w;
-    ev_signal_start(w->loop, &w->sigterm);
-    ev_signal_init(&w->sigusr1, on_sigusr1, SIGUSR1);
-    w->sigusr1.data = w;
-    ev_signal_start(w->loop, &w->sigusr1);
-
-    sigset_t all;
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
 
     update_accepting(w);
     scoreboard_beat(slot);

@@ -49,6 +49,12 @@ typedef struct nw_identity {
     gid_t gid;
 } nw_identity;
 
+/* Becomes id: the supplementary groups become id's group alone (setgroups
+ * is never skipped when anything changes), then the group, then the user.
+ * 0, or -1 with the reason in err. main() never leaves a uid without a gid
+ * (a numeric user with no passwd entry needs `group`). */
+int identity_drop(nw_identity id, char *err, size_t errlen);
+
 /* Runs a worker in the freshly forked child. Never returns. */
 void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, nw_tslot *tslots,
                 nw_identity id) __attribute__((noreturn));

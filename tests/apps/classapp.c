@@ -120,3 +120,19 @@ int stream(nw_request *req)
     nw_printf(req, "second\n");
     return 0;
 }
+
+/* Starts `sleep 30` (fork and exec from the handler's thread) and answers
+ * "pid N": the tests read its signal mask and dispositions in /proc. */
+int spawn(nw_request *req)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return 1;
+    if (pid == 0) {
+        execlp("sleep", "sleep", "30", (char *)NULL);
+        _exit(127);
+    }
+    nw_add_header(req, "Content-Type", "text/plain");
+    nw_printf(req, "pid %d\n", (int)pid);
+    return 0;
+}

@@ -16,7 +16,9 @@
  * late_status  writes "late=", then tries nw_set_status / nw_add_header
  *              (both must fail now) and writes their results: "-1,-1\n"
  *
- * Every response but fail's carries X-Pid: the worker's pid. */
+ * Every response but fail's carries X-Pid: the worker's pid. With
+ * TESTAPP_SPAWN=PATH set, nw_worker_init starts `sleep 30` and appends its
+ * pid to PATH. */
 #include <narwhal.h>
 
 #include <limits.h>
@@ -210,4 +212,27 @@ int late_status(nw_request *req)
     int s = nw_set_status(req, 404);
     int h = nw_add_header(req, "X-Late", "1");
     return nw_printf(req, "%d,%d\n", s, h) < 0;
+}
+
+/* With TESTAPP_SPAWN=PATH in the environment, each worker starts `sleep 30`
+ * from nw_worker_init and appends its pid to PATH (the tests of the signal
+ * mask and dispositions a program started by the app inherits). */
+int nw_worker_init(void)
+{
+    const char *path = getenv("TESTAPP_SPAWN");
+    if (!path)
+        return 0;
+    pid_t pid = fork();
+    if (pid < 0)
+        return 1;
+    if (pid == 0) {
+        execlp("sleep", "sleep", "30", (char *)NULL);
+        _exit(127);
+    }
+    FILE *f = fopen(path, "a");
+    if (!f)
+        return 1;
+    fprintf(f, "%d\n", (int)pid);
+    fclose(f);
+    return 0;
 }
