@@ -194,8 +194,8 @@ static size_t format_prefix(char *p, size_t n, int level)
 }
 
 /* Makes msg[0..n) one line: drops trailing line breaks and turns the others
- * into spaces so a message can never forge a line of its own. Returns the
- * new length. */
+ * into spaces so a message can never forge a line of its own (the other
+ * control bytes are escaped by the caller). Returns the new length. */
 static size_t flatten(char *msg, size_t n)
 {
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
@@ -243,8 +243,30 @@ void log_vmsg(int level, const char *fmt, va_list ap)
         }
     }
     len = flatten(line + pre, len);
+    /* Other control bytes (an ESC that would drive a terminal reading the
+     * log, a NUL) go out as \xNN: nothing a message carries can make the
+     * log say something it did not. */
+    nw_buf esc = NW_BUF_INIT;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)line[pre + i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            nw_buf_append(&esc, line, pre + i);
+            for (; i < len; i++) {
+                c = (unsigned char)line[pre + i];
+                if ((c < 0x20 && c != '\t') || c == 0x7f)
+                    nw_buf_printf(&esc, "\\x%02x", c);
+                else
+                    nw_buf_appendc(&esc, (char)c);
+            }
+            line = (char *)nw_buf_head(&esc);
+            len = esc.len - pre;
+            nw_buf_appendc(&esc, 0); /* room for the newline */
+            break;
+        }
+    }
     line[pre + len] = '\n';
     write_all(error_log.fd, line, pre + len + 1);
+    nw_buf_free(&esc);
     nw_buf_free(&heap);
     errno = saved_errno;
 }

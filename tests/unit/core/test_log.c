@@ -1,0 +1,41 @@
+/* Unit tests for src/core/log.c: what a message can and cannot do to the
+ * error log. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../tmpdir.h"
+#include "log.h"
+#include "narwhal.h"
+
+TestSuite(log, .init = tmpdir_setup, .fini = tmpdir_teardown);
+
+/* The error log's text after logging msg at WARNING. */
+static char *logged(const char *msg)
+{
+    const char *path = tmp_path("error.log");
+    cr_assert_eq(log_configure(path, NULL, NW_LOG_DEBUG, NULL), 0);
+    log_msg(NW_LOG_WARNING, "%s", msg);
+    static char text[4096];
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    log_open("-", NULL);
+    return text;
+}
+
+Test(log, one_line_whatever_the_message)
+{
+    char *t = logged("value\n2026/11/30 00:00:00 [emerg] forged\r\n");
+    cr_assert(strstr(t, "[WARNING] value 2026/11/30 00:00:00 [emerg] forged\n"), "%s", t);
+    cr_assert_eq(strchr(t, '\n'), t + strlen(t) - 1, "more than one line: %s", t);
+}
+
+Test(log, control_bytes_are_escaped)
+{
+    char *t = logged("red \x1b[31mtext\x1b[0m, bell \a, del \x7f, tab\tstays");
+    cr_assert(strstr(t, "red \\x1b[31mtext\\x1b[0m, bell \\x07, del \\x7f, tab\tstays\n"), "%s", t);
+    cr_assert_null(strchr(t, '\x1b'), "a raw ESC: %s", t);
+}
