@@ -228,7 +228,7 @@ void nw_log(nw_request *req, int level, const char *fmt, ...)
     if (req && foreign(req, "nw_log"))
         req = NULL; /* still logged, in narwhal's log only */
     if (req) {
-        const char *uri = request_param(req, "REQUEST_URI");
+        const char *uri = req->uri;
         log_msg(level, "app: %s [%s]", msg, uri ? uri : "-");
         if (level >= NW_LOG_WARNING)
             request_log_to_peer(req, msg, strlen(msg));

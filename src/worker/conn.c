@@ -189,8 +189,8 @@ static void conn_dispatch(nw_conn *c)
     cs->hooks.request_begun(cs->hooks.arg);
     if (cs->stopping || cs->last_ones)
         c->st.closing = 1; /* before the task is handed over */
-    c->task.method = request_param(c->req, "REQUEST_METHOD");
-    c->task.uri = request_param(c->req, "REQUEST_URI");
+    c->task.method = c->req->method;
+    c->task.uri = c->req->uri;
     if (cs->s->spew)
         log_debug("spew: connection %llu: request %s %s dispatched", (unsigned long long)c->st.id,
                   c->task.method, c->task.uri);

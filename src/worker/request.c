@@ -58,6 +58,8 @@ nw_request *request_new(nw_stream *st, const nw_settings *s, nw_handler *handler
         request_free(r);
         return NULL;
     }
+    r->method = request_param(r, "REQUEST_METHOD");
+    r->uri = request_param(r, "REQUEST_URI");
     return r;
 }
 
@@ -120,9 +122,14 @@ int request_pump(nw_request *r)
  * config overrides a param by repeating it after the include. */
 const char *request_param(const nw_request *r, const char *name)
 {
-    for (size_t i = r->np; i-- > 0;)
-        if (strcmp(r->pv[2 * i], name) == 0)
-            return r->pv[2 * i + 1];
+    /* From the end, telling names apart by their length (free: the value
+     * follows the name) and first byte before comparing them. */
+    size_t n = strlen(name);
+    for (size_t i = r->np; i-- > 0;) {
+        const char *k = r->pv[2 * i], *v = r->pv[2 * i + 1];
+        if ((size_t)(v - k) == n + 1 && k[0] == name[0] && memcmp(k, name, n) == 0)
+            return v;
+    }
     return NULL;
 }
 
@@ -343,8 +350,7 @@ static void log_request(nw_request *r)
 int request_check_limits(const nw_request *r, const nw_settings *s, const char **why)
 {
     if (s->limit_request_line > 0) {
-        const char *m = request_param(r, "REQUEST_METHOD"), *u = request_param(r, "REQUEST_URI"),
-                   *p = request_param(r, "SERVER_PROTOCOL");
+        const char *m = r->method, *u = r->uri, *p = request_param(r, "SERVER_PROTOCOL");
         size_t line = (m ? strlen(m) : 0) + 1 + (u ? strlen(u) : 0) + 1 + (p ? strlen(p) : 0);
         if (line > (size_t)s->limit_request_line) {
             *why = "request line longer than limit_request_line";
@@ -407,7 +413,7 @@ void request_run(nw_request *r)
     nw_stream *st = r->st;
     const nw_proto *proto = stream_proto(st);
     const nw_settings *s = r->s;
-    const char *method = request_param(r, "REQUEST_METHOD"), *uri = request_param(r, "REQUEST_URI");
+    const char *method = r->method, *uri = r->uri;
 
     r->owner = pthread_self();
     r->owner_set = 1;

@@ -24,8 +24,12 @@ struct nw_request {
     int keep_conn;
     /* params: "name\0value\0" pairs in pbuf (sized once, never moved) */
     nw_buf pbuf;
-    const char **pv; /* pv[2i] name, pv[2i+1] value, into pbuf */
+    const char **pv; /* pv[2i] name, pv[2i+1] value, into pbuf (the value
+                        follows its name's NUL: the name's length is
+                        pv[2i+1] - pv[2i] - 1) */
     size_t np, pcap;
+    const char *method, *uri; /* REQUEST_METHOD, REQUEST_URI, or NULL:
+                                 looked up once, asked for many times */
     /* body */
     nw_buf body;   /* received, not yet read by the app */
     int body_done; /* the whole body arrived */
