@@ -198,7 +198,7 @@ int scoreboard_snapshot(const nw_scoreboard *sb, nw_scoreboard *out)
     *out = *sb;
     out->totals = malloc(sizeof *out->totals);
     out->slots = malloc(sizeof(nw_slot) * (size_t)sb->nslots);
-    out->tslots = malloc(sizeof(nw_tslot) * nt);
+    out->tslots = calloc(nt, sizeof(nw_tslot)); /* fresh zero pages: only live ones are touched */
     out->map_len = 0;
     if (!out->totals || !out->slots || !out->tslots) {
         scoreboard_snapshot_free(out);
@@ -209,10 +209,17 @@ int scoreboard_snapshot(const nw_scoreboard *sb, nw_scoreboard *out)
      * below, which is all a reader relies on (scoreboard.h). */
     memcpy(out->totals, sb->totals, sizeof *out->totals);
     memcpy(out->slots, sb->slots, sizeof(nw_slot) * (size_t)sb->nslots);
-    memcpy(out->tslots, sb->tslots, sizeof(nw_tslot) * nt);
-    for (size_t i = 0; i < nt; i++) {
-        out->tslots[i].method[sizeof out->tslots[i].method - 1] = 0;
-        out->tslots[i].uri[sizeof out->tslots[i].uri - 1] = 0;
+    /* Only the request slots of live workers: the map holds room for
+     * hundreds of workers with 16 or more slots each, a megabyte. */
+    for (int i = 0; i < sb->nslots; i++) {
+        nw_tslot *dst = scoreboard_tslot(out, i, 0);
+        if (out->slots[i].pid <= 0)
+            continue;
+        memcpy(dst, scoreboard_tslot(sb, i, 0), sizeof(nw_tslot) * (size_t)sb->per_slot);
+        for (int t = 0; t < sb->per_slot; t++) {
+            dst[t].method[sizeof dst[t].method - 1] = 0;
+            dst[t].uri[sizeof dst[t].uri - 1] = 0;
+        }
     }
     return 0;
 }

@@ -62,7 +62,7 @@ typedef struct nw_sb_totals {
     int64_t active;                 /* requests running now, all workers */
     int64_t capacity;               /* requests the ready workers run at once */
     int64_t max_active;             /* most requests running at once */
-    uint64_t full;                  /* requests that began with every request slot busy */
+    uint64_t full;                  /* requests that took the last idle slot or found none */
     uint64_t exits[SB_NEXIT];       /* workers gone, by cause */
 } nw_sb_totals;
 

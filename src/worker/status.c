@@ -431,7 +431,7 @@ static void format_openmetrics(nw_buf *o, const nw_scoreboard *sb, const status_
     om_family(o, "narwhal_slots_max_busy", "gauge", NULL, "Most requests running at once.");
     nw_buf_printf(o, "narwhal_slots_max_busy %lld\n", (long long)t->max_active);
     om_family(o, "narwhal_max_children_reached", "counter", NULL,
-              "Requests that began with every request slot busy.");
+              "Requests that took the last idle request slot or found none.");
     nw_buf_printf(o, "narwhal_max_children_reached_total %llu\n", (unsigned long long)t->full);
     om_family(o, "narwhal_worker_exits", "counter", NULL, "Workers gone, by cause.");
     for (int c = 0; c < SB_NEXIT; c++)
