@@ -75,6 +75,11 @@ typedef struct nw_settings {
     int max_requests;             /* 0 = off */
     int max_requests_jitter;      /* 0 */
 
+    /* pages the worker answers itself (status.h): NULL = off */
+    char *status_path;   /* `status_path`: e.g. /narwhal-status */
+    char *ping_path;     /* `ping_path`: e.g. /narwhal-ping */
+    char *ping_response; /* `ping_response`: "pong" */
+
     /* --exec: supervise an existing FastCGI program instead of an app */
     char *exec;           /* --exec PROGRAM: NULL = serve APP */
     nw_strlist exec_args; /* its arguments (after --, or --exec-arg) */

@@ -110,7 +110,17 @@ static int check_access_format(const char *v, char *err, size_t errlen)
     return 0;
 }
 
+static int check_page_path(const char *v, char *err, size_t errlen)
+{
+    if (v[0] != '/' || strpbrk(v, "?# "))
+        return snprintf(err, errlen, "'%s' is not a path (/name, no query)", v), -1;
+    return 0;
+}
+
 /* ---- why --exec refuses a row (F_NO_EXEC) --------------------------------------- */
+
+static const char exec_pages[] = "status_path, ping_path and ping_response are answered by "
+                                 "narwhal's own workers; an --exec program answers its requests";
 
 static const char exec_own_workers[] =
     "worker_class and threads shape narwhal's own workers; they do not apply to --exec programs";
@@ -430,6 +440,34 @@ const struct setting settings_table[] = {
      .flags = F_NO_EXEC,
      .exec_why = exec_max_requests,
      .help = "random extra requests before the restart"},
+    {.name = "status_path",
+     .long_flag = "status-path",
+     .metavar = "PATH",
+     .type = T_STR,
+     .off = OFF(status_path),
+     .flags = F_NONEMPTY | F_NO_EXEC,
+     .check = check_page_path,
+     .exec_why = exec_pages,
+     .help = "answer requests for PATH with narwhal's status page (?json, ?openmetrics, "
+             "&full; default off)"},
+    {.name = "ping_path",
+     .long_flag = "ping-path",
+     .metavar = "PATH",
+     .type = T_STR,
+     .off = OFF(ping_path),
+     .flags = F_NONEMPTY | F_NO_EXEC,
+     .check = check_page_path,
+     .exec_why = exec_pages,
+     .help = "answer requests for PATH with ping_response, without the app (default off)"},
+    {.name = "ping_response",
+     .long_flag = "ping-response",
+     .metavar = "TEXT",
+     .type = T_STR,
+     .off = OFF(ping_response),
+     .def = "pong",
+     .flags = F_NO_EXEC,
+     .exec_why = exec_pages,
+     .help = "the body of the ping page"},
     {.name = "reload",
      .long_flag = "reload",
      .type = T_BOOL,

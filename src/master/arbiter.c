@@ -258,6 +258,12 @@ static void reap(arbiter *a)
                 log_error("worker %d exited with status %d%s%s", (int)pid, code,
                           code == WORKER_BOOT_ERROR && !a->s->exec ? " (boot error)" : "", during);
         }
+        scoreboard_count_exit(&a->sb, !killed_for ? (WIFSIGNALED(st)        ? SB_EXIT_SIGNAL
+                                                     : WEXITSTATUS(st) != 0 ? SB_EXIT_ERROR
+                                                                            : SB_EXIT_NORMAL)
+                                      : strcmp(killed_for, "request timeout") == 0
+                                          ? SB_EXIT_TIMEOUT
+                                          : SB_EXIT_HEARTBEAT);
         int unasked = (WIFSIGNALED(st) || WEXITSTATUS(st) != 0) && !a->info[i].retiring;
         if (unasked && a->state == ARBITER_RUNNING)
             crash_backoff(a);

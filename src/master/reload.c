@@ -106,6 +106,7 @@ void arbiter_reload(arbiter *a, const char *why)
     a->s_old = a->s;
     a->s = ns;
     a->generation++;
+    scoreboard_count_reload(&a->sb);
     a->target = ns->workers;
     a->boot_failures = 0;
     a->next_spawn_ms = 0;

@@ -16,6 +16,7 @@ enum { SLOT_FREE = 0, SLOT_BOOTING, SLOT_READY, SLOT_STOPPING };
 /* One request in progress. */
 typedef struct nw_tslot {
     int64_t req_start_ms; /* when the request began, 0 = none */
+    uint64_t requests;    /* requests begun on this slot */
     char method[16];
     char uri[232];
 } nw_tslot;
@@ -25,9 +26,48 @@ typedef struct nw_slot {
     int state;
     int64_t heartbeat_ms; /* nw_now_ms() of the worker's last sign of life */
     uint64_t requests;    /* requests handled by this worker */
+    int64_t started_ms;   /* nw_now_ms() when the worker became ready */
+    int capacity;         /* requests it runs at once (set when ready) */
+    int active;           /* requests it runs now */
 } nw_slot;
 
+/* Server-wide totals: one area at the head of the map, kept from the
+ * master's start to its exit (worker restarts and HUP keep them). Counters
+ * only ever grow (but active) and are updated with relaxed atomics; a
+ * reader copies them (scoreboard_snapshot). */
+enum {
+    SB_EXIT_NORMAL,
+    SB_EXIT_ERROR,
+    SB_EXIT_SIGNAL,
+    SB_EXIT_TIMEOUT,
+    SB_EXIT_HEARTBEAT,
+    SB_NEXIT
+};
+/* Request duration buckets: upper bounds in ms; the last bucket is +Inf. */
+#define SB_DURATION_BOUNDS_MS                                                                      \
+    {                                                                                              \
+        5, 25, 100, 500, 2500, 10000                                                               \
+    }
+enum { SB_NBUCKETS = 7 };
+typedef struct nw_sb_totals {
+    int64_t start_unix_ms;          /* wall clock when the master opened the scoreboard */
+    int64_t start_ms;               /* nw_now_ms() then */
+    uint64_t generation;            /* reloads (HUP) since the master started */
+    uint64_t accepted;              /* connections accepted */
+    uint64_t requests;              /* requests finished */
+    uint64_t status[6];             /* by class: [1] 1xx .. [5] 5xx, [0] anything else */
+    uint64_t timeouts;              /* requests answered 504 for passing `timeout` */
+    uint64_t duration[SB_NBUCKETS]; /* requests per duration bucket (not cumulative) */
+    uint64_t duration_us;           /* sum of the durations */
+    int64_t active;                 /* requests running now, all workers */
+    int64_t capacity;               /* requests the ready workers run at once */
+    int64_t max_active;             /* most requests running at once */
+    uint64_t full;                  /* requests that took the last idle slot or found none */
+    uint64_t exits[SB_NEXIT];       /* workers gone, by cause */
+} nw_sb_totals;
+
 typedef struct nw_scoreboard {
+    nw_sb_totals *totals;
     nw_slot *slots;
     nw_tslot *tslots; /* per_slot for each slot */
     int nslots;
@@ -35,14 +75,21 @@ typedef struct nw_scoreboard {
     size_t map_len;
 } nw_scoreboard;
 
-/* Maps nslots zeroed slots with per_slot request slots each, shared with
- * future children. 0/-1 (logged). */
+/* Maps the totals and nslots zeroed slots with per_slot request slots each,
+ * shared with future children, and remembers the map for
+ * scoreboard_shared(). 0/-1 (logged). */
 int scoreboard_open(nw_scoreboard *sb, int nslots, int per_slot);
 void scoreboard_close(nw_scoreboard *sb);
 /* A free slot's index, or -1 when all are taken. */
 int scoreboard_claim(nw_scoreboard *sb, pid_t pid);
 void scoreboard_release(nw_scoreboard *sb, int i);
 int scoreboard_find(const nw_scoreboard *sb, pid_t pid);
+/* The scoreboard this process (or its master, before the fork) opened last:
+ * a worker reads the others' slots through it. NULL if none. */
+const nw_scoreboard *scoreboard_shared(void);
+/* Master side: a reload began; a worker is gone (cause: SB_EXIT_*). */
+void scoreboard_count_reload(nw_scoreboard *sb);
+void scoreboard_count_exit(nw_scoreboard *sb, int cause);
 static inline nw_tslot *scoreboard_tslot(const nw_scoreboard *sb, int i, int t)
 {
     return &sb->tslots[(size_t)i * (size_t)sb->per_slot + (size_t)t];
@@ -50,7 +97,31 @@ static inline nw_tslot *scoreboard_tslot(const nw_scoreboard *sb, int i, int t)
 
 /* Worker side. */
 void scoreboard_beat(nw_slot *s);
+/* The worker is ready and runs up to capacity requests at once. */
+void scoreboard_ready(nw_slot *s, int capacity);
 void scoreboard_request_begin(nw_tslot *t, const char *method, const char *uri, int64_t start_ms);
 void scoreboard_request_end(nw_tslot *t);
+/* The totals, through scoreboard_shared() (no-ops without one): a
+ * connection accepted; a request entered or left request slot ts of the
+ * shared map (one call each per request, whatever the class: under async
+ * many requests share a request slot); a request finished with status after duration_us (timed_out:
+ * it passed `timeout` and got a 504). */
+void scoreboard_count_accept(void);
+void scoreboard_count_enter(nw_tslot *ts);
+void scoreboard_count_leave(nw_tslot *ts);
+void scoreboard_count_request(int status, uint64_t duration_us, int timed_out);
+
+/* A copy of the totals and of every slot, for a reader: out->totals,
+ * slots and tslots point into memory the caller frees with
+ * scoreboard_snapshot_free. Plain loads, no lock: a writer never waits for
+ * a reader. What can be torn: a request slot's method and uri (a request
+ * that begins while they are copied shows a mix of two requests' strings,
+ * always NUL-terminated in the copy), and counters read one after another
+ * (requests may already count one whose status is not yet counted). Each
+ * number is one aligned 64-bit load, never half-written; a page is a
+ * picture of a moving server, off by the requests in flight, and the next
+ * read is right again. */
+int scoreboard_snapshot(const nw_scoreboard *sb, nw_scoreboard *out);
+void scoreboard_snapshot_free(nw_scoreboard *snap);
 
 #endif

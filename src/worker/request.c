@@ -12,6 +12,7 @@
 #include "executor.h"
 #include "log.h"
 #include "scoreboard.h"
+#include "status.h"
 #include "util.h"
 
 /* Body bytes staged before they are encoded and sent. */
@@ -397,6 +398,18 @@ static void drain_body(nw_request *r)
     nw_buf_reset(&r->body);
 }
 
+/* A page narwhal answers itself (status.h), never cached by the front end. */
+static void respond_status(nw_request *r, status_page page)
+{
+    nw_buf body = {0};
+    const char *ctype = "text/plain";
+    status_answer(page, r->s, param_cb, r, &body, &ctype);
+    request_add_header(r, "Content-Type", ctype);
+    request_add_header(r, "Cache-Control", "no-cache");
+    request_write(r, nw_buf_head(&body), body.len);
+    nw_buf_free(&body);
+}
+
 static void respond_plain(nw_request *r, int status, const char *body)
 {
     nw_buf_reset(&r->headers);
@@ -420,14 +433,19 @@ void request_run(nw_request *r)
     nw_tslot *t = executor_tslot();
     if (t)
         scoreboard_request_begin(t, method, uri, r->start_ms);
+    scoreboard_count_enter(t);
 
     const char *why = NULL;
     int refuse = request_check_limits(r, s, &why);
+    status_page page = refuse ? STATUS_NONE : status_match(s, param_cb, r);
+    int timed_out = 0;
     if (refuse) {
         log_warning("refused %s %s with %d: %s", method ? method : "-", uri ? uri : "-", refuse,
                     why);
         respond_plain(r, refuse,
                       refuse == 414 ? "URI Too Long\n" : "Request Header Fields Too Large\n");
+    } else if (page != STATUS_NONE) {
+        respond_status(r, page);
     } else {
         int rc = r->handler(r);
         if (!r->headers_sent && r->deadline_ms >= 0 && nw_now_ms() >= r->deadline_ms) {
@@ -436,6 +454,7 @@ void request_run(nw_request *r)
             log_error("%s %s passed its %ds timeout; answering 504", method ? method : "-",
                       uri ? uri : "-", s->timeout);
             respond_plain(r, 504, "Gateway Timeout\n");
+            timed_out = 1;
         } else if (rc != 0) {
             if (!r->headers_sent) {
                 log_error("handler returned %d for %s %s; answering 500", rc, method ? method : "-",
@@ -471,5 +490,12 @@ void request_run(nw_request *r)
         if (stream_flush_wait(st, drain) < 0)
             r->failed = 1;
     }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t us = (int64_t)(now.tv_sec - r->start_rt.tv_sec) * 1000000 +
+                 (now.tv_nsec - r->start_rt.tv_nsec) / 1000;
+    scoreboard_count_request(r->failed || r->aborted ? 499 : r->status, us > 0 ? (uint64_t)us : 0,
+                             timed_out);
+    scoreboard_count_leave(t);
     log_request(r);
 }

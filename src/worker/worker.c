@@ -12,6 +12,7 @@
 
 #include "executor.h"
 #include "log.h"
+#include "status.h"
 #include "util.h"
 
 static nw_worker worker; /* one per process */
@@ -150,6 +151,7 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
             accept_failed(w, l, errno);
         return;
     }
+    scoreboard_count_accept();
     conn_start(&w->conns, fd, listener_peer_kind(fd, &peer));
 }
 
@@ -316,9 +318,12 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
     w->beat.data = w;
     ev_timer_start(w->loop, &w->beat);
 
+    status_set_listeners(ls, nls);
     update_accepting(w);
     scoreboard_beat(slot);
-    __atomic_store_n(&slot->state, SLOT_READY, __ATOMIC_RELEASE);
+    scoreboard_ready(slot, s->worker_class == NW_CLASS_THREADS ? s->threads
+                           : s->worker_class == NW_CLASS_ASYNC ? s->worker_connections
+                                                               : 1);
     log_info("booting worker with pid %d", (int)getpid());
     if (getppid() != w->master_pid)
         begin_stop(w, "the master is gone");

@@ -37,10 +37,15 @@ Test(scoreboard, open_maps_zeroed_slots)
 {
     cr_expect_eq(sb.nslots, 3);
     cr_expect_eq(sb.per_slot, 2);
-    cr_expect_eq(sb.map_len, 3 * sizeof(nw_slot) + 6 * sizeof(nw_tslot));
+    size_t head = (char *)sb.slots - (char *)sb.totals;
+    cr_expect(head >= sizeof(nw_sb_totals) && head % 64 == 0, "the totals come first");
+    cr_expect_eq(sb.map_len, head + 3 * sizeof(nw_slot) + 6 * sizeof(nw_tslot));
     cr_assert_not_null(sb.slots);
     cr_expect_eq((char *)sb.tslots, (char *)sb.slots + 3 * sizeof(nw_slot));
-    cr_expect(all_zero(sb.slots, sb.map_len));
+    cr_expect(all_zero(sb.slots, sb.map_len - head));
+    cr_expect_gt(sb.totals->start_unix_ms, 0);
+    cr_expect_eq(sb.totals->requests, 0);
+    cr_expect_eq(scoreboard_shared()->totals, sb.totals, "workers find it after the fork");
     for (int i = 0; i < 3; i++) {
         cr_expect_eq(sb.slots[i].state, SLOT_FREE);
         cr_expect_eq(sb.slots[i].pid, 0);
@@ -53,7 +58,7 @@ Test(scoreboard, tslot_addresses)
         for (int t = 0; t < 2; t++)
             cr_expect_eq(scoreboard_tslot(&sb, i, t), &sb.tslots[i * 2 + t], "slot %d thread %d", i,
                          t);
-    cr_expect_eq((char *)(scoreboard_tslot(&sb, 2, 1) + 1), (char *)sb.slots + sb.map_len,
+    cr_expect_eq((char *)(scoreboard_tslot(&sb, 2, 1) + 1), (char *)sb.totals + sb.map_len,
                  "the last request slot ends the map");
 }
 
@@ -213,4 +218,29 @@ Test(scoreboard, close_zeroes_and_is_idempotent)
     scoreboard_close(&sb);
     cr_expect_eq(scoreboard_find(&sb, 0), -1, "no slots to search");
     cr_expect_eq(scoreboard_claim(&sb, 1), -1);
+}
+
+Test(scoreboard, totals_follow_the_workers)
+{
+    int i = scoreboard_claim(&sb, 42);
+    scoreboard_ready(&sb.slots[i], 2);
+    cr_expect_eq(sb.slots[i].state, SLOT_READY);
+    cr_expect_eq(sb.totals->capacity, 2);
+    nw_tslot *ts = scoreboard_tslot(&sb, i, 1);
+    scoreboard_count_enter(ts);
+    cr_expect_eq(sb.totals->active, 1);
+    cr_expect_eq(sb.slots[i].active, 1);
+    scoreboard_count_request(200, 7000, 0);
+    scoreboard_count_leave(ts);
+    cr_expect_eq(sb.totals->active, 0);
+    cr_expect_eq(ts->requests, 1);
+    cr_expect_eq(sb.slots[i].requests, 1);
+    cr_expect_eq(sb.totals->status[2], 1);
+    cr_expect_eq(sb.totals->duration[1], 1, "7 ms is in the 25 ms bucket");
+    scoreboard_count_enter(ts); /* dies with it running */
+    scoreboard_release(&sb, i);
+    cr_expect_eq(sb.totals->active, 0);
+    cr_expect_eq(sb.totals->capacity, 0);
+    cr_expect_eq(sb.totals->requests, 1, "totals outlive the worker");
+    cr_expect_eq(sb.totals->max_active, 1);
 }

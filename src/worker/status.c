@@ -1,0 +1,575 @@
+/* status.c - the ping and status pages (status.h): which request asks for
+ * one, and the page in text, JSON or OpenMetrics from a scoreboard
+ * snapshot. */
+#include "status.h"
+
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static const nw_listener *the_listeners;
+static int the_nlisteners;
+
+void status_set_listeners(const nw_listener *ls, int n)
+{
+    the_listeners = ls;
+    the_nlisteners = n;
+}
+
+/* ---- which page ------------------------------------------------------------------ */
+
+static int path_is(const char *want, const char *a, size_t alen, const char *b)
+{
+    size_t blen = b ? strlen(b) : 0;
+    return want && *want && strlen(want) == alen + blen && memcmp(want, a, alen) == 0 &&
+           memcmp(want + alen, b ? b : "", blen) == 0;
+}
+
+static status_page page_of(const nw_settings *s, const char *a, size_t alen, const char *b)
+{
+    if (path_is(s->ping_path, a, alen, b))
+        return STATUS_PING;
+    if (path_is(s->status_path, a, alen, b))
+        return STATUS_STATUS;
+    return STATUS_NONE;
+}
+
+status_page status_match(const nw_settings *s, status_param_fn param, void *ctx)
+{
+    if (!s->ping_path && !s->status_path)
+        return STATUS_NONE;
+    const char *p = param(ctx, "DOCUMENT_URI");
+    if (p)
+        return page_of(s, p, strlen(p), NULL);
+    const char *sn = param(ctx, "SCRIPT_NAME"), *pi = param(ctx, "PATH_INFO");
+    if (sn || pi)
+        return page_of(s, sn ? sn : "", sn ? strlen(sn) : 0, pi);
+    const char *u = param(ctx, "REQUEST_URI");
+    if (u)
+        return page_of(s, u, strcspn(u, "?"), NULL);
+    return STATUS_NONE;
+}
+
+/* ---- the query string ------------------------------------------------------------- */
+
+/* Whether the query has the word w, alone or as w=...: "json", "full". */
+static int query_has(const char *q, const char *w)
+{
+    size_t wl = strlen(w);
+    while (q && *q) {
+        size_t n = strcspn(q, "&");
+        size_t k = strcspn(q, "=&");
+        if (k == wl && memcmp(q, w, wl) == 0)
+            return 1;
+        q += n;
+        if (*q)
+            q++;
+    }
+    return 0;
+}
+
+/* ---- the listen queue -------------------------------------------------------------- */
+
+/* A unix listener's accept queue, from sock_diag (what `ss -xl` shows):
+ * one request for the socket's inode with UDIAG_SHOW_RQLEN, whose answer
+ * has the queue length (udiag_rqueue) and the backlog (udiag_wqueue). The
+ * kernel answers within send(), so the read does not wait. -1/-1 when it
+ * cannot tell (no sock_diag, a seccomp filter). */
+static void unix_queue(int fd, status_queue *q)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return;
+    int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (nl < 0)
+        return;
+    struct {
+        struct nlmsghdr h;
+        struct unix_diag_req r;
+    } req = {.h = {.nlmsg_len = sizeof req,
+                   .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+                   .nlmsg_flags = NLM_F_REQUEST},
+             .r = {.sdiag_family = AF_UNIX,
+                   .udiag_states = ~0u,
+                   .udiag_ino = (unsigned)st.st_ino,
+                   .udiag_show = UDIAG_SHOW_RQLEN,
+                   .udiag_cookie = {~0u, ~0u}}};
+    union {
+        struct nlmsghdr h;
+        char b[1024];
+    } ans;
+    ssize_t n = -1;
+    if (send(nl, &req, sizeof req, 0) == (ssize_t)sizeof req)
+        n = recv(nl, &ans, sizeof ans, MSG_DONTWAIT);
+    close(nl);
+    if (n < (ssize_t)NLMSG_LENGTH(sizeof(struct unix_diag_msg)) || !NLMSG_OK(&ans.h, (size_t)n) ||
+        ans.h.nlmsg_type != SOCK_DIAG_BY_FAMILY)
+        return;
+    struct unix_diag_msg *m = NLMSG_DATA(&ans.h);
+    if (m->udiag_ino != (unsigned)st.st_ino)
+        return;
+    int len = (int)ans.h.nlmsg_len - (int)NLMSG_LENGTH(sizeof *m);
+    for (struct rtattr *a = (struct rtattr *)(m + 1); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+        if (a->rta_type == UNIX_DIAG_RQLEN && RTA_PAYLOAD(a) >= sizeof(struct unix_diag_rqlen)) {
+            struct unix_diag_rqlen *r = RTA_DATA(a);
+            q->queue = (int)r->udiag_rqueue;
+            q->backlog = (int)r->udiag_wqueue;
+        }
+    }
+}
+
+/* A listener's accept queue. TCP from TCP_INFO: for a listening socket
+ * Linux reports the queue length in tcpi_unacked and the backlog in
+ * tcpi_sacked (what `ss -l` shows as Recv-Q and Send-Q); unix sockets have
+ * no such option, so sock_diag. */
+static status_queue queue_of(const nw_listener *l)
+{
+    status_queue q = {.addr = l->addr, .queue = -1, .backlog = -1};
+    int domain = 0;
+    socklen_t dlen = sizeof domain;
+    if (l->fd < 0 || getsockopt(l->fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) < 0)
+        return q;
+    if (domain == AF_UNIX) {
+        unix_queue(l->fd, &q);
+        return q;
+    }
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    if (getsockopt(l->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 && ti.tcpi_state == TCP_LISTEN) {
+        q.queue = (int)ti.tcpi_unacked;
+        q.backlog = (int)ti.tcpi_sacked;
+    }
+    return q;
+}
+
+/* ---- answering ------------------------------------------------------------------- */
+
+void status_answer(status_page page, const nw_settings *s, status_param_fn param, void *ctx,
+                   nw_buf *body, const char **ctype)
+{
+    if (page == STATUS_PING) {
+        nw_buf_printf(body, "%s\n", s->ping_response ? s->ping_response : "pong");
+        *ctype = "text/plain";
+        return;
+    }
+    const char *q = param(ctx, "QUERY_STRING");
+    if (!q) {
+        const char *u = param(ctx, "REQUEST_URI");
+        q = u && strchr(u, '?') ? strchr(u, '?') + 1 : "";
+    }
+    status_format fmt = query_has(q, "openmetrics") ? STATUS_OPENMETRICS
+                        : query_has(q, "json")      ? STATUS_JSON
+                                                    : STATUS_TEXT;
+    *ctype = status_content_type(fmt);
+    const nw_scoreboard *sb = scoreboard_shared();
+    nw_scoreboard snap;
+    if (!sb || scoreboard_snapshot(sb, &snap) < 0) {
+        nw_buf_appends(body, "no scoreboard\n");
+        *ctype = "text/plain";
+        return;
+    }
+    status_queue qs[16];
+    int nq = 0;
+    for (int i = 0; i < the_nlisteners && nq < 16; i++)
+        qs[nq++] = queue_of(&the_listeners[i]);
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    status_extra x = {.now_unix_ms = (int64_t)rt.tv_sec * 1000 + rt.tv_nsec / 1000000,
+                      .now_ms = nw_now_ms(),
+                      .queues = qs,
+                      .nqueues = nq};
+    status_format_page(body, &snap, &x, fmt, query_has(q, "full"));
+    scoreboard_snapshot_free(&snap);
+}
+
+/* ---- the numbers, once for every format ------------------------------------------------ */
+
+typedef struct numbers {
+    int64_t active, total, idle;
+    int queue, backlog; /* summed over the listeners that tell; -1 if none does */
+    uint64_t cum[SB_NBUCKETS];
+} numbers;
+
+static numbers count(const nw_scoreboard *sb, const status_extra *x)
+{
+    numbers n = {.queue = -1, .backlog = -1};
+    for (int i = 0; i < sb->nslots; i++) {
+        const nw_slot *s = &sb->slots[i];
+        if (s->pid <= 0 || s->state == SLOT_FREE)
+            continue;
+        if (s->active > 0)
+            n.active += s->active;
+        if (s->state == SLOT_READY)
+            n.total += s->capacity;
+    }
+    n.idle = n.total > n.active ? n.total - n.active : 0;
+    for (int i = 0; i < x->nqueues; i++) {
+        if (x->queues[i].queue < 0)
+            continue;
+        n.queue = (n.queue < 0 ? 0 : n.queue) + x->queues[i].queue;
+        n.backlog = (n.backlog < 0 ? 0 : n.backlog) + x->queues[i].backlog;
+    }
+    uint64_t c = 0;
+    for (int b = 0; b < SB_NBUCKETS; b++)
+        n.cum[b] = c += sb->totals->duration[b];
+    return n;
+}
+
+/* The request slots a worker shows: one per thread (threads); one under
+ * sync, and under async, where its requests share one slot (its capacity,
+ * worker_connections, is then more than the map holds per worker). */
+static int shown_tslots(const nw_scoreboard *sb, const nw_slot *s)
+{
+    return s->capacity > 1 && s->capacity <= sb->per_slot ? s->capacity : 1;
+}
+
+static const char *slot_state(int st)
+{
+    switch (st) {
+    case SLOT_BOOTING:
+        return "booting";
+    case SLOT_READY:
+        return "ready";
+    case SLOT_STOPPING:
+        return "stopping";
+    default:
+        return "free";
+    }
+}
+
+static const char *const exit_names[SB_NEXIT] = {"exited", "failed", "signaled", "timeout",
+                                                 "heartbeat"};
+static const int64_t bounds_ms[] = SB_DURATION_BOUNDS_MS;
+_Static_assert(sizeof bounds_ms / sizeof bounds_ms[0] == SB_NBUCKETS - 1,
+               "one duration bucket past the bounds");
+
+/* Runs each slot to show: worker i, request slot t. */
+#define FOR_EACH_TSLOT(sb, i, t, s, ts)                                                            \
+    for (int i = 0; i < (sb)->nslots; i++)                                                         \
+        for (const nw_slot *s = &(sb)->slots[i]; s && s->pid > 0 && s->state != SLOT_FREE;         \
+             s = NULL)                                                                             \
+            for (int t = 0; t < shown_tslots(sb, s); t++)                                          \
+                for (const nw_tslot *ts = scoreboard_tslot(sb, i, t); ts; ts = NULL)
+
+static int64_t running_ms(const nw_tslot *ts, const status_extra *x)
+{
+    return ts->req_start_ms > 0 && x->now_ms > ts->req_start_ms ? x->now_ms - ts->req_start_ms : 0;
+}
+
+/* ---- text (php-fpm's layout) ----------------------------------------------------------- */
+
+/* "name:" padded to a column, as php-fpm aligns its values. */
+static void text_name(nw_buf *o, const char *name)
+{
+    int pad = 21 - (int)strlen(name);
+    nw_buf_printf(o, "%s:%*s", name, pad > 1 ? pad : 1, "");
+}
+
+static void format_text(nw_buf *o, const nw_scoreboard *sb, const status_extra *x, int full)
+{
+    const nw_sb_totals *t = sb->totals;
+    numbers n = count(sb, x);
+    char when[64];
+    time_t st = (time_t)(t->start_unix_ms / 1000);
+    struct tm tm;
+    gmtime_r(&st, &tm);
+    strftime(when, sizeof when, "%d/%b/%Y:%H:%M:%S +0000", &tm);
+#define LINE(name, fmt, ...) (text_name(o, name), nw_buf_printf(o, fmt "\n", __VA_ARGS__))
+    LINE("start time", "%s", when);
+    LINE("start since", "%lld", (long long)((x->now_ms - t->start_ms) / 1000));
+    LINE("generation", "%llu", (unsigned long long)t->generation);
+    LINE("accepted conn", "%llu", (unsigned long long)t->accepted);
+    LINE("requests", "%llu", (unsigned long long)t->requests);
+    for (int c = 1; c <= 5; c++) {
+        char name[16];
+        snprintf(name, sizeof name, "requests %dxx", c);
+        LINE(name, "%llu", (unsigned long long)t->status[c]);
+    }
+    LINE("requests timed out", "%llu", (unsigned long long)t->timeouts);
+    for (int b = 0; b < SB_NBUCKETS; b++) {
+        char name[40];
+        if (b < SB_NBUCKETS - 1)
+            snprintf(name, sizeof name, "duration <= %lldms", (long long)bounds_ms[b]);
+        else
+            snprintf(name, sizeof name, "duration > %lldms", (long long)bounds_ms[b - 1]);
+        LINE(name, "%llu", (unsigned long long)t->duration[b]);
+    }
+    LINE("duration total ms", "%llu", (unsigned long long)(t->duration_us / 1000));
+    if (n.queue >= 0) {
+        LINE("listen queue", "%d", n.queue);
+        LINE("listen queue len", "%d", n.backlog);
+    } else {
+        LINE("listen queue", "%s", "-");
+        LINE("listen queue len", "%s", "-");
+    }
+    LINE("idle slots", "%lld", (long long)n.idle);
+    LINE("active slots", "%lld", (long long)n.active);
+    LINE("total slots", "%lld", (long long)n.total);
+    LINE("max active slots", "%lld", (long long)t->max_active);
+    LINE("max children reached", "%llu", (unsigned long long)t->full);
+    for (int c = 0; c < SB_NEXIT; c++) {
+        char name[40];
+        snprintf(name, sizeof name, "workers %s", exit_names[c]);
+        LINE(name, "%llu", (unsigned long long)t->exits[c]);
+    }
+    if (!full)
+        return;
+    FOR_EACH_TSLOT(sb, i, k, s, ts)
+    {
+        nw_buf_appends(o, "\n************************\n");
+        LINE("pid", "%d", (int)s->pid);
+        LINE("slot", "%d", k);
+        LINE("worker state", "%s", slot_state(s->state));
+        LINE("worker since", "%lld",
+             (long long)(s->started_ms ? (x->now_ms - s->started_ms) / 1000 : 0));
+        LINE("worker requests", "%llu", (unsigned long long)s->requests);
+        LINE("state", "%s", ts->req_start_ms > 0 ? "Running" : "Idle");
+        LINE("requests", "%llu", (unsigned long long)ts->requests);
+        LINE("request method", "%s", ts->req_start_ms > 0 ? ts->method : "-");
+        LINE("request URI", "%s", ts->req_start_ms > 0 ? ts->uri : "-");
+        LINE("request duration", "%lld", (long long)running_ms(ts, x) * 1000);
+    }
+#undef LINE
+}
+
+/* ---- JSON --------------------------------------------------------------------------- */
+
+static void json_str(nw_buf *o, const char *s)
+{
+    nw_buf_appendc(o, '"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            nw_buf_printf(o, "\\%c", *p);
+        else if (*p < 0x20 || *p >= 0x7f)
+            nw_buf_printf(o, "\\u%04x", *p); /* bytes, not UTF-8: each one stays visible */
+        else
+            nw_buf_appendc(o, (char)*p);
+    }
+    nw_buf_appendc(o, '"');
+}
+
+static void format_json(nw_buf *o, const nw_scoreboard *sb, const status_extra *x, int full)
+{
+    const nw_sb_totals *t = sb->totals;
+    numbers n = count(sb, x);
+    nw_buf_printf(o,
+                  "{\"start_time\":%lld,\"start_since\":%lld,\"generation\":%llu,"
+                  "\"accepted_conn\":%llu,\"requests\":%llu,\"requests_by_status\":{",
+                  (long long)(t->start_unix_ms / 1000),
+                  (long long)((x->now_ms - t->start_ms) / 1000), (unsigned long long)t->generation,
+                  (unsigned long long)t->accepted, (unsigned long long)t->requests);
+    for (int c = 1; c <= 5; c++)
+        nw_buf_printf(o, "%s\"%dxx\":%llu", c > 1 ? "," : "", c, (unsigned long long)t->status[c]);
+    nw_buf_printf(o, "},\"requests_timed_out\":%llu,\"duration_buckets\":[",
+                  (unsigned long long)t->timeouts);
+    for (int b = 0; b < SB_NBUCKETS; b++) {
+        if (b < SB_NBUCKETS - 1)
+            nw_buf_printf(o, "%s{\"le_ms\":%lld,", b ? "," : "", (long long)bounds_ms[b]);
+        else
+            nw_buf_appends(o, ",{\"le_ms\":null,");
+        nw_buf_printf(o, "\"count\":%llu}", (unsigned long long)n.cum[b]);
+    }
+    nw_buf_printf(o, "],\"duration_total_us\":%llu,", (unsigned long long)t->duration_us);
+    if (n.queue >= 0)
+        nw_buf_printf(o, "\"listen_queue\":%d,\"listen_queue_len\":%d,", n.queue, n.backlog);
+    else
+        nw_buf_appends(o, "\"listen_queue\":null,\"listen_queue_len\":null,");
+    nw_buf_appends(o, "\"listeners\":[");
+    for (int i = 0; i < x->nqueues; i++) {
+        nw_buf_appends(o, i ? ",{\"address\":" : "{\"address\":");
+        json_str(o, x->queues[i].addr ? x->queues[i].addr : "");
+        if (x->queues[i].queue >= 0)
+            nw_buf_printf(o, ",\"queue\":%d,\"backlog\":%d}", x->queues[i].queue,
+                          x->queues[i].backlog);
+        else
+            nw_buf_appends(o, ",\"queue\":null,\"backlog\":null}");
+    }
+    nw_buf_printf(o,
+                  "],\"idle_slots\":%lld,\"active_slots\":%lld,\"total_slots\":%lld,"
+                  "\"max_active_slots\":%lld,\"max_children_reached\":%llu,\"worker_exits\":{",
+                  (long long)n.idle, (long long)n.active, (long long)n.total,
+                  (long long)t->max_active, (unsigned long long)t->full);
+    for (int c = 0; c < SB_NEXIT; c++)
+        nw_buf_printf(o, "%s\"%s\":%llu", c ? "," : "", exit_names[c],
+                      (unsigned long long)t->exits[c]);
+    nw_buf_appendc(o, '}');
+    if (full) {
+        nw_buf_appends(o, ",\"slots\":[");
+        int first = 1;
+        FOR_EACH_TSLOT(sb, i, k, s, ts)
+        {
+            int busy = ts->req_start_ms > 0;
+            nw_buf_printf(
+                o,
+                "%s{\"pid\":%d,\"slot\":%d,\"worker_state\":\"%s\",\"worker_requests\":%llu,"
+                "\"state\":\"%s\",\"requests\":%llu,\"request_method\":",
+                first ? "" : ",", (int)s->pid, k, slot_state(s->state),
+                (unsigned long long)s->requests, busy ? "Running" : "Idle",
+                (unsigned long long)ts->requests);
+            json_str(o, busy ? ts->method : "");
+            nw_buf_appends(o, ",\"request_uri\":");
+            json_str(o, busy ? ts->uri : "");
+            nw_buf_printf(o, ",\"request_duration_us\":%lld}", (long long)running_ms(ts, x) * 1000);
+            first = 0;
+        }
+        nw_buf_appendc(o, ']');
+    }
+    nw_buf_appends(o, "}\n");
+}
+
+/* ---- OpenMetrics 1.0 ------------------------------------------------------------------ */
+
+/* A label value: backslash, double quote and newline escaped. */
+static void om_label(nw_buf *o, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            nw_buf_printf(o, "\\%c", *v);
+        else if (*v == '\n')
+            nw_buf_appends(o, "\\n");
+        else
+            nw_buf_appendc(o, *v);
+    }
+}
+
+/* # TYPE (and # UNIT, # HELP) of one family. */
+static void om_family(nw_buf *o, const char *name, const char *type, const char *unit,
+                      const char *help)
+{
+    nw_buf_printf(o, "# TYPE %s %s\n", name, type);
+    if (unit)
+        nw_buf_printf(o, "# UNIT %s %s\n", name, unit);
+    nw_buf_printf(o, "# HELP %s %s\n", name, help);
+}
+
+static void format_openmetrics(nw_buf *o, const nw_scoreboard *sb, const status_extra *x, int full)
+{
+    const nw_sb_totals *t = sb->totals;
+    numbers n = count(sb, x);
+    om_family(o, "narwhal_start_time_seconds", "gauge", "seconds",
+              "When the master started (unix time).");
+    nw_buf_printf(o, "narwhal_start_time_seconds %lld.%03lld\n",
+                  (long long)(t->start_unix_ms / 1000), (long long)(t->start_unix_ms % 1000));
+    om_family(o, "narwhal_uptime_seconds", "gauge", "seconds", "Seconds since the master started.");
+    nw_buf_printf(o, "narwhal_uptime_seconds %.3f\n", (double)(x->now_ms - t->start_ms) / 1000.);
+    om_family(o, "narwhal_reloads", "counter", NULL, "Reloads (HUP) survived: the generation.");
+    nw_buf_printf(o, "narwhal_reloads_total %llu\n", (unsigned long long)t->generation);
+    om_family(o, "narwhal_accepted_connections", "counter", NULL, "Connections accepted.");
+    nw_buf_printf(o, "narwhal_accepted_connections_total %llu\n", (unsigned long long)t->accepted);
+    om_family(o, "narwhal_requests", "counter", NULL, "Requests finished, by status class.");
+    for (int c = 1; c <= 5; c++)
+        nw_buf_printf(o, "narwhal_requests_total{status=\"%dxx\"} %llu\n", c,
+                      (unsigned long long)t->status[c]);
+    om_family(o, "narwhal_requests_timed_out", "counter", NULL,
+              "Requests answered 504 for passing timeout.");
+    nw_buf_printf(o, "narwhal_requests_timed_out_total %llu\n", (unsigned long long)t->timeouts);
+    om_family(o, "narwhal_request_duration_seconds", "histogram", "seconds",
+              "Time from a request's start to its end.");
+    for (int b = 0; b < SB_NBUCKETS - 1; b++)
+        nw_buf_printf(o, "narwhal_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+                      (double)bounds_ms[b] / 1000., (unsigned long long)n.cum[b]);
+    nw_buf_printf(o, "narwhal_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+                  (unsigned long long)n.cum[SB_NBUCKETS - 1]);
+    nw_buf_printf(o, "narwhal_request_duration_seconds_count %llu\n",
+                  (unsigned long long)n.cum[SB_NBUCKETS - 1]);
+    nw_buf_printf(o, "narwhal_request_duration_seconds_sum %.6f\n", (double)t->duration_us / 1e6);
+    om_family(o, "narwhal_slots", "gauge", NULL,
+              "Request slots of the ready workers, by state (busy counts every worker).");
+    nw_buf_printf(o, "narwhal_slots{state=\"idle\"} %lld\nnarwhal_slots{state=\"busy\"} %lld\n",
+                  (long long)n.idle, (long long)n.active);
+    om_family(o, "narwhal_slots_capacity", "gauge", NULL, "Request slots of the ready workers.");
+    nw_buf_printf(o, "narwhal_slots_capacity %lld\n", (long long)n.total);
+    om_family(o, "narwhal_slots_max_busy", "gauge", NULL, "Most requests running at once.");
+    nw_buf_printf(o, "narwhal_slots_max_busy %lld\n", (long long)t->max_active);
+    om_family(o, "narwhal_max_children_reached", "counter", NULL,
+              "Requests that took the last idle request slot or found none.");
+    nw_buf_printf(o, "narwhal_max_children_reached_total %llu\n", (unsigned long long)t->full);
+    om_family(o, "narwhal_worker_exits", "counter", NULL, "Workers gone, by cause.");
+    for (int c = 0; c < SB_NEXIT; c++)
+        nw_buf_printf(o, "narwhal_worker_exits_total{cause=\"%s\"} %llu\n", exit_names[c],
+                      (unsigned long long)t->exits[c]);
+    int told = 0;
+    for (int i = 0; i < x->nqueues; i++)
+        told |= x->queues[i].queue >= 0;
+    if (told) {
+        om_family(o, "narwhal_listen_queue", "gauge", NULL,
+                  "Connections waiting to be accepted (TCP listeners).");
+        for (int i = 0; i < x->nqueues; i++) {
+            if (x->queues[i].queue < 0)
+                continue;
+            nw_buf_appends(o, "narwhal_listen_queue{listener=\"");
+            om_label(o, x->queues[i].addr ? x->queues[i].addr : "");
+            nw_buf_printf(o, "\"} %d\n", x->queues[i].queue);
+        }
+        om_family(o, "narwhal_listen_queue_backlog", "gauge", NULL,
+                  "The most connections that can wait (TCP listeners).");
+        for (int i = 0; i < x->nqueues; i++) {
+            if (x->queues[i].queue < 0)
+                continue;
+            nw_buf_appends(o, "narwhal_listen_queue_backlog{listener=\"");
+            om_label(o, x->queues[i].addr ? x->queues[i].addr : "");
+            nw_buf_printf(o, "\"} %d\n", x->queues[i].backlog);
+        }
+    }
+    if (full) {
+        /* One family at a time: OpenMetrics wants a family's samples together. */
+        om_family(o, "narwhal_slot_requests", "counter", NULL, "Requests begun on a request slot.");
+        FOR_EACH_TSLOT(sb, i, k, s, ts)
+        {
+            nw_buf_printf(o, "narwhal_slot_requests_total{pid=\"%d\",slot=\"%d\"} %llu\n",
+                          (int)s->pid, k, (unsigned long long)ts->requests);
+        }
+        om_family(o, "narwhal_slot_busy", "gauge", NULL, "1 while a request runs on the slot.");
+        FOR_EACH_TSLOT(sb, i, k, s, ts)
+        {
+            nw_buf_printf(o, "narwhal_slot_busy{pid=\"%d\",slot=\"%d\"} %d\n", (int)s->pid, k,
+                          ts->req_start_ms > 0);
+        }
+        om_family(o, "narwhal_slot_request_duration_seconds", "gauge", "seconds",
+                  "How long the slot's current request has run.");
+        FOR_EACH_TSLOT(sb, i, k, s, ts)
+        {
+            nw_buf_printf(o, "narwhal_slot_request_duration_seconds{pid=\"%d\",slot=\"%d\"} %.3f\n",
+                          (int)s->pid, k, (double)running_ms(ts, x) / 1000.);
+        }
+    }
+    nw_buf_appends(o, "# EOF\n");
+}
+
+const char *status_content_type(status_format fmt)
+{
+    switch (fmt) {
+    case STATUS_JSON:
+        return "application/json";
+    case STATUS_OPENMETRICS:
+        return "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    default:
+        return "text/plain";
+    }
+}
+
+void status_format_page(nw_buf *out, const nw_scoreboard *snap, const status_extra *x,
+                        status_format fmt, int full)
+{
+    switch (fmt) {
+    case STATUS_JSON:
+        format_json(out, snap, x, full);
+        break;
+    case STATUS_OPENMETRICS:
+        format_openmetrics(out, snap, x, full);
+        break;
+    default:
+        format_text(out, snap, x, full);
+        break;
+    }
+}

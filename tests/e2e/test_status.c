@@ -1,0 +1,212 @@
+/*
+ * test_status.c - the ping and status pages narwhal answers itself
+ * (status_path, ping_path), through real nginx: ping answers without the
+ * app, the status counters count what the test sent (across a HUP), and the
+ * JSON and OpenMetrics formats parse with python3's json module and
+ * prometheus_client's OpenMetrics parser.
+ */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+TestSuite(status, .init = h_setup, .fini = h_teardown, .timeout = 60);
+
+#define PYTHON "/usr/bin/python3"
+
+/* Runs a python3 script with the file of text as argv[1]; its stdout (and
+ * stderr). *ok: it exited 0. */
+static char *python(const char *script, const char *text, bool *ok)
+{
+    static int n;
+    if (access(PYTHON, X_OK) != 0)
+        cr_skip_test("%s is not installed", PYTHON);
+    n++;
+    char *in = h_path("py-in-%d", n), *out = h_path("py-out-%d", n);
+    h_write_file(in, text);
+    char *argv[] = {PYTHON, "-c", (char *)script, in, NULL};
+    int st = h_run(out, argv, NULL, 20000);
+    *ok = h_exited_with(st, 0);
+    char *res = h_read_file(out, NULL);
+    return res ? res : "";
+}
+
+/* One number from the JSON status page: expr is a python expression on d. */
+static long json_number(int port, const char *expr, const char *nwlog)
+{
+    h_response r = h_get(port, "/status?json");
+    assert_status(r, 200, nwlog);
+    bool ok;
+    char *script = h_fmt("import json, sys\nd = json.load(open(sys.argv[1]))\nprint(%s)", expr);
+    char *out = python(script, r.body, &ok);
+    cr_assert(ok, "python3 on the JSON page: %s\npage: %s", out, r.body);
+    return strtol(out, NULL, 10);
+}
+
+/* Polls until the number is want (the counts land once each response has
+ * gone out), at most 3 s; returns the last value seen. */
+static long wait_number(int port, const char *expr, long want, const char *nwlog)
+{
+    long deadline = h_now_ms() + 3000, v;
+    while ((v = json_number(port, expr, nwlog)) != want && h_now_ms() < deadline)
+        h_sleep_ms(50);
+    return v;
+}
+
+/* A line of the text page: "name:" then the value at column 22. */
+static bool has_line(const char *text, const char *name, const char *value)
+{
+    return strstr(text, h_fmt("\n%s:%*s%s\n", name, 21 - (int)strlen(name), "", value)) != NULL;
+}
+
+Test(status, ping_answers_without_the_app)
+{
+    serve_tcp(nw, ng, "--ping-path", "/ping", "--status-path", "/status", h_testapp("app"));
+    h_response r = h_get(ng.port, "/ping");
+    assert_status(r, 200, nw.log);
+    assert_body(r, "pong\n");
+    cr_assert_null(h_header(&r, "X-Pid"), "the app answered the ping:\n%s", r.head);
+    char *cc = h_header(&r, "Cache-Control");
+    cr_assert(cc && strcmp(cc, "no-cache") == 0, "%s", r.head);
+    /* only that path: the app answers the rest */
+    r = h_get(ng.port, "/ping/more");
+    assert_status(r, 200, nw.log);
+    assert_body(r, "testapp\n");
+    r = h_get(ng.port, "/ping?x=1");
+    assert_body(r, "pong\n");
+}
+
+Test(status, ping_response_is_configurable)
+{
+    serve_tcp(nw, ng, "--ping-path", "/health", "--ping-response", "alive", h_testapp("app"));
+    h_response r = h_get(ng.port, "/health");
+    assert_status(r, 200, nw.log);
+    assert_body(r, "alive\n");
+    /* status_path is off */
+    r = h_get(ng.port, "/status");
+    assert_body(r, "testapp\n");
+}
+
+Test(status, counts_what_was_sent_across_a_hup)
+{
+    char *conf = h_path("narwhal.conf");
+    h_write_file(conf, "workers = 2\nstatus_path = \"/status\"\n");
+    serve_tcp(nw, ng, "-c", conf, h_testapp("status"));
+    /* The status page's own requests are 2xx: count 4xx and 3xx, which
+     * only the test's requests make. */
+    long c4 = json_number(ng.port, "d['requests_by_status']['4xx']", nw.log);
+    long c3 = json_number(ng.port, "d['requests_by_status']['3xx']", nw.log);
+    long acc = json_number(ng.port, "d['accepted_conn']", nw.log);
+    cr_assert_eq(json_number(ng.port, "d['generation']", nw.log), 0);
+    for (int i = 0; i < 7; i++)
+        assert_status(h_get(ng.port, "/x?code=404"), 404, nw.log);
+    for (int i = 0; i < 5; i++)
+        assert_status(h_get(ng.port, "/x?code=302"), 302, nw.log);
+    long v = wait_number(ng.port, "d['requests_by_status']['4xx']", c4 + 7, nw.log);
+    cr_assert_eq(v, c4 + 7, "4xx went from %ld to %ld after 7", c4, v);
+    v = json_number(ng.port, "d['requests_by_status']['3xx']", nw.log);
+    cr_assert_eq(v, c3 + 5, "3xx went from %ld to %ld after 5", c3, v);
+    v = json_number(ng.port, "d['accepted_conn']", nw.log);
+    cr_assert_geq(v, acc + 12, "accepted went from %ld to %ld after 12", acc, v);
+
+    /* HUP: new workers, the same totals */
+    cr_assert(kill(nw.pid, SIGHUP) == 0);
+    cr_assert(h_wait_for_text(nw.log, "reload done: generation", 10000), "no reload:\n%s",
+              h_tail(nw.log));
+    for (int i = 0; i < 3; i++)
+        assert_status(h_get(ng.port, "/x?code=404"), 404, nw.log);
+    v = wait_number(ng.port, "d['requests_by_status']['4xx']", c4 + 10, nw.log);
+    cr_assert_eq(v, c4 + 10, "4xx went from %ld to %ld after 10, one HUP between", c4, v);
+    cr_assert_eq(json_number(ng.port, "d['generation']", nw.log), 1);
+    cr_assert_eq(wait_number(ng.port, "d['total_slots']", 2, nw.log), 2, "two sync workers");
+
+    /* the text page says the same */
+    h_response r = h_get(ng.port, "/status");
+    assert_status(r, 200, nw.log);
+    char *ct = h_header(&r, "Content-Type"), *cc = h_header(&r, "Cache-Control");
+    cr_assert(ct && strncmp(ct, "text/plain", 10) == 0, "%s", r.head);
+    cr_assert(cc && strcmp(cc, "no-cache") == 0, "%s", r.head);
+    cr_assert(has_line(r.body, "requests 4xx", h_fmt("%ld", c4 + 10)), "%s", r.body);
+    cr_assert(has_line(r.body, "generation", "1"), "%s", r.body);
+}
+
+Test(status, json_full_parses_and_lists_the_slots)
+{
+    serve_tcp(nw, ng, "-w", "2", "-k", "threads", "--threads", "3", "--status-path", "/status",
+              h_testapp("app"));
+    assert_status(h_get(ng.port, "/"), 200, nw.log);
+    cr_assert_eq(wait_number(ng.port, "d['total_slots']", 6, nw.log), 6, "both workers ready");
+    h_response r = h_get(ng.port, "/status?json&full");
+    assert_status(r, 200, nw.log);
+    char *ct = h_header(&r, "Content-Type");
+    cr_assert(ct && strcmp(ct, "application/json") == 0, "%s", r.head);
+    bool ok;
+    /* 2 workers x 3 threads; this request is the one running; the TCP
+     * listener's queue is read (0 waiting, the backlog from listen) */
+    char *out =
+        python("import json, sys\n"
+               "d = json.load(open(sys.argv[1]))\n"
+               "s = d['slots']\n"
+               "assert len(s) == 6, len(s)\n"
+               "run = [x for x in s if x['state'] == 'Running']\n"
+               "assert len(run) == 1 and run[0]['request_uri'] == '/status?json&full', run\n"
+               "assert d['total_slots'] == 6 and d['active_slots'] == 1, d\n"
+               "assert d['listen_queue'] == 0 and d['listen_queue_len'] > 0, d\n"
+               "assert d['requests_by_status']['2xx'] >= 1, d\n"
+               "print('ok')\n",
+               r.body, &ok);
+    cr_assert(ok, "%s\npage: %s", out, r.body);
+}
+
+Test(status, openmetrics_parses)
+{
+    serve_tcp(nw, ng, "--status-path", "/status", h_testapp("status"));
+    assert_status(h_get(ng.port, "/x?code=404"), 404, nw.log);
+    h_response r = h_get(ng.port, "/status?openmetrics&full");
+    assert_status(r, 200, nw.log);
+    char *ct = h_header(&r, "Content-Type");
+    cr_assert(ct && strcmp(ct, "application/openmetrics-text; version=1.0.0; charset=utf-8") == 0,
+              "%s", r.head);
+    bool ok;
+    char *have = python("import prometheus_client.openmetrics.parser", "", &ok);
+    if (!ok)
+        cr_skip_test("python3 has no prometheus_client (apt-get install "
+                     "python3-prometheus-client): the OpenMetrics page is not parsed: %s",
+                     have);
+    char *out = python(
+        "import sys\n"
+        "from prometheus_client.openmetrics.parser import text_string_to_metric_families\n"
+        "fams = {f.name: f for f in text_string_to_metric_families(open(sys.argv[1]).read())}\n"
+        "req = fams['narwhal_requests']\n"
+        "assert req.type == 'counter', req.type\n"
+        "by = {s.labels['status']: s.value for s in req.samples if s.name.endswith('_total')}\n"
+        "assert by['4xx'] == 1, by\n"
+        "h = fams['narwhal_request_duration_seconds']\n"
+        "assert h.type == 'histogram' and h.unit == 'seconds', (h.type, h.unit)\n"
+        "for n in ('narwhal_slots', 'narwhal_listen_queue', 'narwhal_slot_requests',\n"
+        "          'narwhal_uptime_seconds', 'narwhal_accepted_connections'):\n"
+        "    assert n in fams, n\n"
+        "print('ok')\n",
+        r.body, &ok);
+    cr_assert(ok, "%s\npage:\n%s", out, r.body);
+}
+
+/* A unix listener's queue comes from sock_diag: nothing waits, and its
+ * size is the backlog narwhal asked for. */
+Test(status, unix_listener_queue)
+{
+    char *sock = h_path("nw.sock");
+    h_narwhal nw = h_narwhal_spawn("-b", h_fmt("unix:%s", sock), "--backlog", "50", "--status-path",
+                                   "/status", h_testapp("app"), NULL);
+    cr_assert(h_wait_unix(sock, 10000), "narwhal does not listen:\n%s", h_tail(nw.log));
+    h_nginx ng = h_nginx_start(H_SNIPPET_UNIX, h_fmt("unix:%s", sock));
+    h_response r = h_get(ng.port, "/status");
+    assert_status(r, 200, nw.log);
+    cr_assert(has_line(r.body, "listen queue", "0"), "%s", r.body);
+    cr_assert(has_line(r.body, "listen queue len", "50"), "%s", r.body);
+}
