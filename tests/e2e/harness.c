@@ -37,11 +37,11 @@ static struct {
     pid_t procs[H_MAX_PROCS]; /* 0 = free slot */
     int guard_fd;             /* write end of the guard's pipe, -1 if none */
     pid_t guard;
-    int ports[H_MAX_PORTS];   /* reserved by h_free_port */
+    int ports[H_MAX_PORTS]; /* reserved by h_free_port */
     int nports;
     int nginx_count;
     int narwhal_count;
-} H = { .guard_fd = -1 };
+} H = {.guard_fd = -1};
 
 /* ---- small utilities --------------------------------------------------------- */
 
@@ -110,7 +110,7 @@ long h_now_ms(void)
 
 void h_sleep_ms(long ms)
 {
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
     }
 }
@@ -142,7 +142,7 @@ static void remove_dir(void)
  * nothing left to do) lines until EOF. */
 static void guard_main(int rfd)
 {
-    pid_t live[H_MAX_PROCS] = { 0 };
+    pid_t live[H_MAX_PROCS] = {0};
     bool done = false;
     char buf[4096];
     size_t len = 0;
@@ -307,7 +307,7 @@ static bool reserve_port(int port)
         pid_t owner = h_read_pidfile(path);
         if (owner == 0 || kill(owner, 0) == 0 || errno != ESRCH)
             return false; /* taken (or being written right now) */
-        unlink(path); /* stale */
+        unlink(path);     /* stale */
     }
     return false;
 }
@@ -359,8 +359,8 @@ static unsigned long listen_inode(int port)
     while (!found && fgets(line, sizeof line, f)) {
         unsigned long addr, inode;
         unsigned int lport, state;
-        if (sscanf(line, " %*d: %lX:%X %*X:%*X %X %*X:%*X %*X:%*X %*X %*u %*u %lu", &addr,
-                   &lport, &state, &inode) == 4 &&
+        if (sscanf(line, " %*d: %lX:%X %*X:%*X %X %*X:%*X %*X:%*X %*X %*u %*u %lu", &addr, &lport,
+                   &state, &inode) == 4 &&
             (int)lport == port && state == 0x0A && (addr == 0x0100007F || addr == 0))
             found = inode;
     }
@@ -377,8 +377,8 @@ int h_time_wait(int port)
     int n = 0;
     while (fgets(line, sizeof line, f)) {
         unsigned int lport, rport, state;
-        if (sscanf(line, " %*d: %*X:%X %*X:%X %X", &lport, &rport, &state) == 3 &&
-            state == 0x06 && ((int)lport == port || (int)rport == port))
+        if (sscanf(line, " %*d: %*X:%X %*X:%X %X", &lport, &rport, &state) == 3 && state == 0x06 &&
+            ((int)lport == port || (int)rport == port))
             n++;
     }
     fclose(f);
@@ -435,7 +435,7 @@ static int connect_by(const struct sockaddr *sa, socklen_t sl, long deadline)
         errno = e;
         return -1;
     }
-    struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+    struct pollfd pfd = {.fd = fd, .events = POLLOUT};
     long left = deadline - h_now_ms();
     int n = poll(&pfd, 1, left > 0 ? (int)left : 0);
     int err = 0;
@@ -476,7 +476,7 @@ bool h_tcp_accepts(int port)
 
 bool h_unix_accepts(const char *path)
 {
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof sa.sun_path)
         return false;
     strcpy(sa.sun_path, path);
@@ -723,7 +723,7 @@ h_narwhal h_narwhal_spawnv(char *const args[])
         argv[n++] = args[i];
     }
     argv[n] = NULL;
-    h_narwhal nw = { .log = h_path("narwhal-%d.log", ++H.narwhal_count) };
+    h_narwhal nw = {.log = h_path("narwhal-%d.log", ++H.narwhal_count)};
     FILE *f = fopen(nw.log, "a");
     if (f) { /* the command line, for whoever reads the log */
         fputs("# harness:", f);
@@ -792,7 +792,7 @@ static char *replace_all(const char *text, const char *from, const char *to, int
         n++;
     char *out = malloc(strlen(text) + n * tl + 1), *o = out;
     cr_assert(out);
-    for (const char *p = text, *q; ; p = q + fl) {
+    for (const char *p = text, *q;; p = q + fl) {
         q = strstr(p, from);
         size_t keep = q ? (size_t)(q - p) : strlen(p);
         memcpy(o, p, keep);
@@ -835,11 +835,11 @@ h_nginx h_nginx_start(h_snippet snippet, const char *upstream)
  * uwsgi_params in it. Not started yet. */
 static h_nginx nginx_prepare(void)
 {
-    h_nginx ng = { .port = h_free_port() };
+    h_nginx ng = {.port = h_free_port()};
     ng.dir = h_path("nginx-%d", ++H.nginx_count);
     cr_assert(mkdir(ng.dir, 0755) == 0, "mkdir %s: %s", ng.dir, strerror(errno));
     ng.error_log = h_fmt("%s/error.log", ng.dir);
-    const char *params[] = { "fastcgi_params", "uwsgi_params" };
+    const char *params[] = {"fastcgi_params", "uwsgi_params"};
     for (int i = 0; i < 2; i++) {
         char *text = h_read_file(h_fmt("/etc/nginx/%s", params[i]), NULL);
         cr_assert(text, "cannot read /etc/nginx/%s: %s", params[i], strerror(errno));
@@ -884,8 +884,8 @@ static void nginx_run(h_nginx *ng, const char *http_level, const char *server_bo
     h_write_file(conf_path, conf);
 
     char *out = h_fmt("%s/nginx.out", d);
-    char *argv[] = { (char *)h_env("NARWHAL_NGINX"), "-p", d, "-e", ng->error_log, "-c", conf_path,
-                     NULL };
+    char *argv[] = {
+        (char *)h_env("NARWHAL_NGINX"), "-p", d, "-e", ng->error_log, "-c", conf_path, NULL};
     ng->pid = h_spawn(out, argv, NULL);
     long deadline = h_now_ms() + 10000;
     while (!h_listens(ng->pid, ng->port)) {
@@ -894,8 +894,8 @@ static void nginx_run(h_nginx *ng, const char *http_level, const char *server_bo
             cr_assert_fail("nginx %s at start; output:\n%s\nerror log:\n%s\nconfig:\n%s",
                            h_wstatus_str(st), h_tail(out), h_tail(ng->error_log), conf);
         if (h_now_ms() > deadline)
-            cr_assert_fail("nginx does not accept on port %d after 10 s; error log:\n%s",
-                           ng->port, h_tail(ng->error_log));
+            cr_assert_fail("nginx does not accept on port %d after 10 s; error log:\n%s", ng->port,
+                           h_tail(ng->error_log));
         h_sleep_ms(20);
     }
 }
@@ -976,7 +976,7 @@ static long dechunk(char *p, size_t len)
 h_response h_http(int port, const char *method, const char *path, const char *headers,
                   const void *body, size_t body_len, long timeout_ms)
 {
-    h_response r = { .status = -1 };
+    h_response r = {.status = -1};
     long start = h_now_ms(), deadline = start + timeout_ms;
     struct sockaddr_in sa;
     socklen_t sl = tcp_addr(port, &sa);
@@ -985,11 +985,11 @@ h_response h_http(int port, const char *method, const char *path, const char *he
         resp_fail(&r, "connect");
         return r;
     }
-    char *head = h_fmt("%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n%s", method,
-                       path, headers ? headers : "");
+    char *head = h_fmt("%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n%s", method, path,
+                       headers ? headers : "");
     char *cl = body ? h_fmt("Content-Length: %zu\r\n\r\n", body_len) : h_fmt("\r\n");
-    const char *parts[3] = { head, cl, body };
-    size_t lens[3] = { strlen(head), strlen(cl), body ? body_len : 0 };
+    const char *parts[3] = {head, cl, body};
+    size_t lens[3] = {strlen(head), strlen(cl), body ? body_len : 0};
     for (int i = 0; i < 3; i++) {
         size_t off = 0;
         while (off < lens[i]) {
@@ -1000,7 +1000,7 @@ h_response h_http(int port, const char *method, const char *path, const char *he
             }
             if (n < 0 && errno != EAGAIN && errno != EINTR)
                 goto read_reply; /* the peer may have answered early */
-            struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
             long left = deadline - h_now_ms();
             if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) {
                 errno = ETIMEDOUT;
@@ -1036,7 +1036,7 @@ read_reply:;
             }
             break;
         }
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
         long left = deadline - h_now_ms();
         if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) {
             errno = ETIMEDOUT;
@@ -1097,7 +1097,8 @@ char *h_header(const h_response *r, const char *name)
     if (!r->head)
         return NULL;
     size_t nl = strlen(name);
-    for (const char *line = strstr(r->head, "\r\n"); line && line[2]; line = strstr(line + 2, "\r\n")) {
+    for (const char *line = strstr(r->head, "\r\n"); line && line[2];
+         line = strstr(line + 2, "\r\n")) {
         const char *l = line + 2;
         if (strncasecmp(l, name, nl) == 0 && l[nl] == ':') {
             const char *v = l + nl + 1;
@@ -1242,7 +1243,7 @@ pid_t h_read_pidfile(const char *path)
 
 /* ---- for the tests ------------------------------------------------------------------ */
 
-h_wclass h_all_classes[H_NCLASSES] = { { "sync", "1" }, { "threads", "8" }, { "async", "1" } };
+h_wclass h_all_classes[H_NCLASSES] = {{"sync", "1"}, {"threads", "8"}, {"async", "1"}};
 
 void h_bg_run(h_bg_request *b)
 {
@@ -1271,10 +1272,20 @@ long h_concurrent_gets(int port, const char *path, int n, long timeout_ms, h_bg_
 {
     long t0 = h_now_ms();
     for (int i = 0; i < n; i++) {
-        out[i] = (h_bg_request){ .port = port, .path = path, .timeout_ms = timeout_ms };
+        out[i] = (h_bg_request){.port = port, .path = path, .timeout_ms = timeout_ms};
         h_bg_start(&out[i]);
     }
     for (int i = 0; i < n; i++)
         h_bg_join(&out[i]);
     return h_now_ms() - t0;
+}
+
+void h_copy_file(const char *from, const char *to)
+{
+    size_t len;
+    char *data = h_read_file(from, &len);
+    cr_assert(data, "cannot read %s: %s", from, strerror(errno));
+    FILE *f = fopen(to, "wb");
+    cr_assert(f && fwrite(data, 1, len, f) == len && fclose(f) == 0, "cannot write %s", to);
+    free(data);
 }

@@ -148,10 +148,10 @@ h_narwhal h_narwhal_serve(const char *arg, ...) __attribute__((sentinel));
 /* ---- nginx ------------------------------------------------------------------- */
 
 typedef enum {
-    H_SNIPPET_TCP,       /* nginx/narwhal-fastcgi.conf */
-    H_SNIPPET_UNIX,      /* nginx/narwhal-fastcgi-unix.conf */
-    H_SNIPPET_KEEPALIVE, /* nginx/narwhal-fastcgi-keepalive.conf (http level)
-                            + nginx/narwhal-fastcgi-keepalive-location.conf */
+    H_SNIPPET_TCP,        /* nginx/narwhal-fastcgi.conf */
+    H_SNIPPET_UNIX,       /* nginx/narwhal-fastcgi-unix.conf */
+    H_SNIPPET_KEEPALIVE,  /* nginx/narwhal-fastcgi-keepalive.conf (http level)
+                             + nginx/narwhal-fastcgi-keepalive-location.conf */
     H_SNIPPET_UWSGI,      /* nginx/narwhal-uwsgi.conf */
     H_SNIPPET_UWSGI_UNIX, /* nginx/narwhal-uwsgi-unix.conf */
 } h_snippet;
@@ -180,10 +180,10 @@ h_nginx h_nginx_start_server(const char *server_body);
 /* ---- HTTP client ----------------------------------------------------------------- */
 
 typedef struct h_response {
-    int status;       /* -1 when no response could be read (see error) */
-    char *error;      /* what went wrong, NULL if nothing */
-    char *head;       /* the status line and headers as received */
-    char *body;       /* decoded body (chunked removed), NUL-terminated */
+    int status;  /* -1 when no response could be read (see error) */
+    char *error; /* what went wrong, NULL if nothing */
+    char *head;  /* the status line and headers as received */
+    char *body;  /* decoded body (chunked removed), NUL-terminated */
     size_t body_len;
     long elapsed_ms;
 } h_response;
@@ -204,6 +204,8 @@ char *h_header(const h_response *r, const char *name);
 
 /* The whole file, NUL-terminated (NULL if it cannot be read). */
 char *h_read_file(const char *path, size_t *len);
+/* Copies the file at from to to (created or truncated); asserts. */
+void h_copy_file(const char *from, const char *to);
 void h_write_file(const char *path, const char *text);
 bool h_exists(const char *path);
 /* The last ~3000 bytes of a file, for failure messages (never NULL). */
@@ -226,24 +228,24 @@ pid_t h_read_pidfile(const char *path);
 
 /* Asserts the response status; on failure shows what came back, after how
  * long, and the tail of the log nwlog (narwhal's, or whichever tells most). */
-#define assert_status(resp, code, nwlog)                                                    \
-    do {                                                                                    \
-        h_response r_ = (resp);                                                             \
-        cr_assert_eq(r_.status, (code),                                                     \
-                     "expected HTTP %d, got %d (%s) after %ld ms\nbody: %.500s\n"           \
-                     "narwhal log:\n%s",                                                    \
-                     (code), r_.status, r_.error ? r_.error : "no error", r_.elapsed_ms,   \
-                     r_.body ? r_.body : "", h_tail(nwlog));                                \
+#define assert_status(resp, code, nwlog)                                                           \
+    do {                                                                                           \
+        h_response r_ = (resp);                                                                    \
+        cr_assert_eq(r_.status, (code),                                                            \
+                     "expected HTTP %d, got %d (%s) after %ld ms\nbody: %.500s\n"                  \
+                     "narwhal log:\n%s",                                                           \
+                     (code), r_.status, r_.error ? r_.error : "no error", r_.elapsed_ms,           \
+                     r_.body ? r_.body : "", h_tail(nwlog));                                       \
     } while (0)
 
-#define assert_body(r, text)                                                                \
-    cr_assert_str_eq((r).body ? (r).body : "(no body)", (text), "body: \"%s\", expected \"%s\"", \
+#define assert_body(r, text)                                                                       \
+    cr_assert_str_eq((r).body ? (r).body : "(no body)", (text), "body: \"%s\", expected \"%s\"",   \
                      (r).body ? (r).body : "(no body)", (text))
 
 /* narwhal on a free TCP port with the given arguments, nginx in front with
  * the plain TCP snippet: declares nw (h_narwhal) and ng (h_nginx). */
-#define serve_tcp(nw, ng, ...)                                                              \
-    h_narwhal nw = h_narwhal_serve(__VA_ARGS__, NULL);                                      \
+#define serve_tcp(nw, ng, ...)                                                                     \
+    h_narwhal nw = h_narwhal_serve(__VA_ARGS__, NULL);                                             \
     h_nginx ng = h_nginx_start(H_SNIPPET_TCP, h_fmt("127.0.0.1:%d", nw.port))
 
 /* A worker class as command-line arguments. Arrays, not pointers: Criterion
@@ -268,7 +270,7 @@ typedef struct h_bg_request {
     int port;
     const char *method; /* NULL: GET */
     const char *path;
-    long timeout_ms;    /* 0: 20 s */
+    long timeout_ms; /* 0: 20 s */
     h_response r;
     pthread_t thread;
 } h_bg_request;

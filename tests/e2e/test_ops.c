@@ -372,14 +372,6 @@ Test(ops, usr2_winch_term_upgrade_under_load, .timeout = 90)
 
 /* ---- --reload ------------------------------------------------------------------------------ */
 
-static void copy_file(const char *from, const char *to)
-{
-    size_t len;
-    char *data = h_read_file(from, &len);
-    cr_assert(data, "cannot read %s: %s", from, strerror(errno));
-    FILE *f = fopen(to, "wb");
-    cr_assert(f && fwrite(data, 1, len, f) == len && fclose(f) == 0, "cannot write %s", to);
-}
 
 /* Compiles code (C against narwhal.h) into the shared object out. */
 static void build_app(const char *code, const char *out)
@@ -398,7 +390,7 @@ Test(ops, reload_on_rebuilt_app, .timeout = 90)
     char *dir = h_path("app");
     cr_assert(mkdir(dir, 0755) == 0);
     char *app = h_fmt("%s/app.so", dir);
-    copy_file(h_example("hello.so"), app);
+    h_copy_file(h_example("hello.so"), app);
     serve_tcp(nw, ng, "-w", "1", "--reload", app);
     wait_workers(&nw, 1, 10000);
     h_response r = h_get(ng.port, "/");
@@ -457,7 +449,7 @@ Test(ops, app_rewritten_in_place_keeps_serving, .timeout = 90)
     char *dir = h_path("app");
     cr_assert(mkdir(dir, 0755) == 0);
     char *app = h_fmt("%s/app.so", dir);
-    copy_file(h_example("hello.so"), app);
+    h_copy_file(h_example("hello.so"), app);
     serve_tcp(nw, ng, "-w", "2", "--reload", app);
     wait_workers(&nw, 2, 10000);
     assert_status(h_get(ng.port, "/"), 200, nw.log);
@@ -719,7 +711,7 @@ Test(ops, exec_retirement_by_stop_signal_is_info, .timeout = 60)
 Test(ops, boot_failures_after_serving_back_off, .timeout = 90)
 {
     char *app = h_path("app.so");
-    copy_file(h_example("hello.so"), app);
+    h_copy_file(h_example("hello.so"), app);
     serve_tcp(nw, ng, "-w", "2", app);
     workers w = wait_workers(&nw, 2, 10000);
     assert_status(h_get(ng.port, "/"), 200, nw.log);
@@ -737,7 +729,7 @@ Test(ops, boot_failures_after_serving_back_off, .timeout = 90)
         assert_body(r, "Hello, World!\n");
     }
     /* a good app again: the next try boots */
-    copy_file(h_example("hello.so"), h_path("app.so.good"));
+    h_copy_file(h_example("hello.so"), h_path("app.so.good"));
     cr_assert(rename(h_path("app.so.good"), app) == 0);
     wait_workers(&nw, 2, 30000);
     cr_assert(h_alive(nw.pid));

@@ -297,14 +297,6 @@ Test(procs, exec_program_that_daemonizes_leaves_no_orphan)
 
 /* ---- --reload on paths, not inodes (13.10) ---------------------------------------------- */
 
-static void copy_file(const char *from, const char *to)
-{
-    size_t len;
-    char *data = h_read_file(from, &len);
-    cr_assert(data, "cannot read %s: %s", from, strerror(errno));
-    FILE *f = fopen(to, "wb");
-    cr_assert(f && fwrite(data, 1, len, f) == len && fclose(f) == 0, "cannot write %s", to);
-}
 
 /* GETs / until the body is want, at most timeout_ms. */
 static void wait_body(const h_nginx *ng, const char *want, const char *nwlog, long timeout_ms)
@@ -331,8 +323,8 @@ Test(procs, reload_follows_symlink_swap_and_replaced_directory, .timeout = 90)
     cr_assert(mkdir(dir, 0755) == 0);
     char *r1 = h_fmt("%s/r1", dir), *r2 = h_fmt("%s/r2", dir);
     cr_assert(mkdir(r1, 0755) == 0 && mkdir(r2, 0755) == 0);
-    copy_file(h_example("hello.so"), h_fmt("%s/app.so", r1));
-    copy_file(h_env("NARWHAL_TESTAPP"), h_fmt("%s/app.so", r2));
+    h_copy_file(h_example("hello.so"), h_fmt("%s/app.so", r1));
+    h_copy_file(h_env("NARWHAL_TESTAPP"), h_fmt("%s/app.so", r2));
     char *current = h_fmt("%s/current", dir), *tmp = h_fmt("%s/current.tmp", dir);
     cr_assert(symlink("r1", current) == 0);
     serve_tcp(nw, ng, "-w", "1", "--reload", h_fmt("%s/app.so", current));
@@ -344,7 +336,7 @@ Test(procs, reload_follows_symlink_swap_and_replaced_directory, .timeout = 90)
 
     cr_assert(rename(r2, h_fmt("%s.old", r2)) == 0 && mkdir(r2, 0755) == 0);
     char *next = h_fmt("%s/app.so.tmp", r2);
-    copy_file(h_example("hello.so"), next);
+    h_copy_file(h_example("hello.so"), next);
     cr_assert(rename(next, h_fmt("%s/app.so", r2)) == 0);
     wait_body(&ng, "Hello, World!\n", nw.log, 5000);
 }
@@ -355,8 +347,8 @@ Test(procs, reload_watches_the_app_path_the_config_names_now, .timeout = 90)
     char *dir = h_path("apps");
     cr_assert(mkdir(dir, 0755) == 0);
     char *a = h_fmt("%s/a.so", dir), *b = h_fmt("%s/b.so", dir);
-    copy_file(h_example("hello.so"), a);
-    copy_file(h_env("NARWHAL_TESTAPP"), b);
+    h_copy_file(h_example("hello.so"), a);
+    h_copy_file(h_env("NARWHAL_TESTAPP"), b);
     char *conf = h_path("narwhal.conf"), *conf_tmp = h_path("narwhal.conf.tmp");
     h_write_file(conf, h_fmt("app = \"%s\"\n", a));
     serve_tcp(nw, ng, "-w", "1", "--reload", "-c", conf);
@@ -368,7 +360,7 @@ Test(procs, reload_watches_the_app_path_the_config_names_now, .timeout = 90)
     cr_assert(h_wait_for_text(nw.log, "reload done", 5000), "%s", h_tail(nw.log));
 
     char *next = h_fmt("%s.tmp", b);
-    copy_file(h_example("hello.so"), next);
+    h_copy_file(h_example("hello.so"), next);
     cr_assert(rename(next, b) == 0);
     wait_body(&ng, "Hello, World!\n", nw.log, 5000);
 }
