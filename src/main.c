@@ -15,6 +15,7 @@
 #include "listener.h"
 #include "log.h"
 #include "settings.h"
+#include "statsd.h"
 #include "signals.h"
 #include "util.h"
 
@@ -211,6 +212,7 @@ int main(int argc, char **argv)
                       s.access_log_format) < 0)
         goto out;
     settings_warn_no_effect(&s);
+    statsd_open(s.statsd_host, s.statsd_prefix);
     ninherited = listener_inherited(inherited, 64, parent);
     ls = nw_xcalloc(s.bind.n, sizeof *ls);
     nls = open_listeners(&s, id, ls, inherited, ninherited);

@@ -206,6 +206,13 @@ static size_t flatten(char *msg, size_t n)
     return n;
 }
 
+static void (*level_hook)(int level);
+
+void log_set_level_hook(void (*hook)(int level))
+{
+    level_hook = hook;
+}
+
 void log_vmsg(int level, const char *fmt, va_list ap)
 {
     if (level < NW_LOG_DEBUG)
@@ -216,6 +223,8 @@ void log_vmsg(int level, const char *fmt, va_list ap)
         return;
 
     int saved_errno = errno;
+    if (level_hook && level >= NW_LOG_WARNING)
+        level_hook(level);
     char stack[1024];
     nw_buf heap = NW_BUF_INIT;
     char *line = stack;

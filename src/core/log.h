@@ -41,6 +41,10 @@ int log_error_fd(void);
  * as \\. UTF-8 (bytes >= 0x80) passes through. */
 void log_append_escaped(nw_buf *out, const char *s, size_t n);
 
+/* Called with the level of every error log line at NW_LOG_WARNING and above
+ * (statsD's gunicorn.log.* counters); NULL = none. */
+void log_set_level_hook(void (*hook)(int level));
+
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_vmsg(int level, const char *fmt, va_list ap);
 

@@ -80,6 +80,10 @@ typedef struct nw_settings {
     char *ping_path;     /* `ping_path`: e.g. /narwhal-ping */
     char *ping_response; /* `ping_response`: "pong" */
 
+    /* statsD (statsd.h): NULL = off */
+    char *statsd_host;   /* `statsd_host`: HOST:PORT or unix:PATH */
+    char *statsd_prefix; /* `statsd_prefix`: "" */
+
     /* --exec: supervise an existing FastCGI program instead of an app */
     char *exec;           /* --exec PROGRAM: NULL = serve APP */
     nw_strlist exec_args; /* its arguments (after --, or --exec-arg) */

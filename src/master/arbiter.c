@@ -19,6 +19,7 @@
 
 #include "exec.h"
 #include "log.h"
+#include "statsd.h"
 #include "orphans.h"
 #include "scoreboard.h"
 #include "signals.h"
@@ -282,6 +283,11 @@ static void reap(arbiter *a)
 static void check_workers(arbiter *a)
 {
     int64_t now = nw_now_ms();
+    if (now >= a->next_stats_ms && statsd_enabled()) {
+        statsd_gauge("gunicorn.workers", arbiter_live_workers(a, 0));
+        statsd_flush();
+        a->next_stats_ms = now + 1000;
+    }
     int64_t limit = (int64_t)a->s->timeout * 1000;
     for (int i = 0; i < a->sb.nslots; i++) {
         nw_slot *slot = &a->sb.slots[i];

@@ -65,6 +65,7 @@ typedef struct arbiter {
     int ncrash;
     int64_t crash_backoff_ms; /* in a crash storm: the wait before respawning */
     int64_t next_spawn_ms;
+    int64_t next_stats_ms; /* the workers gauge, once a second */
     int exit_code;
     struct pollfd *pfd; /* the signalfd and, under --exec, the children's pipes */
     exec_pipe **pfd_pipe;

@@ -12,6 +12,7 @@
 #include "app.h"
 #include "arbiter_priv.h"
 #include "log.h"
+#include "statsd.h"
 #include "util.h"
 
 void arbiter_free_settings(arbiter *a, nw_settings *s)
@@ -29,6 +30,7 @@ void arbiter_apply_settings(nw_settings *s)
     if (log_configure(s->errorlog, s->accesslog, s->spew ? NW_LOG_DEBUG : s->loglevel,
                       s->access_log_format) < 0)
         log_error("reload: the logs could not be opened as configured; the old ones stay");
+    statsd_open(s->statsd_host, s->statsd_prefix);
     settings_apply_env(s, stderr);
     if (s->chdir && chdir(s->chdir) < 0)
         log_error("chdir %s: %s", s->chdir, strerror(errno));

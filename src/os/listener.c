@@ -98,9 +98,7 @@ static int open_unix(nw_listener *l, const char *path, int backlog)
     return 0;
 }
 
-/* Resolves "HOST:PORT" or "[IPV6]:PORT" for a passive TCP socket. NULL with
- * *why set (static or gai_strerror's) when it cannot. */
-static struct addrinfo *resolve(const char *addr, const char **why)
+struct addrinfo *listener_resolve(const char *addr, int socktype, int passive, const char **why)
 {
     char host[256];
     const char *colon = strrchr(addr, ':');
@@ -121,8 +119,8 @@ static struct addrinfo *resolve(const char *addr, const char **why)
     memcpy(host, h, hlen);
     host[hlen] = 0;
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+                             .ai_socktype = socktype,
+                             .ai_flags = (passive ? AI_PASSIVE : 0) | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(host, colon + 1, &hints, &res);
     if (rc != 0) {
@@ -135,7 +133,7 @@ static struct addrinfo *resolve(const char *addr, const char **why)
 static int open_tcp(nw_listener *l, const char *addr, int backlog)
 {
     const char *why = NULL;
-    struct addrinfo *res = resolve(addr, &why);
+    struct addrinfo *res = listener_resolve(addr, SOCK_STREAM, 1, &why);
     if (!res) {
         log_error("cannot bind %s: %s", addr, why);
         return -1;
@@ -278,7 +276,7 @@ static int bound_to(int fd, const char *addr)
         return ss.ss_family == AF_UNIX && strcmp(sun->sun_path, addr + 5) == 0;
     }
     const char *why;
-    struct addrinfo *res = resolve(addr, &why);
+    struct addrinfo *res = listener_resolve(addr, SOCK_STREAM, 1, &why);
     if (!res)
         return 0;
     int match = 0;

@@ -7,6 +7,7 @@
 #define NW_LISTENER_H
 
 #include <sys/socket.h>
+#include <netdb.h>
 #include <sys/types.h>
 
 typedef struct nw_listener {
@@ -18,6 +19,11 @@ typedef struct nw_listener {
 /* Binds and listens on addr. Logs the reason and returns -1 on failure
  * (`cannot bind 127.0.0.1:5000: Address already in use`). */
 int listener_open(nw_listener *l, const char *addr, int backlog);
+
+/* Resolves "HOST:PORT" or "[IPV6]:PORT" for a socket of socktype (passive:
+ * to bind). The list (freeaddrinfo), or NULL with *why set (static or
+ * gai_strerror's). */
+struct addrinfo *listener_resolve(const char *addr, int socktype, int passive, const char **why);
 /* Listening sockets handed over at start: by a narwhal master being
  * upgraded (USR2: NARWHAL_FD="3,4", taken only when narwhal_parent is
  * non-zero, i.e. NARWHAL_PARENT named this process's parent) or by systemd

@@ -12,6 +12,7 @@
 #include "executor.h"
 #include "log.h"
 #include "scoreboard.h"
+#include "statsd.h"
 #include "status.h"
 #include "util.h"
 
@@ -494,8 +495,11 @@ void request_run(nw_request *r)
     clock_gettime(CLOCK_REALTIME, &now);
     int64_t us = (int64_t)(now.tv_sec - r->start_rt.tv_sec) * 1000000 +
                  (now.tv_nsec - r->start_rt.tv_nsec) / 1000;
-    scoreboard_count_request(r->failed || r->aborted ? 499 : r->status, us > 0 ? (uint64_t)us : 0,
-                             timed_out);
+    /* What the client got (the access log's rule): 499 when it got nothing. */
+    int status = r->failed || r->aborted ? 499 : r->status;
+    scoreboard_count_request(status, us > 0 ? (uint64_t)us : 0, timed_out);
     scoreboard_count_leave(t);
     log_request(r);
+    if (statsd_enabled())
+        statsd_request(status, us > 0 ? (double)us / 1000. : 0.);
 }

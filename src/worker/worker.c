@@ -12,6 +12,7 @@
 
 #include "executor.h"
 #include "log.h"
+#include "statsd.h"
 #include "status.h"
 #include "util.h"
 
@@ -161,6 +162,7 @@ static void on_beat(struct ev_loop *loop, ev_timer *t, int revents)
     (void)loop;
     (void)revents;
     scoreboard_beat(w->slot);
+    statsd_flush();
     if (getppid() != w->master_pid)
         begin_stop(w, "the master is gone");
 }
@@ -265,6 +267,7 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
     w->slot = slot;
     w->tslots = tslots;
     w->master_pid = getppid();
+    statsd_after_fork();
 
     w->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
     if (!w->loop)
@@ -332,5 +335,6 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
 
     if (w->app.fini)
         w->app.fini();
+    statsd_flush();
     _exit(0);
 }

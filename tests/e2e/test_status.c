@@ -9,10 +9,14 @@
 
 #include <criterion/criterion.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 TestSuite(status, .init = h_setup, .fini = h_teardown, .timeout = 60);
@@ -209,4 +213,66 @@ Test(status, unix_listener_queue)
     assert_status(r, 200, nw.log);
     cr_assert(has_line(r.body, "listen queue", "0"), "%s", r.body);
     cr_assert(has_line(r.body, "listen queue len", "50"), "%s", r.body);
+}
+
+/* ---- statsD, as gunicorn sends it ----------------------------------------------------- */
+
+/* How many times needle occurs in text. */
+static int count_in(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* A statsD server of the test's own: a UDP socket on 127.0.0.1. */
+static int udp_listener(int *port)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+              getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* What arrives on fd within ms, every datagram appended. */
+static char *receive_for(int fd, long ms)
+{
+    static char all[65536];
+    size_t n = 0;
+    for (long end = h_now_ms() + ms; h_now_ms() < end && n < sizeof all - 1;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t k = recv(fd, all + n, sizeof all - 1 - n, 0);
+        if (k > 0)
+            n += (size_t)k;
+    }
+    all[n] = 0;
+    return all;
+}
+
+Test(status, statsd_gets_gunicorns_metrics)
+{
+    int port;
+    int fd = udp_listener(&port);
+    serve_tcp(nw, ng, "--statsd-host", h_fmt("127.0.0.1:%d", port), "--statsd-prefix", "svc.app.",
+              h_testapp("manylogs"));
+    for (int i = 0; i < 3; i++)
+        assert_status(h_get(ng.port, "/m?n=1"), 200, nw.log);
+    char *got = receive_for(fd, 2500);
+    close(fd);
+    /* one line per request and metric, batched into datagrams */
+    cr_assert_eq(count_in(got, "svc.app.gunicorn.requests:1|c\n"), 3, "%s", got);
+    cr_assert_eq(count_in(got, "svc.app.gunicorn.request.status.200:1|c\n"), 3, "%s", got);
+    cr_assert_eq(count_in(got, "svc.app.gunicorn.request.duration:"), 3, "%s", got);
+    cr_assert(strstr(got, "|ms\n"), "%s", got);
+    /* each request logs two warnings */
+    cr_assert_geq(count_in(got, "svc.app.gunicorn.log.warning:1|c\n"), 6, "%s", got);
+    /* the master's gauge */
+    cr_assert(strstr(got, "svc.app.gunicorn.workers:") && strstr(got, "|g\n"), "%s", got);
 }
