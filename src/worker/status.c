@@ -167,6 +167,11 @@ void status_answer(status_page page, const nw_settings *s, status_param_fn param
         const char *u = param(ctx, "REQUEST_URI");
         q = u && strchr(u, '?') ? strchr(u, '?') + 1 : "";
     }
+    if (query_has(q, "html")) {
+        status_html(body);
+        *ctype = "text/html; charset=utf-8";
+        return;
+    }
     status_format fmt = query_has(q, "openmetrics") ? STATUS_OPENMETRICS
                         : query_has(q, "json")      ? STATUS_JSON
                                                     : STATUS_TEXT;

@@ -3,7 +3,8 @@
  * numbers come from the shared scoreboard (scoreboard.h), so whichever
  * worker answers shows the whole server. Formats as php-fpm chooses them,
  * by query string: plain text (default), `json`, `openmetrics`; `full` adds
- * one entry per request slot. */
+ * one entry per request slot; `html` is a page for a person, which reads
+ * `json&full` itself (status_html.c). */
 #ifndef NW_STATUS_H
 #define NW_STATUS_H
 
@@ -53,5 +54,8 @@ typedef struct status_extra {
 void status_format_page(nw_buf *out, const nw_scoreboard *snap, const status_extra *x,
                         status_format fmt, int full);
 const char *status_content_type(status_format fmt);
+
+/* The `?html` page (status_html.c): static, it polls `?json&full`. */
+void status_html(nw_buf *out);
 
 #endif

@@ -276,3 +276,70 @@ Test(status, statsd_gets_gunicorns_metrics)
     /* the master's gauge */
     cr_assert(strstr(got, "svc.app.gunicorn.workers:") && strstr(got, "|g\n"), "%s", got);
 }
+
+/* ---- the page for a person (?html), in a real browser ---------------------------------- */
+
+/* Debian's chromium, headless, with the flags this machine's closed network
+ * wants; the DOM after the page's scripts ran for budget_ms of virtual time. */
+static char *browser_dom(const char *url, long budget_ms)
+{
+    /* the browser itself: Debian's launcher script only adds flags */
+    const char *chromium = "/usr/lib/chromium/chromium";
+    if (access(chromium, X_OK) != 0)
+        cr_skip_test("%s is not installed (apt-get install chromium)", chromium);
+    char *out = h_path("dom.html");
+    char *argv[] = {(char *)chromium,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    h_fmt("--user-data-dir=%s", h_path("chromium")),
+                    h_fmt("--virtual-time-budget=%ld", budget_ms),
+                    "--dump-dom",
+                    (char *)url,
+                    NULL};
+    pid_t pid = h_spawn(out, argv, NULL);
+    int st;
+    cr_assert(h_wait_exit(pid, 60000, &st), "chromium still runs after 60 s");
+    char *dom = h_read_file(out, NULL);
+    cr_assert(dom && strstr(dom, "</html>"), "chromium gave no page (%s):\n%s", h_wstatus_str(st),
+              dom ? dom : "");
+    return dom;
+}
+
+/* data-NAME="N" in text: N, or -1. */
+static long data_attr(const char *text, const char *name)
+{
+    const char *p = strstr(text, h_fmt("data-%s=\"", name));
+    return p ? strtol(p + strlen(name) + 7, NULL, 10) : -1;
+}
+
+Test(status, html_page_draws_in_a_real_browser, .timeout = 120)
+{
+    h_narwhal nw = h_narwhal_serve("-w", "2", "-k", "threads", "--threads", "4", "--status-path",
+                                   "/status", h_testapp("slow"), NULL);
+    h_nginx ng = h_nginx_start(H_SNIPPET_TCP, h_fmt("127.0.0.1:%d", nw.port));
+    /* a server at work: three requests that take their time */
+    h_bg_request b[3];
+    for (int i = 0; i < 3; i++) {
+        b[i] = (h_bg_request){.port = ng.port, .path = "/slow?ms=6000"};
+        h_bg_start(&b[i]);
+    }
+    h_sleep_ms(300);
+    char *dom = browser_dom(h_fmt("http://127.0.0.1:%d/status?html", ng.port), 5000);
+    /* the page polled ?json&full and drew what it read */
+    cr_assert_geq(data_attr(dom, "polls"), 2, "%.3000s", dom);
+    cr_assert_geq(data_attr(dom, "points"), 2, "the chart drew no points:\n%.3000s", dom);
+    cr_assert(strstr(dom, "<tr class=\"slot Running\">"), "no running slot in the table:\n%.3000s",
+              dom);
+    cr_assert(strstr(dom, "/slow?ms=6000"), "the running requests' URI is not shown:\n%.3000s",
+              dom);
+    cr_assert(strstr(dom, "id=\"n-requests\""), "no summary:\n%.3000s", dom);
+    cr_assert(strstr(dom, "<p id=\"err\"></p>"), "the page could not read ?json:\n%.3000s", dom);
+    for (int i = 0; i < 3; i++)
+        h_bg_join(&b[i]);
+}
