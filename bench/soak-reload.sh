@@ -37,11 +37,20 @@ nginx=$(command -v nginx || echo /usr/sbin/nginx)
 
 work=$(mktemp -d /tmp/nw-soak-XXXXXX)
 pids=()
+masters=() # every narwhal master this run started (USR2 makes a second)
 cleanup() {
     for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
     [[ -f $work/nginx.pid ]] && kill -QUIT "$(cat "$work/nginx.pid")" 2>/dev/null
-    [[ -f $work/narwhal.pid ]] && kill -TERM "$(cat "$work/narwhal.pid")" 2>/dev/null
-    sleep 0.5
+    for f in "$work/narwhal.pid" "$work/narwhal.pid.2"; do
+        [[ -f $f ]] && masters+=("$(cat "$f")")
+    done
+    for p in "${masters[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for _ in $(seq 50); do
+        alive=0
+        for p in "${masters[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        ((alive)) || break
+        sleep 0.1
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -61,6 +70,7 @@ extra=()
 [[ $mode == recycle ]] && extra=(--max-requests "$max_requests" --max-requests-jitter 100)
 "$NARWHAL" -D -w 2 -b "127.0.0.1:$np" -p "$work/narwhal.pid" --error-logfile "$work/narwhal.log" \
     "${extra[@]}" "$APP" || { echo "$0: narwhal did not start" >&2; exit 1; }
+masters+=("$(cat "$work/narwhal.pid")")
 
 cat >"$work/nginx.conf" <<CONF
 worker_processes 1;
@@ -121,12 +131,14 @@ while kill -0 "$wrk_pid" 2>/dev/null && ((SECONDS - start < seconds)); do
         esac
         signals=$((signals + 1))
         if ((!upgraded && SECONDS - start >= seconds / 2)); then
-            # USR2: a new master; TERM the old once the new one has its pidfile
+            # USR2: a new master (its pidfile is narwhal.pid.2 until the old
+            # one exits); TERM the old once the new one is up
             kill -USR2 "$m"
             for _ in $(seq 100); do
-                [[ "$(master)" != "$m" && -n "$(master)" ]] && break
+                [[ -s $work/narwhal.pid.2 ]] && break
                 sleep 0.1
             done
+            [[ -s $work/narwhal.pid.2 ]] && masters+=("$(cat "$work/narwhal.pid.2")")
             sleep 1
             kill -TERM "$m"
             upgraded=1
