@@ -14,7 +14,7 @@ top=$(cd "$(dirname "$0")" && pwd)
 run="$top/_quickstart"
 pkgs=(build-essential autoconf automake pkg-config libconfuse-dev libcriterion-dev libev-dev
       nginx-light libfcgi-dev libfcgi-bin curl wrk clang libclang-rt-14-dev
-      python3-prometheus-client chromium)
+      python3-prometheus-client chromium prometheus)
 
 install_deps() {
     local missing=()
@@ -31,9 +31,18 @@ install_deps() {
         echo "quickstart: installing ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        # No service starts while we install (Debian would start nginx on
+        # port 80 and prometheus on every address): the tests run their own,
+        # on loopback ports.
+        local policy=/usr/sbin/policy-rc.d own=0
+        if [[ ! -e $policy ]]; then
+            printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && own=1
+        fi
+        local rc=0
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+        ((own)) && rm -f "$policy"
+        ((rc == 0)) || exit "$rc"
     fi
-    # Debian starts nginx on port 80 when it is installed; we run our own.
 }
 
 build() { # build DIR [configure args...]

@@ -343,3 +343,43 @@ Test(status, html_page_draws_in_a_real_browser, .timeout = 120)
     for (int i = 0; i < 3; i++)
         h_bg_join(&b[i]);
 }
+
+/* ---- a real Prometheus scrapes the page ---------------------------------------------- */
+
+Test(status, prometheus_scrapes_through_nginx, .timeout = 120)
+{
+    const char *prometheus = "/usr/bin/prometheus";
+    if (access(prometheus, X_OK) != 0)
+        cr_skip_test("%s is not installed (apt-get install prometheus)", prometheus);
+    serve_tcp(nw, ng, "-w", "2", "--status-path", "/status", h_testapp("status"));
+    for (int i = 0; i < 4; i++)
+        assert_status(h_get(ng.port, "/x?code=404"), 404, nw.log);
+    /* Prometheus on a loopback port of the test's own, scraping ?openmetrics
+     * through nginx every second */
+    int pport = h_free_port();
+    char *conf = h_path("prometheus.yml");
+    h_write_file(conf, h_fmt("global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
+                             "scrape_configs:\n"
+                             "  - job_name: narwhal\n"
+                             "    metrics_path: /status\n"
+                             "    params: {openmetrics: ['1']}\n"
+                             "    static_configs: [{targets: ['127.0.0.1:%d']}]\n",
+                             ng.port));
+    char *argv[] = {(char *)prometheus, h_fmt("--config.file=%s", conf),
+                    h_fmt("--web.listen-address=127.0.0.1:%d", pport),
+                    h_fmt("--storage.tsdb.path=%s", h_path("prometheus-data")), NULL};
+    h_spawn(h_path("prometheus.log"), argv, NULL);
+    /* its HTTP API answers the series once a scrape has been stored */
+    const char *query = "/api/v1/query?query=narwhal_requests_total%7Bstatus%3D%224xx%22%7D";
+    h_response r = {0};
+    for (long end = h_now_ms() + 30000; h_now_ms() < end; h_sleep_ms(500)) {
+        r = h_get(pport, query);
+        if (r.status == 200 && r.body && strstr(r.body, "\"value\""))
+            break;
+    }
+    cr_assert(r.status == 200 && r.body && strstr(r.body, "\"value\""),
+              "Prometheus has no narwhal series after 30 s: %s\n%s", r.body ? r.body : "",
+              h_tail(h_path("prometheus.log")));
+    cr_assert(strstr(r.body, "\"job\":\"narwhal\"") && strstr(r.body, "\"4\"]"),
+              "4xx should be 4: %s", r.body);
+}
