@@ -98,8 +98,9 @@ static size_t uwsgi_sess_parse(nw_session *s, const uint8_t *in, size_t len, nw_
  * wsgi_subhandler.c: PATH_INFO becomes PATH_INFO + strlen(SCRIPT_NAME),
  * without looking). Here PATH_INFO loses SCRIPT_NAME only where SCRIPT_NAME
  * is a prefix of it, byte for byte, and is left as it came otherwise;
- * SCRIPT_NAME stays. The first SCRIPT_NAME counts (the one nw_param
- * returns), and every PATH_INFO is rewritten.
+ * SCRIPT_NAME stays. The last SCRIPT_NAME counts (the one nw_param
+ * returns: a config repeats a param to override it), and every PATH_INFO
+ * is rewritten.
  *
  * Why here: the codec hands out the vars block as it came (it frames, it
  * does not interpret), and the request never asks which protocol it speaks;
@@ -122,7 +123,7 @@ static int find_script_name(void *arg, const char *name, size_t nlen, const char
                             size_t vlen)
 {
     struct strip_ctx *c = arg;
-    if (!c->script && name_is(name, nlen, "SCRIPT_NAME")) {
+    if (name_is(name, nlen, "SCRIPT_NAME")) {
         c->script = value;
         c->script_len = vlen;
     }

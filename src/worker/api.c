@@ -2,6 +2,7 @@
  * src/narwhal.sym. Each function checks its arguments against the
  * header's contract and leaves the work to the request (request.h), its
  * stream (stream.h) and the wait primitive (wait.h). */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "coro.h"
 #include "log.h"
 #include "narwhal.h"
 #include "request.h"
@@ -183,6 +185,13 @@ static int64_t wait_deadline(const nw_request *req, int timeout_ms)
 int nw_wait_fd(nw_request *req, int fd, int events, int timeout_ms)
 {
     if (!req || fd < 0 || !(events & (NW_READ | NW_WRITE)) || foreign(req, "nw_wait_fd"))
+        return -1;
+    /* The app's fd, unlike the connection's, may be closed. In a coroutine
+     * the wait hands it to libev, which takes it on trust (its epoll
+     * backend asserts when the kernel refuses it, killing the worker and
+     * every request in it); poll(2) on a thread answers POLLNVAL: -1 either
+     * way. */
+    if (coro_current() && fcntl(fd, F_GETFD) < 0)
         return -1;
     request_flush_before_wait(req);
     int64_t d = wait_deadline(req, timeout_ms);

@@ -281,7 +281,10 @@ static void conn_task_done(nw_task *t)
      * is decided here, not there. */
     cs->hooks.request_done(cs->hooks.arg);
     c->busy = 0;
-    if (c->st.broken || !keep || c->st.closing || cs->stopping || cs->s->keepalive == 0) {
+    /* closing: the worker stops (conn_set_stopping marks every connection,
+     * conn_dispatch every request dispatched after) or max_requests is
+     * near. */
+    if (c->st.broken || !keep || c->st.closing || cs->s->keepalive == 0) {
         if (ended)
             stream_end(&c->st);
         conn_close(c, NULL);

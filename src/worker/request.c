@@ -285,6 +285,11 @@ void request_log_to_peer(nw_request *r, const char *msg, size_t len)
     if (r->failed || !stream_proto(r->st)->log || !len)
         return;
     size_t before = r->err.len;
+    /* Escaping only lengthens it: what cannot fit is not copied at all. */
+    if (before + (before ? 2 : 0) + len > REQUEST_ERR_QUEUE) {
+        r->err_dropped++;
+        return;
+    }
     if (before)
         nw_buf_append(&r->err, "; ", 2);
     log_append_escaped(&r->err, msg, len);
@@ -324,23 +329,16 @@ static const char *param_cb(void *ctx, const char *name)
     return request_param(ctx, name);
 }
 
-static void log_request(nw_request *r)
+/* status: what the client got; us: how long the request took. */
+static void log_request(nw_request *r, int status, int64_t us)
 {
     if (!log_access_enabled())
         return;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    int64_t us = (int64_t)(now.tv_sec - r->start_rt.tv_sec) * 1000000 +
-                 (now.tv_nsec - r->start_rt.tv_nsec) / 1000;
     access_entry e = {
         .param = param_cb,
         .resp_header = resp_header,
         .ctx = r,
-        /* What the client got: a request that failed (the peer went away,
-         * a protocol error) or that the front end aborted got no complete
-         * response, whatever status the handler had set: 499, nginx's
-         * status for a client that went away. */
-        .status = r->failed || r->aborted ? 499 : r->status,
+        .status = status,
         .body_bytes = r->body_bytes,
         .start = r->start_rt,
         .duration_us = us > 0 ? (uint64_t)us : 0,
@@ -495,11 +493,15 @@ void request_run(nw_request *r)
     clock_gettime(CLOCK_REALTIME, &now);
     int64_t us = (int64_t)(now.tv_sec - r->start_rt.tv_sec) * 1000000 +
                  (now.tv_nsec - r->start_rt.tv_nsec) / 1000;
-    /* What the client got (the access log's rule): 499 when it got nothing. */
+    /* What the client got: a request that failed (the peer went away, a
+     * protocol error) or that the front end aborted got no complete
+     * response, whatever status the handler had set: 499, nginx's status
+     * for a client that went away. The access log, the status page and
+     * statsD all say so. */
     int status = r->failed || r->aborted ? 499 : r->status;
     scoreboard_count_request(status, us > 0 ? (uint64_t)us : 0, timed_out);
     scoreboard_count_leave(t);
-    log_request(r);
+    log_request(r, status, us);
     if (statsd_enabled())
         statsd_request(status, us > 0 ? (double)us / 1000. : 0.);
 }

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <linux/sockios.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -189,10 +190,13 @@ sess_ev_type stream_next(nw_stream *st, sess_event *ev)
             log_warning("connection %llu: %s; closing", (unsigned long long)st->id, ev->msg);
             st->broken = 1;
             break;
-        case SESS_EV_ABORT:
-            log_info("connection %llu: request %u aborted by the front end",
-                     (unsigned long long)st->id, ev->id);
+        case SESS_EV_ABORT: {
+            /* A peer can repeat it: rate-limited like the session's own. */
+            char msg[64];
+            snprintf(msg, sizeof msg, "request %u aborted by the front end", ev->id);
+            stream_log(st, NW_LOG_INFO, msg);
             break;
+        }
         default:
             break;
         }

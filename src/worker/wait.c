@@ -3,7 +3,6 @@
 #include "wait.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 
 #include "coro.h"
@@ -78,11 +77,6 @@ static int coro_wait(nw_waiter *w, int fd, int events, int64_t deadline_ms)
      * (the loop would run the zero timer before looking at the fd). */
     if (fd >= 0 && deadline_ms >= 0 && deadline_ms <= nw_now_ms())
         return poll_wait(fd, events, deadline_ms);
-    /* libev takes the fd on trust: its epoll backend asserts when the
-     * kernel refuses it, which would kill the worker and every request in
-     * it. poll(2) answers POLLNVAL; here the wait answers -1 the same. */
-    if (fd >= 0 && fcntl(fd, F_GETFD) < 0)
-        return -1;
     if (fd >= 0) {
         int ev = ((events & NW_READ) ? EV_READ : 0) | ((events & NW_WRITE) ? EV_WRITE : 0);
         ev_io_set(&w->io, fd, ev);

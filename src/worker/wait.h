@@ -27,8 +27,9 @@ void wait_setup(nw_waiter *w, struct ev_loop *loop, void (*wake)(nw_waiter *w));
 
 /* Waits until fd (-1 = none) is ready for events (NW_READ | NW_WRITE) or
  * deadline_ms (nw_now_ms clock, -1 = none) passes. Returns the ready mask,
- * 0 on timeout, -1 on error (a closed fd, or nothing that could ever end
- * the wait). A deadline already passed makes it a non-blocking check. */
+ * 0 on timeout, -1 on error (or nothing could ever end the wait). A
+ * deadline already passed makes it a non-blocking check. fd must be open:
+ * inside a coroutine libev takes it on trust (nw_wait_fd checks the app's). */
 int wait_fd(int fd, int events, int64_t deadline_ms);
 
 #endif

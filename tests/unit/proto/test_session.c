@@ -420,6 +420,10 @@ Test(session_uwsgi, modifier1_30_strips_script_name_from_path_info)
          "REQUEST 0 keep=0 body_done=1:SCRIPT_NAME=/app;PATH_INFO=/other/x;\n"},
         {{"SCRIPT_NAME", "/app/x/y/z", "PATH_INFO", "/app/x", NULL},
          "REQUEST 0 keep=0 body_done=1:SCRIPT_NAME=/app/x/y/z;PATH_INFO=/app/x;\n"},
+        /* a SCRIPT_NAME repeated to override it: the last one counts, as in
+         * nw_param */
+        {{"SCRIPT_NAME", "/other", "PATH_INFO", "/app/x", "SCRIPT_NAME", "/app", NULL},
+         "REQUEST 0 keep=0 body_done=1:SCRIPT_NAME=/other;PATH_INFO=/x;SCRIPT_NAME=/app;\n"},
         {{"SCRIPT_NAME", "", "PATH_INFO", "/x", NULL},
          "REQUEST 0 keep=0 body_done=1:SCRIPT_NAME=;PATH_INFO=/x;\n"},
         {{"PATH_INFO", "/app/x", NULL}, "REQUEST 0 keep=0 body_done=1:PATH_INFO=/app/x;\n"},
