@@ -185,17 +185,20 @@ void access_format_free(access_format *f)
 
 /* ---- rendering ------------------------------------------------------------- */
 
-void log_append_escaped(nw_buf *out, const char *s, size_t n)
+/* Control bytes (but tab, where keep_tab) as \xNN; with quotes, also '"'
+ * as \" and '\' as \\. */
+static void escape(nw_buf *out, const char *s, size_t n, int quotes, int keep_tab)
 {
     static const char hex[] = "0123456789abcdef";
     const char *run = s, *end = s + n;
     for (; s < end; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c >= 0x20 && c != 0x7f && c != '"' && c != '\\')
+        int ctl = (c < 0x20 && !(keep_tab && c == '\t')) || c == 0x7f;
+        if (!ctl && !(quotes && (c == '"' || c == '\\')))
             continue;
         nw_buf_append(out, run, (size_t)(s - run));
         run = s + 1;
-        if (c == '"' || c == '\\') {
+        if (!ctl) {
             char esc[2] = {'\\', (char)c};
             nw_buf_append(out, esc, 2);
         } else {
@@ -204,6 +207,16 @@ void log_append_escaped(nw_buf *out, const char *s, size_t n)
         }
     }
     nw_buf_append(out, run, (size_t)(s - run));
+}
+
+void log_append_escaped(nw_buf *out, const char *s, size_t n)
+{
+    escape(out, s, n, 1, 0);
+}
+
+void log_append_flat(nw_buf *out, const char *s, size_t n)
+{
+    escape(out, s, n, 0, 1);
 }
 
 static void append_escaped(nw_buf *out, const char *s)

@@ -259,17 +259,11 @@ void log_vmsg(int level, const char *fmt, va_list ap)
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)line[pre + i];
         if ((c < 0x20 && c != '\t') || c == 0x7f) {
-            nw_buf_append(&esc, line, pre + i);
-            for (; i < len; i++) {
-                c = (unsigned char)line[pre + i];
-                if ((c < 0x20 && c != '\t') || c == 0x7f)
-                    nw_buf_printf(&esc, "\\x%02x", c);
-                else
-                    nw_buf_appendc(&esc, (char)c);
-            }
-            line = (char *)nw_buf_head(&esc);
-            len = esc.len - pre;
+            nw_buf_append(&esc, line, pre);
+            log_append_flat(&esc, line + pre, len);
             nw_buf_appendc(&esc, 0); /* room for the newline */
+            line = (char *)nw_buf_head(&esc);
+            len = esc.len - 1 - pre;
             break;
         }
     }

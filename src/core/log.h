@@ -40,6 +40,9 @@ int log_error_fd(void);
  * nor break a quoted field: bytes < 0x20 and 0x7f as \xNN, '"' as \", '\'
  * as \\. UTF-8 (bytes >= 0x80) passes through. */
 void log_append_escaped(nw_buf *out, const char *s, size_t n);
+/* The same for text that is one line of its own, not a quoted field:
+ * control bytes but tab as \xNN, everything else as it is. */
+void log_append_flat(nw_buf *out, const char *s, size_t n);
 
 /* Called with the level of every error log line at NW_LOG_WARNING and above
  * (statsD's gunicorn.log.* counters); NULL = none. */

@@ -71,13 +71,25 @@ int scoreboard_claim(nw_scoreboard *sb, pid_t pid)
     return -1;
 }
 
+/* to += from, field by field (every field is a uint64_t). */
+static void counts_add(nw_sb_counts *to, const nw_sb_counts *from)
+{
+    _Static_assert(sizeof(nw_sb_counts) % sizeof(uint64_t) == 0, "counts are uint64_t");
+    uint64_t *t = (uint64_t *)to;
+    const uint64_t *f = (const uint64_t *)from;
+    for (size_t k = 0; k < sizeof *to / sizeof *t; k++)
+        t[k] += LOAD(&f[k]);
+}
+
 void scoreboard_release(nw_scoreboard *sb, int i)
 {
-    /* The worker is gone: what it ran and could run no longer counts. A
-     * worker killed between its two updates of an enter or leave leaves the
-     * totals off by one request until the master restarts; the page shows
-     * busy slots from the slots themselves, so only max_active could see it. */
+    /* The worker is gone: what it served joins the totals; what it ran and
+     * could run no longer counts. A worker killed between its two updates
+     * of an enter or leave leaves `active` off by one request until the
+     * master restarts; the page shows busy slots from the slots themselves,
+     * so only max_active could see it. */
     nw_slot *s = &sb->slots[i];
+    counts_add(&sb->totals->c, &s->c);
     ADD(&sb->totals->active, -(int64_t)LOAD(&s->active));
     ADD(&sb->totals->capacity, -(int64_t)LOAD(&s->capacity));
     memset(&sb->slots[i], 0, sizeof sb->slots[i]);
@@ -97,10 +109,24 @@ void scoreboard_beat(nw_slot *s)
     __atomic_store_n(&s->heartbeat_ms, nw_now_ms(), __ATOMIC_RELAXED);
 }
 
+/* A copy that stops at the field's end, always terminated (no snprintf:
+ * this runs for every request). */
+static void copy_field(char *dst, size_t size, const char *src)
+{
+    size_t n = src ? strnlen(src, size - 1) : 1;
+    memcpy(dst, src ? src : "-", n);
+    dst[n] = 0;
+}
+
 void scoreboard_request_begin(nw_tslot *t, const char *method, const char *uri, int64_t start_ms)
 {
-    snprintf(t->method, sizeof t->method, "%s", method ? method : "-");
-    snprintf(t->uri, sizeof t->uri, "%s", uri ? uri : "-");
+    copy_field(t->method, sizeof t->method, method);
+    copy_field(t->uri, sizeof t->uri, uri);
+    __atomic_store_n(&t->req_start_ms, start_ms, __ATOMIC_RELEASE);
+}
+
+void scoreboard_request_resume(nw_tslot *t, int64_t start_ms)
+{
     __atomic_store_n(&t->req_start_ms, start_ms, __ATOMIC_RELEASE);
 }
 
@@ -119,6 +145,14 @@ void scoreboard_ready(nw_slot *s, int capacity)
     __atomic_store_n(&s->state, SLOT_READY, __ATOMIC_RELEASE);
 }
 
+void scoreboard_stopping(nw_slot *s)
+{
+    int capacity = __atomic_exchange_n(&s->capacity, 0, __ATOMIC_RELAXED);
+    if (shared.totals)
+        ADD(&shared.totals->capacity, -(int64_t)capacity);
+    __atomic_store_n(&s->state, SLOT_STOPPING, __ATOMIC_RELEASE);
+}
+
 void scoreboard_count_reload(nw_scoreboard *sb)
 {
     ADD(&sb->totals->generation, 1);
@@ -130,10 +164,9 @@ void scoreboard_count_exit(nw_scoreboard *sb, int cause)
         ADD(&sb->totals->exits[cause], 1);
 }
 
-void scoreboard_count_accept(void)
+void scoreboard_count_accept(nw_slot *s)
 {
-    if (shared.totals)
-        ADD(&shared.totals->accepted, 1);
+    ADD(&s->c.accepted, 1);
 }
 
 /* The worker slot a request slot belongs to, in the shared map. */
@@ -164,32 +197,25 @@ void scoreboard_count_enter(nw_tslot *ts)
         ADD(&t->full, 1);
 }
 
-void scoreboard_count_leave(nw_tslot *ts)
+void scoreboard_count_leave(nw_tslot *ts, int status, uint64_t duration_us, int timed_out)
 {
-    nw_sb_totals *t = shared.totals;
+    static const int64_t bounds[] = SB_DURATION_BOUNDS_MS;
     nw_slot *s = slot_of(ts);
     if (!s)
         return;
     ADD(&s->active, -1);
-    ADD(&t->active, -1);
-    ADD(&s->requests, 1);
-}
-
-void scoreboard_count_request(int status, uint64_t duration_us, int timed_out)
-{
-    static const int64_t bounds[] = SB_DURATION_BOUNDS_MS;
-    nw_sb_totals *t = shared.totals;
-    if (!t)
-        return;
-    ADD(&t->requests, 1);
-    ADD(&t->status[status >= 100 && status < 600 ? status / 100 : 0], 1);
+    ADD(&shared.totals->active, -1);
+    /* The worker's own counts: only its own threads ever race here. */
+    nw_sb_counts *c = &s->c;
+    ADD(&c->requests, 1);
+    ADD(&c->status[status >= 100 && status < 600 ? status / 100 : 0], 1);
     if (timed_out)
-        ADD(&t->timeouts, 1);
+        ADD(&c->timeouts, 1);
     size_t b = 0;
     while (b < sizeof bounds / sizeof bounds[0] && duration_us > (uint64_t)bounds[b] * 1000)
         b++;
-    ADD(&t->duration[b], 1);
-    ADD(&t->duration_us, duration_us);
+    ADD(&c->duration[b], 1);
+    ADD(&c->duration_us, duration_us);
 }
 
 int scoreboard_snapshot(const nw_scoreboard *sb, nw_scoreboard *out)
@@ -209,6 +235,9 @@ int scoreboard_snapshot(const nw_scoreboard *sb, nw_scoreboard *out)
      * below, which is all a reader relies on (scoreboard.h). */
     memcpy(out->totals, sb->totals, sizeof *out->totals);
     memcpy(out->slots, sb->slots, sizeof(nw_slot) * (size_t)sb->nslots);
+    for (int i = 0; i < sb->nslots; i++)
+        if (out->slots[i].pid > 0)
+            counts_add(&out->totals->c, &out->slots[i].c);
     /* Only the request slots of live workers: the map holds room for
      * hundreds of workers with 16 or more slots each, a megabyte. */
     for (int i = 0; i < sb->nslots; i++) {

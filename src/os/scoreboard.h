@@ -13,28 +13,15 @@
 
 enum { SLOT_FREE = 0, SLOT_BOOTING, SLOT_READY, SLOT_STOPPING };
 
-/* One request in progress. */
+/* One request in progress. Its own cache line(s): threads of one worker
+ * each write theirs. */
 typedef struct nw_tslot {
     int64_t req_start_ms; /* when the request began, 0 = none */
     uint64_t requests;    /* requests begun on this slot */
     char method[16];
     char uri[232];
-} nw_tslot;
+} __attribute__((aligned(64))) nw_tslot;
 
-typedef struct nw_slot {
-    pid_t pid;
-    int state;
-    int64_t heartbeat_ms; /* nw_now_ms() of the worker's last sign of life */
-    uint64_t requests;    /* requests handled by this worker */
-    int64_t started_ms;   /* nw_now_ms() when the worker became ready */
-    int capacity;         /* requests it runs at once (set when ready) */
-    int active;           /* requests it runs now */
-} nw_slot;
-
-/* Server-wide totals: one area at the head of the map, kept from the
- * master's start to its exit (worker restarts and HUP keep them). Counters
- * only ever grow (but active) and are updated with relaxed atomics; a
- * reader copies them (scoreboard_snapshot). */
 enum {
     SB_EXIT_NORMAL,
     SB_EXIT_ERROR,
@@ -49,21 +36,45 @@ enum {
         5, 25, 100, 500, 2500, 10000                                                               \
     }
 enum { SB_NBUCKETS = 7 };
-typedef struct nw_sb_totals {
-    int64_t start_unix_ms;          /* wall clock when the master opened the scoreboard */
-    int64_t start_ms;               /* nw_now_ms() then */
-    uint64_t generation;            /* reloads (HUP) since the master started */
+
+/* What a worker counts as it serves. Each worker counts in its own slot
+ * (no other worker writes that cache line); the master folds a gone
+ * worker's counts into the totals, and a reader adds the live ones
+ * (scoreboard_snapshot). All fields are uint64_t (counts_add). */
+typedef struct nw_sb_counts {
     uint64_t accepted;              /* connections accepted */
     uint64_t requests;              /* requests finished */
     uint64_t status[6];             /* by class: [1] 1xx .. [5] 5xx, [0] anything else */
     uint64_t timeouts;              /* requests answered 504 for passing `timeout` */
     uint64_t duration[SB_NBUCKETS]; /* requests per duration bucket (not cumulative) */
     uint64_t duration_us;           /* sum of the durations */
-    int64_t active;                 /* requests running now, all workers */
-    int64_t capacity;               /* requests the ready workers run at once */
-    int64_t max_active;             /* most requests running at once */
-    uint64_t full;                  /* requests that took the last idle slot or found none */
-    uint64_t exits[SB_NEXIT];       /* workers gone, by cause */
+} nw_sb_counts;
+
+typedef struct nw_slot {
+    pid_t pid;
+    int state;
+    int64_t heartbeat_ms; /* nw_now_ms() of the worker's last sign of life */
+    int64_t started_ms;   /* nw_now_ms() when the worker became ready */
+    int capacity;         /* requests it runs at once (set when ready, 0 once stopping) */
+    int active;           /* requests it runs now */
+    nw_sb_counts c;       /* what it served (c.requests: requests it handled) */
+} __attribute__((aligned(64))) nw_slot;
+
+/* Server-wide totals: one area at the head of the map, kept from the
+ * master's start to its exit (worker restarts and HUP keep them). c holds
+ * the counts of workers gone (a snapshot adds the live ones'); the rest is
+ * server-wide by nature and updated with relaxed atomics. */
+typedef struct nw_sb_totals {
+    int64_t start_unix_ms;    /* wall clock when the master opened the scoreboard */
+    int64_t start_ms;         /* nw_now_ms() then */
+    uint64_t generation;      /* reloads (HUP) since the master started */
+    uint64_t exits[SB_NEXIT]; /* workers gone, by cause */
+    nw_sb_counts c;           /* counts of the workers gone (master only) */
+    /* written by every worker, twice per request: */
+    int64_t active __attribute__((aligned(64))); /* requests running now, all workers */
+    int64_t capacity;                            /* requests the ready workers run at once */
+    int64_t max_active;                          /* most requests running at once */
+    uint64_t full; /* requests that took the last idle slot or found none */
 } nw_sb_totals;
 
 typedef struct nw_scoreboard {
@@ -99,17 +110,24 @@ static inline nw_tslot *scoreboard_tslot(const nw_scoreboard *sb, int i, int t)
 void scoreboard_beat(nw_slot *s);
 /* The worker is ready and runs up to capacity requests at once. */
 void scoreboard_ready(nw_slot *s, int capacity);
+/* The worker stops: it takes no new request, so its capacity is no
+ * longer the server's (nor is it idle). */
+void scoreboard_stopping(nw_slot *s);
+/* Marks request slot t as running a request (a copy of method and uri). */
 void scoreboard_request_begin(nw_tslot *t, const char *method, const char *uri, int64_t start_ms);
+/* The same request takes the slot again (async: its coroutine resumes):
+ * only when. */
+void scoreboard_request_resume(nw_tslot *t, int64_t start_ms);
 void scoreboard_request_end(nw_tslot *t);
-/* The totals, through scoreboard_shared() (no-ops without one): a
- * connection accepted; a request entered or left request slot ts of the
- * shared map (one call each per request, whatever the class: under async
- * many requests share a request slot); a request finished with status after duration_us (timed_out:
- * it passed `timeout` and got a 504). */
-void scoreboard_count_accept(void);
+/* Counting, through scoreboard_shared() (no-ops without one): a
+ * connection accepted by the worker of slot s; a request entered or left
+ * request slot ts (one call each per request, whatever the class: under
+ * async many requests share a request slot) and finished with status after
+ * duration_us (timed_out: it passed `timeout` and got a 504). The counts
+ * go to the worker's own slot; only `active` is server-wide. */
+void scoreboard_count_accept(nw_slot *s);
 void scoreboard_count_enter(nw_tslot *ts);
-void scoreboard_count_leave(nw_tslot *ts);
-void scoreboard_count_request(int status, uint64_t duration_us, int timed_out);
+void scoreboard_count_leave(nw_tslot *ts, int status, uint64_t duration_us, int timed_out);
 
 /* A copy of the totals and of every slot, for a reader: out->totals,
  * slots and tslots point into memory the caller frees with
@@ -120,7 +138,8 @@ void scoreboard_count_request(int status, uint64_t duration_us, int timed_out);
  * (requests may already count one whose status is not yet counted). Each
  * number is one aligned 64-bit load, never half-written; a page is a
  * picture of a moving server, off by the requests in flight, and the next
- * read is right again. */
+ * read is right again. out->totals->c is the sum of the workers gone and
+ * of every live worker's counts. */
 int scoreboard_snapshot(const nw_scoreboard *sb, nw_scoreboard *out);
 void scoreboard_snapshot_free(nw_scoreboard *snap);
 

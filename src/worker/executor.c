@@ -239,12 +239,21 @@ static void co_entry(void *arg)
  * worker (waiting coroutines never count: their deadlines are their own). */
 static void co_step(co_run *r)
 {
+    /* The task that marked the slot last: resuming it again only moves the
+     * start (its method and uri are there already). */
+    static const nw_task *marked;
     nw_tslot *t = &the_tslots[0];
-    scoreboard_request_begin(t, r->task->method, r->task->uri, nw_now_ms());
+    if (marked == r->task) {
+        scoreboard_request_resume(t, nw_now_ms());
+    } else {
+        scoreboard_request_begin(t, r->task->method, r->task->uri, nw_now_ms());
+        marked = r->task;
+    }
     int done = coro_resume(r->co);
     scoreboard_request_end(t);
     if (done) {
         nw_task *task = r->task;
+        marked = NULL; /* its connection may post its next task at this address */
         coro_free(r->co);
         r->co = NULL;
         r->task = NULL;
@@ -319,5 +328,10 @@ nw_tslot *executor_tslot(void)
     case NW_CLASS_SYNC:
         break;
     }
+    return &the_tslots[0];
+}
+
+nw_tslot *executor_shared_tslot(void)
+{
     return &the_tslots[0];
 }

@@ -41,5 +41,8 @@ void executor_post(nw_task *t);
  * threads); NULL under async, where the executor marks the slot itself each
  * time a task takes the loop. */
 nw_tslot *executor_tslot(void);
+/* The request slot that async requests share (the worker's first), for
+ * counting them. */
+nw_tslot *executor_shared_tslot(void);
 
 #endif

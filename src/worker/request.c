@@ -432,7 +432,10 @@ void request_run(nw_request *r)
     nw_tslot *t = executor_tslot();
     if (t)
         scoreboard_request_begin(t, method, uri, r->start_ms);
-    scoreboard_count_enter(t);
+    /* counted in the worker's slot whatever the class (async: its shared
+     * request slot, which the executor marks itself) */
+    nw_tslot *counted = t ? t : executor_shared_tslot();
+    scoreboard_count_enter(counted);
 
     const char *why = NULL;
     int refuse = request_check_limits(r, s, &why);
@@ -499,8 +502,7 @@ void request_run(nw_request *r)
      * for a client that went away. The access log, the status page and
      * statsD all say so. */
     int status = r->failed || r->aborted ? 499 : r->status;
-    scoreboard_count_request(status, us > 0 ? (uint64_t)us : 0, timed_out);
-    scoreboard_count_leave(t);
+    scoreboard_count_leave(counted, status, us > 0 ? (uint64_t)us : 0, timed_out);
     log_request(r, status, us);
     if (statsd_enabled())
         statsd_request(status, us > 0 ? (double)us / 1000. : 0.);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "util.h"
 
 static const nw_listener *the_listeners;
@@ -212,12 +213,15 @@ static numbers count(const nw_scoreboard *sb, const status_extra *x)
         const nw_slot *s = &sb->slots[i];
         if (s->pid <= 0 || s->state == SLOT_FREE)
             continue;
-        if (s->active > 0)
-            n.active += s->active;
-        if (s->state == SLOT_READY)
+        int active = s->active > 0 ? s->active : 0;
+        n.active += active; /* a stopping worker's too: they still run */
+        /* only a ready worker takes new requests: a stopping one's running
+         * requests take no idle slot from the workers that replace it */
+        if (s->state == SLOT_READY) {
             n.total += s->capacity;
+            n.idle += s->capacity > active ? s->capacity - active : 0;
+        }
     }
-    n.idle = n.total > n.active ? n.total - n.active : 0;
     for (int i = 0; i < x->nqueues; i++) {
         if (x->queues[i].queue < 0)
             continue;
@@ -226,7 +230,7 @@ static numbers count(const nw_scoreboard *sb, const status_extra *x)
     }
     uint64_t c = 0;
     for (int b = 0; b < SB_NBUCKETS; b++)
-        n.cum[b] = c += sb->totals->duration[b];
+        n.cum[b] = c += sb->totals->c.duration[b];
     return n;
 }
 
@@ -293,23 +297,23 @@ static void format_text(nw_buf *o, const nw_scoreboard *sb, const status_extra *
     LINE("start time", "%s", when);
     LINE("start since", "%lld", (long long)((x->now_ms - t->start_ms) / 1000));
     LINE("generation", "%llu", (unsigned long long)t->generation);
-    LINE("accepted conn", "%llu", (unsigned long long)t->accepted);
-    LINE("requests", "%llu", (unsigned long long)t->requests);
+    LINE("accepted conn", "%llu", (unsigned long long)t->c.accepted);
+    LINE("requests", "%llu", (unsigned long long)t->c.requests);
     for (int c = 1; c <= 5; c++) {
         char name[16];
         snprintf(name, sizeof name, "requests %dxx", c);
-        LINE(name, "%llu", (unsigned long long)t->status[c]);
+        LINE(name, "%llu", (unsigned long long)t->c.status[c]);
     }
-    LINE("requests timed out", "%llu", (unsigned long long)t->timeouts);
+    LINE("requests timed out", "%llu", (unsigned long long)t->c.timeouts);
     for (int b = 0; b < SB_NBUCKETS; b++) {
         char name[40];
         if (b < SB_NBUCKETS - 1)
             snprintf(name, sizeof name, "duration <= %lldms", (long long)bounds_ms[b]);
         else
             snprintf(name, sizeof name, "duration > %lldms", (long long)bounds_ms[b - 1]);
-        LINE(name, "%llu", (unsigned long long)t->duration[b]);
+        LINE(name, "%llu", (unsigned long long)t->c.duration[b]);
     }
-    LINE("duration total ms", "%llu", (unsigned long long)(t->duration_us / 1000));
+    LINE("duration total ms", "%llu", (unsigned long long)(t->c.duration_us / 1000));
     if (n.queue >= 0) {
         LINE("listen queue", "%d", n.queue);
         LINE("listen queue len", "%d", n.backlog);
@@ -337,11 +341,25 @@ static void format_text(nw_buf *o, const nw_scoreboard *sb, const status_extra *
         LINE("worker state", "%s", slot_state(s->state));
         LINE("worker since", "%lld",
              (long long)(s->started_ms ? (x->now_ms - s->started_ms) / 1000 : 0));
-        LINE("worker requests", "%llu", (unsigned long long)s->requests);
+        LINE("worker requests", "%llu", (unsigned long long)s->c.requests);
         LINE("state", "%s", ts->req_start_ms > 0 ? "Running" : "Idle");
         LINE("requests", "%llu", (unsigned long long)ts->requests);
-        LINE("request method", "%s", ts->req_start_ms > 0 ? ts->method : "-");
-        LINE("request URI", "%s", ts->req_start_ms > 0 ? ts->uri : "-");
+        /* what a peer sent: no control byte may start a line of its own */
+        nw_buf flat = NW_BUF_INIT;
+        if (ts->req_start_ms > 0) {
+            log_append_flat(&flat, ts->method, strlen(ts->method));
+            nw_buf_appendc(&flat, 0);
+            log_append_flat(&flat, ts->uri, strlen(ts->uri));
+        } else {
+            nw_buf_appends(&flat, "-");
+            nw_buf_appendc(&flat, 0);
+            nw_buf_appends(&flat, "-");
+        }
+        nw_buf_appendc(&flat, 0);
+        const char *method = (const char *)nw_buf_head(&flat);
+        LINE("request method", "%s", method);
+        LINE("request URI", "%s", method + strlen(method) + 1);
+        nw_buf_free(&flat);
         LINE("request duration", "%lld", (long long)running_ms(ts, x) * 1000);
     }
 #undef LINE
@@ -372,11 +390,12 @@ static void format_json(nw_buf *o, const nw_scoreboard *sb, const status_extra *
                   "\"accepted_conn\":%llu,\"requests\":%llu,\"requests_by_status\":{",
                   (long long)(t->start_unix_ms / 1000),
                   (long long)((x->now_ms - t->start_ms) / 1000), (unsigned long long)t->generation,
-                  (unsigned long long)t->accepted, (unsigned long long)t->requests);
+                  (unsigned long long)t->c.accepted, (unsigned long long)t->c.requests);
     for (int c = 1; c <= 5; c++)
-        nw_buf_printf(o, "%s\"%dxx\":%llu", c > 1 ? "," : "", c, (unsigned long long)t->status[c]);
+        nw_buf_printf(o, "%s\"%dxx\":%llu", c > 1 ? "," : "", c,
+                      (unsigned long long)t->c.status[c]);
     nw_buf_printf(o, "},\"requests_timed_out\":%llu,\"duration_buckets\":[",
-                  (unsigned long long)t->timeouts);
+                  (unsigned long long)t->c.timeouts);
     for (int b = 0; b < SB_NBUCKETS; b++) {
         if (b < SB_NBUCKETS - 1)
             nw_buf_printf(o, "%s{\"le_ms\":%lld,", b ? "," : "", (long long)bounds_ms[b]);
@@ -384,7 +403,7 @@ static void format_json(nw_buf *o, const nw_scoreboard *sb, const status_extra *
             nw_buf_appends(o, ",{\"le_ms\":null,");
         nw_buf_printf(o, "\"count\":%llu}", (unsigned long long)n.cum[b]);
     }
-    nw_buf_printf(o, "],\"duration_total_us\":%llu,", (unsigned long long)t->duration_us);
+    nw_buf_printf(o, "],\"duration_total_us\":%llu,", (unsigned long long)t->c.duration_us);
     if (n.queue >= 0)
         nw_buf_printf(o, "\"listen_queue\":%d,\"listen_queue_len\":%d,", n.queue, n.backlog);
     else
@@ -419,7 +438,7 @@ static void format_json(nw_buf *o, const nw_scoreboard *sb, const status_extra *
                 "%s{\"pid\":%d,\"slot\":%d,\"worker_state\":\"%s\",\"worker_requests\":%llu,"
                 "\"state\":\"%s\",\"requests\":%llu,\"request_method\":",
                 first ? "" : ",", (int)s->pid, k, slot_state(s->state),
-                (unsigned long long)s->requests, busy ? "Running" : "Idle",
+                (unsigned long long)s->c.requests, busy ? "Running" : "Idle",
                 (unsigned long long)ts->requests);
             json_str(o, busy ? ts->method : "");
             nw_buf_appends(o, ",\"request_uri\":");
@@ -470,14 +489,15 @@ static void format_openmetrics(nw_buf *o, const nw_scoreboard *sb, const status_
     om_family(o, "narwhal_reloads", "counter", NULL, "Reloads (HUP) survived: the generation.");
     nw_buf_printf(o, "narwhal_reloads_total %llu\n", (unsigned long long)t->generation);
     om_family(o, "narwhal_accepted_connections", "counter", NULL, "Connections accepted.");
-    nw_buf_printf(o, "narwhal_accepted_connections_total %llu\n", (unsigned long long)t->accepted);
+    nw_buf_printf(o, "narwhal_accepted_connections_total %llu\n",
+                  (unsigned long long)t->c.accepted);
     om_family(o, "narwhal_requests", "counter", NULL, "Requests finished, by status class.");
     for (int c = 1; c <= 5; c++)
         nw_buf_printf(o, "narwhal_requests_total{status=\"%dxx\"} %llu\n", c,
-                      (unsigned long long)t->status[c]);
+                      (unsigned long long)t->c.status[c]);
     om_family(o, "narwhal_requests_timed_out", "counter", NULL,
               "Requests answered 504 for passing timeout.");
-    nw_buf_printf(o, "narwhal_requests_timed_out_total %llu\n", (unsigned long long)t->timeouts);
+    nw_buf_printf(o, "narwhal_requests_timed_out_total %llu\n", (unsigned long long)t->c.timeouts);
     om_family(o, "narwhal_request_duration_seconds", "histogram", "seconds",
               "Time from a request's start to its end.");
     for (int b = 0; b < SB_NBUCKETS - 1; b++)
@@ -487,7 +507,7 @@ static void format_openmetrics(nw_buf *o, const nw_scoreboard *sb, const status_
                   (unsigned long long)n.cum[SB_NBUCKETS - 1]);
     nw_buf_printf(o, "narwhal_request_duration_seconds_count %llu\n",
                   (unsigned long long)n.cum[SB_NBUCKETS - 1]);
-    nw_buf_printf(o, "narwhal_request_duration_seconds_sum %.6f\n", (double)t->duration_us / 1e6);
+    nw_buf_printf(o, "narwhal_request_duration_seconds_sum %.6f\n", (double)t->c.duration_us / 1e6);
     om_family(o, "narwhal_slots", "gauge", NULL,
               "Request slots of the ready workers, by state (busy counts every worker).");
     nw_buf_printf(o, "narwhal_slots{state=\"idle\"} %lld\nnarwhal_slots{state=\"busy\"} %lld\n",

@@ -54,7 +54,7 @@ static void begin_stop(nw_worker *w, const char *why)
         return;
     w->stopping = 1;
     log_info("worker stopping: %s", why);
-    __atomic_store_n(&w->slot->state, SLOT_STOPPING, __ATOMIC_RELEASE);
+    scoreboard_stopping(w->slot);
     set_accepting(w, 0);
     for (int i = 0; i < w->nlisteners; i++) {
         close(w->listeners[i].fd);
@@ -152,7 +152,7 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
             accept_failed(w, l, errno);
         return;
     }
-    scoreboard_count_accept();
+    scoreboard_count_accept(w->slot);
     conn_start(&w->conns, fd, listener_peer_kind(fd, &peer));
 }
 

@@ -383,3 +383,23 @@ Test(status, prometheus_scrapes_through_nginx, .timeout = 120)
     cr_assert(strstr(r.body, "\"job\":\"narwhal\"") && strstr(r.body, "\"4\"]"),
               "4xx should be 4: %s", r.body);
 }
+
+/* Under async many requests share one request slot, and every one of them
+ * counts: running, and then served. */
+Test(status, async_requests_are_counted)
+{
+    serve_tcp(nw, ng, "-w", "1", "-k", "async", "--status-path", "/status", h_testapp("slow"));
+    h_bg_request b[3];
+    for (int i = 0; i < 3; i++) {
+        b[i] = (h_bg_request){.port = ng.port, .path = "/slow?ms=3000"};
+        h_bg_start(&b[i]);
+    }
+    /* the status request itself runs too */
+    long active = wait_number(ng.port, "d['active_slots']", 4, nw.log);
+    cr_assert_eq(active, 4, "3 sleeping requests and this one: %ld", active);
+    cr_assert_geq(json_number(ng.port, "d['max_active_slots']", nw.log), 4);
+    for (int i = 0; i < 3; i++)
+        h_bg_join(&b[i]);
+    long done = json_number(ng.port, "d['requests_by_status']['2xx']", nw.log);
+    cr_assert_geq(done, 3, "the 3 served requests: %ld", done);
+}

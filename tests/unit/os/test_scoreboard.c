@@ -44,7 +44,7 @@ Test(scoreboard, open_maps_zeroed_slots)
     cr_expect_eq((char *)sb.tslots, (char *)sb.slots + 3 * sizeof(nw_slot));
     cr_expect(all_zero(sb.slots, sb.map_len - head));
     cr_expect_gt(sb.totals->start_unix_ms, 0);
-    cr_expect_eq(sb.totals->requests, 0);
+    cr_expect_eq(sb.totals->c.requests, 0);
     cr_expect_eq(scoreboard_shared()->totals, sb.totals, "workers find it after the fork");
     for (int i = 0; i < 3; i++) {
         cr_expect_eq(sb.slots[i].state, SLOT_FREE);
@@ -71,7 +71,7 @@ Test(scoreboard, claim_find_release)
     cr_expect_eq(sb.slots[0].state, SLOT_BOOTING);
     cr_expect_geq(sb.slots[0].heartbeat_ms, before);
     cr_expect_leq(sb.slots[0].heartbeat_ms, after);
-    cr_expect_eq(sb.slots[0].requests, 0);
+    cr_expect_eq(sb.slots[0].c.requests, 0);
 
     cr_expect_eq(scoreboard_claim(&sb, 200), 1);
     cr_expect_eq(scoreboard_claim(&sb, 300), 2);
@@ -103,7 +103,7 @@ Test(scoreboard, free_state_with_a_pid_is_not_claimed)
 Test(scoreboard, claim_and_release_clear_what_the_last_worker_left)
 {
     cr_assert_eq(scoreboard_claim(&sb, 100), 0);
-    sb.slots[0].requests = 42;
+    sb.slots[0].c.requests = 42;
     sb.slots[0].state = SLOT_READY;
     scoreboard_request_begin(scoreboard_tslot(&sb, 0, 0), "GET", "/a", 5);
     scoreboard_request_begin(scoreboard_tslot(&sb, 0, 1), "POST", "/b", 6);
@@ -117,9 +117,9 @@ Test(scoreboard, claim_and_release_clear_what_the_last_worker_left)
     /* Written behind the scoreboard's back (a worker that died mid-request):
      * claim clears it as well. */
     scoreboard_request_begin(scoreboard_tslot(&sb, 0, 1), "GET", "/x", 9);
-    sb.slots[0].requests = 3;
+    sb.slots[0].c.requests = 3;
     cr_assert_eq(scoreboard_claim(&sb, 200), 0);
-    cr_expect_eq(sb.slots[0].requests, 0);
+    cr_expect_eq(sb.slots[0].c.requests, 0);
     cr_expect(all_zero(scoreboard_tslot(&sb, 0, 0), 2 * sizeof(nw_tslot)));
 }
 
@@ -190,7 +190,7 @@ Test(scoreboard, shared_with_children)
     cr_assert_geq(pid, 0);
     if (pid == 0) {
         sb.slots[i].pid = getpid();
-        sb.slots[i].requests = 7;
+        sb.slots[i].c.requests = 7;
         __atomic_store_n(&sb.slots[i].state, SLOT_READY, __ATOMIC_RELEASE);
         scoreboard_beat(&sb.slots[i]);
         scoreboard_request_begin(scoreboard_tslot(&sb, i, 1), "GET", "/from-child", 4321);
@@ -201,7 +201,7 @@ Test(scoreboard, shared_with_children)
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     cr_expect_eq(sb.slots[i].pid, pid);
     cr_expect_eq(scoreboard_find(&sb, pid), i);
-    cr_expect_eq(sb.slots[i].requests, 7);
+    cr_expect_eq(sb.slots[i].c.requests, 7);
     cr_expect_eq(sb.slots[i].state, SLOT_READY);
     cr_expect_gt(sb.slots[i].heartbeat_ms, 1);
     cr_expect_str_eq(scoreboard_tslot(&sb, i, 1)->uri, "/from-child");
@@ -230,17 +230,37 @@ Test(scoreboard, totals_follow_the_workers)
     scoreboard_count_enter(ts);
     cr_expect_eq(sb.totals->active, 1);
     cr_expect_eq(sb.slots[i].active, 1);
-    scoreboard_count_request(200, 7000, 0);
-    scoreboard_count_leave(ts);
+    scoreboard_count_leave(ts, 200, 7000, 0);
     cr_expect_eq(sb.totals->active, 0);
     cr_expect_eq(ts->requests, 1);
-    cr_expect_eq(sb.slots[i].requests, 1);
-    cr_expect_eq(sb.totals->status[2], 1);
-    cr_expect_eq(sb.totals->duration[1], 1, "7 ms is in the 25 ms bucket");
+    /* counted in the worker's own slot, not in the shared totals */
+    cr_expect_eq(sb.slots[i].c.requests, 1);
+    cr_expect_eq(sb.slots[i].c.status[2], 1);
+    cr_expect_eq(sb.slots[i].c.duration[1], 1, "7 ms is in the 25 ms bucket");
+    cr_expect_eq(sb.totals->c.requests, 0);
+    /* a reader sees them in the totals */
+    nw_scoreboard snap;
+    cr_assert_eq(scoreboard_snapshot(&sb, &snap), 0);
+    cr_expect_eq(snap.totals->c.requests, 1);
+    cr_expect_eq(snap.totals->c.status[2], 1);
+    scoreboard_snapshot_free(&snap);
     scoreboard_count_enter(ts); /* dies with it running */
     scoreboard_release(&sb, i);
     cr_expect_eq(sb.totals->active, 0);
     cr_expect_eq(sb.totals->capacity, 0);
-    cr_expect_eq(sb.totals->requests, 1, "totals outlive the worker");
+    cr_expect_eq(sb.totals->c.requests, 1, "totals outlive the worker");
+    cr_expect_eq(sb.totals->c.duration[1], 1);
     cr_expect_eq(sb.totals->max_active, 1);
+}
+
+Test(scoreboard, a_stopping_worker_gives_back_its_capacity)
+{
+    int i = scoreboard_claim(&sb, 42);
+    scoreboard_ready(&sb.slots[i], 3);
+    cr_expect_eq(sb.totals->capacity, 3);
+    scoreboard_stopping(&sb.slots[i]);
+    cr_expect_eq(sb.slots[i].state, SLOT_STOPPING);
+    cr_expect_eq(sb.totals->capacity, 0);
+    scoreboard_release(&sb, i);
+    cr_expect_eq(sb.totals->capacity, 0, "not taken back twice");
 }

@@ -26,15 +26,14 @@ static void setup(void)
     scoreboard_ready(&sb.slots[a], 2);
     scoreboard_ready(&sb.slots[b], 1);
     for (int i = 0; i < 3; i++) {
-        scoreboard_count_accept();
+        scoreboard_count_accept(&sb.slots[b]);
         scoreboard_count_enter(scoreboard_tslot(&sb, b, 0));
-        scoreboard_count_request(200, 1000, 0); /* 1 ms */
-        scoreboard_count_leave(scoreboard_tslot(&sb, b, 0));
+        scoreboard_count_leave(scoreboard_tslot(&sb, b, 0), 200, 1000, 0); /* 1 ms */
     }
     scoreboard_count_enter(scoreboard_tslot(&sb, a, 1));
-    scoreboard_count_request(404, 30000, 0);    /* 30 ms */
-    scoreboard_count_request(504, 20000000, 1); /* 20 s */
-    scoreboard_count_leave(scoreboard_tslot(&sb, a, 1));
+    scoreboard_count_leave(scoreboard_tslot(&sb, a, 1), 404, 30000, 0); /* 30 ms */
+    scoreboard_count_enter(scoreboard_tslot(&sb, a, 1));
+    scoreboard_count_leave(scoreboard_tslot(&sb, a, 1), 504, 20000000, 1); /* 20 s */
     /* one running now, with a URI that needs escaping */
     nw_tslot *ts = scoreboard_tslot(&sb, a, 0);
     scoreboard_count_enter(ts);
@@ -164,6 +163,16 @@ Test(status, text_shows_the_counters)
     cr_assert(has_line(t, "max active slots", "1"), "%s", t);
     cr_assert(has_line(t, "workers signaled", "1"), "%s", t);
     cr_assert_null(strstr(t, "pid:"));
+}
+
+Test(status, text_cannot_be_forged_by_a_uri)
+{
+    /* a peer's REQUEST_URI with a line of its own in it */
+    scoreboard_request_begin(scoreboard_tslot(&sb, 0, 0), "GET", "/a\nactive slots:         999",
+                             1);
+    const char *t = format(STATUS_TEXT, 1);
+    cr_assert_null(strstr(t, "\nactive slots:         999"), "a forged line:\n%s", t);
+    cr_assert(has_line(t, "request URI", "/a\\x0aactive slots:         999"), "%s", t);
 }
 
 Test(status, text_full_has_every_slot)
