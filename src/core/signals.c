@@ -38,3 +38,17 @@ void signals_fill(sigset_t *set)
     for (int i = 0; i < nw_signal_count; i++)
         sigaddset(set, nw_signal_table[i].signo);
 }
+
+void signals_default_all(void)
+{
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            signal(sig, SIG_DFL);
+}
+
+void signals_unblock_all(void)
+{
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}

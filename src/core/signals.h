@@ -35,5 +35,10 @@ extern const int nw_signal_count;
 nw_sigaction signals_master_action(int signo);
 /* Fills set with every signal in the table. */
 void signals_fill(sigset_t *set);
+/* In a new child: every signal's disposition back to the default (what a
+ * child inherits across exec, and what a worker starts from). */
+void signals_default_all(void);
+/* ... and none blocked. */
+void signals_unblock_all(void);
 
 #endif

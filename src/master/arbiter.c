@@ -33,8 +33,8 @@ int arbiter_live_workers(const arbiter *a, int ready_only)
 {
     int n = 0;
     for (int i = 0; i < a->sb.nslots; i++)
-        if (a->sb.slots[i].pid > 0 && !a->info[i].retiring &&
-            a->info[i].generation == a->generation && (!ready_only || a->info[i].was_ready))
+        if (a->info[i].pid > 0 && !a->info[i].retiring && a->info[i].generation == a->generation &&
+            (!ready_only || a->info[i].was_ready))
             n++;
     return n;
 }
@@ -43,13 +43,13 @@ void arbiter_retire(arbiter *a, int i)
 {
     a->info[i].retiring = 1;
     a->info[i].retired_ms = nw_now_ms();
-    kill(a->sb.slots[i].pid, a->s->exec ? a->s->exec_stop_signal : SIGTERM);
+    kill(a->info[i].pid, a->info[i].stop_signal);
 }
 
 static int any_worker(const arbiter *a)
 {
     for (int i = 0; i < a->sb.nslots; i++)
-        if (a->sb.slots[i].pid > 0)
+        if (a->info[i].pid > 0)
             return 1;
     return 0;
 }
@@ -57,8 +57,17 @@ static int any_worker(const arbiter *a)
 static void signal_workers(arbiter *a, int sig)
 {
     for (int i = 0; i < a->sb.nslots; i++)
-        if (a->sb.slots[i].pid > 0)
-            kill(a->sb.slots[i].pid, sig);
+        if (a->info[i].pid > 0)
+            kill(a->info[i].pid, sig);
+}
+
+/* The slot of a child the master started, or -1. */
+static int slot_of_pid(const arbiter *a, pid_t pid)
+{
+    for (int i = 0; i < a->sb.nslots; i++)
+        if (a->info[i].pid == pid)
+            return i;
+    return -1;
 }
 
 /* The slot of a worker that is gone: its output drained, free again. */
@@ -109,6 +118,9 @@ static int spawn_worker(arbiter *a)
         worker_run(a->s, a->ls, a->nls, &a->sb.slots[i], scoreboard_tslot(&a->sb, i, 0), a->id);
     }
     a->sb.slots[i].pid = pid;
+    in->pid = pid;
+    in->exec = a->s->exec != NULL;
+    in->stop_signal = a->s->exec ? a->s->exec_stop_signal : SIGTERM;
     if (a->s->exec) {
         for (int k = 0; k < 2; k++) {
             close(fds[k][1]);
@@ -137,10 +149,13 @@ static void begin_stop(arbiter *a, int fast, const char *why)
             close(a->ls[i].fd);
             a->ls[i].fd = -1;
         }
-    if (a->s->exec)
-        signal_workers(a, fast ? SIGTERM : a->s->exec_stop_signal);
-    else
-        signal_workers(a, fast ? SIGQUIT : SIGTERM);
+    /* fast: a worker of ours exits at once on QUIT, an --exec program is
+     * cut off by TERM; else each its graceful stop */
+    for (int i = 0; i < a->sb.nslots; i++)
+        if (a->info[i].pid > 0)
+            kill(a->info[i].pid, !fast             ? a->info[i].stop_signal
+                                 : a->info[i].exec ? SIGTERM
+                                                   : SIGQUIT);
 }
 
 static void spawn_after(arbiter *a, int64_t delay)
@@ -208,7 +223,7 @@ static void boot_failure(arbiter *a)
 static int known_child(pid_t pid, void *arg)
 {
     const arbiter *a = arg;
-    return pid == a->new_master || scoreboard_find(&a->sb, pid) >= 0;
+    return pid == a->new_master || slot_of_pid(a, pid) >= 0;
 }
 
 static void reap(arbiter *a)
@@ -223,20 +238,23 @@ static void reap(arbiter *a)
             a->new_master = 0;
             continue;
         }
-        int i = scoreboard_find(&a->sb, pid);
+        int i = slot_of_pid(a, pid);
         orphans_reaped(pid, st, i >= 0);
         if (i < 0)
             continue;
         nw_slot *slot = &a->sb.slots[i];
         int booting = !a->info[i].was_ready &&
-                      (a->s->exec ? nw_now_ms() - a->info[i].spawned_ms < EXEC_BOOT_MS
-                                  : slot->state == SLOT_BOOTING);
+                      (a->info[i].exec ? nw_now_ms() - a->info[i].spawned_ms < EXEC_BOOT_MS
+                                       : slot->state == SLOT_BOOTING);
         const char *killed_for = a->info[i].killed_for;
         char during[300] = "";
         for (int t = 0; t < a->sb.per_slot; t++) {
             nw_tslot *ts = scoreboard_tslot(&a->sb, i, t);
+            /* the worker's strings: not trusted to be terminated */
             if (__atomic_load_n(&ts->req_start_ms, __ATOMIC_ACQUIRE) > 0) {
-                snprintf(during, sizeof during, " while handling %s %s", ts->method, ts->uri);
+                snprintf(during, sizeof during, " while handling %.*s %.*s",
+                         (int)strnlen(ts->method, sizeof ts->method), ts->method,
+                         (int)strnlen(ts->uri, sizeof ts->uri), ts->uri);
                 break;
             }
         }
@@ -246,7 +264,7 @@ static void reap(arbiter *a)
                 log_error("worker %d killed (%s)", (int)pid, killed_for);
             else if ((a->state != ARBITER_RUNNING || a->info[i].retiring) &&
                      (sig == SIGKILL || sig == SIGTERM || sig == SIGQUIT ||
-                      (a->s->exec && sig == a->s->exec_stop_signal)))
+                      sig == a->info[i].stop_signal))
                 log_info("worker %d stopped by %s", (int)pid, nw_signame(sig));
             else
                 log_error("worker %d died from %s (signal %d)%s%s", (int)pid, nw_signame(sig), sig,
@@ -257,7 +275,8 @@ static void reap(arbiter *a)
                 log_info("worker %d exited", (int)pid);
             else
                 log_error("worker %d exited with status %d%s%s", (int)pid, code,
-                          code == WORKER_BOOT_ERROR && !a->s->exec ? " (boot error)" : "", during);
+                          code == WORKER_BOOT_ERROR && !a->info[i].exec ? " (boot error)" : "",
+                          during);
         }
         scoreboard_count_exit(&a->sb, !killed_for ? (WIFSIGNALED(st)        ? SB_EXIT_SIGNAL
                                                      : WEXITSTATUS(st) != 0 ? SB_EXIT_ERROR
@@ -291,10 +310,11 @@ static void check_workers(arbiter *a)
     int64_t limit = (int64_t)a->s->timeout * 1000;
     for (int i = 0; i < a->sb.nslots; i++) {
         nw_slot *slot = &a->sb.slots[i];
-        if (slot->pid <= 0)
+        pid_t pid = a->info[i].pid;
+        if (pid <= 0)
             continue;
         int state = __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE);
-        if (a->s->exec && now - a->info[i].spawned_ms >= EXEC_BOOT_MS)
+        if (a->info[i].exec && now - a->info[i].spawned_ms >= EXEC_BOOT_MS)
             state = SLOT_READY; /* has survived its start */
         if (state == SLOT_READY && !a->info[i].was_ready) {
             a->info[i].was_ready = 1;
@@ -307,13 +327,13 @@ static void check_workers(arbiter *a)
             now - a->info[i].retired_ms >= grace) {
             log_warning("worker %d still running %llds after it was retired "
                         "(graceful_timeout); killing it",
-                        (int)slot->pid, (long long)((now - a->info[i].retired_ms) / 1000));
+                        (int)pid, (long long)((now - a->info[i].retired_ms) / 1000));
             a->info[i].killed_for = "graceful timeout";
-            kill(slot->pid, SIGKILL);
+            kill(pid, SIGKILL);
             continue;
         }
         /* An --exec program keeps no scoreboard: nothing more to check. */
-        if (limit <= 0 || a->info[i].killed_for || a->s->exec)
+        if (limit <= 0 || a->info[i].killed_for || a->info[i].exec)
             continue;
         /* Requests get `timeout` to finish inside the worker (their waits are
          * cut off and a 504 goes out); one that is still running a second
@@ -330,8 +350,10 @@ static void check_workers(arbiter *a)
             }
         }
         if (late) {
-            log_error("worker %d timed out after %llds handling %s %s; killing it", (int)slot->pid,
-                      (long long)((now - late_start) / 1000), late->method, late->uri);
+            log_error("worker %d timed out after %llds handling %.*s %.*s; killing it", (int)pid,
+                      (long long)((now - late_start) / 1000),
+                      (int)strnlen(late->method, sizeof late->method), late->method,
+                      (int)strnlen(late->uri, sizeof late->uri), late->uri);
             a->info[i].killed_for = "request timeout";
         } else if (now - beat > limit + 1000) {
             int busy = 0;
@@ -340,13 +362,13 @@ static void check_workers(arbiter *a)
                                         __ATOMIC_ACQUIRE) > 0;
             if (busy && a->s->worker_class == NW_CLASS_SYNC)
                 continue; /* a sync worker's loop waits for its request */
-            log_error("worker %d silent for %llds; killing it", (int)slot->pid,
+            log_error("worker %d silent for %llds; killing it", (int)pid,
                       (long long)((now - beat) / 1000));
             a->info[i].killed_for = "no heartbeat";
         } else {
             continue;
         }
-        kill(slot->pid, SIGKILL);
+        kill(pid, SIGKILL);
     }
 }
 
@@ -360,7 +382,7 @@ static void maintain(arbiter *a)
     while (live > a->target) {
         /* Retire the oldest extra worker (lowest slot holds the oldest). */
         for (int i = 0; i < a->sb.nslots; i++)
-            if (a->sb.slots[i].pid > 0 && !a->info[i].retiring &&
+            if (a->info[i].pid > 0 && !a->info[i].retiring &&
                 a->info[i].generation == a->generation) {
                 arbiter_retire(a, i);
                 break;
@@ -375,12 +397,23 @@ static void maintain(arbiter *a)
 
 /* --reload: the app (or the --exec program) and the config of the settings
  * in force, watched again when a reload changed them. */
+/* --reload: the app (or --exec program) and the config of the settings in
+ * force, once per settings object (at start, after a reload). A relative
+ * app path is taken from where the workers load it: chdir, or where
+ * narwhal started; not through getcwd(), which would resolve the release
+ * symlink the watch must follow. */
 static void watch_files(arbiter *a)
 {
+    if (a->watched == a->s)
+        return;
+    a->watched = a->s;
     char *path = NULL, *symbol = NULL;
     if (a->s->app)
         nw_split_app_spec(a->s->app, &path, &symbol);
-    watch_set(&a->watch, path ? path : a->s->exec, a->s->config);
+    else if (a->s->exec) /* found in PATH as the child will find it */
+        path = strchr(a->s->exec, '/') ? nw_xstrdup(a->s->exec) : nw_find_in_path(a->s->exec);
+    nw_make_absolute(&path, a->s->chdir ? a->s->chdir : a->cmd->start_dir);
+    watch_set(&a->watch, path, a->s->config);
     free(path);
     free(symbol);
 }
@@ -553,10 +586,13 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
     }
     orphans_kill_all(known_child, &a);
     log_info("master %d exiting", (int)getpid());
-    /* Unix socket files stay when a new master serves on them. */
-    int handed_off = a.new_master > 0 && kill(a.new_master, 0) == 0;
+    /* Unix socket files stay while another master serves on them: the new
+     * one of a USR2, or the old one when a new master is stopped (the
+     * rollback of an upgrade). */
+    int shared_with = (a.new_master > 0 && kill(a.new_master, 0) == 0) ||
+                      (a.cmd->upgraded_from > 0 && kill(a.cmd->upgraded_from, 0) == 0);
     for (int i = 0; i < nls; i++)
-        listener_close(&ls[i], !handed_off);
+        listener_close(&ls[i], !shared_with);
     close(a.sfd);
     watch_close(&a.watch);
     arbiter_free_settings(&a, a.s_old);

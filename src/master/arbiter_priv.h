@@ -33,6 +33,12 @@ enum { ARBITER_RUNNING, ARBITER_STOPPING, ARBITER_STOPPING_FAST };
 #define EXEC_BOOT_MS 2000
 
 typedef struct slot_info {
+    /* The master's own record of what it started: the scoreboard slot's pid
+     * is the worker's to write (a broken app could write -1 there, and
+     * kill(-1, ...) from a root master signals every process). */
+    pid_t pid;
+    int exec;               /* an --exec program (else a worker of ours) */
+    int stop_signal;        /* its graceful stop, from the settings it started with */
     const char *killed_for; /* why the master killed it, for the reap log */
     int retiring;           /* told to stop (TTOU); not counted as live */
     int64_t retired_ms;     /* when: SIGKILL once graceful_timeout has passed */
@@ -69,9 +75,10 @@ typedef struct arbiter {
     int exit_code;
     struct pollfd *pfd; /* the signalfd and, under --exec, the children's pipes */
     exec_pipe **pfd_pipe;
-    nw_watch watch;    /* --reload */
-    int reload_again;  /* a reload was asked for during another */
-    int64_t reload_at; /* a watched file changed: reload then (debounced) */
+    nw_watch watch;             /* --reload */
+    const nw_settings *watched; /* the settings whose files it watches */
+    int reload_again;           /* a reload was asked for during another */
+    int64_t reload_at;          /* a watched file changed: reload then (debounced) */
     char changed[256];
 } arbiter;
 

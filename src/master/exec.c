@@ -9,16 +9,13 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "signals.h"
 #include "util.h"
 
 void exec_child(const nw_settings *s, const nw_listener *l, nw_identity id, int out_fd, int err_fd)
 {
-    for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
-            signal(sig, SIG_DFL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    signals_default_all();
+    signals_unblock_all();
 
     /* FastCGI's convention: the listening socket is fd 0, and a libfcgi
      * program blocks in accept(2) on it. */
@@ -27,8 +24,7 @@ void exec_child(const nw_settings *s, const nw_listener *l, nw_identity id, int 
     int fl = fcntl(0, F_GETFL);
     if (fl >= 0)
         fcntl(0, F_SETFL, fl & ~O_NONBLOCK);
-    for (int fd = 3; fd < 1024; fd++)
-        close(fd);
+    close_range(3, ~0U, 0); /* every fd above, however high */
 
     char err[256];
     if (identity_drop(id, err, sizeof err) < 0) {

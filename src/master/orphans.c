@@ -16,6 +16,9 @@
 #include "util.h"
 
 #define MAX_ORPHANS 64
+/* Children looked at, at most: every worker the master can run (1024) and
+ * what it may have adopted. */
+#define MAX_CHILDREN 4096
 
 typedef struct orphan {
     pid_t pid;
@@ -107,20 +110,24 @@ void orphans_check(orphans_known_fn known, void *arg)
         return;
     dirty = 0;
     last_check_ms = now;
-    pid_t kids[256];
-    int n = children(kids, 256);
+    static pid_t kids[MAX_CHILDREN];
+    int n = children(kids, MAX_CHILDREN);
+    int unlisted = 0;
     for (int i = 0; i < n; i++) {
         if (known(kids[i], arg))
             continue;
         orphan *o = find(kids[i]);
         char name[64];
-        if (!o) {
+        if (!o && norphans == MAX_ORPHANS) {
+            /* no room to follow its SIGTERM: no grace, and one line for all */
+            kill(kids[i], SIGKILL);
+            unlisted++;
+        } else if (!o) {
             log_warning("adopted pid %d (%s), left running by a process this master started "
                         "(an --exec program must stay in the foreground); stopping it",
                         (int)kids[i], comm(kids[i], name, sizeof name));
             kill(kids[i], SIGTERM);
-            if (norphans < MAX_ORPHANS)
-                orphans[norphans++] = (orphan){.pid = kids[i], .term_ms = now};
+            orphans[norphans++] = (orphan){.pid = kids[i], .term_ms = now};
         } else if (!o->killed && now - o->term_ms >= ORPHAN_KILL_MS) {
             log_warning("adopted pid %d (%s) is still running %ds after SIGTERM; killing it",
                         (int)o->pid, comm(o->pid, name, sizeof name), ORPHAN_KILL_MS / 1000);
@@ -128,6 +135,9 @@ void orphans_check(orphans_known_fn known, void *arg)
             o->killed = 1;
         }
     }
+    if (unlisted)
+        log_warning("killed %d more adopted processes at once (%d are already being stopped)",
+                    unlisted, MAX_ORPHANS);
 }
 
 void orphans_reaped(pid_t pid, int st, int ours)
@@ -144,8 +154,8 @@ void orphans_reaped(pid_t pid, int st, int ours)
 
 void orphans_kill_all(orphans_known_fn known, void *arg)
 {
-    pid_t kids[256];
-    int n = children(kids, 256);
+    static pid_t kids[MAX_CHILDREN];
+    int n = children(kids, MAX_CHILDREN);
     for (int i = 0; i < n; i++)
         if (!known(kids[i], arg)) {
             char name[64];

@@ -12,6 +12,7 @@
 #include "app.h"
 #include "arbiter_priv.h"
 #include "log.h"
+#include "signals.h"
 #include "statsd.h"
 #include "util.h"
 
@@ -129,35 +130,35 @@ void arbiter_upgrade(arbiter *a)
         log_warning("SIGUSR2: this master is itself still being upgraded to; ignoring");
         return;
     }
-    char fds[512] = "", num[16], parent[16];
-    for (int i = 0; i < a->nls; i++) {
-        if (a->ls[i].fd < 0)
-            continue;
-        snprintf(num, sizeof num, "%s%d", *fds ? "," : "", a->ls[i].fd);
-        strncat(fds, num, sizeof fds - strlen(fds) - 1);
-    }
+    /* every listener's fd, however many (a fixed buffer cut them short) */
+    nw_buf fds = NW_BUF_INIT;
+    char parent[16];
+    for (int i = 0; i < a->nls; i++)
+        if (a->ls[i].fd >= 0)
+            nw_buf_printf(&fds, "%s%d", fds.len ? "," : "", a->ls[i].fd);
+    nw_buf_appendc(&fds, 0);
     snprintf(parent, sizeof parent, "%d", (int)getpid());
     pid_t pid = fork();
     if (pid < 0) {
         log_error("SIGUSR2: cannot fork: %s", strerror(errno));
+        nw_buf_free(&fds);
         return;
     }
     if (pid == 0) {
         for (int i = 0; i < a->nls; i++)
             if (a->ls[i].fd >= 0)
                 nw_set_cloexec(a->ls[i].fd, 0);
-        setenv("NARWHAL_FD", fds, 1);
+        setenv("NARWHAL_FD", (const char *)nw_buf_head(&fds), 1);
         setenv("NARWHAL_PARENT", parent, 1);
         /* the new master reads argv's relative paths from where we started */
         if (chdir(a->cmd->start_dir) < 0)
             log_warning("SIGUSR2: cannot change to %s: %s", a->cmd->start_dir, strerror(errno));
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
+        signals_unblock_all();
         execv(a->cmd->exe, a->cmd->argv);
         log_error("SIGUSR2: cannot exec %s: %s", a->cmd->exe, strerror(errno));
         _exit(127);
     }
+    nw_buf_free(&fds);
     a->new_master = pid;
     log_info("SIGUSR2: started new master %d from %s; send WINCH then TERM to this master (%d) "
              "to finish the switch",
@@ -188,8 +189,7 @@ void arbiter_reload_abort(arbiter *a)
 {
     log_error("reload failed: the new workers cannot boot; the previous ones go on serving");
     for (int i = 0; i < a->sb.nslots; i++)
-        if (a->sb.slots[i].pid > 0 && a->info[i].generation == a->generation &&
-            !a->info[i].retiring)
+        if (a->info[i].pid > 0 && a->info[i].generation == a->generation && !a->info[i].retiring)
             arbiter_retire(a, i);
     nw_settings *bad = a->s;
     a->s = a->s_old;
@@ -198,7 +198,7 @@ void arbiter_reload_abort(arbiter *a)
     arbiter_apply_settings(a->s);
     a->generation++;
     for (int i = 0; i < a->sb.nslots; i++)
-        if (a->sb.slots[i].pid > 0 && !a->info[i].retiring)
+        if (a->info[i].pid > 0 && !a->info[i].retiring)
             a->info[i].generation = a->generation;
     a->target = a->s->workers;
     a->boot_failures = 0;
@@ -209,8 +209,7 @@ void arbiter_reload_finish(arbiter *a)
 {
     int n = 0;
     for (int i = 0; i < a->sb.nslots; i++)
-        if (a->sb.slots[i].pid > 0 && a->info[i].generation != a->generation &&
-            !a->info[i].retiring) {
+        if (a->info[i].pid > 0 && a->info[i].generation != a->generation && !a->info[i].retiring) {
             arbiter_retire(a, i);
             n++;
         }

@@ -250,7 +250,9 @@ int listener_inherited(int *fds, int max, pid_t narwhal_parent)
     const char *lpid = getenv("LISTEN_PID"), *lfds = getenv("LISTEN_FDS");
     if (lpid && lfds && strtol(lpid, NULL, 10) == (long)getpid()) {
         long k = strtol(lfds, NULL, 10);
-        for (long i = 0; i < k && i < 65536 && n < max; i++)
+        /* no more than the caller takes: each fd that is not a listening
+         * socket is a log line */
+        for (long i = 0; i < k && i < max && n < max; i++)
             if (takeable(3 + (int)i, fds, n, "LISTEN_FDS"))
                 fds[n++] = 3 + (int)i; /* SD_LISTEN_FDS_START */
     }

@@ -60,15 +60,6 @@ static void arm(nw_watch *w)
     }
 }
 
-/* file from the current directory, symlinks kept; NULL if there is none. */
-static char *absolute(const char *file)
-{
-    char cwd[PATH_MAX];
-    if (file[0] == '/')
-        return nw_xstrdup(file);
-    return getcwd(cwd, sizeof cwd) ? nw_xasprintf("%s/%s", cwd, file) : NULL;
-}
-
 int watch_open(nw_watch *w, const char *file1, const char *file2)
 {
     const char *files[WATCH_FILES] = {file1, file2};
@@ -82,11 +73,11 @@ int watch_open(nw_watch *w, const char *file1, const char *file2)
         if (!files[i])
             continue;
         watch_file *f = &w->f[w->n];
-        f->path = absolute(files[i]);
-        if (!f->path) {
-            log_error("reload: cannot watch %s: %s", files[i], strerror(errno));
+        if (files[i][0] != '/') {
+            log_error("reload: cannot watch %s: not an absolute path", files[i]);
             continue;
         }
+        f->path = nw_xstrdup(files[i]);
         char *copy = nw_xstrdup(f->path), *save = NULL;
         for (char *c = strtok_r(copy, "/", &save); c && f->depth < WATCH_DEPTH;
              c = strtok_r(NULL, "/", &save))
@@ -110,9 +101,7 @@ int watch_set(nw_watch *w, const char *file1, const char *file2)
     for (int i = 0; same && i < WATCH_FILES; i++) {
         if (!files[i])
             continue;
-        char *abs = absolute(files[i]);
-        same = abs && j < w->n && strcmp(abs, w->f[j].path) == 0;
-        free(abs);
+        same = j < w->n && strcmp(files[i], w->f[j].path) == 0;
         j++;
     }
     if (same && j == w->n)

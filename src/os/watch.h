@@ -40,9 +40,9 @@ typedef struct nw_watch {
     int64_t polled_ms;
 } nw_watch;
 
-/* Watches up to two files (NULL entries are skipped); relative paths are
- * taken from the current directory. 0, or -1 (logged) when inotify is not
- * available: then watch_poll alone notices changes. */
+/* Watches up to two files, by absolute path, symlinks kept (NULL entries
+ * are skipped). 0, or -1 (logged) when inotify is not available: then
+ * watch_poll alone notices changes. */
 int watch_open(nw_watch *w, const char *file1, const char *file2);
 /* The same two files as before? Then nothing; else closes w and opens it
  * on these (after a reload changed the app path or the config). */

@@ -12,6 +12,7 @@
 
 #include "executor.h"
 #include "log.h"
+#include "signals.h"
 #include "statsd.h"
 #include "status.h"
 #include "util.h"
@@ -237,9 +238,7 @@ static void on_sigpipe(int sig)
  * they are unblocked, so one that comes during the boot is not lost. */
 static void reset_signals(nw_worker *w)
 {
-    for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
-            signal(sig, SIG_DFL);
+    signals_default_all();
     struct sigaction sa = {.sa_handler = on_quick_stop};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGQUIT, &sa, NULL);
@@ -251,9 +250,7 @@ static void reset_signals(nw_worker *w)
     ev_signal_init(&w->sigusr1, on_sigusr1, SIGUSR1);
     w->sigusr1.data = w;
     ev_signal_start(w->loop, &w->sigusr1);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    signals_unblock_all();
 }
 
 void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, nw_tslot *tslots,

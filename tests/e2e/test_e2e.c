@@ -54,8 +54,7 @@ Test(e2e, hello, .timeout = 60)
 Test(e2e, echo_params, .timeout = 60)
 {
     serve_tcp(nw, ng, h_example("echo.so"));
-    h_response r = h_http(ng.port, "GET", "/echo/path?a=1&b=two", "X-Foo: bar\r\n", NULL, 0,
-                          10000);
+    h_response r = h_http(ng.port, "GET", "/echo/path?a=1&b=two", "X-Foo: bar\r\n", NULL, 0, 10000);
     assert_status(r, 200, nw.log);
     cr_assert(strstr(r.body, "QUERY_STRING=a=1&b=two\n"), "body:\n%s", r.body);
     cr_assert(strstr(r.body, "REQUEST_METHOD=GET\n"), "body:\n%s", r.body);
@@ -72,8 +71,8 @@ Test(e2e, echo_post_1mib, .timeout = 60)
     unsigned int seed = (unsigned int)getpid() * 2654435761u;
     for (size_t i = 0; i < n; i++)
         data[i] = (unsigned char)(rand_r(&seed) >> 7);
-    h_response r = h_http(ng.port, "POST", "/upload",
-                          "Content-Type: application/octet-stream\r\n", data, n, 30000);
+    h_response r = h_http(ng.port, "POST", "/upload", "Content-Type: application/octet-stream\r\n",
+                          data, n, 30000);
     assert_status(r, 200, nw.log);
     char *eb = h_header(&r, "X-Echo-Bytes");
     cr_assert(eb && strcmp(eb, "1048576") == 0, "X-Echo-Bytes: %s", eb ? eb : "(none)");
@@ -125,8 +124,7 @@ Test(e2e, late_status_and_header_fail, .timeout = 60)
     h_response r = h_get(ng.port, "/late");
     assert_status(r, 200, nw.log);
     assert_body(r, "late=-1,-1\n");
-    cr_assert_null(h_header(&r, "X-Late"), "a header added after the body went out:\n%s",
-                   r.head);
+    cr_assert_null(h_header(&r, "X-Late"), "a header added after the body went out:\n%s", r.head);
 }
 
 /* ---- workers that crash or hang ---------------------------------------------------- */
@@ -148,7 +146,7 @@ Test(e2e, worker_crash_is_502_then_served, .timeout = 60)
     cr_assert(pid2 && strcmp(pid1, pid2) != 0, "the crashed worker %s still serves (%s)", pid1,
               pid2 ? pid2 : "?");
 
-    const char *segv[] = { pid1, "SIGSEGV", NULL }, *sig11[] = { pid1, "signal 11", NULL };
+    const char *segv[] = {pid1, "SIGSEGV", NULL}, *sig11[] = {pid1, "signal 11", NULL};
     char *line = NULL;
     for (long end = h_now_ms() + 3000; !line && h_now_ms() < end; h_sleep_ms(50))
         line = h_find_line(nw.log, segv) ? h_find_line(nw.log, segv) : h_find_line(nw.log, sig11);
@@ -173,7 +171,7 @@ Test(e2e, timeout_kills_stuck_worker, .timeout = 60)
     cr_assert(r.elapsed_ms >= 1500 && r.elapsed_ms <= 10000,
               "the stuck request ended after %ld ms (timeout is 2 s)", r.elapsed_ms);
 
-    const char *needles[] = { pid1, "GET", "/stuck-path", NULL };
+    const char *needles[] = {pid1, "GET", "/stuck-path", NULL};
     char *line = h_wait_line(nw.log, needles, 3000);
     cr_assert(line, "no error log line names the worker %s, GET and /stuck-path:\n%s", pid1,
               h_tail(nw.log));
@@ -190,7 +188,7 @@ Test(e2e, timeout_kills_stuck_worker, .timeout = 60)
 Test(e2e, term_finishes_in_flight_request, .timeout = 60)
 {
     serve_tcp(nw, ng, "-w", "1", h_testapp("slow"));
-    h_bg_request b = { .port = ng.port, .path = "/slow?ms=3000" };
+    h_bg_request b = {.port = ng.port, .path = "/slow?ms=3000"};
     h_bg_start(&b);
     /* the app logs when it starts sleeping; fall back to time if it does not */
     if (!h_wait_for_text(nw.log, "slow: sleeping", 2000))
@@ -207,15 +205,14 @@ Test(e2e, term_finishes_in_flight_request, .timeout = 60)
     cr_assert(h_exited_with(st, 0), "the master %s after TERM:\n%s", h_wstatus_str(st),
               h_tail(nw.log));
     cr_assert(h_now_ms() - t0 < 10000);
-    cr_assert_not(h_tcp_accepts(nw.port), "port %d still accepts after the master exited",
-                  nw.port);
+    cr_assert_not(h_tcp_accepts(nw.port), "port %d still accepts after the master exited", nw.port);
 }
 
 Test(e2e, graceful_timeout_bounds_term, .timeout = 60)
 {
     /* a request longer than --graceful-timeout does not hold the master up */
     serve_tcp(nw, ng, "-w", "1", "--graceful-timeout", "1", h_testapp("slow"));
-    h_bg_request b = { .port = ng.port, .path = "/slow?ms=8000" };
+    h_bg_request b = {.port = ng.port, .path = "/slow?ms=8000"};
     h_bg_start(&b);
     if (!h_wait_for_text(nw.log, "slow: sleeping", 2000))
         h_sleep_ms(300);
@@ -249,8 +246,8 @@ Test(e2e, workers_are_supervised, .timeout = 60)
         for (int i = 0; i < n && i < 8; i++)
             replaced = replaced && kids[i] != victim;
     }
-    cr_assert(replaced, "the killed worker %ld was not replaced (%d workers):\n%s", (long)victim,
-              n, h_tail(nw.log));
+    cr_assert(replaced, "the killed worker %ld was not replaced (%d workers):\n%s", (long)victim, n,
+              h_tail(nw.log));
     assert_status(h_get(ng.port, "/"), 200, nw.log);
 }
 
@@ -323,14 +320,13 @@ Test(e2e, int_stops_quickly, .timeout = 60)
 
 ParameterizedTestParameters(e2e, worker_class_serves)
 {
-    static h_wclass classes[] = { { "threads", "4" }, { "async", "1" } };
+    static h_wclass classes[] = {{"threads", "4"}, {"async", "1"}};
     return cr_make_param_array(h_wclass, classes, 2);
 }
 
 ParameterizedTest(h_wclass *wc, e2e, worker_class_serves, .timeout = 60)
 {
-    serve_tcp(nw, ng, "-w", "1", H_CLASS_ARGS(wc),
-              h_example("echo.so"));
+    serve_tcp(nw, ng, "-w", "1", H_CLASS_ARGS(wc), h_example("echo.so"));
     h_response r = h_get(ng.port, "/e?k=v");
     assert_status(r, 200, nw.log);
     cr_assert(strstr(r.body, "QUERY_STRING=k=v\n"), "-k %s body:\n%s", wc->name, r.body);
@@ -339,8 +335,7 @@ ParameterizedTest(h_wclass *wc, e2e, worker_class_serves, .timeout = 60)
     cr_assert(data);
     for (size_t i = 0; i < n; i++)
         data[i] = (char)(i * 7 + i / 251);
-    r = h_http(ng.port, "POST", "/e", "Content-Type: application/octet-stream\r\n", data, n,
-               30000);
+    r = h_http(ng.port, "POST", "/e", "Content-Type: application/octet-stream\r\n", data, n, 30000);
     assert_status(r, 200, nw.log);
     cr_assert(r.body_len == n && memcmp(r.body, data, n) == 0,
               "-k %s: echoed %zu bytes of %zu, or different ones", wc->name, r.body_len, n);
@@ -362,7 +357,7 @@ static void *counted_get(void *arg)
 
 ParameterizedTestParameters(e2e, worker_class_overlaps_requests)
 {
-    static h_wclass classes[] = { { "threads", "4" }, { "async", "1" } };
+    static h_wclass classes[] = {{"threads", "4"}, {"async", "1"}};
     return cr_make_param_array(h_wclass, classes, 2);
 }
 
@@ -376,8 +371,8 @@ ParameterizedTest(h_wclass *wc, e2e, worker_class_overlaps_requests, .timeout = 
     struct counted_request c[N];
     pthread_t t[N];
     for (int i = 0; i < N; i++) {
-        c[i] = (struct counted_request){ .b = { .port = ng.port, .path = "/slow?ms=2000" },
-                                         .log = nw.log };
+        c[i] = (struct counted_request){.b = {.port = ng.port, .path = "/slow?ms=2000"},
+                                        .log = nw.log};
         cr_assert(pthread_create(&t[i], NULL, counted_get, &c[i]) == 0);
     }
     int least = N;
@@ -396,24 +391,22 @@ ParameterizedTest(h_wclass *wc, e2e, worker_class_overlaps_requests, .timeout = 
 
 Test(e2e, keepalive_upstream_reuses_connections, .timeout = 60)
 {
-    h_narwhal nw = h_narwhal_serve("--log-level", "debug", "-w", "1", h_example("hello.so"),
-                                   NULL);
+    h_narwhal nw = h_narwhal_serve("--log-level", "debug", "-w", "1", h_example("hello.so"), NULL);
     h_nginx ng = h_nginx_start(H_SNIPPET_KEEPALIVE, h_fmt("127.0.0.1:%d", nw.port));
     /* The first request opens nginx's kept connection (the harness's own
      * readiness probe was an accept too). */
     h_response r = h_get(ng.port, "/");
     assert_status(r, 200, nw.log);
     int before = h_count_text(nw.log, "accepted connection");
-    cr_assert(before >= 1, "no \"accepted connection\" debug line to count:\n%s",
-              h_tail(nw.log));
+    cr_assert(before >= 1, "no \"accepted connection\" debug line to count:\n%s", h_tail(nw.log));
     for (int i = 0; i < 20; i++) {
         r = h_get(ng.port, "/");
         assert_status(r, 200, nw.log);
         assert_body(r, "Hello, World!\n");
     }
     int more = h_count_text(nw.log, "accepted connection") - before;
-    cr_assert(more <= 1, "20 requests over a keepalive upstream made %d new connections:\n%s",
-              more, h_tail(nw.log));
+    cr_assert(more <= 1, "20 requests over a keepalive upstream made %d new connections:\n%s", more,
+              h_tail(nw.log));
 }
 
 Test(e2e, keepalive_idle_connection_closed_by_narwhal, .timeout = 60)
@@ -431,8 +424,8 @@ Test(e2e, keepalive_idle_connection_closed_by_narwhal, .timeout = 60)
     assert_status(r, 200, nw.log);
     assert_body(r, "Hello, World!\n");
     int more = h_count_text(nw.log, "accepted connection") - before;
-    cr_assert_eq(more, 1, "after the idle timeout the request made %d new connections:\n%s",
-                 more, h_tail(nw.log));
+    cr_assert_eq(more, 1, "after the idle timeout the request made %d new connections:\n%s", more,
+                 h_tail(nw.log));
 }
 
 Test(e2e, no_keep_conn_closes_each_connection, .timeout = 60)
@@ -460,6 +453,32 @@ static h_narwhal serve_unix(const char *sock)
     if (!h_wait_unix(sock, 10000))
         cr_assert_fail("narwhal does not accept on %s:\n%s", sock, h_tail(nw.log));
     return nw;
+}
+
+/* The rollback of an upgrade: USR2, then TERM to the new master. The old
+ * master goes on serving, so the socket file it serves on stays (the new
+ * master removed it as it exited). */
+Test(e2e, unix_socket_survives_a_rolled_back_upgrade, .timeout = 60)
+{
+    char *sock = h_path("nw.sock"), *pidfile = h_path("nw.pid");
+    h_narwhal nw =
+        h_narwhal_spawn("-b", h_fmt("unix:%s", sock), "-p", pidfile, h_example("hello.so"), NULL);
+    cr_assert(h_wait_unix(sock, 10000), "%s", h_tail(nw.log));
+    h_nginx ng = h_nginx_start(H_SNIPPET_UNIX, h_fmt("unix:%s", sock));
+    assert_status(h_get(ng.port, "/"), 200, nw.log);
+    cr_assert(kill(nw.pid, SIGUSR2) == 0);
+    pid_t newm = 0;
+    for (long end = h_now_ms() + 10000; newm <= 0 && h_now_ms() < end; h_sleep_ms(50))
+        newm = h_read_pidfile(h_fmt("%s.2", pidfile));
+    cr_assert(newm > 0, "no new master:\n%s", h_tail(nw.log));
+    h_adopt(newm);
+    cr_assert(h_wait_for_text(nw.log, "booting worker", 10000), "%s", h_tail(nw.log));
+    cr_assert(h_stop(newm, SIGTERM, 10000) >= 0, "the new master does not stop");
+    struct stat sst;
+    cr_assert(stat(sock, &sst) == 0 && S_ISSOCK(sst.st_mode),
+              "the new master removed %s while the old one serves on it:\n%s", sock,
+              h_tail(nw.log));
+    assert_status(h_get(ng.port, "/"), 200, nw.log);
 }
 
 Test(e2e, unix_socket, .timeout = 60)
@@ -503,8 +522,7 @@ Test(e2e, pidfile, .timeout = 60)
     pid_t pid = 0;
     for (long end = h_now_ms() + 5000; !pid && h_now_ms() < end; h_sleep_ms(20))
         pid = h_read_pidfile(pidfile);
-    cr_assert_eq(pid, nw.pid, "the pidfile names %ld, the master is %ld", (long)pid,
-                 (long)nw.pid);
+    cr_assert_eq(pid, nw.pid, "the pidfile names %ld, the master is %ld", (long)pid, (long)nw.pid);
 
     h_narwhal again = h_narwhal_spawn("-b", h_fmt("127.0.0.1:%d", h_free_port()), "-p", pidfile,
                                       h_example("hello.so"), NULL);
@@ -567,8 +585,8 @@ Test(e2e, bad_config_file_value, .timeout = 60)
               h_tail(nw.log));
     cr_assert(h_exited_with(ws, 1), "narwhal %s:\n%s", h_wstatus_str(ws), h_tail(nw.log));
     char *text = h_read_file(nw.log, NULL);
-    cr_assert(strstr(text, h_fmt("%s:3:", conf)) || strstr(text, ":3:"),
-              "no FILE:3: in:\n%s", text);
+    cr_assert(strstr(text, h_fmt("%s:3:", conf)) || strstr(text, ":3:"), "no FILE:3: in:\n%s",
+              text);
     cr_assert(strstr(text, "workers"), "the setting is not named:\n%s", text);
     cr_assert_not(h_tcp_accepts(port), "something listens on the configured port");
 }
@@ -592,8 +610,8 @@ Test(e2e, config_file_settings_apply, .timeout = 60)
     char *conf = h_path("good.conf");
     h_write_file(conf, h_fmt("bind = '127.0.0.1:%d'\nworkers = 2\n", port));
     h_narwhal nw = h_narwhal_spawn("-c", conf, h_example("hello.so"), NULL);
-    cr_assert(h_wait_listen(nw.pid, port, 10000), "narwhal does not listen on the config's bind:\n%s",
-              h_tail(nw.log));
+    cr_assert(h_wait_listen(nw.pid, port, 10000),
+              "narwhal does not listen on the config's bind:\n%s", h_tail(nw.log));
     h_nginx ng = h_nginx_start(H_SNIPPET_TCP, h_fmt("127.0.0.1:%d", port));
     assert_status(h_get(ng.port, "/"), 200, nw.log);
 }
@@ -607,10 +625,17 @@ Test(e2e, cgi_fcgi_peer, .timeout = 60)
         cr_skip_test("cgi-fcgi (libfcgi) is not installed");
     h_narwhal nw = h_narwhal_serve(h_example("hello.so"), NULL);
     char *out = h_path("cgi-fcgi.out");
-    char *argv[] = { (char *)cgi, "-bind", "-connect", h_fmt("127.0.0.1:%d", nw.port), NULL };
-    char *env[] = { "REQUEST_METHOD=GET", "SCRIPT_NAME=/", "REQUEST_URI=/", "QUERY_STRING=",
-                    "SERVER_PROTOCOL=HTTP/1.1", "SERVER_NAME=localhost", "SERVER_PORT=80",
-                    "REMOTE_ADDR=127.0.0.1", "CONTENT_LENGTH=", NULL };
+    char *argv[] = {(char *)cgi, "-bind", "-connect", h_fmt("127.0.0.1:%d", nw.port), NULL};
+    char *env[] = {"REQUEST_METHOD=GET",
+                   "SCRIPT_NAME=/",
+                   "REQUEST_URI=/",
+                   "QUERY_STRING=",
+                   "SERVER_PROTOCOL=HTTP/1.1",
+                   "SERVER_NAME=localhost",
+                   "SERVER_PORT=80",
+                   "REMOTE_ADDR=127.0.0.1",
+                   "CONTENT_LENGTH=",
+                   NULL};
     int ws = h_run(out, argv, env, 15000);
     char *text = h_read_file(out, NULL);
     cr_assert(h_exited_with(ws, 0), "cgi-fcgi %s:\n%s\nnarwhal log:\n%s", h_wstatus_str(ws),
@@ -667,8 +692,7 @@ Test(e2e, missing_app_fails, .timeout = 60)
     char *app = h_path("no-such-app.so");
     h_narwhal nw = h_narwhal_spawn("-b", h_fmt("127.0.0.1:%d", h_free_port()), app, NULL);
     int ws;
-    cr_assert(h_wait_exit(nw.pid, 25000, &ws), "narwhal runs without its app:\n%s",
-              h_tail(nw.log));
+    cr_assert(h_wait_exit(nw.pid, 25000, &ws), "narwhal runs without its app:\n%s", h_tail(nw.log));
     cr_assert(!h_exited_with(ws, 0) && ws >= 0, "narwhal %s without its app", h_wstatus_str(ws));
     char *text = h_read_file(nw.log, NULL);
     cr_assert(strstr(text, "cannot load") || strstr(text, "cannot open shared object") ||
@@ -676,7 +700,8 @@ Test(e2e, missing_app_fails, .timeout = 60)
               "no load error in:\n%s", text);
 }
 
-/* ---- logs --------------------------------------------------------------------------------------- */
+/* ---- logs ---------------------------------------------------------------------------------------
+ */
 
 Test(e2e, access_log, .timeout = 60)
 {
@@ -720,8 +745,9 @@ Test(e2e, app_warning_cannot_forge_nginx_log_lines, .timeout = 60)
 {
     serve_tcp(nw, ng, h_testapp("manylogs"));
     assert_status(h_get(ng.port, "/many?n=0"), 200, nw.log);
-    cr_assert(h_wait_for_text(ng.error_log, "value\\x0a2026/11/30 00:00:00 [emerg] 1#1: forged", 5000),
-              "the message is not in nginx's error log, escaped:\n%s", h_tail(ng.error_log));
+    cr_assert(
+        h_wait_for_text(ng.error_log, "value\\x0a2026/11/30 00:00:00 [emerg] 1#1: forged", 5000),
+        "the message is not in nginx's error log, escaped:\n%s", h_tail(ng.error_log));
     cr_assert(!h_wait_for_text(ng.error_log, "\n2026/11/30 00:00:00 [emerg]", 100),
               "a forged line in nginx's error log:\n%s", h_tail(ng.error_log));
 }
@@ -735,9 +761,9 @@ Test(e2e, api_from_an_app_thread_is_refused, .timeout = 60)
     h_response r = h_get(ng.port, "/thread");
     assert_status(r, 200, nw.log);
     assert_body(r, "write -1 status -1\n");
-    cr_assert(h_wait_for_text(nw.log, "called from a thread that is not the request's handler's",
-                              5000),
-              "%s", h_tail(nw.log));
+    cr_assert(
+        h_wait_for_text(nw.log, "called from a thread that is not the request's handler's", 5000),
+        "%s", h_tail(nw.log));
     cr_assert(h_wait_for_text(nw.log, "logged from an app thread", 5000), "%s", h_tail(nw.log));
 }
 

@@ -341,6 +341,28 @@ Test(procs, reload_follows_symlink_swap_and_replaced_directory, .timeout = 90)
     wait_body(&ng, "Hello, World!\n", nw.log, 5000);
 }
 
+/* The usual deploy again, with the app named relative to a --chdir that is
+ * the release symlink: the watch follows the symlink, not the release it
+ * pointed at when narwhal started (getcwd() would have resolved it). */
+Test(procs, reload_follows_symlink_swap_under_chdir, .timeout = 90)
+{
+    char *dir = h_path("deploy");
+    cr_assert(mkdir(dir, 0755) == 0);
+    char *r1 = h_fmt("%s/r1", dir), *r2 = h_fmt("%s/r2", dir);
+    cr_assert(mkdir(r1, 0755) == 0 && mkdir(r2, 0755) == 0);
+    h_copy_file(h_example("hello.so"), h_fmt("%s/app.so", r1));
+    h_copy_file(h_env("NARWHAL_TESTAPP"), h_fmt("%s/app.so", r2));
+    char *current = h_fmt("%s/current", dir), *tmp = h_fmt("%s/current.tmp", dir);
+    cr_assert(symlink("r1", current) == 0);
+    serve_tcp(nw, ng, "-w", "1", "--reload", "--chdir", current, "app.so");
+    wait_body(&ng, "Hello, World!\n", nw.log, 10000);
+    cr_assert(h_wait_for_text(nw.log, h_fmt("watching %s/app.so", current), 5000), "%s",
+              h_tail(nw.log));
+
+    cr_assert(symlink("r2", tmp) == 0 && rename(tmp, current) == 0);
+    wait_body(&ng, "testapp\n", nw.log, 15000);
+}
+
 /* A reload that changes the app path watches the new path. */
 Test(procs, reload_watches_the_app_path_the_config_names_now, .timeout = 90)
 {
