@@ -219,12 +219,13 @@ void log_vmsg(int level, const char *fmt, va_list ap)
         level = NW_LOG_DEBUG;
     if (level > NW_LOG_CRITICAL)
         level = NW_LOG_CRITICAL;
+    /* counted whatever the log level (gunicorn's gunicorn.log.* do too) */
+    if (level_hook && level >= NW_LOG_WARNING)
+        level_hook(level);
     if (level < min_level)
         return;
 
     int saved_errno = errno;
-    if (level_hook && level >= NW_LOG_WARNING)
-        level_hook(level);
     char stack[1024];
     nw_buf heap = NW_BUF_INIT;
     char *line = stack;

@@ -110,6 +110,19 @@ static int check_access_format(const char *v, char *err, size_t errlen)
     return 0;
 }
 
+/* A statsD name part: the wire format is "name:value|type\n". */
+static int check_statsd_prefix(const char *v, char *err, size_t errlen)
+{
+    size_t bad = strcspn(v, ":|@\n\r \t");
+    if (v[bad])
+        return snprintf(err, errlen, "'%s' holds '%c', which statsD's format does not allow", v,
+                        v[bad] == '\n' ? ' ' : v[bad]),
+               -1;
+    if (strlen(v) > 100)
+        return snprintf(err, errlen, "'%.20s...' is longer than 100 bytes", v), -1;
+    return 0;
+}
+
 static int check_page_path(const char *v, char *err, size_t errlen)
 {
     if (v[0] != '/' || strpbrk(v, "?# "))
@@ -482,6 +495,7 @@ const struct setting settings_table[] = {
      .type = T_STR,
      .off = OFF(statsd_prefix),
      .def = "",
+     .check = check_statsd_prefix,
      .help = "put PREFIX. before every statsD metric name"},
     {.name = "reload",
      .long_flag = "reload",

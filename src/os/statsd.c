@@ -21,7 +21,7 @@ static struct {
     char prefix[128];
     char buf[STATSD_DATAGRAM];
     size_t len;
-    uint64_t dropped;
+    char host[256]; /* what fd is connected to */
 } sd = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
 
 static int connect_unix(const char *path)
@@ -36,7 +36,7 @@ static int connect_unix(const char *path)
     if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
         /* A server that is not there yet is not an error for a datagram
          * socket we connect later: keep it simple, say so and stay off. */
-        log_error("statsd_host unix:%s: %s; no metrics", path, strerror(errno));
+        log_error("statsd_host unix:%s: %s", path, strerror(errno));
         if (fd >= 0)
             close(fd);
         return -1;
@@ -49,7 +49,7 @@ static int connect_udp(const char *host)
     const char *why = NULL;
     struct addrinfo *res = listener_resolve(host, SOCK_DGRAM, 0, &why);
     if (!res) {
-        log_error("statsd_host %s: %s; no metrics", host, why);
+        log_error("statsd_host %s: %s", host, why);
         return -1;
     }
     int fd = -1;
@@ -62,10 +62,12 @@ static int connect_udp(const char *host)
         fd = -1;
     }
     if (fd < 0)
-        log_error("statsd_host %s: %s; no metrics", host, strerror(errno));
+        log_error("statsd_host %s: %s", host, strerror(errno));
     freeaddrinfo(res);
     return fd;
 }
+
+static void statsd_counter(const char *name, long value);
 
 static void count_log_line(int level)
 {
@@ -75,27 +77,44 @@ static void count_log_line(int level)
                    1);
 }
 
-int statsd_open(const char *host, const char *prefix)
+/* gunicorn's rule: "app", "app." (and "app..") are the prefix "app.". */
+static void set_prefix(char *out, size_t size, const char *prefix)
 {
-    log_set_level_hook(NULL);
-    statsd_close();
-    if (!host || !*host)
-        return 0;
-    int fd = strncmp(host, "unix:", 5) == 0 ? connect_unix(host + 5) : connect_udp(host);
-    if (fd < 0)
-        return -1;
-    pthread_mutex_lock(&sd.lock);
-    sd.fd = fd;
-    /* gunicorn: "app" and "app." (and "app..") are the prefix "app." */
     size_t n = prefix ? strlen(prefix) : 0;
     while (n && prefix[n - 1] == '.')
         n--;
-    if (n >= sizeof sd.prefix - 1)
-        n = sizeof sd.prefix - 2;
+    if (n >= size - 1)
+        n = size - 2; /* the setting's check keeps it far shorter */
     if (n)
-        snprintf(sd.prefix, sizeof sd.prefix, "%.*s.", (int)n, prefix);
+        snprintf(out, size, "%.*s.", (int)n, prefix);
     else
-        sd.prefix[0] = 0;
+        out[0] = 0;
+}
+
+int statsd_open(const char *host, const char *prefix)
+{
+    char want[sizeof sd.prefix];
+    set_prefix(want, sizeof want, prefix);
+    if (!host || !*host) {
+        log_set_level_hook(NULL);
+        statsd_close();
+        return 0;
+    }
+    pthread_mutex_lock(&sd.lock);
+    int same = sd.fd >= 0 && strcmp(sd.host, host) == 0;
+    if (same)
+        snprintf(sd.prefix, sizeof sd.prefix, "%s", want);
+    pthread_mutex_unlock(&sd.lock);
+    if (same) /* a reload that kept the host: the same socket */
+        return 0;
+    int fd = strncmp(host, "unix:", 5) == 0 ? connect_unix(host + 5) : connect_udp(host);
+    if (fd < 0) /* logged; metrics go where they went before, if anywhere */
+        return -1;
+    statsd_close();
+    pthread_mutex_lock(&sd.lock);
+    sd.fd = fd;
+    snprintf(sd.host, sizeof sd.host, "%s", host);
+    snprintf(sd.prefix, sizeof sd.prefix, "%s", want);
     sd.len = 0;
     pthread_mutex_unlock(&sd.lock);
     log_set_level_hook(count_log_line);
@@ -116,8 +135,8 @@ int statsd_enabled(void)
 /* With the lock held. */
 static void send_batch(void)
 {
-    if (sd.len && send(sd.fd, sd.buf, sd.len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-        sd.dropped++;
+    if (sd.len) /* what the socket does not take now is dropped: never waited for */
+        (void)send(sd.fd, sd.buf, sd.len, MSG_DONTWAIT | MSG_NOSIGNAL);
     sd.len = 0;
 }
 
@@ -159,7 +178,7 @@ static void metric(const char *fmt, ...)
         add(line, (size_t)n);
 }
 
-void statsd_counter(const char *name, long value)
+static void statsd_counter(const char *name, long value)
 {
     metric("%s%s:%ld|c\n", sd.prefix, name, value);
 }
@@ -167,11 +186,6 @@ void statsd_counter(const char *name, long value)
 void statsd_gauge(const char *name, long value)
 {
     metric("%s%s:%ld|g\n", sd.prefix, name, value);
-}
-
-void statsd_timing_ms(const char *name, double ms)
-{
-    metric("%s%s:%.3f|ms\n", sd.prefix, name, ms);
 }
 
 void statsd_request(int status, double ms)
@@ -189,12 +203,4 @@ void statsd_flush(void)
     if (sd.fd >= 0)
         send_batch();
     pthread_mutex_unlock(&sd.lock);
-}
-
-uint64_t statsd_dropped(void)
-{
-    pthread_mutex_lock(&sd.lock);
-    uint64_t n = sd.dropped;
-    pthread_mutex_unlock(&sd.lock);
-    return n;
 }

@@ -13,8 +13,8 @@
  * (unix:PATH). Never blocks: lines are batched into datagrams of at most
  * STATSD_DATAGRAM bytes, sent with MSG_DONTWAIT when one is full or on
  * statsd_flush (the worker's and the master's once-a-second tick), and
- * dropped, counted, when the socket would block or the server is not
- * there. Safe from any thread (one mutex, held for an append). */
+ * dropped when the socket would block or the server is not there. Safe from any thread (one mutex,
+ * held for an append). */
 #ifndef NW_STATSD_H
 #define NW_STATSD_H
 
@@ -24,23 +24,20 @@
 
 /* Connects to host ("HOST:PORT", "[IPV6]:PORT" or "unix:PATH"; NULL = off)
  * and counts the error log's warning, error and critical lines from then
- * on. 0, or -1 (logged; metrics stay off). The master calls it at start and
- * on every reload; its workers inherit the socket. */
+ * on. The master calls it at start and on every reload (nothing changes
+ * when host and prefix are the same; a new host that cannot be reached
+ * leaves the old one in use); its workers inherit the socket. 0, or -1
+ * (logged). */
 int statsd_open(const char *host, const char *prefix);
 /* In a new child: what the parent had batched is not the child's to send. */
 void statsd_after_fork(void);
 void statsd_close(void);
 int statsd_enabled(void);
 
-void statsd_counter(const char *name, long value);
 void statsd_gauge(const char *name, long value);
-void statsd_timing_ms(const char *name, double ms);
 /* One request's three metrics in one append. */
 void statsd_request(int status, double ms);
 /* Sends what is batched. */
 void statsd_flush(void);
-/* Datagrams dropped because the socket would block (for the status page
- * and tests). */
-uint64_t statsd_dropped(void);
 
 #endif

@@ -329,6 +329,20 @@ static const char *param_cb(void *ctx, const char *name)
     return request_param(ctx, name);
 }
 
+/* This worker's pid, asked once: getpid() is a system call, and the
+ * access log wants it for every request. request_run runs in workers only,
+ * which never fork again to run one. */
+static pid_t worker_pid(void)
+{
+    static pid_t pid;
+    pid_t p = __atomic_load_n(&pid, __ATOMIC_RELAXED);
+    if (!p) {
+        p = getpid();
+        __atomic_store_n(&pid, p, __ATOMIC_RELAXED);
+    }
+    return p;
+}
+
 /* status: what the client got; us: how long the request took. */
 static void log_request(nw_request *r, int status, int64_t us)
 {
@@ -342,7 +356,7 @@ static void log_request(nw_request *r, int status, int64_t us)
         .body_bytes = r->body_bytes,
         .start = r->start_rt,
         .duration_us = us > 0 ? (uint64_t)us : 0,
-        .pid = getpid(),
+        .pid = worker_pid(),
     };
     log_access(&e);
 }

@@ -39,3 +39,26 @@ Test(log, control_bytes_are_escaped)
     cr_assert(strstr(t, "red \\x1b[31mtext\\x1b[0m, bell \\x07, del \\x7f, tab\tstays\n"), "%s", t);
     cr_assert_null(strchr(t, '\x1b'), "a raw ESC: %s", t);
 }
+
+static int hooked[NW_LOG_CRITICAL + 1];
+
+static void count_level(int level)
+{
+    hooked[level]++;
+}
+
+Test(log, level_hook_counts_lines_the_level_leaves_out)
+{
+    /* statsD's gunicorn.log.* count warnings whatever the log level */
+    const char *path = tmp_path("error.log");
+    cr_assert_eq(log_configure(path, NULL, NW_LOG_ERROR, NULL), 0);
+    log_set_level_hook(count_level);
+    log_msg(NW_LOG_WARNING, "not written");
+    log_msg(NW_LOG_ERROR, "written");
+    log_msg(NW_LOG_INFO, "neither");
+    log_set_level_hook(NULL);
+    log_open("-", NULL);
+    cr_assert_eq(hooked[NW_LOG_WARNING], 1);
+    cr_assert_eq(hooked[NW_LOG_ERROR], 1);
+    cr_assert_eq(hooked[NW_LOG_INFO], 0);
+}

@@ -1134,3 +1134,16 @@ Test(settings, warn_no_effect_names_each_setting)
         lines++;
     cr_expect_eq(lines, 4, "%s", text);
 }
+
+Test(settings, statsd_prefix_keeps_the_wire_format)
+{
+    /* "name:value|type": a prefix with ':' or '|' would forge the value */
+    expect_error(NULL,
+                 "narwhal: --statsd-prefix: 'a:1|c' holds ':', which statsD's format does not "
+                 "allow\n",
+                 "--statsd-prefix", "a:1|c", NULL);
+    expect_error(NULL,
+                 "narwhal: --statsd-prefix: 'a|b' holds '|', which statsD's format does not "
+                 "allow\n",
+                 "--statsd-prefix", "a|b", NULL);
+}
