@@ -149,7 +149,8 @@ wait "$wrk_pid" 2>/dev/null
 
 requests=$(awk '/requests in/ {print $1}' "$work/wrk.out")
 non2xx=$(awk '/Non-2xx/ {print $NF}' "$work/wrk.out")
-sockerr=$(awk -F'[ ,]+' '/Socket errors/ {print $4+$6+$8+$10}' "$work/wrk.out")
+# "  Socket errors: connect 0, read 4538, write 2, timeout 7": the numbers
+sockerr=$(awk '/Socket errors/ {n = 0; for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) n += $i; print n}' "$work/wrk.out")
 errors=$(grep -c '\[error\]' "$work/error.log" 2>/dev/null)
 printf '| mode | seconds | signals | requests | non-2xx | socket errors | nginx [error] lines |\n'
 printf '|---|--:|--:|--:|--:|--:|--:|\n'
@@ -161,4 +162,8 @@ if [[ ${errors:-0} != 0 ]]; then
     echo "first nginx errors:"
     grep '\[error\]' "$work/error.log" | sed -E 's/^[0-9/: ]+\[error\] [0-9#]+: \*[0-9]+ //' |
         sed -E 's/, client:.*//' | sort | uniq -c | sort -rn | head -5
+fi
+# The goal: nothing reaches a client, nothing reaches nginx's error log.
+if [[ ${non2xx:-0} != 0 || ${sockerr:-0} != 0 || ${errors:-0} != 0 || -z $requests ]]; then
+    exit 1
 fi

@@ -134,13 +134,19 @@ rm -f "$T/nw.pid" "$T/nw.pid.2"
 L2=$T/nw2.log
 start_narwhal "$L2"
 sleep 0.5
+kids=$(pgrep -P "$M") # its workers, before the master is reaped and they lose it
 kill -HUP "$M"; kill -TERM "$M"
 wait "$M"; st=$?
-left=$(pgrep -P "$M" | wc -l)
-say "TERM right after HUP: master exited with status $st, $left children left"
+left=0
+for k in $kids; do kill -0 "$k" 2>/dev/null && left=$((left + 1)); done
+say "TERM right after HUP: master exited with status $st, $left of its workers left"
 [ "$st" = 0 ] || bad "TERM after HUP: exit status $st"
-curl -s -o /dev/null -m 2 "http://127.0.0.1:$NW/" 2>/dev/null
-grep -E '\[(ERROR|CRITICAL)\]' "$L2" | head -5 | sed 's/^/ops-check:   /'
+[ "$left" = 0 ] || bad "TERM after HUP: $left workers outlived the master"
+ss -Hltn "sport = :$NW" 2>/dev/null | grep -q . && bad "something still listens on port $NW"
+if grep -qE '\[(ERROR|CRITICAL)\]' "$L2"; then
+    grep -E '\[(ERROR|CRITICAL)\]' "$L2" | head -5 | sed 's/^/ops-check:   /'
+    bad "TERM after HUP logged errors"
+fi
 
 [ $fail = 0 ] && say "all passed" || say "FAILED"
 exit $fail

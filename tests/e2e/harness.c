@@ -1180,15 +1180,32 @@ bool h_wait_for_text(const char *path, const char *needle, long timeout_ms)
     }
 }
 
-int h_count_text(const char *path, const char *needle)
+int h_count_in(const char *text, const char *needle)
 {
-    char *text = h_read_file(path, NULL);
     int n = 0;
     size_t nl = strlen(needle);
     for (const char *p = text; p && nl && (p = strstr(p, needle)); p += nl)
         n++;
+    return n;
+}
+
+int h_count_text(const char *path, const char *needle)
+{
+    char *text = h_read_file(path, NULL);
+    int n = h_count_in(text, needle);
     free(text);
     return n;
+}
+
+bool h_wait_count(const char *path, const char *needle, int n, long timeout_ms)
+{
+    long deadline = h_now_ms() + timeout_ms;
+    while (h_count_text(path, needle) < n) {
+        if (h_now_ms() >= deadline)
+            return false;
+        h_sleep_ms(50);
+    }
+    return true;
 }
 
 char *h_find_line(const char *path, const char *const needles[])

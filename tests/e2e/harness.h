@@ -212,8 +212,13 @@ bool h_exists(const char *path);
 char *h_tail(const char *path);
 /* Polls until the file contains needle, at most timeout_ms. */
 bool h_wait_for_text(const char *path, const char *needle, long timeout_ms);
-/* Counts non-overlapping occurrences of needle in the file. */
+/* Counts non-overlapping occurrences of needle in text (NULL: 0), in the
+ * file at path. */
+int h_count_in(const char *text, const char *needle);
 int h_count_text(const char *path, const char *needle);
+/* Waits until needle occurs n times in the file at path, at most
+ * timeout_ms; whether it did. */
+bool h_wait_count(const char *path, const char *needle, int n, long timeout_ms);
 /* The first line of the file that contains every one of needles (a
  * NULL-terminated list), or NULL. */
 char *h_find_line(const char *path, const char *const needles[]);

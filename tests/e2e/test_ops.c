@@ -135,17 +135,6 @@ static workers wait_all_replaced(const h_narwhal *nw, int n, const workers *old,
     }
 }
 
-static bool wait_count(const char *path, const char *needle, int n, long timeout_ms)
-{
-    long deadline = h_now_ms() + timeout_ms;
-    while (h_count_text(path, needle) < n) {
-        if (h_now_ms() >= deadline)
-            return false;
-        h_sleep_ms(50);
-    }
-    return true;
-}
-
 /* ---- HUP ------------------------------------------------------------------------------ */
 
 Test(ops, hup_three_times_under_load, .timeout = 90)
@@ -160,7 +149,7 @@ Test(ops, hup_three_times_under_load, .timeout = 90)
     h_sleep_ms(1000);
     for (int i = 1; i <= 3; i++) {
         cr_assert(kill(nw.pid, SIGHUP) == 0);
-        cr_assert(wait_count(nw.log, "reload done: generation", i, 10000),
+        cr_assert(h_wait_count(nw.log, "reload done: generation", i, 10000),
                   "HUP %d: no \"reload done\" line after 10 s:\n%s", i, h_tail(nw.log));
         h_sleep_ms(300);
     }
@@ -248,8 +237,8 @@ Test(ops, usr1_reopens_logs, .timeout = 60)
     wait_workers(&nw, 2, 10000);
     for (int i = 0; i < 3; i++)
         assert_status(h_get(ng.port, h_fmt("/before-%d", i)), 200, elog);
-    cr_assert(wait_count(alog, "/before-", 3, 3000), "access log:\n%s", h_tail(alog));
-    cr_assert(wait_count(elog, "testapp log line", 3, 3000), "error log:\n%s", h_tail(elog));
+    cr_assert(h_wait_count(alog, "/before-", 3, 3000), "access log:\n%s", h_tail(alog));
+    cr_assert(h_wait_count(elog, "testapp log line", 3, 3000), "error log:\n%s", h_tail(elog));
 
     /* what logrotate does: rename, then USR1 */
     cr_assert(rename(elog, elog1) == 0 && rename(alog, alog1) == 0);
@@ -263,9 +252,9 @@ Test(ops, usr1_reopens_logs, .timeout = 60)
 
     for (int i = 0; i < 10; i++)
         assert_status(h_get(ng.port, h_fmt("/after-%d", i)), 200, elog);
-    cr_assert(wait_count(alog, "/after-", 10, 3000), "new access log:\n%s\nold:\n%s",
+    cr_assert(h_wait_count(alog, "/after-", 10, 3000), "new access log:\n%s\nold:\n%s",
               h_tail(alog), h_tail(alog1));
-    cr_assert(wait_count(elog, "testapp log line", 10, 3000),
+    cr_assert(h_wait_count(elog, "testapp log line", 10, 3000),
               "the workers' lines are not in the new error log:\n%s\nold:\n%s", h_tail(elog),
               h_tail(elog1));
     /* nothing at all went to the old files after the signal */
@@ -301,9 +290,12 @@ Test(ops, recycling_behind_keepalive_leaves_nginx_log_clean, .timeout = 90)
     h_narwhal nw = h_narwhal_serve("-w", "2", "--max-requests", "300", "--max-requests-jitter",
                                    "50", h_example("hello.so"), NULL);
     h_nginx ng = h_nginx_start(H_SNIPPET_KEEPALIVE, h_fmt("127.0.0.1:%d", nw.port));
-    load l = load_start(ng.port, "/", 4);
+    load l = load_start(ng.port, "/", 6);
     h_sleep_ms(1500);
     cr_assert(kill(nw.pid, SIGHUP) == 0);
+    /* the reload happens under the load, not after it */
+    cr_assert(h_wait_for_text(nw.log, "reload done", 4000), "no reload under load:\n%s",
+              h_tail(nw.log));
     load_finish(&l, nw.log);
     cr_assert(h_count_text(nw.log, "max_requests reached") >= 4,
               "not enough recycling to tell:\n%s", h_tail(nw.log));
@@ -676,7 +668,7 @@ Test(ops, ttin_is_bounded_so_reload_fits, .timeout = 120)
     for (; sent < 300 && h_count_text(nw.log, "SIGTTIN: refused") == 0; sent++) {
         cr_assert(kill(nw.pid, SIGTTIN) == 0);
         /* one at a time: signals sent together may merge */
-        cr_assert(wait_count(nw.log, "SIGTTIN: ", sent + 1, 5000), "TTIN %d not seen:\n%s",
+        cr_assert(h_wait_count(nw.log, "SIGTTIN: ", sent + 1, 5000), "TTIN %d not seen:\n%s",
                   sent + 1, h_tail(nw.log));
     }
     cr_assert(h_count_text(nw.log, "SIGTTIN: refused") > 0, "%d TTINs all taken:\n%s", sent,

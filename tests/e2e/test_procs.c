@@ -204,14 +204,6 @@ Test(procs, worker_gets_parent_death_signal_after_user_change)
 
 /* ---- logs the workers reopen (12.9) --------------------------------------------------- */
 
-static bool wait_count(const char *path, const char *needle, int n, long timeout_ms)
-{
-    long t0 = h_now_ms();
-    while (h_count_text(path, needle) < n && h_now_ms() - t0 < timeout_ms)
-        h_sleep_ms(50);
-    return h_count_text(path, needle) >= n;
-}
-
 Test(procs, workers_with_user_reopen_rotated_logs)
 {
     need_root();
@@ -223,7 +215,7 @@ Test(procs, workers_with_user_reopen_rotated_logs)
     pid_t kid;
     cr_assert_eq(h_wait_children(nw.pid, &kid, 1, 1, 10000), 1, "%s", h_tail(elog));
     assert_status(h_get(ng.port, "/before"), 200, elog);
-    cr_assert(wait_count(alog, "/before", 1, 3000), "access log:\n%s", h_tail(alog));
+    cr_assert(h_wait_count(alog, "/before", 1, 3000), "access log:\n%s", h_tail(alog));
 
     cr_assert(rename(elog, h_fmt("%s.1", elog)) == 0 && rename(alog, h_fmt("%s.1", alog)) == 0);
     cr_assert(kill(nw.pid, SIGUSR1) == 0);
@@ -231,10 +223,10 @@ Test(procs, workers_with_user_reopen_rotated_logs)
     h_sleep_ms(300);
     for (int i = 0; i < 5; i++)
         assert_status(h_get(ng.port, h_fmt("/after-%d", i)), 200, elog);
-    cr_assert(wait_count(alog, "/after-", 5, 3000),
+    cr_assert(h_wait_count(alog, "/after-", 5, 3000),
               "the worker's requests are not in the new access log:\n%s\nerror log:\n%s",
               h_tail(alog), h_tail(elog));
-    cr_assert(wait_count(elog, "testapp log line", 5, 3000), "new error log:\n%s", h_tail(elog));
+    cr_assert(h_wait_count(elog, "testapp log line", 5, 3000), "new error log:\n%s", h_tail(elog));
     cr_assert_eq(h_count_text(elog, "Permission denied"), 0, "%s", h_tail(elog));
 }
 
@@ -296,7 +288,6 @@ Test(procs, exec_program_that_daemonizes_leaves_no_orphan)
 }
 
 /* ---- --reload on paths, not inodes (13.10) ---------------------------------------------- */
-
 
 /* GETs / until the body is want, at most timeout_ms. */
 static void wait_body(const h_nginx *ng, const char *want, const char *nwlog, long timeout_ms)
@@ -360,7 +351,7 @@ Test(procs, reload_follows_symlink_swap_under_chdir, .timeout = 90)
               h_tail(nw.log));
 
     cr_assert(symlink("r2", tmp) == 0 && rename(tmp, current) == 0);
-    wait_body(&ng, "testapp\n", nw.log, 15000);
+    wait_body(&ng, "testapp\n", nw.log, 5000);
 }
 
 /* A reload that changes the app path watches the new path. */

@@ -217,15 +217,6 @@ Test(status, unix_listener_queue)
 
 /* ---- statsD, as gunicorn sends it ----------------------------------------------------- */
 
-/* How many times needle occurs in text. */
-static int count_in(const char *text, const char *needle)
-{
-    int n = 0;
-    for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
-        n++;
-    return n;
-}
-
 /* A statsD server of the test's own: a UDP socket on 127.0.0.1. */
 static int udp_listener(int *port)
 {
@@ -239,21 +230,16 @@ static int udp_listener(int *port)
     return fd;
 }
 
-/* What arrives on fd within ms, every datagram appended. */
-static char *receive_for(int fd, long ms)
+/* Appends to all (of size) what arrives on fd within 100 ms. */
+static void receive_some(int fd, char *all, size_t size)
 {
-    static char all[65536];
-    size_t n = 0;
-    for (long end = h_now_ms() + ms; h_now_ms() < end && n < sizeof all - 1;) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, 100) <= 0)
-            continue;
-        ssize_t k = recv(fd, all + n, sizeof all - 1 - n, 0);
+    size_t n = strlen(all);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (n < size - 1 && poll(&p, 1, 100) > 0) {
+        ssize_t k = recv(fd, all + n, size - 1 - n, 0);
         if (k > 0)
-            n += (size_t)k;
+            all[n + (size_t)k] = 0;
     }
-    all[n] = 0;
-    return all;
 }
 
 Test(status, statsd_gets_gunicorns_metrics)
@@ -264,15 +250,21 @@ Test(status, statsd_gets_gunicorns_metrics)
               h_testapp("manylogs"));
     for (int i = 0; i < 3; i++)
         assert_status(h_get(ng.port, "/m?n=1"), 200, nw.log);
-    char *got = receive_for(fd, 2500);
+    /* every request's lines and the master's gauge, flushed once a second */
+    static char got[65536];
+    for (long end = h_now_ms() + 10000;
+         h_now_ms() < end && (h_count_in(got, "svc.app.gunicorn.requests:1|c\n") < 3 ||
+                              h_count_in(got, "svc.app.gunicorn.log.warning:1|c\n") < 6 ||
+                              !strstr(got, "svc.app.gunicorn.workers:"));)
+        receive_some(fd, got, sizeof got);
     close(fd);
     /* one line per request and metric, batched into datagrams */
-    cr_assert_eq(count_in(got, "svc.app.gunicorn.requests:1|c\n"), 3, "%s", got);
-    cr_assert_eq(count_in(got, "svc.app.gunicorn.request.status.200:1|c\n"), 3, "%s", got);
-    cr_assert_eq(count_in(got, "svc.app.gunicorn.request.duration:"), 3, "%s", got);
+    cr_assert_eq(h_count_in(got, "svc.app.gunicorn.requests:1|c\n"), 3, "%s", got);
+    cr_assert_eq(h_count_in(got, "svc.app.gunicorn.request.status.200:1|c\n"), 3, "%s", got);
+    cr_assert_eq(h_count_in(got, "svc.app.gunicorn.request.duration:"), 3, "%s", got);
     cr_assert(strstr(got, "|ms\n"), "%s", got);
     /* each request logs two warnings */
-    cr_assert_geq(count_in(got, "svc.app.gunicorn.log.warning:1|c\n"), 6, "%s", got);
+    cr_assert_geq(h_count_in(got, "svc.app.gunicorn.log.warning:1|c\n"), 6, "%s", got);
     /* the master's gauge */
     cr_assert(strstr(got, "svc.app.gunicorn.workers:") && strstr(got, "|g\n"), "%s", got);
 }
@@ -326,17 +318,22 @@ Test(status, html_page_draws_in_a_real_browser, .timeout = 120)
     /* a server at work: three requests that take their time */
     h_bg_request b[3];
     for (int i = 0; i < 3; i++) {
-        b[i] = (h_bg_request){.port = ng.port, .path = "/slow?ms=6000"};
+        b[i] = (h_bg_request){.port = ng.port, .path = "/slow?ms=15000"};
         h_bg_start(&b[i]);
     }
-    h_sleep_ms(300);
+    /* running before the browser starts (a cold Chromium takes a while);
+     * the status request itself is the fourth */
+    long running = 0;
+    for (long end = h_now_ms() + 10000; running < 4 && h_now_ms() < end; h_sleep_ms(100))
+        running = json_number(ng.port, "d['active_slots']", nw.log);
+    cr_assert_geq(running, 4, "the slow requests are not running:\n%s", h_tail(nw.log));
     char *dom = browser_dom(h_fmt("http://127.0.0.1:%d/status?html", ng.port), 5000);
     /* the page polled ?json&full and drew what it read */
     cr_assert_geq(data_attr(dom, "polls"), 2, "%.3000s", dom);
     cr_assert_geq(data_attr(dom, "points"), 2, "the chart drew no points:\n%.3000s", dom);
     cr_assert(strstr(dom, "<tr class=\"slot Running\">"), "no running slot in the table:\n%.3000s",
               dom);
-    cr_assert(strstr(dom, "/slow?ms=6000"), "the running requests' URI is not shown:\n%.3000s",
+    cr_assert(strstr(dom, "/slow?ms=15000"), "the running requests' URI is not shown:\n%.3000s",
               dom);
     cr_assert(strstr(dom, "id=\"n-requests\""), "no summary:\n%.3000s", dom);
     cr_assert(strstr(dom, "<p id=\"err\"></p>"), "the page could not read ?json:\n%.3000s", dom);

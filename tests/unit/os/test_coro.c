@@ -202,8 +202,8 @@ Test(coro, guard_page_below_the_stack)
     coro_free(co);
 }
 
-/* Deep enough to leave any stack of a few pages: uses about 1 KiB a level,
- * and the result is used after the call so it cannot become a loop. */
+/* About 1 KiB a level; the result is used after the call so it cannot
+ * become a loop. */
 static int deep(int n)
 {
     volatile char frame[1024];
@@ -216,15 +216,43 @@ static int deep(int n)
 
 static void overflow(void *arg)
 {
-    *(int *)arg = deep(1 << 20);
+    /* a few KiB past a 16 KiB stack: into the guard below it, not past it */
+    *(int *)arg = deep(24);
 }
 
-/* The page below each stack is a guard: an overflow is a SIGSEGV, not a
- * write into whatever lies below. */
-Test(coro, stack_overflow_faults, .signal = SIGSEGV)
+/* Where the guard below the coroutine stacks lies; the handler says
+ * whether the overflow faulted there. */
+static uintptr_t guard_lo, guard_hi;
+
+static void on_segv(int sig, siginfo_t *si, void *ctx)
 {
-    int out = 0;
+    (void)sig;
+    (void)ctx;
+    uintptr_t at = (uintptr_t)si->si_addr;
+    _exit(at >= guard_lo && at < guard_hi ? 0 : 3);
+}
+
+/* The pages below each stack are a guard: an overflow is a SIGSEGV in
+ * them, not a write into whatever lies below. */
+Test(coro, stack_overflow_faults_in_the_guard, .exit_code = 0)
+{
     coro_set_stack_size(16 * 1024);
+    uintptr_t here = 0, lo = 0;
+    nw_coro *probe = coro_new(where, &here);
+    cr_assert_eq(coro_resume(probe), 1);
+    cr_assert_not_null(mapping_of(here, &lo), "the stack is not mapped");
+    const char *guard = mapping_of(lo - 1, &guard_lo);
+    cr_assert(guard && strstr(guard, " ---p "), "no guard below the stack at %#lx",
+              (unsigned long)lo);
+    guard_hi = lo;
+    coro_free(probe); /* the next coroutine gets the same stack */
+
+    static char alt[64 * 1024];
+    stack_t ss = {.ss_sp = alt, .ss_size = sizeof alt};
+    cr_assert_eq(sigaltstack(&ss, NULL), 0);
+    struct sigaction sa = {.sa_sigaction = on_segv, .sa_flags = SA_SIGINFO | SA_ONSTACK};
+    cr_assert_eq(sigaction(SIGSEGV, &sa, NULL), 0);
+    int out = 0;
     nw_coro *co = coro_new(overflow, &out);
     coro_resume(co);
     cr_assert_fail("returned from an overflowing coroutine (%d)", out);
