@@ -2,8 +2,8 @@
 # fuzz/run.sh [SECONDS] [TARGET...] - build the libFuzzer targets and run each
 # for SECONDS (default 60) on a fresh copy of its seed corpus (fuzz/corpus/).
 #
-# TARGET is fastcgi, uwsgi, settings or accesslog (or fuzz_<name>); default
-# all four. Prints a table (target, executions, seconds, result) and exits 1
+# TARGET is fastcgi, uwsgi, session, settings or accesslog (or fuzz_<name>);
+# default all five. Prints a table (target, executions, seconds, result) and exits 1
 # if any target crashed, 2 if the build failed.
 #
 # Environment:

@@ -458,6 +458,10 @@ void settings_warn_no_effect(const nw_settings *s)
                     s->preload_app ? "preload_app" : "spew");
     if (!s->max_requests && s->max_requests_jitter)
         log_warning("max_requests_jitter has no effect while max_requests is 0");
+    if (!s->statsd_host && !settings_is_default(s, "statsd_prefix"))
+        log_warning("statsd_prefix has no effect without statsd_host");
+    if (!s->ping_path && !settings_is_default(s, "ping_response"))
+        log_warning("ping_response has no effect without ping_path");
 }
 
 int settings_apply_env(const nw_settings *s, FILE *err)

@@ -235,15 +235,14 @@ int scoreboard_snapshot(const nw_scoreboard *sb, nw_scoreboard *out)
      * below, which is all a reader relies on (scoreboard.h). */
     memcpy(out->totals, sb->totals, sizeof *out->totals);
     memcpy(out->slots, sb->slots, sizeof(nw_slot) * (size_t)sb->nslots);
-    for (int i = 0; i < sb->nslots; i++)
-        if (out->slots[i].pid > 0)
-            counts_add(&out->totals->c, &out->slots[i].c);
-    /* Only the request slots of live workers: the map holds room for
-     * hundreds of workers with 16 or more slots each, a megabyte. */
+    /* The live workers' counts, and only their request slots: the map
+     * holds room for hundreds of workers with 16 or more slots each, a
+     * megabyte. */
     for (int i = 0; i < sb->nslots; i++) {
-        nw_tslot *dst = scoreboard_tslot(out, i, 0);
         if (out->slots[i].pid <= 0)
             continue;
+        counts_add(&out->totals->c, &out->slots[i].c);
+        nw_tslot *dst = scoreboard_tslot(out, i, 0);
         memcpy(dst, scoreboard_tslot(sb, i, 0), sizeof(nw_tslot) * (size_t)sb->per_slot);
         for (int t = 0; t < sb->per_slot; t++) {
             dst[t].method[sizeof dst[t].method - 1] = 0;

@@ -238,7 +238,7 @@ void nw_log(nw_request *req, int level, const char *fmt, ...)
         req = NULL; /* still logged, in narwhal's log only */
     if (req) {
         const char *uri = req->uri;
-        log_msg(level, "app: %s [%s]", msg, uri ? uri : "-");
+        log_msg(level, "app: %s [" REQ_URI_FMT "]", msg, uri ? uri : "-");
         if (level >= NW_LOG_WARNING)
             request_log_to_peer(req, msg, strlen(msg));
     } else {

@@ -192,8 +192,9 @@ static void conn_dispatch(nw_conn *c)
     c->task.method = c->req->method;
     c->task.uri = c->req->uri;
     if (cs->s->spew)
-        log_debug("spew: connection %llu: request %s %s dispatched", (unsigned long long)c->st.id,
-                  c->task.method, c->task.uri);
+        log_debug("spew: connection %llu: request " REQ_FMT " dispatched",
+                  (unsigned long long)c->st.id, c->task.method ? c->task.method : "-",
+                  c->task.uri ? c->task.uri : "-");
     executor_post(&c->task);
 }
 

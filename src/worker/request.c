@@ -67,7 +67,8 @@ nw_request *request_new(nw_stream *st, const nw_settings *s, nw_handler *handler
 
 void request_start(nw_request *r)
 {
-    r->start_ms = nw_now_ms();
+    clock_gettime(CLOCK_MONOTONIC, &r->start_mono);
+    r->start_ms = (int64_t)r->start_mono.tv_sec * 1000 + r->start_mono.tv_nsec / 1000000;
     clock_gettime(CLOCK_REALTIME, &r->start_rt);
     r->deadline_ms = r->s->timeout > 0 ? r->start_ms + (int64_t)r->s->timeout * 1000 : -1;
 }
@@ -344,7 +345,7 @@ static pid_t worker_pid(void)
 }
 
 /* status: what the client got; us: how long the request took. */
-static void log_request(nw_request *r, int status, int64_t us)
+static void log_request(nw_request *r, int status, uint64_t us)
 {
     if (!log_access_enabled())
         return;
@@ -355,7 +356,7 @@ static void log_request(nw_request *r, int status, int64_t us)
         .status = status,
         .body_bytes = r->body_bytes,
         .start = r->start_rt,
-        .duration_us = us > 0 ? (uint64_t)us : 0,
+        .duration_us = us,
         .pid = worker_pid(),
     };
     log_access(&e);
@@ -440,6 +441,8 @@ void request_run(nw_request *r)
     const nw_proto *proto = stream_proto(st);
     const nw_settings *s = r->s;
     const char *method = r->method, *uri = r->uri;
+    /* for the error log: a refused URI can be as long as the params */
+    const char *m = method ? method : "-", *u = uri ? uri : "-";
 
     r->owner = pthread_self();
     r->owner_set = 1;
@@ -456,8 +459,7 @@ void request_run(nw_request *r)
     status_page page = refuse ? STATUS_NONE : status_match(s, param_cb, r);
     int timed_out = 0;
     if (refuse) {
-        log_warning("refused %s %s with %d: %s", method ? method : "-", uri ? uri : "-", refuse,
-                    why);
+        log_warning("refused " REQ_FMT " with %d: %s", m, u, refuse, why);
         respond_plain(r, refuse,
                       refuse == 414 ? "URI Too Long\n" : "Request Header Fields Too Large\n");
     } else if (page != STATUS_NONE) {
@@ -467,19 +469,17 @@ void request_run(nw_request *r)
         if (!r->headers_sent && r->deadline_ms >= 0 && nw_now_ms() >= r->deadline_ms) {
             /* Its waits were cut off at the deadline: whatever it returned,
              * the client learns the truth. */
-            log_error("%s %s passed its %ds timeout; answering 504", method ? method : "-",
-                      uri ? uri : "-", s->timeout);
+            log_error(REQ_FMT " passed its %ds timeout; answering 504", m, u, s->timeout);
             respond_plain(r, 504, "Gateway Timeout\n");
             timed_out = 1;
         } else if (rc != 0) {
             if (!r->headers_sent) {
-                log_error("handler returned %d for %s %s; answering 500", rc, method ? method : "-",
-                          uri ? uri : "-");
+                log_error("handler returned %d for " REQ_FMT "; answering 500", rc, m, u);
                 respond_plain(r, 500, "Internal Server Error\n");
             } else {
-                log_error("handler returned %d for %s %s after the response began; ending it "
-                          "as it is",
-                          rc, method ? method : "-", uri ? uri : "-");
+                log_error("handler returned %d for " REQ_FMT " after the response began; ending "
+                          "it as it is",
+                          rc, m, u);
             }
         }
     }
@@ -506,18 +506,20 @@ void request_run(nw_request *r)
         if (stream_flush_wait(st, drain) < 0)
             r->failed = 1;
     }
+    /* on the monotonic clock: a wall clock set back mid-request makes no
+     * negative or hour-long durations */
     struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    int64_t us = (int64_t)(now.tv_sec - r->start_rt.tv_sec) * 1000000 +
-                 (now.tv_nsec - r->start_rt.tv_nsec) / 1000;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    uint64_t us = (uint64_t)((int64_t)(now.tv_sec - r->start_mono.tv_sec) * 1000000 +
+                             (now.tv_nsec - r->start_mono.tv_nsec) / 1000);
     /* What the client got: a request that failed (the peer went away, a
      * protocol error) or that the front end aborted got no complete
      * response, whatever status the handler had set: 499, nginx's status
      * for a client that went away. The access log, the status page and
      * statsD all say so. */
     int status = r->failed || r->aborted ? 499 : r->status;
-    scoreboard_count_leave(counted, status, us > 0 ? (uint64_t)us : 0, timed_out);
+    scoreboard_count_leave(counted, status, us, timed_out);
     log_request(r, status, us);
     if (statsd_enabled())
-        statsd_request(status, us > 0 ? (double)us / 1000. : 0.);
+        statsd_request(status, (double)us / 1000.);
 }

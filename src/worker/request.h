@@ -16,6 +16,11 @@
 #include "settings.h"
 #include "stream.h"
 
+/* A request named in the error log: its method and at most 1 KiB of its
+ * URI (a URI can be as long as the params, up to a megabyte). */
+#define REQ_URI_FMT "%.1024s"
+#define REQ_FMT "%.16s " REQ_URI_FMT
+
 struct nw_request {
     nw_stream *st; /* the connection's bytes (borrowed) */
     const nw_settings *s;
@@ -44,8 +49,9 @@ struct nw_request {
     uint64_t body_bytes;
     int failed;  /* peer gone or protocol error: reads and writes fail */
     int aborted; /* the front end aborted it */
-    int64_t start_ms;
-    struct timespec start_rt;
+    int64_t start_ms;          /* nw_now_ms() when it began */
+    struct timespec start_mono; /* the same, to the microsecond: its duration */
+    struct timespec start_rt;   /* the wall clock then: the access log's time */
     int64_t deadline_ms; /* -1 = none */
     /* The thread the handler runs on (set by request_run): the app API
      * refuses calls from any other (api.c). */

@@ -997,6 +997,10 @@ Test(hostile, limit_request_line_414, .timeout = 60)
     uri = h_fmt("/l?file=%s&pad=%s", L.called, repeat('a', 5000));
     r = h_get(L.ng.port, uri);
     assert_refused(&L, r, 414, "a 5000-byte request line");
+    /* the error log names it, with at most 1 KiB of the URI */
+    char *line = h_find_line(L.nw.log, (const char *const[]){"with 414", NULL});
+    cr_assert(line && strstr(line, "refused GET /l?file="), "%s", h_tail(L.nw.log));
+    cr_assert_lt(strlen(line), 1200, "a %zu-byte refusal line:\n%.300s", strlen(line), line);
 }
 
 Test(hostile, limit_request_fields_431, .timeout = 60)

@@ -1114,6 +1114,14 @@ Test(settings, warn_no_effect_names_each_setting)
     run(&r, NULL, "--coroutine-stack-size", "64", NULL);
     settings_warn_no_effect(&r.s);
     done(&r);
+    run(&r, NULL, "--statsd-prefix", "app", "--ping-response", "ok", NULL);
+    settings_warn_no_effect(&r.s);
+    done(&r);
+    /* the same with what they need: nothing to say */
+    run(&r, NULL, "--statsd-prefix", "app", "--statsd-host", "127.0.0.1:8125", "--ping-response",
+        "ok", "--ping-path", "/ping", NULL);
+    settings_warn_no_effect(&r.s);
+    done(&r);
     run(&r, NULL, NULL); /* the defaults: nothing to say */
     settings_warn_no_effect(&r.s);
     done(&r);
@@ -1129,10 +1137,12 @@ Test(settings, warn_no_effect_names_each_setting)
               text);
     cr_expect(strstr(text, "coroutine_stack_size has no effect with the sync worker class"), "%s",
               text);
+    cr_expect(strstr(text, "statsd_prefix has no effect without statsd_host"), "%s", text);
+    cr_expect(strstr(text, "ping_response has no effect without ping_path"), "%s", text);
     int lines = 0;
     for (const char *p = text; (p = strchr(p, '\n')); p++)
         lines++;
-    cr_expect_eq(lines, 4, "%s", text);
+    cr_expect_eq(lines, 6, "%s", text);
 }
 
 Test(settings, statsd_prefix_keeps_the_wire_format)
