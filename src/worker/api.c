@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "coro.h"
 #include "log.h"
@@ -206,17 +205,16 @@ int nw_sleep(nw_request *req, int ms)
     if (ms < 0)
         return -1;
     int64_t until = nw_now_ms() + ms;
-    if (!req) {
-        usleep((useconds_t)ms * 1000);
-        return 0;
-    }
-    if (foreign(req, "nw_sleep"))
+    if (req && foreign(req, "nw_sleep"))
         return -1;
-    request_flush_before_wait(req);
-    if (req->deadline_ms >= 0 && req->deadline_ms < until) {
+    if (req)
+        request_flush_before_wait(req);
+    if (req && req->deadline_ms >= 0 && req->deadline_ms < until) {
         wait_fd(-1, 0, req->deadline_ms);
         return -1;
     }
+    /* without a request too (a hook): a coroutine yields, a thread polls;
+     * (usleep's 32-bit microseconds wrapped past 71 minutes) */
     wait_fd(-1, 0, until);
     return 0;
 }

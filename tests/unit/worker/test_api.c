@@ -14,6 +14,7 @@
 #include "request.h"
 #include "settings.h"
 #include "stream.h"
+#include "util.h"
 #include "wait.h"
 
 static nw_stream st;
@@ -190,6 +191,44 @@ Test(api, wait_fd_zero_timeout_is_a_check_everywhere)
     ev_loop_destroy(loop);
     close(p[0]);
     close(p[1]);
+}
+
+/* nw_sleep without a request (a hook's) in a coroutine yields to the loop
+ * like one with a request: usleep held up every request of the worker. */
+static void co_sleeps(void *arg)
+{
+    struct co_wait *cw = arg;
+    cw->result = nw_sleep(NULL, 50);
+    cw->returned = 1;
+}
+
+static nw_coro *sleeper;
+
+static void wake_sleeper(nw_waiter *w)
+{
+    (void)w;
+    coro_resume(sleeper);
+}
+
+Test(api, sleep_without_a_request_yields_in_a_coroutine)
+{
+    struct ev_loop *loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+    cr_assert_not_null(loop);
+    nw_waiter w;
+    wait_setup(&w, loop, wake_sleeper);
+    struct co_wait cw = {.result = -2};
+    sleeper = coro_new(co_sleeps, &cw);
+    coro_set_data(sleeper, &w);
+    int64_t t0 = nw_now_ms();
+    cr_assert_eq(coro_resume(sleeper), 0, "nw_sleep(NULL) did not yield to the loop");
+    cr_assert_not(cw.returned);
+    for (int i = 0; !cw.returned && i < 10; i++)
+        ev_run(loop, EVRUN_ONCE);
+    cr_assert(cw.returned, "the loop never woke the sleeper");
+    cr_assert_eq(cw.result, 0);
+    cr_assert_geq(nw_now_ms() - t0, 50);
+    coro_free(sleeper);
+    ev_loop_destroy(loop);
 }
 
 /* ---- nw_log ------------------------------------------------------------------ */
