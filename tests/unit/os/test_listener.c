@@ -21,16 +21,15 @@
 #include "listener.h"
 #include "log.h"
 #include "narwhal.h"
+#include "../tmpdir.h"
 
-/* ---- a temp dir and an error log per test ---------------------------------------- */
+/* ---- a temp dir (tmpdir.h) and an error log per test ---------------------------- */
 
-static char tmpdir[64];
 static char logpath[128];
 
 static void setup(void)
 {
-    strcpy(tmpdir, "/tmp/nw-listener-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
+    tmpdir_setup();
     snprintf(logpath, sizeof logpath, "%s/error.log", tmpdir);
     cr_assert_eq(log_open(logpath, NULL), 0);
     log_set_level(NW_LOG_DEBUG);
@@ -39,9 +38,7 @@ static void setup(void)
 static void teardown(void)
 {
     log_open(NULL, NULL);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    cr_expect_eq(system(cmd), 0);
+    tmpdir_teardown();
 }
 
 TestSuite(listener, .init = setup, .fini = teardown);
@@ -68,15 +65,6 @@ static void expect_one_log_line(const char *level, const char *want)
     size_t n = strlen(text), t = strlen(tail);
     cr_expect(n >= t && strcmp(text + n - t, tail) == 0 && strchr(text, '\n') == text + n - 1,
               "log:\n%s\nexpected one line ending with:\n%s", text, tail);
-}
-
-static const char *in_tmp(const char *name)
-{
-    static char paths[4][200];
-    static int next;
-    char *p = paths[next++ % 4];
-    snprintf(p, 200, "%s/%s", tmpdir, name);
-    return p;
 }
 
 static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
@@ -253,7 +241,7 @@ Test(listener, host_name_too_long)
 Test(listener, unix_socket)
 {
     umask(027);
-    const char *path = in_tmp("nw.sock");
+    const char *path = tmp_path("nw.sock");
     char *addr = fmt("unix:%s", path);
     nw_listener l;
     cr_assert_eq(listener_open(&l, addr, 16), 0, "%s", take_log());
@@ -286,7 +274,7 @@ Test(listener, unix_socket)
 
 Test(listener, close_keeps_the_path_unless_asked)
 {
-    const char *path = in_tmp("keep.sock");
+    const char *path = tmp_path("keep.sock");
     nw_listener l;
     cr_assert_eq(listener_open(&l, fmt("unix:%s", path), 16), 0);
     listener_close(&l, 0);
@@ -298,7 +286,7 @@ Test(listener, close_keeps_the_path_unless_asked)
 
 Test(listener, unix_socket_in_use_is_left_alone)
 {
-    const char *path = in_tmp("live.sock");
+    const char *path = tmp_path("live.sock");
     char *addr = fmt("unix:%s", path);
     nw_listener live, second;
     cr_assert_eq(listener_open(&live, addr, 16), 0);
@@ -312,7 +300,7 @@ Test(listener, unix_socket_in_use_is_left_alone)
 
 Test(listener, stale_unix_socket_is_replaced)
 {
-    const char *path = in_tmp("stale.sock");
+    const char *path = tmp_path("stale.sock");
     char *addr = fmt("unix:%s", path);
     nw_listener old, l;
     cr_assert_eq(listener_open(&old, addr, 16), 0);
@@ -326,7 +314,7 @@ Test(listener, stale_unix_socket_is_replaced)
 
 Test(listener, path_that_is_not_a_socket)
 {
-    const char *path = in_tmp("file");
+    const char *path = tmp_path("file");
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f);
     fputs("keep me\n", f);
@@ -336,9 +324,9 @@ Test(listener, path_that_is_not_a_socket)
     cr_assert_eq(stat(path, &st), 0);
     cr_expect_eq(st.st_size, 8, "left as it was");
 
-    cr_assert_eq(mkdir(in_tmp("dir"), 0755), 0);
-    expect_refused(fmt("unix:%s", in_tmp("dir")),
-                   fmt("%s exists and is not a socket", in_tmp("dir")));
+    cr_assert_eq(mkdir(tmp_path("dir"), 0755), 0);
+    expect_refused(fmt("unix:%s", tmp_path("dir")),
+                   fmt("%s exists and is not a socket", tmp_path("dir")));
 }
 
 Test(listener, unix_path_too_long_or_unreachable)
@@ -356,13 +344,13 @@ Test(listener, unix_path_too_long_or_unreachable)
     cr_expect_eq(listener_open(&l, fmt("unix:%s", path), 16), 0, "%s", take_log());
     listener_close(&l, 1);
 
-    const char *nodir = in_tmp("nodir/s.sock");
+    const char *nodir = tmp_path("nodir/s.sock");
     expect_refused(fmt("unix:%s", nodir), strerror(ENOENT));
 }
 
 Test(listener, chown_of_a_vanished_path)
 {
-    const char *path = in_tmp("gone.sock");
+    const char *path = tmp_path("gone.sock");
     nw_listener l, tcp;
     cr_assert_eq(listener_open(&l, fmt("unix:%s", path), 16), 0);
     cr_assert_eq(unlink(path), 0);
@@ -515,7 +503,7 @@ Test(listener, adopt_the_matching_socket)
 {
     nw_listener tcp, unx;
     cr_assert_eq(listener_open(&tcp, "127.0.0.1:0", 16), 0);
-    const char *path = in_tmp("adopt.sock");
+    const char *path = tmp_path("adopt.sock");
     cr_assert_eq(listener_open(&unx, fmt("unix:%s", path), 16), 0);
     int port = port_of(tcp.fd), other = listening_socket();
     int fds[4] = {-1, other, unx.fd, tcp.fd};
@@ -542,7 +530,7 @@ Test(listener, adopt_the_matching_socket)
     cr_expect_eq(
         listener_adopt(&got, fmt("127.0.0.1:%d", port == 65535 ? 1 : port + 1), 32, fds, 4), -1);
     cr_expect_eq(listener_adopt(&got, addr, 32, fds, 4), -1, "already taken");
-    cr_expect_eq(listener_adopt(&got, fmt("unix:%s", in_tmp("other.sock")), 32, fds, 4), -1);
+    cr_expect_eq(listener_adopt(&got, fmt("unix:%s", tmp_path("other.sock")), 32, fds, 4), -1);
     cr_expect_eq(listener_adopt(&got, "malformed", 32, fds, 4), -1);
     cr_expect_eq(fds[1], other);
     close(other);
