@@ -305,10 +305,13 @@ static void wait_body(const h_nginx *ng, const char *want, const char *nwlog, lo
                    timeout_ms, h_tail(nwlog));
 }
 
-/* The usual deploy: releases side by side, a `current` symlink swapped
- * atomically (ln -sfn r2 current.tmp && mv -T current.tmp current); then a
- * directory replaced (mv r2 r2.old; mkdir r2). Each is a new app. */
-Test(procs, reload_follows_symlink_swap_and_replaced_directory, .timeout = 90)
+/* Two releases side by side, deploy/r1 (hello.so) and deploy/r2 (the test
+ * app), each an app.so, and deploy/current a symlink to r1. */
+typedef struct releases {
+    char *r2, *current;
+} releases;
+
+static releases make_releases(void)
 {
     char *dir = h_path("deploy");
     cr_assert(mkdir(dir, 0755) == 0);
@@ -316,12 +319,30 @@ Test(procs, reload_follows_symlink_swap_and_replaced_directory, .timeout = 90)
     cr_assert(mkdir(r1, 0755) == 0 && mkdir(r2, 0755) == 0);
     h_copy_file(h_example("hello.so"), h_fmt("%s/app.so", r1));
     h_copy_file(h_env("NARWHAL_TESTAPP"), h_fmt("%s/app.so", r2));
-    char *current = h_fmt("%s/current", dir), *tmp = h_fmt("%s/current.tmp", dir);
-    cr_assert(symlink("r1", current) == 0);
+    releases r = {.r2 = r2, .current = h_fmt("%s/current", dir)};
+    cr_assert(symlink("r1", r.current) == 0);
+    return r;
+}
+
+/* The deploy: current swapped atomically to r2 (ln -sfn r2 current.tmp &&
+ * mv -T current.tmp current). */
+static void swap_to_r2(const releases *r)
+{
+    char *tmp = h_fmt("%s.tmp", r->current);
+    cr_assert(symlink("r2", tmp) == 0 && rename(tmp, r->current) == 0);
+}
+
+/* The usual deploy: releases side by side, a `current` symlink swapped
+ * atomically (ln -sfn r2 current.tmp && mv -T current.tmp current); then a
+ * directory replaced (mv r2 r2.old; mkdir r2). Each is a new app. */
+Test(procs, reload_follows_symlink_swap_and_replaced_directory, .timeout = 90)
+{
+    releases rel = make_releases();
+    char *r2 = rel.r2, *current = rel.current;
     serve_tcp(nw, ng, "-w", "1", "--reload", h_fmt("%s/app.so", current));
     wait_body(&ng, "Hello, World!\n", nw.log, 10000);
 
-    cr_assert(symlink("r2", tmp) == 0 && rename(tmp, current) == 0);
+    swap_to_r2(&rel);
     wait_body(&ng, "testapp\n", nw.log, 5000);
     cr_assert(h_wait_for_text(nw.log, "reload done", 5000), "%s", h_tail(nw.log));
 
@@ -337,20 +358,14 @@ Test(procs, reload_follows_symlink_swap_and_replaced_directory, .timeout = 90)
  * pointed at when narwhal started (getcwd() would have resolved it). */
 Test(procs, reload_follows_symlink_swap_under_chdir, .timeout = 90)
 {
-    char *dir = h_path("deploy");
-    cr_assert(mkdir(dir, 0755) == 0);
-    char *r1 = h_fmt("%s/r1", dir), *r2 = h_fmt("%s/r2", dir);
-    cr_assert(mkdir(r1, 0755) == 0 && mkdir(r2, 0755) == 0);
-    h_copy_file(h_example("hello.so"), h_fmt("%s/app.so", r1));
-    h_copy_file(h_env("NARWHAL_TESTAPP"), h_fmt("%s/app.so", r2));
-    char *current = h_fmt("%s/current", dir), *tmp = h_fmt("%s/current.tmp", dir);
-    cr_assert(symlink("r1", current) == 0);
+    releases rel = make_releases();
+    char *current = rel.current;
     serve_tcp(nw, ng, "-w", "1", "--reload", "--chdir", current, "app.so");
     wait_body(&ng, "Hello, World!\n", nw.log, 10000);
     cr_assert(h_wait_for_text(nw.log, h_fmt("watching %s/app.so", current), 5000), "%s",
               h_tail(nw.log));
 
-    cr_assert(symlink("r2", tmp) == 0 && rename(tmp, current) == 0);
+    swap_to_r2(&rel);
     wait_body(&ng, "testapp\n", nw.log, 5000);
 }
 
