@@ -92,14 +92,24 @@ stop both with: $0 stop
 MSG
 }
 
+# make check in build directory $1; on a failure, show what failed (the
+# failing tests' own logs, from test-suite.log) before giving up.
+check() {
+    make -C "$1" check && return 0
+    echo "== what failed in $1 (from test-suite.log, at most 400 lines):"
+    grep -E -A25 '^(FAIL|ERROR):|Assertion Failed|\[FAIL\]|CRASH|ERROR: AddressSanitizer|runtime error' \
+        "$1/test-suite.log" | head -n 400
+    return 1
+}
+
 run_tests() {
     install_deps
     build "$top/_build"
     echo "== make check"
-    make -C "$top/_build" check
+    check "$top/_build"
     echo "== make check under AddressSanitizer + UndefinedBehaviorSanitizer"
     build "$top/_build-san" --enable-sanitizers
-    make -C "$top/_build-san" check
+    check "$top/_build-san"
 }
 
 case "${1:-serve}" in
