@@ -436,7 +436,13 @@ int settings_finish(nw_settings *s, FILE *err)
         return -1;
     }
     if (s->app && nw_app_spec_kind(s->app) == NW_APP_BAD) {
-        fprintf(err, "narwhal: APP '%s' is neither %s\n", s->app, NW_APP_FORMS);
+        size_t m = strcspn(s->app, ":");
+        if (m > 3 && strncmp(s->app + m - 3, ".py", 3) == 0)
+            fprintf(err, "narwhal: APP '%s' names a file: give the module and its callable, as "
+                         "gunicorn takes them (%.*s:app)\n",
+                    s->app, (int)(m - 3), s->app);
+        else
+            fprintf(err, "narwhal: APP '%s' is neither %s\n", s->app, NW_APP_FORMS);
         return -1;
     }
     /* gunicorn: more than one thread turns the sync class into gthread. */

@@ -143,8 +143,8 @@ nw_app_kind nw_app_spec_kind(const char *spec)
      * path, or one called with no arguments ("create_app()"). */
     const char *colon = strchr(spec, ':');
     size_t mlen = colon ? (size_t)(colon - spec) : strlen(spec);
-    if (!is_dotted(spec, mlen))
-        return NW_APP_BAD;
+    if (!is_dotted(spec, mlen) || (mlen > 3 && strncmp(spec + mlen - 3, ".py", 3) == 0))
+        return NW_APP_BAD; /* "app.py" is a file name: the module is "app" */
     if (!colon)
         return NW_APP_PYTHON;
     const char *c = colon + 1;
