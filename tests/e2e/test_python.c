@@ -485,3 +485,38 @@ Test(python, max_requests_recycling_under_load)
               "workers did not recycle (max_requests 25, %d requests):\n%s", total,
               h_tail(nw.log));
 }
+
+/* ---- virtualenv: a venv's packages, without activating it ------------------------------- */
+
+Test(python, virtualenv_packages_without_activation)
+{
+    char *venv = h_path("venv");
+    char *out = h_path("venv.out");
+    char *argv[] = {"/usr/bin/python3", "-m", "venv", "--without-pip", venv, NULL};
+    int st = h_run(out, argv, NULL, 30000);
+    cr_assert(h_exited_with(st, 0), "python3 -m venv %s:\n%s", h_wstatus_str(st), h_tail(out));
+    /* a package only the venv has, in its site-packages (lib/python3.X) */
+    char *shargv[] = {"/bin/sh", "-c",
+                      h_fmt("for d in %s/lib/python3.*/site-packages; do mkdir -p $d/venvonly && "
+                            "echo 'WHERE = \"in the venv\"' > $d/venvonly/__init__.py; done",
+                            venv),
+                      NULL};
+    cr_assert(h_exited_with(h_run(out, shargv, NULL, 10000), 0), "%s", h_tail(out));
+    h_write_file(h_path("v.py"),
+                 "import sys\n"
+                 "def app(e, sr):\n"
+                 "    import venvonly\n"
+                 "    try:\n"
+                 "        import flask\n"
+                 "        f = 'the system flask'\n"
+                 "    except ImportError:\n"
+                 "        f = 'no system packages'\n"
+                 "    sr('200 OK', [('Content-Type', 'text/plain')])\n"
+                 "    return [('%s, %s, prefix %s\\n' % (venvonly.WHERE, f, sys.prefix)).encode()]\n");
+    h_narwhal nw = h_narwhal_serve("-w", "1", "--chdir", h_dir(), "--virtualenv", venv, "v:app",
+                                   NULL);
+    h_nginx ng = h_nginx_start(H_SNIPPET_TCP, h_fmt("127.0.0.1:%d", nw.port));
+    h_response r = h_get(ng.port, "/");
+    assert_status(r, 200, nw.log);
+    assert_body_has(&r, h_fmt("in the venv, no system packages, prefix %s\n", venv), nw.log);
+}
