@@ -75,6 +75,7 @@ struct pyreq {
     int started;      /* start_response called */
     int headers_sent; /* the head went out with the first body byte */
     int in_wait;      /* waiting in narwhal, the GIL let go (read under the GIL) */
+    int client_gone;  /* a write failed: the client went away */
     int raised;       /* the watchdog has aimed a Timeout at it */
     int64_t deadline_ms; /* CLOCK_MONOTONIC ms, -1 = none */
     pyreq *prev, *next;  /* the running requests, for the watchdog */
@@ -340,6 +341,7 @@ static int send_body(pyreq *r, const char *data, Py_ssize_t n)
     ssize_t w = nw_write(r->req, data, (size_t)n);
     py_acquire(r, r->ts);
     if (w < 0) {
+        r->client_gone = nw_time_left(r->req) != 0;
         wait_failed(r, "sending the response");
         return -1;
     }
@@ -757,12 +759,6 @@ static PyThreadState *state_for_request(void)
     return thread_ts;
 }
 
-static void state_done(PyThreadState *ts)
-{
-    if (cfg.coroutines && ts_pooled < TS_POOL)
-        ts_pool[ts_pooled++] = ts;
-    /* else kept: a pool past TS_POOL leaks a state per request over it, rare */
-}
 
 static int call_close(pyreq *r, PyObject *result)
 {
@@ -809,7 +805,13 @@ static int run_response(pyreq *r, PyObject *result)
      * never called) */
     if (!PyErr_Occurred())
         send_head(r);
-    if (PyErr_Occurred()) {
+    if (PyErr_Occurred() && r->client_gone &&
+        PyErr_ExceptionMatches(PyExc_ConnectionAbortedError)) {
+        /* the client going away is no fault of the app's: no traceback */
+        PyErr_Clear();
+        nw_log(NULL, NW_LOG_INFO, "the client went away during the response; closing it");
+        rc = -1;
+    } else if (PyErr_Occurred()) {
         log_exception(r->req, r->headers_sent ? "the app raised after the response began; "
                                                 "ending it"
                                               : "the app raised");
@@ -860,11 +862,19 @@ out:
     Py_CLEAR(r.headers);
     running_remove(&r);
     cur = NULL;
-    PyThreadState *ts = r.ts;
-    PyEval_SaveThread();
+    if (cfg.coroutines && ts_pooled == TS_POOL) {
+        /* a burst past the pool: this state goes (what a request left in it
+         * goes with it, under the GIL), so a thousand waiting requests once
+         * do not keep a thousand frame stacks for ever */
+        PyThreadState_Clear(r.ts);
+        PyThreadState_DeleteCurrent(); /* lets the GIL go */
+    } else {
+        PyEval_SaveThread();
+        if (cfg.coroutines)
+            ts_pool[ts_pooled++] = r.ts;
+    }
     if (cfg.coroutines)
         nw_python_gilstate_set(main_ts);
-    state_done(ts);
     return rc;
 }
 
