@@ -397,6 +397,34 @@ static void maintain(arbiter *a)
 
 /* --reload: the app (or the --exec program) and the config of the settings
  * in force, watched again when a reload changed them. */
+/* --reload, Python apps: a worker that saw a file of the app's modules
+ * change sends the master HUP: taken as a watched file's change, never as
+ * an operator's reload (a HUP from a worker without --reload is one). The
+ * workers poll once a second, so all of them see one change within
+ * CODE_CHANGE_MS of the first report: those later reports are the same
+ * change, as are the old workers' during the reload it started. */
+#define CODE_CHANGE_MS 1500
+static int code_changed(arbiter *a, pid_t pid)
+{
+    if (!a->s->reload || pid <= 0)
+        return 0;
+    for (int i = 0; i < a->sb.nslots; i++) {
+        if (a->info[i].pid != pid || a->info[i].exec)
+            continue;
+        int64_t now = nw_now_ms();
+        if (a->info[i].generation == a->generation && !a->info[i].retiring &&
+            now - a->code_changed_ms >= CODE_CHANGE_MS) {
+            if (!a->reload_at)
+                snprintf(a->changed, sizeof a->changed, "a module of the app (worker %d)",
+                         (int)pid);
+            a->reload_at = now + 300;
+            a->code_changed_ms = now;
+        }
+        return 1;
+    }
+    return 0;
+}
+
 /* A Python app's module file, as the worker's sys.path finds it first:
  * in a pythonpath directory, else in chdir (or where narwhal started);
  * "pkg.mod" is pkg/mod.py or pkg/mod/__init__.py. NULL when none exists
@@ -606,7 +634,8 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
         }
         struct signalfd_siginfo si;
         while (read(a.sfd, &si, sizeof si) == (ssize_t)sizeof si)
-            handle_signal(&a, (int)si.ssi_signo);
+            if (!(si.ssi_signo == SIGHUP && code_changed(&a, (pid_t)si.ssi_pid)))
+                handle_signal(&a, (int)si.ssi_signo);
         reap(&a);
         orphans_check(known_child, &a);
         check_workers(&a);

@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
@@ -716,11 +717,40 @@ static int due(int64_t now)
     return any;
 }
 
+/* --reload: once a second, the files of every imported module; a change
+ * asks the master for new workers (a HUP, which the master takes from a
+ * worker as "the code changed", once for all the workers that see it). */
+static PyObject *reload_seen; /* file -> mtime_ns */
+
+static int modules_changed(void)
+{
+    PyObject *fn = PyDict_GetItemString(PyModule_GetDict(m_narwhal), "_changed");
+    PyObject *f = fn ? PyObject_CallOneArg(fn, reload_seen) : NULL;
+    int changed = 0;
+    if (!f) {
+        log_exception(NULL, "--reload: cannot check the app's module files:");
+    } else if (f != Py_None) {
+        const char *path = PyUnicode_AsUTF8(f);
+        PyErr_Clear();
+        nw_log(NULL, NW_LOG_INFO, "reload: %s changed; asking the master for new workers",
+               path ? path : "a module file");
+        changed = 1;
+    }
+    Py_XDECREF(f);
+    return changed;
+}
+
 static void *watchdog(void *arg)
 {
     (void)arg;
-    for (;;) {
+    for (int tick = 1;; tick++) {
         poll(NULL, 0, 100);
+        if (reload_seen && tick % 10 == 0) {
+            PyGILState_STATE g = PyGILState_Ensure();
+            if (modules_changed())
+                kill(getppid(), SIGHUP);
+            PyGILState_Release(g);
+        }
         if (!due(mono_ms()))
             continue;
         PyGILState_STATE g = PyGILState_Ensure();
@@ -1027,6 +1057,22 @@ static const char bootstrap[] =
     "    sys.stdout = _LogWriter(1, False, '<stdout>')\n"
     "    sys.stderr = _LogWriter(2, False, '<stderr>')\n"
     "    return _LogWriter(3, True, 'wsgi.errors')\n"
+    "def _changed(seen):\n"
+    "    # --reload: the first file of an imported module whose mtime moved\n"
+    "    # since the last call (all of them noted), or None\n"
+    "    first = None\n"
+    "    for m in list(sys.modules.values()):\n"
+    "        f = getattr(m, '__file__', None)\n"
+    "        if not isinstance(f, str):\n"
+    "            continue\n"
+    "        try:\n"
+    "            t = os.stat(f).st_mtime_ns\n"
+    "        except OSError:\n"
+    "            continue\n"
+    "        if seen.setdefault(f, t) != t:\n"
+    "            seen[f] = t\n"
+    "            first = first or f\n"
+    "    return first\n"
     "def _load(spec):\n"
     "    module, _, name = spec.partition(':')\n"
     "    name = name or 'application'\n"
@@ -1209,6 +1255,12 @@ int nw_worker_init(void)
      * GIL when it forked this worker */
     if (loaded_pid != getpid())
         PyOS_AfterFork_Child();
+    if (cfg.reload) { /* what the files are now: changes count from here */
+        reload_seen = PyDict_New();
+        if (reload_seen)
+            modules_changed();
+        PyErr_Clear();
+    }
     pthread_t t;
     pthread_attr_t a;
     pthread_attr_init(&a);

@@ -23,6 +23,8 @@ typedef struct nw_python_config {
     int coroutines;         /* handlers run on coroutines of one thread (-k async) */
     int multithread;        /* handlers run on several threads at once (-k threads) */
     int multiprocess;       /* more than one worker */
+    int reload;             /* --reload: a changed module file asks the master (HUP) for
+                               new workers */
 } nw_python_config;
 
 /* Starts the interpreter (once per process) and imports the app. 0, or -1

@@ -130,6 +130,7 @@ static int python_load(const nw_settings *s, nw_app *app, char *err, size_t errl
         .coroutines = s->worker_class == NW_CLASS_ASYNC,
         .multithread = s->worker_class == NW_CLASS_THREADS && s->threads > 1,
         .multiprocess = s->workers > 1,
+        .reload = s->reload,
     };
     if (load(&cfg, err, errlen) < 0)
         return -1; /* the module stays: an interpreter cannot be unloaded */

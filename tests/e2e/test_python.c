@@ -427,42 +427,68 @@ Test(python, preload_imports_in_the_master)
         assert_status(h_get(ng.port, "/sleep?s=0"), 200, nw.log);
 }
 
-/* ---- --reload on a module edit; a module that no longer imports keeps the old ---------------- */
+/* ---- --reload: the app's module, any module it imports; one that no longer imports keeps the old --- */
+
+static void write_live(const char *mod, const char *helper, const char *version,
+                       const char *helper_text)
+{
+    h_write_file(mod, h_fmt("import livehelper\n"
+                            "def app(e, sr):\n"
+                            "    sr('200 OK', [('Content-Type', 'text/plain')])\n"
+                            "    return [('%s, ' + livehelper.TEXT + '\\n').encode()]\n",
+                            version));
+    if (helper_text)
+        h_write_file(helper, helper_text);
+}
+
+static bool wait_body(int port, const char *needle, const char *log)
+{
+    for (long end = h_now_ms() + 15000; h_now_ms() < end; h_sleep_ms(100)) {
+        h_response r = h_get(port, "/");
+        assert_status(r, 200, log);
+        if (r.body && strstr(r.body, needle))
+            return true;
+    }
+    return false;
+}
 
 Test(python, reload_on_module_edit)
 {
-    char *mod = h_path("live.py");
-    h_write_file(mod, "def app(e, sr):\n"
-                      "    sr('200 OK', [('Content-Type', 'text/plain')])\n"
-                      "    return [b'version one\\n']\n");
-    h_narwhal nw = h_narwhal_serve("-w", "1", "--reload", "--chdir", h_dir(), "live:app", NULL);
+    char *mod = h_path("live.py"), *helper = h_path("livehelper.py");
+    write_live(mod, helper, "version one", "TEXT = 'helper one'\n");
+    h_narwhal nw = h_narwhal_serve("-w", "2", "--reload", "--chdir", h_dir(), "live:app", NULL);
     h_nginx ng = h_nginx_start(H_SNIPPET_TCP, h_fmt("127.0.0.1:%d", nw.port));
-    h_response r = h_get(ng.port, "/");
-    assert_status(r, 200, nw.log);
-    assert_body_has(&r, "version one", nw.log);
+    cr_assert(wait_body(ng.port, "version one, helper one", nw.log), "%s", h_tail(nw.log));
 
-    h_sleep_ms(1100); /* another mtime second */
-    h_write_file(mod, "def app(e, sr):\n"
-                      "    sr('200 OK', [('Content-Type', 'text/plain')])\n"
-                      "    return [b'version two\\n']\n");
-    bool two = false;
-    for (long end = h_now_ms() + 15000; !two && h_now_ms() < end; h_sleep_ms(100)) {
-        r = h_get(ng.port, "/");
-        assert_status(r, 200, nw.log);
-        two = r.body && strstr(r.body, "version two");
-    }
-    cr_assert(two, "the edit was not served:\n%s", h_tail(nw.log));
+    /* the app's own module (the master watches it) */
+    h_sleep_ms(1100); /* another mtime */
+    write_live(mod, helper, "version two", NULL);
+    cr_assert(wait_body(ng.port, "version two, helper one", nw.log),
+              "the edit of the app's module was not served:\n%s", h_tail(nw.log));
 
+    /* a module it imports (the workers see it): one reload for both workers */
     h_sleep_ms(1100);
-    h_write_file(mod, "def app(e, sr)  # a syntax error\n");
+    h_write_file(helper, "TEXT = 'helper two'\n");
+    cr_assert(wait_body(ng.port, "version two, helper two", nw.log),
+              "the edit of an imported module was not served:\n%s", h_tail(nw.log));
+    cr_assert(h_wait_for_text(nw.log, "livehelper.py changed; asking the master", 5000),
+              "%s", h_tail(nw.log));
+
+    /* a module that no longer imports: the old workers keep serving */
+    h_sleep_ms(1100);
+    h_write_file(helper, "TEXT = 'helper three'  +\n");
     cr_assert(h_wait_for_text(nw.log, "SyntaxError", 15000),
               "the broken module's traceback is not logged:\n%s", h_tail(nw.log));
     for (int i = 0; i < 10; i++) {
-        r = h_get(ng.port, "/");
+        h_response r = h_get(ng.port, "/");
         assert_status(r, 200, nw.log);
-        assert_body_has(&r, "version two", nw.log);
+        assert_body_has(&r, "version two, helper two", nw.log);
         h_sleep_ms(100);
     }
+    /* two workers saw each change: each change made one reload */
+    int n = h_count_text(nw.log, "reload: a module of the app (worker ");
+    cr_assert_eq(n, 2, "%d reloads for two changes of an imported module:\n%s", n,
+                 h_tail(nw.log));
 }
 
 /* ---- max_requests recycling under load drops nothing --------------------------------------- */
