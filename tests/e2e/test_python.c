@@ -81,6 +81,10 @@ ParameterizedTest(h_wclass *wc, python, pep3333_validated)
     assert_status(r, 200, nw.log);
     assert_body_has(&r, h_fmt("%zu %s\n", n, want), nw.log);
 
+    r = h_http(ng.port, "POST", "/readbig", "Content-Type: text/plain\r\n", "hello", 5, 10000);
+    assert_status(r, 200, nw.log);
+    assert_body_has(&r, "read 5 bytes, max RSS grew under 64 MiB\n", nw.log);
+
     r = h_get(ng.port, "/stream");
     assert_status(r, 200, nw.log);
     assert_body_has(&r, "chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n", nw.log);
