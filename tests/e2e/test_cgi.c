@@ -197,6 +197,42 @@ Test(cgi, bad_responses_502)
     assert_body(r, "ok\n");
 }
 
+/* stderr: a line at a time, each cut at CGI_STDERR_LINE bytes, at most
+ * CGI_STDERR_LINES a request and the rest counted. */
+Test(cgi, stderr_bounded)
+{
+    script("noisy.sh",
+           "#!/bin/sh\nhead -c 5000 /dev/zero | tr '\\0' x >&2; echo >&2\n"
+           "i=0; while [ $i -lt 300 ]; do echo \"noise $i\" >&2; i=$((i+1)); done\n"
+           "printf 'Content-Type: text/plain\\n\\nquiet\\n'\n",
+           0755);
+    serve_cgi(nw, ng, "-w", "1");
+    h_response r = h_get(ng.port, "/noisy.sh");
+    assert_status(r, 200, nw.log);
+    assert_body(r, "quiet\n");
+    cr_assert(h_wait_for_text(nw.log, "101 more stderr lines not logged", 5000), "%s",
+              h_tail(nw.log));
+    char *log = h_read_file(nw.log, NULL);
+    cr_assert_eq(h_count_in(log, "noisy.sh: noise "), 199, "lines logged: %d",
+                 h_count_in(log, "noisy.sh: noise "));
+    const char *const cut[] = {"noisy.sh: xxxxxxxx", "[cut]", NULL};
+    char *line = h_find_line(nw.log, cut);
+    cr_assert(line && strlen(line) < 2048 + 200, "the long line: %.200s", line ? line : "(none)");
+}
+
+/* --cgi PROGRAM over the uwsgi protocol: the one program for every path. */
+Test(cgi, fixed_program_over_uwsgi)
+{
+    char *prog = script("env.sh", ENV_SH, 0755);
+    h_narwhal nw = h_narwhal_serve("--cgi", prog, "-w", "1", NULL);
+    h_nginx ng = h_nginx_start(H_SNIPPET_UWSGI, h_fmt("127.0.0.1:%d", nw.port));
+    h_response r = h_http(ng.port, "PUT", "/any/path?q=uwsgi", NULL, "up", 2, 10000);
+    assert_status(r, 200, nw.log);
+    cr_assert(strstr(r.body, "method=PUT\n") && strstr(r.body, "query=q=uwsgi\n") &&
+                  strstr(r.body, "body=up"),
+              "%s", r.body);
+}
+
 /* ---- which programs may run -------------------------------------------------------- */
 
 /* A FastCGI request with raw params (a NUL inside a value is what nginx
@@ -406,7 +442,28 @@ ParameterizedTest(h_wclass *wc, cgi, timeout_kills_group, .timeout = 60)
     pid_t now;
     cr_assert_eq(h_wait_children(nw.pid, &now, 1, 1, 5000), 1);
     cr_assert_eq(now, worker, "the worker was replaced");
-    (void)read_pid;
+}
+
+/* A program that leaves a child running and exits: its response is
+ * whole, and the child, adopted by the master, is stopped. */
+Test(cgi, background_child_stopped)
+{
+    char *pidf = h_path("bg.pid");
+    script("bg.sh",
+           h_fmt("#!/bin/sh\nsleep 300 >/dev/null 2>&1 &\necho $! > %s.tmp; mv %s.tmp %s\n"
+                 "printf 'Content-Type: text/plain\\n\\nok\\n'\n",
+                 pidf, pidf, pidf),
+           0755);
+    serve_cgi(nw, ng, "-w", "1");
+    h_response r = h_get(ng.port, "/bg.sh");
+    assert_status(r, 200, nw.log);
+    assert_body(r, "ok\n");
+    pid_t bg = read_pid(pidf);
+    cr_assert(bg > 0);
+    cr_assert(pid_gone(bg, 10000), "the script's background child %d is still running:\n%s",
+              (int)bg, h_tail(nw.log));
+    cr_assert(h_find_line(nw.log, (const char *const[]){"adopted pid", "(sleep)", NULL}), "%s",
+              h_tail(nw.log));
 }
 
 /* CPU time (user + system) of pid in ms. */
