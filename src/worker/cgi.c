@@ -125,7 +125,7 @@ void cgi_kill_all(void)
 {
     pthread_mutex_lock(&lock);
     for (cgi_run *c = running_list; c; c = c->next)
-        if (!c->killed) {
+        if (c->pid > 0 && !c->killed) { /* started, not yet reaped */
             log_warning("cgi: killing %s (pid %d) and its process group: the graceful stop is "
                         "out of time",
                         c->prog, (int)c->pid);
@@ -341,13 +341,17 @@ static int spawn(cgi_run *c, char **envp)
     posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
                                       POSIX_SPAWN_SETSIGDEF);
     char *argv[] = {(char *)c->prog, NULL};
-    rc = posix_spawn(&c->pid, c->prog, &fa, &at, argv, envp);
+    pid_t pid = -1;
+    rc = posix_spawn(&pid, c->prog, &fa, &at, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     free(dir);
     if (rc)
         goto out;
-    c->pidfd = pidfd_open(c->pid, 0);
+    pthread_mutex_lock(&lock); /* cgi_kill_all reads it */
+    c->pid = pid;
+    pthread_mutex_unlock(&lock);
+    c->pidfd = pidfd_open(pid, 0);
     c->in = pin[1], pin[1] = -1;
     c->out = pout[0], pout[0] = -1;
     c->err = perr[0], perr[0] = -1;
@@ -366,7 +370,7 @@ out:
 static void kill_group(cgi_run *c)
 {
     pthread_mutex_lock(&lock);
-    if (!c->killed)
+    if (c->pid > 0 && !c->killed)
         kill(-c->pid, SIGKILL);
     c->killed = 1;
     pthread_mutex_unlock(&lock);
@@ -771,6 +775,15 @@ int cgi_handle(nw_request *req)
     close_fd(&c->in);
     close_fd(&c->out);
     close_fd(&c->err);
+    if (pumped == 0 && c->killed && !c->bad && !c->in_body) {
+        /* killed from outside its request (a graceful stop out of time)
+         * before its header block */
+        cgi_log(req, NW_LOG_ERROR, "%s (pid %d) was killed before its header block; "
+                "answering 502", c->prog, (int)c->pid);
+        answer(req, 502, "Bad Gateway");
+    } else if (pumped == 0 && c->killed && !c->bad) {
+        pumped = -1; /* its response is cut short */
+    }
     if (pumped < 0 && !c->bad) {
         /* the deadline, or the client gone: nothing more is wanted of it */
         int late = req->deadline_ms >= 0 && nw_now_ms() >= req->deadline_ms;

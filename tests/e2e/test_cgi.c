@@ -582,6 +582,7 @@ Test(cgi, graceful_stop_kills_groups)
     cr_assert(!h_find_line(nw.log, (const char *const[]){"killing it", "graceful_timeout", NULL}),
               "the master had to kill the worker:\n%s", h_tail(nw.log));
     h_bg_join(&bg);
+    assert_status(bg.r, 502, nw.log);
 }
 
 /* ---- settings ---------------------------------------------------------------------------- */
