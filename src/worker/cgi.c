@@ -23,6 +23,7 @@
 #include "buf.h"
 #include "log.h"
 #include "request.h"
+#include "stream.h"
 #include "util.h"
 #include "wait.h"
 
@@ -41,6 +42,7 @@ typedef struct cgi_run {
     int pidfd;               /* -1: none (an old kernel): reaping polls */
     int in, out, err, ep;    /* our ends of its pipes, the epoll fd; -1 = closed */
     int in_armed;            /* in is in the epoll set (a write would block) */
+    int conn_armed;          /* the connection is in the epoll set */
     char *inbuf, *outbuf;    /* CGI_CHUNK each */
     size_t inoff, inlen;     /* body bytes read, not yet written to stdin */
     int body_eof;            /* nw_read said the body is over */
@@ -647,6 +649,29 @@ static int feed_in(cgi_run *c)
     return moved;
 }
 
+/* ---- the client ------------------------------------------------------------------ */
+
+/* Whether the front end gave up on the request (closed the connection, as
+ * nginx does at its fastcgi_read_timeout or when its client goes, or sent
+ * an ABORT) while the program runs. Looked at only once the whole body is
+ * in: what comes after it is an abort or the end, never data to hold. */
+static int client_gone(cgi_run *c)
+{
+    nw_request *req = c->req;
+    if (req->failed || req->aborted)
+        return 1;
+    if (!c->conn_armed)
+        return 0;
+    ssize_t n = stream_read(req->st);
+    if (n == -2)
+        return 0;
+    if (n > 0)
+        return request_pump(req) < 0 || req->aborted;
+    req->failed = 1; /* EOF or an error: nobody to answer */
+    req->st->broken = 1;
+    return 1;
+}
+
 /* Until its stdout and stderr are over: 0, or -1 (stop: the deadline, the
  * client gone, or a bad response, answered). */
 static int pump(cgi_run *c)
@@ -678,7 +703,11 @@ static int pump(cgi_run *c)
             epoll_ctl(c->ep, EPOLL_CTL_ADD, c->in, &wev);
             c->in_armed = 1;
         }
-        if (nw_wait_fd(c->req, c->ep, NW_READ, -1) < 0)
+        if (!c->conn_armed && c->req->body_done) {
+            struct epoll_event cev = {.events = EPOLLIN, .data.fd = c->req->st->fd};
+            c->conn_armed = epoll_ctl(c->ep, EPOLL_CTL_ADD, c->req->st->fd, &cev) == 0;
+        }
+        if (nw_wait_fd(c->req, c->ep, NW_READ, -1) < 0 || client_gone(c))
             return -1;
         if (c->in_armed) {
             epoll_ctl(c->ep, EPOLL_CTL_DEL, c->in, NULL);

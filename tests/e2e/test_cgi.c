@@ -423,7 +423,7 @@ ParameterizedTest(h_wclass *wc, cgi, timeout_kills_group, .timeout = 60)
                  "wait\n",
                  pids, pids, pids, pids),
            0755);
-    serve_cgi(nw, ng, H_CLASS_ARGS(wc), "-w", "1", "-t", "2");
+    serve_cgi(nw, ng, H_CLASS_ARGS(wc), "-w", "1", "-t", "1");
     pid_t worker;
     cr_assert_eq(h_wait_children(nw.pid, &worker, 1, 1, 10000), 1);
     h_response r = h_http(ng.port, "GET", "/stuck.sh", NULL, NULL, 0, 20000);
@@ -464,6 +464,46 @@ Test(cgi, background_child_stopped)
               (int)bg, h_tail(nw.log));
     cr_assert(h_find_line(nw.log, (const char *const[]){"adopted pid", "(sleep)", NULL}), "%s",
               h_tail(nw.log));
+}
+
+ParameterizedTestParameters(cgi, client_gone_kills_group)
+{
+    return cr_make_param_array(h_wclass, h_all_classes, H_NCLASSES);
+}
+
+/* nginx gives up first (its fastcgi_read_timeout, below narwhal's
+ * timeout) and closes the connection: the program and its child are
+ * killed then, not at narwhal's timeout, and nothing is left. */
+ParameterizedTest(h_wclass *wc, cgi, client_gone_kills_group, .timeout = 60)
+{
+    char *pids = h_path("pids");
+    script("stuck.sh",
+           h_fmt("#!/bin/sh\nsleep 300 &\necho $$ > %s.tmp; echo $! >> %s.tmp; mv %s.tmp %s\n"
+                 "wait\n",
+                 pids, pids, pids, pids),
+           0755);
+    h_narwhal nw = h_narwhal_serve("--cgi-root", root_dir(), H_CLASS_ARGS(wc), "-w", "1", "-t",
+                                   "60", NULL);
+    h_nginx ng = h_nginx_start_server(
+        h_fmt("        location / {\n"
+              "            root %s;\n"
+              "            include fastcgi_params;\n"
+              "            fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;\n"
+              "            fastcgi_read_timeout 1s;\n"
+              "            fastcgi_pass 127.0.0.1:%d;\n"
+              "        }\n",
+              root_dir(), nw.port));
+    pid_t worker;
+    cr_assert_eq(h_wait_children(nw.pid, &worker, 1, 1, 10000), 1);
+    h_response r = h_http(ng.port, "GET", "/stuck.sh", NULL, NULL, 0, 20000);
+    assert_status(r, 504, nw.log); /* nginx's */
+    char *text = h_read_file(pids, NULL);
+    pid_t a = 0, b = 0;
+    cr_assert(text && sscanf(text, "%d %d", &a, &b) == 2, "pids: %s", text ? text : "(none)");
+    assert_no_leftovers(&nw, worker, a, b);
+    cr_assert(h_find_line(nw.log, (const char *const[]){"stuck.sh", "the client is gone",
+                                                        "killing its group", NULL}),
+              "-k %s:\n%s", wc->name, h_tail(nw.log));
 }
 
 /* CPU time (user + system) of pid in ms. */
@@ -562,7 +602,7 @@ Test(cgi, graceful_stop_kills_groups)
                  "wait\n",
                  pids, pids, pids, pids),
            0755);
-    serve_cgi(nw, ng, "-w", "1", "-k", "async", "-t", "120", "--graceful-timeout", "3");
+    serve_cgi(nw, ng, "-w", "1", "-k", "async", "-t", "120", "--graceful-timeout", "2");
     pid_t worker;
     cr_assert_eq(h_wait_children(nw.pid, &worker, 1, 1, 10000), 1);
     h_bg_request bg = {.port = ng.port, .path = "/long.sh", .timeout_ms = 30000};
