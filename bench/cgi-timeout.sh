@@ -4,7 +4,8 @@
 #
 #   NARWHAL=/path/to/narwhal bench/cgi-timeout.sh
 #
-# The program forks a child, and both sleep 60 s. Four requests go at once
+# The program (a shell) starts a sleep in the background and one in the
+# foreground, 60 s each. Four requests go at once
 # to a backend with 2 processes: narwhal -w 2 -t 2 (sync), and fcgiwrap
 # -c 2 (which has no timeout: nginx's fastcgi_read_timeout 3s is the only
 # one). Then, for each: the statuses the four got and when, how many of the
@@ -95,8 +96,7 @@ EOF
         echo "| $name | did not answer: $(tail -n 1 "$dir/error.log" "$dir/backend.log" | tr '\n|' '  ') | | | |"
         return 0
     fi
-    local t0 statuses="" tmp=$dir/statuses
-    t0=$(date +%s.%N)
+    local statuses="" tmp=$dir/statuses
     local curls=()
     for i in 1 2 3 4; do
         curl -s -o /dev/null -w '%{http_code} %{time_total}\n' --max-time 30 \
@@ -123,7 +123,7 @@ EOF
 echo "## A stuck CGI program: narwhal and fcgiwrap"
 echo
 echo "- $(nproc) CPUs; $("$NARWHAL" -v 2>&1 | head -n 1); fcgiwrap $(dpkg-query -W -f='${Version}' fcgiwrap 2>/dev/null || echo '?'); $("$NGINX" -v 2>&1 | sed 's/.*version: //')"
-echo "- the program forks a child and both sleep 60 s; 4 requests at once to 2 backend processes; nginx fastcgi_read_timeout 3s"
+echo "- the program is a shell that runs two sleeps of 60 s, one in the background; 4 requests at once to 2 backend processes; nginx fastcgi_read_timeout 3s"
 echo
 echo "| backend | the 4 requests: status (time) | program processes 2 s later | 10 s later | a 5th request (hello) |"
 echo "|---|---|--:|--:|---|"
