@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "cgi_head.h"
+#include "cgi_path.h"
 #include "log.h"
 #include "request.h"
 #include "stream.h"
@@ -39,31 +41,31 @@ typedef struct cgi_run {
     nw_request *req;
     const char *prog; /* what runs: a resolved path */
     pid_t pid;
-    int pidfd;               /* -1: none (an old kernel): reaping polls */
-    int in, out, err, ep;    /* our ends of its pipes, the epoll fd; -1 = closed */
-    int in_armed;            /* in is in the epoll set (a write would block) */
-    int conn_armed;          /* the connection is in the epoll set */
-    char *inbuf, *outbuf;    /* CGI_CHUNK each */
-    size_t inoff, inlen;     /* body bytes read, not yet written to stdin */
-    int body_eof;            /* nw_read said the body is over */
-    int in_body;             /* its header block is over: stdout is body */
-    int discard;             /* a local redirect: its body goes nowhere */
-    nw_buf head;             /* its header block, until the blank line */
-    size_t head_scan;        /* where to look for the blank line from */
+    int pidfd;            /* -1: none (an old kernel): reaping polls */
+    int in, out, err, ep; /* our ends of its pipes, the epoll fd; -1 = closed */
+    int in_armed;         /* in is in the epoll set (a write would block) */
+    int conn_armed;       /* the connection is in the epoll set */
+    char *inbuf, *outbuf; /* CGI_CHUNK each */
+    size_t inoff, inlen;  /* body bytes read, not yet written to stdin */
+    int body_eof;         /* nw_read said the body is over */
+    int in_body;          /* its header block is over: stdout is body */
+    int discard;          /* a local redirect: its body goes nowhere */
+    nw_buf head;          /* its header block, until the blank line */
+    size_t head_scan;     /* where to look for the blank line from */
     char errline[CGI_STDERR_LINE + 1];
     char errbuf[4096];
     size_t errlen;
-    int errcut;              /* the current stderr line was cut */
+    int errcut; /* the current stderr line was cut */
     unsigned err_lines, err_dropped;
-    int killed;              /* SIGKILL went to its group */
-    int bad;                 /* its response was bad: a 502 went */
-    int listed;              /* in the running list (its group may be killed) */
+    int killed;                  /* SIGKILL went to its group */
+    int bad;                     /* its response was bad: a 502 went */
+    int listed;                  /* in the running list (its group may be killed) */
     struct cgi_run *prev, *next; /* the worker's running programs */
 } cgi_run;
 
 static const nw_settings *cfg;
-static char *program;  /* --cgi, resolved */
-static char **roots;   /* --cgi-root, resolved */
+static char *program; /* --cgi, resolved */
+static char **roots;  /* --cgi-root, resolved */
 static size_t nroots;
 static int max_running;
 
@@ -139,89 +141,19 @@ void cgi_kill_all(void)
 
 /* ---- which program ---------------------------------------------------------- */
 
-/* Whether the param value v (a string in the request's params) holds a NUL
- * before its end: the params keep lengths only as the layout of their
- * buffer ("name\0value\0" pairs, one after another). */
-static int param_has_nul(const nw_request *req, const char *v)
+/* How long the param value v (a string in the request's params) really
+ * is: a NUL inside it ends the string early, and the params keep lengths
+ * only as the layout of their buffer ("name\0value\0" pairs in a row). */
+static size_t param_len(const nw_request *req, const char *v)
 {
     for (size_t i = 0; i < req->np; i++) {
         if (req->pv[2 * i + 1] != v)
             continue;
         const char *end = i + 1 < req->np ? req->pv[2 * (i + 1)]
                                           : (const char *)nw_buf_head(&req->pbuf) + req->pbuf.len;
-        return strlen(v) + 1 != (size_t)(end - v);
+        return (size_t)(end - v) - 1;
     }
-    return 0;
-}
-
-static int has_dotdot(const char *p)
-{
-    for (const char *s = p; (s = strstr(s, "..")); s += 2)
-        if ((s == p || s[-1] == '/') && (s[2] == '/' || s[2] == 0))
-            return 1;
-    return 0;
-}
-
-static const char *inside_root(const char *path)
-{
-    for (size_t i = 0; i < nroots; i++) {
-        size_t n = strlen(roots[i]);
-        if (strncmp(path, roots[i], n) == 0 && (path[n] == '/' || (n == 1 && path[0] == '/')))
-            return roots[i];
-    }
-    return NULL;
-}
-
-/* The program SCRIPT_FILENAME names, resolved, into *out (malloc'd): 0, or
- * the status to answer (403, 404) with *why (static, or written to whybuf)
- * and nothing run. */
-static int resolve_script(nw_request *req, char **out, char *whybuf, size_t whylen,
-                          const char **why)
-{
-    const char *sf = nw_param(req, "SCRIPT_FILENAME");
-    *out = NULL;
-    if (!sf || !*sf)
-        return *why = "no SCRIPT_FILENAME param (fastcgi_param SCRIPT_FILENAME "
-                      "$document_root$fastcgi_script_name;)",
-               404;
-    if (param_has_nul(req, sf))
-        return *why = "SCRIPT_FILENAME holds a NUL byte", 403;
-    if (sf[0] != '/')
-        return *why = "SCRIPT_FILENAME is not an absolute path", 403;
-    if (has_dotdot(sf))
-        return *why = "SCRIPT_FILENAME has a '..' component", 403;
-    char *real = realpath(sf, NULL);
-    if (!real) {
-        int e = errno;
-        snprintf(whybuf, whylen, "%s", strerror(e));
-        *why = whybuf;
-        return e == ENOENT || e == ENOTDIR ? 404 : 403;
-    }
-    struct stat st;
-    int status = 0;
-    if (!inside_root(real)) {
-        snprintf(whybuf, whylen, "it resolves to %s, outside every cgi_root", real);
-        status = 403;
-    } else if (stat(real, &st) < 0) {
-        snprintf(whybuf, whylen, "%s", strerror(errno));
-        status = errno == ENOENT ? 404 : 403;
-    } else if (!S_ISREG(st.st_mode)) {
-        snprintf(whybuf, whylen, "%s is not a regular file", real);
-        status = 403;
-    } else if (st.st_mode & S_IWOTH) {
-        snprintf(whybuf, whylen, "%s is writable by others", real);
-        status = 403;
-    } else if (access(real, X_OK) < 0) {
-        snprintf(whybuf, whylen, "%s is not executable: %s", real, strerror(errno));
-        status = 403;
-    }
-    if (status) {
-        *why = whybuf;
-        free(real);
-        return status;
-    }
-    *out = real;
-    return 0;
+    return strlen(v);
 }
 
 /* ---- its environment --------------------------------------------------------- */
@@ -478,67 +410,29 @@ static int bad_gateway(cgi_run *c, const char *fmt, ...)
     return -1;
 }
 
-/* One header line (no line end): 0, or -1 (answered 502). */
-static int head_field(cgi_run *c, char *line, size_t len, const char **location, int *has_status)
+static int add_field(void *arg, const char *name, const char *value)
 {
-    char *colon = memchr(line, ':', len);
-    if (!colon)
-        return bad_gateway(c, "a header line without a colon: \"%.100s\"", line);
-    *colon = 0;
-    char *v = colon + 1;
-    while (*v == ' ' || *v == '\t')
-        v++;
-    char *end = line + len;
-    while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-        *--end = 0;
-    if (strcasecmp(line, "Status") == 0) {
-        char *rest;
-        long code = strtol(v, &rest, 10);
-        if (rest - v != 3 || (*rest && *rest != ' ') || nw_set_status(c->req, (int)code) < 0)
-            return bad_gateway(c, "a bad Status: \"%.100s\"", v);
-        *has_status = 1;
-        return 0;
-    }
-    if (strcasecmp(line, "Location") == 0)
-        *location = v;
-    if (nw_add_header(c->req, line, v) < 0)
-        return bad_gateway(c, "a malformed header field: \"%.100s\"", line);
-    return 0;
+    return nw_add_header(arg, name, value);
 }
 
-/* The header block in c->head[0..len): its fields, then what a Location
- * means (RFC 3875 6.2.2-6.2.4). 0, or -1 (answered 502). */
-static int head_parse(cgi_run *c, size_t len)
+/* The header block, c->head[0..end): its fields into the response, then
+ * what a Location means (RFC 3875 6.2.2-6.2.4). 0, or -1 (answered 502). */
+static int head_done(cgi_run *c, size_t end)
 {
-    char *p = (char *)nw_buf_head(&c->head), *end = p + len;
-    const char *location = NULL;
-    int has_status = 0, fields = 0;
-    while (p < end) {
-        char *nl = memchr(p, '\n', (size_t)(end - p));
-        char *eol = nl > p && nl[-1] == '\r' ? nl - 1 : nl;
-        if (eol == p)
-            break; /* the blank line */
-        *eol = 0;
-        if (memchr(p, 0, (size_t)(eol - p)))
-            return bad_gateway(c, "a NUL byte in its header block");
-        if (*p == ' ' || *p == '\t')
-            return bad_gateway(c, "a folded header line");
-        if (head_field(c, p, (size_t)(eol - p), &location, &has_status) < 0)
-            return -1;
-        fields++;
-        p = nl + 1;
-    }
-    if (!fields)
-        return bad_gateway(c, "an empty header block");
-    if (location && !has_status) {
-        if (location[0] == '/') {
-            /* A local redirect: the server answers as for that path. nginx
-             * does, told through X-Accel-Redirect; the body is not sent. */
-            nw_add_header(c->req, "X-Accel-Redirect", location);
-            c->discard = 1;
-        } else {
-            nw_set_status(c->req, 302); /* a client redirect */
-        }
+    cgi_head h;
+    char why[256];
+    if (cgi_head_parse((char *)nw_buf_head(&c->head), end, &h, add_field, c->req, why, sizeof why) <
+        0)
+        return bad_gateway(c, "%s", why);
+    if (h.status) {
+        nw_set_status(c->req, h.status);
+    } else if (h.location && h.location[0] == '/') {
+        /* A local redirect: the server answers as for that path. nginx
+         * does, told through X-Accel-Redirect; the body is not sent. */
+        nw_add_header(c->req, "X-Accel-Redirect", h.location);
+        c->discard = 1;
+    } else if (h.location) {
+        nw_set_status(c->req, 302); /* a client redirect */
     }
     return 0;
 }
@@ -550,34 +444,20 @@ static int take_out(cgi_run *c, const char *buf, size_t n)
     if (c->in_body)
         return c->discard || nw_write(c->req, buf, n) >= 0 ? 0 : -1;
     nw_buf_append(&c->head, buf, n);
-    const char *h = (const char *)nw_buf_head(&c->head);
-    size_t len = c->head.len, end = 0;
-    /* The first line may be the blank one; else a "\n\n" or "\n\r\n". */
-    size_t i = c->head_scan;
-    if (i == 0 && (h[0] == '\n' || (len > 1 && h[0] == '\r' && h[1] == '\n')))
-        return bad_gateway(c, "an empty header block");
-    for (; i < len && !end; i++) {
-        if (h[i] != '\n')
-            continue;
-        if (i + 1 < len && h[i + 1] == '\n')
-            end = i + 2;
-        else if (i + 2 < len && h[i + 1] == '\r' && h[i + 2] == '\n')
-            end = i + 3;
-    }
-    if (!end) {
-        c->head_scan = len > 2 ? len - 2 : 0;
-        if (len > CGI_HEADER_MAX)
-            return bad_gateway(c, "no end of its header block in %d bytes", CGI_HEADER_MAX);
+    size_t len = c->head.len,
+           end = cgi_head_end((const char *)nw_buf_head(&c->head), len, &c->head_scan);
+    if (!end && len > CGI_HEADER_MAX)
+        return bad_gateway(c, "no end of its header block in %d bytes", CGI_HEADER_MAX);
+    if (!end)
         return 0;
-    }
     if (end > CGI_HEADER_MAX)
         return bad_gateway(c, "a header block longer than %d bytes", CGI_HEADER_MAX);
-    if (head_parse(c, end) < 0)
+    if (head_done(c, end) < 0)
         return -1;
     c->in_body = 1;
     int rc = 0;
     if (len > end && !c->discard)
-        rc = nw_write(c->req, h + end, len - end) < 0 ? -1 : 0;
+        rc = nw_write(c->req, (const char *)nw_buf_head(&c->head) + end, len - end) < 0 ? -1 : 0;
     nw_buf_free(&c->head);
     return rc;
 }
@@ -772,16 +652,16 @@ int cgi_handle(nw_request *req)
     char *script = NULL;
     env_vec env = {0};
     if (!program) {
-        char *whybuf = nw_xmalloc(PATH_MAX + 64);
-        const char *why = NULL;
-        int status = resolve_script(req, &script, whybuf, PATH_MAX + 64, &why);
+        char *why = nw_xmalloc(PATH_MAX + 64);
+        const char *sf = nw_param(req, "SCRIPT_FILENAME");
+        int status = cgi_path_check(sf, sf ? param_len(req, sf) : 0, roots, nroots, &script, why,
+                                    PATH_MAX + 64);
         if (status) {
-            const char *sf = nw_param(req, "SCRIPT_FILENAME");
             cgi_log(req, NW_LOG_WARNING, "refused SCRIPT_FILENAME %.1024s with %d: %s",
                     sf ? sf : "-", status, why);
             answer(req, status, status == 404 ? "Not Found" : "Forbidden");
         }
-        free(whybuf);
+        free(why);
         if (status)
             goto out;
     }
@@ -807,8 +687,10 @@ int cgi_handle(nw_request *req)
     if (pumped == 0 && c->killed && !c->bad && !c->in_body) {
         /* killed from outside its request (a graceful stop out of time)
          * before its header block */
-        cgi_log(req, NW_LOG_ERROR, "%s (pid %d) was killed before its header block; "
-                "answering 502", c->prog, (int)c->pid);
+        cgi_log(req, NW_LOG_ERROR,
+                "%s (pid %d) was killed before its header block; "
+                "answering 502",
+                c->prog, (int)c->pid);
         answer(req, 502, "Bad Gateway");
     } else if (pumped == 0 && c->killed && !c->bad) {
         pumped = -1; /* its response is cut short */

@@ -97,16 +97,15 @@ ParameterizedTest(h_wclass *wc, cgi, env_stdin_stdout_stderr, .timeout = 60)
     script("env.sh", ENV_SH, 0755);
     serve_cgi(nw, ng, H_CLASS_ARGS(wc), "-e", "RAW_ONE=from-raw-env");
     const char body[] = "the request body";
-    h_response r = h_http(ng.port, "POST", "/env.sh?a=1&b=2", "X-Foo: bar\r\nProxy: evil\r\n",
-                          body, sizeof body - 1, 10000);
+    h_response r = h_http(ng.port, "POST", "/env.sh?a=1&b=2", "X-Foo: bar\r\nProxy: evil\r\n", body,
+                          sizeof body - 1, 10000);
     assert_status(r, 200, nw.log);
-    const char *want[] = {"method=POST\n", "query=a=1&b=2\n", "gateway=CGI/1.1\n",
-                          "script=/env.sh\n", "foo=bar\n", "proxy=unset\n",
-                          "raw=from-raw-env\n", "length=16\n", "body=the request body"};
+    const char *want[] = {"method=POST\n",      "query=a=1&b=2\n", "gateway=CGI/1.1\n",
+                          "script=/env.sh\n",   "foo=bar\n",       "proxy=unset\n",
+                          "raw=from-raw-env\n", "length=16\n",     "body=the request body"};
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         cr_assert(strstr(r.body, want[i]), "-k %s: no \"%s\" in:\n%s", wc->name, want[i], r.body);
-    cr_assert(strstr(r.body, h_fmt("pwd=%s\n", root_dir())), "runs in its directory:\n%s",
-              r.body);
+    cr_assert(strstr(r.body, h_fmt("pwd=%s\n", root_dir())), "runs in its directory:\n%s", r.body);
     char *x = h_header(&r, "X-Script");
     cr_assert(x && strcmp(x, "env") == 0, "X-Script: %s\n%s", x ? x : "(none)", r.head);
     cr_assert(h_wait_for_text(nw.log, "env.sh: a line for the error log", 5000),
@@ -120,8 +119,7 @@ ParameterizedTest(h_wclass *wc, cgi, env_stdin_stdout_stderr, .timeout = 60)
     r = h_http(ng.port, "POST", "/env.sh", NULL, data, big, 30000);
     assert_status(r, 200, nw.log);
     char *b = strstr(r.body, "body=");
-    cr_assert(b && r.body_len - (size_t)(b + 5 - r.body) == big &&
-                  memcmp(b + 5, data, big) == 0,
+    cr_assert(b && r.body_len - (size_t)(b + 5 - r.body) == big && memcmp(b + 5, data, big) == 0,
               "-k %s: the 3 MiB body did not come back whole (%zu bytes of response)", wc->name,
               r.body_len);
     free(data);
@@ -131,8 +129,9 @@ ParameterizedTest(h_wclass *wc, cgi, env_stdin_stdout_stderr, .timeout = 60)
 
 Test(cgi, status_and_location)
 {
-    script("status.sh", "#!/bin/sh\nprintf 'Status: 418 Teapot\\r\\nContent-Type: text/plain\\r\\n"
-                        "\\r\\nshort and stout\\n'\n",
+    script("status.sh",
+           "#!/bin/sh\nprintf 'Status: 418 Teapot\\r\\nContent-Type: text/plain\\r\\n"
+           "\\r\\nshort and stout\\n'\n",
            0755);
     script("away.sh", "#!/bin/sh\nprintf 'Location: http://example.com/elsewhere\\n\\n'\n", 0755);
     script("local.sh", "#!/bin/sh\nprintf 'Location: /target\\n\\nnot this body\\n'\n", 0755);
@@ -169,8 +168,9 @@ Test(cgi, bad_responses_502)
     script("silent.sh", "#!/bin/sh\nexit 3\n", 0755);
     script("badstatus.sh", "#!/bin/sh\nprintf 'Status: 99 Nope\\n\\n'\n", 0755);
     /* header fields that never end: cut at CGI_HEADER_MAX, not held */
-    script("endless.sh", "#!/bin/sh\nwhile :; do echo 'X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'; "
-                         "done\n",
+    script("endless.sh",
+           "#!/bin/sh\nwhile :; do echo 'X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'; "
+           "done\n",
            0755);
     script("noshebang.sh", "echo hi\n", 0755);
     serve_cgi(nw, ng, "-w", "1", "-t", "20");
@@ -263,10 +263,10 @@ static char *raw_fcgi(int port, const char *const kv[], const size_t vlen[])
     n += 16;
 
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect: %s",
-              strerror(errno));
+    cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect: %s", strerror(errno));
     cr_assert(send(fd, buf, n, MSG_NOSIGNAL) == (ssize_t)n);
     char *out = calloc(1, 65536);
     size_t len = 0;
@@ -342,8 +342,8 @@ Test(cgi, script_filename_checks)
         {"ok.sh", "not an absolute path"},
     };
     for (size_t i = 0; i < 3; i++) {
-        const char *kv[] = {"REQUEST_METHOD", "GET", "REQUEST_URI", "/raw", "SCRIPT_FILENAME",
-                            sends[i][0], NULL};
+        const char *kv[] = {"REQUEST_METHOD",  "GET",       "REQUEST_URI", "/raw",
+                            "SCRIPT_FILENAME", sends[i][0], NULL};
         size_t vl[] = {3, 4, i == 1 ? nul_len : strlen(sends[i][0])};
         char *out = raw_fcgi(nw.port, kv, vl);
         cr_assert(strstr(out, "Status: 403"), "%s: no 403 in:\n%s", sends[i][1], out);
@@ -482,8 +482,8 @@ ParameterizedTest(h_wclass *wc, cgi, client_gone_kills_group, .timeout = 60)
                  "wait\n",
                  pids, pids, pids, pids),
            0755);
-    h_narwhal nw = h_narwhal_serve("--cgi-root", root_dir(), H_CLASS_ARGS(wc), "-w", "1", "-t",
-                                   "60", NULL);
+    h_narwhal nw =
+        h_narwhal_serve("--cgi-root", root_dir(), H_CLASS_ARGS(wc), "-w", "1", "-t", "60", NULL);
     h_nginx ng = h_nginx_start_server(
         h_fmt("        location / {\n"
               "            root %s;\n"
@@ -616,9 +616,9 @@ Test(cgi, graceful_stop_kills_groups)
     cr_assert(h_wait_exit(nw.pid, 20000, &st), "the master did not exit:\n%s", h_tail(nw.log));
     cr_assert(h_exited_with(st, 0), "master: %s\n%s", h_wstatus_str(st), h_tail(nw.log));
     cr_assert(pid_gone(a, 5000) && pid_gone(b, 5000), "the script or its child outlived narwhal");
-    cr_assert(h_find_line(nw.log, (const char *const[]){"killing", "long.sh", "graceful stop",
-                                                        NULL}),
-              "%s", h_tail(nw.log));
+    cr_assert(
+        h_find_line(nw.log, (const char *const[]){"killing", "long.sh", "graceful stop", NULL}),
+        "%s", h_tail(nw.log));
     cr_assert(!h_find_line(nw.log, (const char *const[]){"killing it", "graceful_timeout", NULL}),
               "the master had to kill the worker:\n%s", h_tail(nw.log));
     h_bg_join(&bg);
@@ -637,16 +637,19 @@ Test(cgi, settings_refused)
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char *log = h_path("set-%zu.log", i);
-        char *argv[] = {(char *)h_env("NARWHAL_BIN"), (char *)bad[i][0], (char *)bad[i][1],
-                        (char *)bad[i][2], bad[i][2] ? "/bin/true" : NULL, NULL};
+        char *argv[] = {(char *)h_env("NARWHAL_BIN"),
+                        (char *)bad[i][0],
+                        (char *)bad[i][1],
+                        (char *)bad[i][2],
+                        bad[i][2] ? "/bin/true" : NULL,
+                        NULL};
         int st = h_run(log, argv, NULL, 10000);
         cr_assert(h_exited_with(st, 1), "%s %s: %s", bad[i][0], bad[i][1], h_wstatus_str(st));
         cr_assert(strstr(h_read_file(log, NULL), bad[i][3]), "%s %s said:\n%s", bad[i][0],
                   bad[i][1], h_read_file(log, NULL));
     }
     char *log = h_path("both.log");
-    char *argv[] = {(char *)h_env("NARWHAL_BIN"), "--cgi", "/bin/true", "--cgi-root", "/tmp",
-                    NULL};
+    char *argv[] = {(char *)h_env("NARWHAL_BIN"), "--cgi", "/bin/true", "--cgi-root", "/tmp", NULL};
     int st = h_run(log, argv, NULL, 10000);
     cr_assert(h_exited_with(st, 1) && strstr(h_read_file(log, NULL), "not both"), "%s",
               h_read_file(log, NULL));
@@ -675,7 +678,7 @@ static const char *git_nwlog = "/dev/null"; /* narwhal's log, once it runs */
     do {                                                                                           \
         int st_ = git((dir), (args));                                                              \
         cr_assert(h_exited_with(st_, 0), "git %s: %s\n%s\nnarwhal:\n%s", (args),                   \
-                  h_wstatus_str(st_), h_tail(h_path("git.log")), h_tail(git_nwlog));                  \
+                  h_wstatus_str(st_), h_tail(h_path("git.log")), h_tail(git_nwlog));               \
     } while (0)
 
 static char *git_out(const char *dir, const char *args)
@@ -707,18 +710,17 @@ ParameterizedTest(h_wclass *wc, cgi, git_http_backend, .timeout = 120)
     GIT_OK(seed, "git init -q -b main && echo one > a && git add a && git commit -qm one && "
                  "git push -q ../srv/repo.git main");
 
-    h_narwhal nw = h_narwhal_serve("--cgi", GIT_BACKEND, H_CLASS_ARGS(wc), "-w", "2", "-t", "60",
-                                   "-e", h_fmt("GIT_PROJECT_ROOT=%s", srv), "-e",
-                                   "GIT_HTTP_EXPORT_ALL=1", NULL);
+    h_narwhal nw =
+        h_narwhal_serve("--cgi", GIT_BACKEND, H_CLASS_ARGS(wc), "-w", "2", "-t", "60", "-e",
+                        h_fmt("GIT_PROJECT_ROOT=%s", srv), "-e", "GIT_HTTP_EXPORT_ALL=1", NULL);
     git_nwlog = nw.log;
-    h_nginx ng = h_nginx_start_server(
-        h_fmt("        client_max_body_size 0;\n"
-              "        location ~ ^/git(/.*)$ {\n"
-              "            include fastcgi_params;\n"
-              "            fastcgi_param PATH_INFO $1;\n"
-              "            fastcgi_pass 127.0.0.1:%d;\n"
-              "        }\n",
-              nw.port));
+    h_nginx ng = h_nginx_start_server(h_fmt("        client_max_body_size 0;\n"
+                                            "        location ~ ^/git(/.*)$ {\n"
+                                            "            include fastcgi_params;\n"
+                                            "            fastcgi_param PATH_INFO $1;\n"
+                                            "            fastcgi_pass 127.0.0.1:%d;\n"
+                                            "        }\n",
+                                            nw.port));
     char *url = h_fmt("http://127.0.0.1:%d/git/repo.git", ng.port);
 
     GIT_OK(h_dir(), h_fmt("git clone -q %s clone", url));
