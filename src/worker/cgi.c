@@ -1,48 +1,36 @@
-/* cgi.c - CGI programs run per request (cgi.h): which program, its
- * environment, its start, its pipes pumped through one epoll fd, its
- * response parsed, its end. */
+/* cgi.c - the CGI gateway (cgi.h): for one request, which program (its
+ * checks in cgi_path.c), its environment, its pipes pumped through one epoll
+ * fd (the process itself in cgi_proc.c), its header block (cgi_head.c)
+ * made the response, and its end. */
 #include "cgi.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/epoll.h>
-#include <sys/pidfd.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "cgi_head.h"
 #include "cgi_path.h"
+#include "cgi_proc.h"
 #include "log.h"
 #include "request.h"
 #include "stream.h"
 #include "util.h"
-#include "wait.h"
-
-extern char **environ;
 
 /* Bytes moved per read or write of a pipe. */
 #define CGI_CHUNK 65536
-/* How long a killed program gets to be reaped before the handler gives up
- * waiting in a yielding wait and blocks in waitpid. */
-#define CGI_REAP_MS 5000
 
 typedef struct cgi_run {
     nw_request *req;
-    const char *prog; /* what runs: a resolved path */
-    pid_t pid;
-    int pidfd;            /* -1: none (an old kernel): reaping polls */
-    int in, out, err, ep; /* our ends of its pipes, the epoll fd; -1 = closed */
+    const char *prog;     /* what runs: a resolved path */
+    cgi_proc p;           /* its process and pipes */
+    int ep;               /* the epoll fd its pipes are waited on with */
     int in_armed;         /* in is in the epoll set (a write would block) */
     int conn_armed;       /* the connection is in the epoll set */
     char *inbuf, *outbuf; /* CGI_CHUNK each */
@@ -57,10 +45,7 @@ typedef struct cgi_run {
     size_t errlen;
     int errcut; /* the current stderr line was cut */
     unsigned err_lines, err_dropped;
-    int killed;                  /* SIGKILL went to its group */
-    int bad;                     /* its response was bad: a 502 went */
-    int listed;                  /* in the running list (its group may be killed) */
-    struct cgi_run *prev, *next; /* the worker's running programs */
+    int bad; /* its response was bad: a 502 went */
 } cgi_run;
 
 static const nw_settings *cfg;
@@ -68,10 +53,6 @@ static char *program; /* --cgi, resolved */
 static char **roots;  /* --cgi-root, resolved */
 static size_t nroots;
 static int max_running;
-
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static cgi_run *running_list;
-static int nrunning;
 
 /* ---- logging: narwhal's error log and the front end's, tagged -------------- */
 
@@ -119,24 +100,12 @@ int cgi_setup(const nw_settings *s, char *err, size_t errlen)
 
 int cgi_running(void)
 {
-    pthread_mutex_lock(&lock);
-    int n = nrunning;
-    pthread_mutex_unlock(&lock);
-    return n;
+    return cgi_proc_running();
 }
 
 void cgi_kill_all(void)
 {
-    pthread_mutex_lock(&lock);
-    for (cgi_run *c = running_list; c; c = c->next)
-        if (c->pid > 0 && !c->killed) { /* started, not yet reaped */
-            log_warning("cgi: killing %s (pid %d) and its process group: the graceful stop is "
-                        "out of time",
-                        c->prog, (int)c->pid);
-            kill(-c->pid, SIGKILL);
-            c->killed = 1;
-        }
-    pthread_mutex_unlock(&lock);
+    cgi_proc_kill_all("the graceful stop is out of time");
 }
 
 /* ---- which program ---------------------------------------------------------- */
@@ -232,115 +201,11 @@ static void env_free(env_vec *e)
     free(e->v);
 }
 
-/* ---- its start and end ---------------------------------------------------------- */
-
 static void close_fd(int *fd)
 {
     if (*fd >= 0)
         close(*fd);
     *fd = -1;
-}
-
-/* Starts c->prog with its pipes, in a process group of its own, in its own
- * directory, with a clean signal state and no fd of the worker's but 0-2.
- * 0, or an errno. */
-static int spawn(cgi_run *c, char **envp)
-{
-    int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1};
-    int rc = 0;
-    if (pipe2(pin, O_CLOEXEC) < 0 || pipe2(pout, O_CLOEXEC) < 0 || pipe2(perr, O_CLOEXEC) < 0) {
-        rc = errno;
-        goto out;
-    }
-    char *dir = nw_xstrdup(c->prog);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        slash[slash == dir ? 1 : 0] = 0;
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, pin[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, pout[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, perr[1], 2);
-    if (slash)
-        posix_spawn_file_actions_addchdir_np(&fa, dir);
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    posix_spawnattr_init(&at);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setsigdefault(&at, &all);
-    posix_spawnattr_setpgroup(&at, 0);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
-    char *argv[] = {(char *)c->prog, NULL};
-    pid_t pid = -1;
-    rc = posix_spawn(&pid, c->prog, &fa, &at, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
-    free(dir);
-    if (rc)
-        goto out;
-    pthread_mutex_lock(&lock); /* cgi_kill_all reads it */
-    c->pid = pid;
-    pthread_mutex_unlock(&lock);
-    c->pidfd = pidfd_open(pid, 0);
-    c->in = pin[1], pin[1] = -1;
-    c->out = pout[0], pout[0] = -1;
-    c->err = perr[0], perr[0] = -1;
-    fcntl(c->in, F_SETFL, O_NONBLOCK);
-    fcntl(c->out, F_SETFL, O_NONBLOCK);
-    fcntl(c->err, F_SETFL, O_NONBLOCK);
-out:
-    for (int i = 0; i < 2; i++) {
-        close_fd(&pin[i]);
-        close_fd(&pout[i]);
-        close_fd(&perr[i]);
-    }
-    return rc;
-}
-
-static void kill_group(cgi_run *c)
-{
-    pthread_mutex_lock(&lock);
-    if (c->pid > 0 && !c->killed)
-        kill(-c->pid, SIGKILL);
-    c->killed = 1;
-    pthread_mutex_unlock(&lock);
-}
-
-/* Waits for the program to exit, until deadline_ms (-1 = none); past it
- * its group is killed. Returns its wait status. */
-static int reap(cgi_run *c, int64_t deadline_ms)
-{
-    int st = 0;
-    for (;;) {
-        pid_t r = waitpid(c->pid, &st, WNOHANG);
-        if (r == c->pid || (r < 0 && errno != EINTR))
-            return st;
-        if (r < 0)
-            continue;
-        if (deadline_ms >= 0 && nw_now_ms() >= deadline_ms) {
-            if (!c->killed)
-                cgi_log(c->req, NW_LOG_ERROR,
-                        "%s (pid %d) still running past the request's timeout; killing its group",
-                        c->prog, (int)c->pid);
-            if (c->killed) { /* not gone within CGI_REAP_MS of SIGKILL: block */
-                while (waitpid(c->pid, &st, 0) < 0 && errno == EINTR)
-                    ;
-                return st;
-            }
-            kill_group(c);
-            deadline_ms = nw_now_ms() + CGI_REAP_MS;
-        }
-        int64_t until = deadline_ms;
-        if (c->pidfd < 0) { /* no pidfd: look again in 10 ms */
-            int64_t soon = nw_now_ms() + 10;
-            until = until < 0 || soon < until ? soon : until;
-        }
-        wait_fd(c->pidfd, NW_READ, until);
-    }
 }
 
 /* ---- its stderr -------------------------------------------------------------- */
@@ -364,7 +229,7 @@ static int pump_err(cgi_run *c)
     char *buf = c->errbuf;
     int moved = 0;
     for (;;) {
-        ssize_t n = read(c->err, buf, sizeof c->errbuf);
+        ssize_t n = read(c->p.err, buf, sizeof c->errbuf);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
@@ -372,7 +237,7 @@ static int pump_err(cgi_run *c)
         if (n <= 0) {
             if (c->errlen)
                 err_line_end(c);
-            close_fd(&c->err);
+            close_fd(&c->p.err);
             return 1;
         }
         moved = 1;
@@ -401,7 +266,7 @@ static int bad_gateway(cgi_run *c, const char *fmt, ...)
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
     cgi_log(c->req, NW_LOG_ERROR, "%s: %s; answering 502", c->prog, why);
-    kill_group(c);
+    cgi_proc_kill(&c->p);
     c->bad = 1;
     nw_buf_reset(&c->req->headers); /* the fields it printed before the bad one */
     nw_set_status(c->req, 502);
@@ -467,14 +332,14 @@ static int pump_out(cgi_run *c)
 {
     int moved = 0;
     for (;;) {
-        ssize_t n = read(c->out, c->outbuf, CGI_CHUNK);
+        ssize_t n = read(c->p.out, c->outbuf, CGI_CHUNK);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
             return moved;
         if (n <= 0) {
-            close_fd(&c->out);
-            if (!c->in_body && !c->killed)
+            close_fd(&c->p.out);
+            if (!c->in_body && !cgi_proc_killed(&c->p))
                 return c->head.len ? bad_gateway(c, "its output ended inside its header block")
                                    : bad_gateway(c, "it printed no header block");
             return 1;
@@ -503,7 +368,7 @@ static int feed_in(cgi_run *c)
         moved = 1;
     }
     while (c->inlen) {
-        ssize_t w = write(c->in, c->inbuf + c->inoff, c->inlen);
+        ssize_t w = write(c->p.in, c->inbuf + c->inoff, c->inlen);
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && errno == EAGAIN)
@@ -521,9 +386,9 @@ static int feed_in(cgi_run *c)
     }
     if (c->body_eof && !c->inlen) {
         if (c->in_armed)
-            epoll_ctl(c->ep, EPOLL_CTL_DEL, c->in, NULL);
+            epoll_ctl(c->ep, EPOLL_CTL_DEL, c->p.in, NULL);
         c->in_armed = 0;
-        close_fd(&c->in);
+        close_fd(&c->p.in);
         return 1;
     }
     return moved;
@@ -557,20 +422,20 @@ static int client_gone(cgi_run *c)
 static int pump(cgi_run *c)
 {
     struct epoll_event ev = {.events = EPOLLIN};
-    ev.data.fd = c->out;
-    epoll_ctl(c->ep, EPOLL_CTL_ADD, c->out, &ev);
-    ev.data.fd = c->err;
-    epoll_ctl(c->ep, EPOLL_CTL_ADD, c->err, &ev);
-    while (c->out >= 0 || c->err >= 0) {
+    ev.data.fd = c->p.out;
+    epoll_ctl(c->ep, EPOLL_CTL_ADD, c->p.out, &ev);
+    ev.data.fd = c->p.err;
+    epoll_ctl(c->ep, EPOLL_CTL_ADD, c->p.err, &ev);
+    while (c->p.out >= 0 || c->p.err >= 0) {
         int moved = 0, r;
-        if (c->out >= 0) {
+        if (c->p.out >= 0) {
             if ((r = pump_out(c)) < 0)
                 return -1;
             moved |= r;
         }
-        if (c->err >= 0)
+        if (c->p.err >= 0)
             moved |= pump_err(c);
-        if (c->in >= 0) {
+        if (c->p.in >= 0) {
             if ((r = feed_in(c)) < 0)
                 return -1;
             moved |= r;
@@ -578,9 +443,9 @@ static int pump(cgi_run *c)
         if (moved)
             continue;
         /* stdin is waited on only while a write to it would block */
-        if (c->in >= 0 && c->inlen && !c->in_armed) {
-            struct epoll_event wev = {.events = EPOLLOUT, .data.fd = c->in};
-            epoll_ctl(c->ep, EPOLL_CTL_ADD, c->in, &wev);
+        if (c->p.in >= 0 && c->inlen && !c->in_armed) {
+            struct epoll_event wev = {.events = EPOLLOUT, .data.fd = c->p.in};
+            epoll_ctl(c->ep, EPOLL_CTL_ADD, c->p.in, &wev);
             c->in_armed = 1;
         }
         if (!c->conn_armed && c->req->body_done) {
@@ -590,7 +455,7 @@ static int pump(cgi_run *c)
         if (nw_wait_fd(c->req, c->ep, NW_READ, -1) < 0 || client_gone(c))
             return -1;
         if (c->in_armed) {
-            epoll_ctl(c->ep, EPOLL_CTL_DEL, c->in, NULL);
+            epoll_ctl(c->ep, EPOLL_CTL_DEL, c->p.in, NULL);
             c->in_armed = 0;
         }
     }
@@ -609,46 +474,18 @@ static void answer(nw_request *req, int status, const char *text)
 /* cgi_max_running: a turn to start a program, or -1 at the deadline. */
 static int take_turn(nw_request *req, cgi_run *c)
 {
-    for (;;) {
-        pthread_mutex_lock(&lock);
-        if (!max_running || nrunning < max_running) {
-            nrunning++;
-            c->next = running_list;
-            if (running_list)
-                running_list->prev = c;
-            running_list = c;
-            c->listed = 1;
-            pthread_mutex_unlock(&lock);
-            return 0;
-        }
-        pthread_mutex_unlock(&lock);
+    while (!cgi_proc_turn(&c->p, max_running))
         if (nw_sleep(req, 5) < 0)
             return -1;
-    }
-}
-
-static void give_turn(cgi_run *c)
-{
-    if (!c->listed)
-        return;
-    pthread_mutex_lock(&lock);
-    c->listed = 0;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        running_list = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    nrunning--;
-    pthread_mutex_unlock(&lock);
+    return 0;
 }
 
 int cgi_handle(nw_request *req)
 {
     cgi_run *c = nw_xcalloc(1, sizeof *c);
     c->req = req;
-    c->pid = -1;
-    c->pidfd = c->in = c->out = c->err = c->ep = -1;
+    c->ep = -1;
+    cgi_proc_init(&c->p, NULL); /* nothing to close yet */
     char *script = NULL;
     env_vec env = {0};
     if (!program) {
@@ -666,12 +503,13 @@ int cgi_handle(nw_request *req)
             goto out;
     }
     c->prog = program ? program : script;
+    c->p.prog = c->prog;
     if (take_turn(req, c) < 0)
         goto out; /* past the deadline: a 504 */
     env_build(req, &env);
     int e = 0;
     c->ep = epoll_create1(EPOLL_CLOEXEC);
-    if (c->ep < 0 || (e = spawn(c, env.v)) != 0) {
+    if (c->ep < 0 || (e = cgi_proc_start(&c->p, env.v)) != 0) {
         if (c->ep < 0)
             e = errno;
         cgi_log(req, NW_LOG_ERROR, "cannot run %s: %s; answering 502", c->prog, strerror(e));
@@ -681,28 +519,28 @@ int cgi_handle(nw_request *req)
     c->inbuf = nw_xmalloc(CGI_CHUNK);
     c->outbuf = nw_xmalloc(CGI_CHUNK);
     int pumped = pump(c);
-    close_fd(&c->in);
-    close_fd(&c->out);
-    close_fd(&c->err);
-    if (pumped == 0 && c->killed && !c->bad && !c->in_body) {
+    close_fd(&c->p.in);
+    close_fd(&c->p.out);
+    close_fd(&c->p.err);
+    if (pumped == 0 && cgi_proc_killed(&c->p) && !c->bad && !c->in_body) {
         /* killed from outside its request (a graceful stop out of time)
          * before its header block */
         cgi_log(req, NW_LOG_ERROR,
                 "%s (pid %d) was killed before its header block; "
                 "answering 502",
-                c->prog, (int)c->pid);
+                c->prog, (int)c->p.pid);
         answer(req, 502, "Bad Gateway");
-    } else if (pumped == 0 && c->killed && !c->bad) {
+    } else if (pumped == 0 && cgi_proc_killed(&c->p) && !c->bad) {
         pumped = -1; /* its response is cut short */
     }
     if (pumped < 0 && !c->bad) {
         /* the deadline, or the client gone: nothing more is wanted of it */
         int late = req->deadline_ms >= 0 && nw_now_ms() >= req->deadline_ms;
-        if (!c->killed)
+        if (!cgi_proc_killed(&c->p))
             cgi_log(req, late ? NW_LOG_ERROR : NW_LOG_INFO, "%s (pid %d): %s; killing its group",
-                    c->prog, (int)c->pid,
+                    c->prog, (int)c->p.pid,
                     late ? "past the request's timeout" : "the client is gone");
-        kill_group(c);
+        cgi_proc_kill(&c->p);
         /* A response cut short must not look whole: the connection is
          * dropped without its end, so nginx and its client see it cut. */
         if (req->headers_sent && !req->failed) {
@@ -710,20 +548,25 @@ int cgi_handle(nw_request *req)
             req->st->broken = 1;
         }
     }
-    int st = reap(c, c->killed ? nw_now_ms() + CGI_REAP_MS : req->deadline_ms);
-    give_turn(c); /* reaped: its pid is no longer one to kill */
+    int reap_late = 0;
+    int64_t until = cgi_proc_killed(&c->p) ? nw_now_ms() + CGI_REAP_MS : req->deadline_ms;
+    int st = cgi_proc_reap(&c->p, until, &reap_late);
+    cgi_proc_done(&c->p); /* reaped: its pid is no longer one to kill */
+    if (reap_late)
+        cgi_log(req, NW_LOG_ERROR,
+                "%s (pid %d) was still running past the request's timeout; killed its group",
+                c->prog, (int)c->p.pid);
     if (c->err_dropped)
         cgi_log(req, NW_LOG_WARNING, "%s: %u more stderr lines not logged (at most %d a request)",
                 c->prog, c->err_dropped, CGI_STDERR_LINES);
-    if (WIFSIGNALED(st) && !c->killed)
-        cgi_log(req, NW_LOG_WARNING, "%s (pid %d) was killed by signal %d", c->prog, (int)c->pid,
+    if (WIFSIGNALED(st) && !cgi_proc_killed(&c->p))
+        cgi_log(req, NW_LOG_WARNING, "%s (pid %d) was killed by signal %d", c->prog, (int)c->p.pid,
                 WTERMSIG(st));
     else if (WIFEXITED(st) && WEXITSTATUS(st))
-        log_info("cgi: %s (pid %d) exited with status %d", c->prog, (int)c->pid, WEXITSTATUS(st));
+        log_info("cgi: %s (pid %d) exited with status %d", c->prog, (int)c->p.pid, WEXITSTATUS(st));
 out:
-    close_fd(&c->pidfd);
     close_fd(&c->ep);
-    give_turn(c);
+    cgi_proc_done(&c->p);
     env_free(&env);
     nw_buf_free(&c->head);
     free(c->inbuf);
