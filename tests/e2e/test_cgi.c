@@ -48,21 +48,33 @@ static char *script(const char *name, const char *text, mode_t mode)
     return p;
 }
 
-/* nginx as fcgiwrap's users set it up: SCRIPT_FILENAME from the root and
- * the URI, everything under / to narwhal; /target answered by nginx (the
- * local redirect's goal). */
+/* nginx as fcgiwrap's users set it up, through the shipped snippet
+ * (nginx/narwhal-cgi.conf, its address replaced): SCRIPT_FILENAME from the
+ * root and the URI, everything under / to narwhal; /target answered by
+ * nginx (the local redirect's goal). */
 static h_nginx cgi_nginx(int port)
 {
+    char *src = h_fmt("%s/nginx/narwhal-cgi.conf", h_env("NARWHAL_SRCDIR"));
+    char *text = h_read_file(src, NULL);
+    cr_assert(text, "cannot read %s", src);
+    char *snippet = h_path("narwhal-cgi.conf"), *out = h_fmt("%s", ""), *at;
+    int n = 0;
+    while ((at = strstr(text, "127.0.0.1:5000"))) { /* the comment names it too */
+        *at = 0;
+        out = h_fmt("%s%s127.0.0.1:%d", out, text, port);
+        text = at + 14;
+        n++;
+    }
+    cr_assert(n > 0, "%s names no 127.0.0.1:5000", src);
+    h_write_file(snippet, h_fmt("%s%s", out, text));
     return h_nginx_start_server(
         h_fmt("        client_max_body_size 0;\n"
               "        location = /target { return 200 \"nginx target\\n\"; }\n"
               "        location / {\n"
               "            root %s;\n"
-              "            include fastcgi_params;\n"
-              "            fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;\n"
-              "            fastcgi_pass 127.0.0.1:%d;\n"
+              "            include %s;\n"
               "        }\n",
-              root_dir(), port));
+              root_dir(), snippet));
 }
 
 #define serve_cgi(nw, ng, ...)                                                                     \
