@@ -66,7 +66,8 @@ NARWHAL_INCLUDE=${NARWHAL_INCLUDE:-$top/include}
 
 SCENARIOS=(nginx null-tcp null-tcp-fin null-unix null-keepconn null-uwsgi
            narwhal-tcp narwhal-tcp-fin narwhal-unix narwhal-keepconn narwhal-uwsgi
-           narwhal-threads narwhal-async narwhal-async-w1 spawn-fcgi php-fpm uwsgi)
+           narwhal-threads narwhal-async narwhal-async-w1 spawn-fcgi php-fpm uwsgi
+           narwhal-cgi narwhal-cgi-async fcgiwrap)
 declare -A DESC=(
     [nginx]="ceiling: nginx 'return 200', no backend"
     [null-tcp]="null backend (bench/null_backend.c) -w $WORKERS, FastCGI over TCP: the ceiling for narwhal-tcp, -threads, -async, -async-w1"
@@ -85,6 +86,9 @@ declare -A DESC=(
     [spawn-fcgi]="spawn-fcgi -F $WORKERS running a libfcgi C program (bench/fcgi_hello.c), FastCGI over TCP"
     [php-fpm]="php-fpm pm=static, $WORKERS children (bench/hello.php), FastCGI over TCP"
     [uwsgi]="uWSGI --master --processes $WORKERS, symcall plugin calling a C function (bench/symcall_hello.c), uwsgi_pass over TCP"
+    [narwhal-cgi]="narwhal -w $WORKERS (sync) --cgi-root: a CGI program (bench/cgi_hello.c) forked per request, FastCGI over TCP"
+    [narwhal-cgi-async]="narwhal -w $WORKERS -k async --cgi-root: the same CGI program, many at once per worker"
+    [fcgiwrap]="fcgiwrap -c $WORKERS running the same CGI program, FastCGI over TCP"
 )
 # The null row each narwhal row is compared to (same transport, protocol and
 # connection ending; the worker class does not change what nginx does).
@@ -170,6 +174,7 @@ install_deps() {
     local pkgs=(wrk curl gcc libc6-dev) missing=() p
     command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || pkgs+=(nginx-light)
     wants spawn-fcgi && pkgs+=(spawn-fcgi libfcgi-dev)
+    wants fcgiwrap && pkgs+=(fcgiwrap)
     wants php-fpm && pkgs+=(php-fpm)
     if wants uwsgi; then
         # Debian 12 ships the symcall plugin inside uwsgi-core
@@ -368,6 +373,11 @@ fi
 if wants spawn-fcgi; then
     cc -O2 -o "$WORK/fcgi_hello" "$here/fcgi_hello.c" -lfcgi
 fi
+if wants narwhal-cgi || wants narwhal-cgi-async || wants fcgiwrap; then
+    mkdir -p "$WORK/cgi"
+    cc -O2 -o "$WORK/cgi/hello" "$here/cgi_hello.c"
+    cc -O2 -DSLEEP_MS=50 -o "$WORK/cgi/sleep50" "$here/cgi_hello.c"
+fi
 if wants php-fpm; then
     PHP_FPM=$(compgen -c php-fpm | sort -V | tail -n 1 || true)
     [[ -n $PHP_FPM ]] && PHP_FPM=$(command -v "$PHP_FPM" || true)
@@ -528,12 +538,14 @@ run_row() { # scenario variant [attempt]
                 narwhal-threads) cmd+=(-k threads --threads 8) ;;
                 narwhal-async) cmd+=(-k async) ;;
                 narwhal-async-w1) cmd+=(-w 1 -k async) ;;
+                narwhal-cgi) cmd+=(--cgi-root "$WORK/cgi") ;;
+                narwhal-cgi-async) cmd+=(-k async --cgi-root "$WORK/cgi") ;;
                 narwhal-*) ;;
                 null-tcp-fin) cmd+=(-p fastcgi --close-mode fin) ;;
                 null-uwsgi) cmd+=(-p uwsgi) ;;
                 *) cmd+=(-p fastcgi) ;;
             esac
-            [[ $sc == narwhal-* ]] && cmd+=("$napp")
+            [[ $sc == narwhal-* && $sc != narwhal-cgi* ]] && cmd+=("$napp")
             # The same nginx side for a narwhal row and its null row.
             case ${sc#*-} in
                 unix)
@@ -550,10 +562,19 @@ run_row() { # scenario variant [attempt]
                 uwsgi)
                     location="$UWSGI_PARAMS
             uwsgi_pass 127.0.0.1:$bport;" ;;
+                cgi|cgi-async)
+                    location="$FASTCGI_PARAMS
+            fastcgi_param SCRIPT_FILENAME $WORK/cgi/$var;
+            fastcgi_pass 127.0.0.1:$bport;" ;;
                 *)
                     location="$FASTCGI_PARAMS
             fastcgi_pass 127.0.0.1:$bport;" ;;
             esac ;;
+        fcgiwrap)
+            cmd=(fcgiwrap -c "$WORKERS" -s "tcp:127.0.0.1:$bport")
+            location="$FASTCGI_PARAMS
+            fastcgi_param SCRIPT_FILENAME $WORK/cgi/$var;
+            fastcgi_pass 127.0.0.1:$bport;" ;;
         spawn-fcgi)
             kind=spawn
             location="$FASTCGI_PARAMS
@@ -796,6 +817,7 @@ versions() {
         x=$(first_line "$PHP_FPM" -v); x=${x#PHP }; v+=("PHP ${x%% *}")
     fi
     wants uwsgi && v+=("uWSGI $(first_line "$UWSGI" --version)")
+    wants fcgiwrap && v+=("fcgiwrap $(first_line dpkg-query -W -f='${Version}' fcgiwrap)")
     for x in "${v[@]}"; do printf '%s%s' "$sep" "$x"; sep=", "; done
 }
 

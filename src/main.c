@@ -98,8 +98,12 @@ static int check_config(const nw_settings *s)
 {
     nw_app app;
     char err[512];
-    if (s->exec) {
-        printf("narwhal: configuration and program %s are valid\n", s->exec);
+    if (s->exec || s->cgi) {
+        printf("narwhal: configuration and program %s are valid\n", s->exec ? s->exec : s->cgi);
+        return 0;
+    }
+    if (s->cgi_root.n) {
+        printf("narwhal: configuration and CGI roots are valid\n");
         return 0;
     }
     if (app_load(s, &app, err, sizeof err) < 0) {
@@ -180,7 +184,7 @@ int main(int argc, char **argv)
     }
     if (settings_finish(&s, stderr) < 0)
         goto out;
-    if (!s.app && !s.exec) {
+    if (!s.app && !s.exec && !s.cgi && !s.cgi_root.n) {
         fprintf(stderr, "narwhal: no app given: usage: narwhal [OPTIONS] path/to/app.so[:symbol] "
                         "(see --help)\n");
         goto out;
@@ -220,7 +224,7 @@ int main(int argc, char **argv)
     nls = open_listeners(&s, id, ls, inherited, ninherited);
     if (nls < (int)s.bind.n)
         goto out;
-    if (s.preload_app && !s.exec) {
+    if (s.preload_app && s.app) {
         char err[512];
         if (app_preload(&s, err, sizeof err) < 0) {
             fprintf(stderr, "narwhal: preload_app: %s\n", err);

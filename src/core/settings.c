@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -422,8 +423,43 @@ static int check_exec_mode(const nw_settings *s, FILE *err)
     return settings_check_program(s, err);
 }
 
+/* --cgi PROGRAM or --cgi-root DIR stand for the APP: one of them, the
+ * program runnable, every root a directory. */
+static int check_cgi_mode(const nw_settings *s, FILE *err)
+{
+    struct stat st;
+    if (s->cgi && s->cgi_root.n) {
+        fprintf(err, "narwhal: cgi: give either --cgi PROGRAM or --cgi-root DIR, not both\n");
+        return -1;
+    }
+    if (s->app) {
+        fprintf(err, "narwhal: cgi: give either an APP or --cgi/--cgi-root, not both\n");
+        return -1;
+    }
+    /* relative to chdir, which the workers are in: checked there */
+    if (s->cgi && (s->cgi[0] == '/' || !s->chdir) && access(s->cgi, X_OK) < 0) {
+        fprintf(err, "narwhal: cgi: cannot run %s: %s\n", s->cgi, strerror(errno));
+        return -1;
+    }
+    for (size_t i = 0; i < s->cgi_root.n; i++) {
+        const char *d = s->cgi_root.v[i];
+        if (d[0] != '/' && s->chdir)
+            continue;
+        const char *why = stat(d, &st) < 0       ? strerror(errno)
+                          : !S_ISDIR(st.st_mode) ? "not a directory"
+                                                 : NULL;
+        if (why) {
+            fprintf(err, "narwhal: cgi_root: %s: %s\n", d, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int settings_finish(nw_settings *s, FILE *err)
 {
+    if ((s->cgi || s->cgi_root.n) && check_cgi_mode(s, err) < 0)
+        return -1;
     if (s->exec_args.n && !s->exec) {
         fprintf(err, "narwhal: arguments after -- are for --exec PROGRAM, which is not given\n");
         return -1;
@@ -466,6 +502,10 @@ void settings_warn_no_effect(const nw_settings *s)
         log_warning("%s has no effect with --exec: narwhal neither loads nor parses for the "
                     "program",
                     s->preload_app ? "preload_app" : "spew");
+    if (!s->cgi && !s->cgi_root.n && s->cgi_max_running)
+        log_warning("cgi_max_running has no effect without --cgi or --cgi-root");
+    if ((s->cgi || s->cgi_root.n) && s->preload_app)
+        log_warning("preload_app has no effect with --cgi or --cgi-root: there is no app to load");
     if (!s->max_requests && s->max_requests_jitter)
         log_warning("max_requests_jitter has no effect while max_requests is 0");
     if (!s->statsd_host && !settings_is_default(s, "statsd_prefix"))

@@ -89,6 +89,11 @@ typedef struct nw_settings {
     nw_strlist exec_args; /* its arguments (after --, or --exec-arg) */
     int exec_stop_signal; /* --exec-stop-signal: graceful stop signal, SIGUSR1 */
 
+    /* CGI programs (cgi.h), instead of an APP */
+    char *cgi;           /* --cgi PROGRAM: run it for every request; NULL = off */
+    nw_strlist cgi_root; /* --cgi-root DIR: run SCRIPT_FILENAME when inside one */
+    int cgi_max_running; /* --cgi-max-running: per worker, 0 = no bound of its own */
+
     /* development and debugging */
     bool reload;
     bool spew;

@@ -149,6 +149,9 @@ static const char exec_protocol[] =
     "keepalive, protocol and close_mode are the --exec program's own business";
 static const char exec_limits[] =
     "limit_request_*: narwhal does not parse an --exec program's requests";
+static const char exec_cgi[] =
+    "--cgi, --cgi-root and cgi_max_running run CGI programs in narwhal's own workers; give "
+    "either those or --exec PROGRAM";
 static const char exec_pending[] =
     "limit_pending_bytes: narwhal does not read an --exec program's requests";
 
@@ -554,6 +557,37 @@ const struct setting settings_table[] = {
      .def = "USR1",
      .choices = stop_signals,
      .help = "signal asking an --exec program to finish and exit (graceful stop)"},
+    /* CGI programs (cgi.h): forked per request by the worker, instead of
+     * loading an APP. */
+    {.name = "cgi",
+     .long_flag = "cgi",
+     .metavar = "PROGRAM",
+     .type = T_STR,
+     .off = OFF(cgi),
+     .flags = F_NONEMPTY | F_NO_EXEC,
+     .exec_why = exec_cgi,
+     .help = "run PROGRAM as a CGI program for every request, instead of loading an APP"},
+    {.name = "cgi_root",
+     .long_flag = "cgi-root",
+     .metavar = "DIR",
+     .type = T_LIST,
+     .off = OFF(cgi_root),
+     .flags = F_NO_EXEC,
+     .exec_why = exec_cgi,
+     .help = "run the CGI program nginx names in SCRIPT_FILENAME when it lies in DIR "
+             "(fcgiwrap's job); repeatable"},
+    {.name = "cgi_max_running",
+     .long_flag = "cgi-max-running",
+     .metavar = "INT",
+     .type = T_INT,
+     .off = OFF(cgi_max_running),
+     .def = "0",
+     .min = 0,
+     .max = INT_MAX,
+     .flags = F_NO_EXEC,
+     .exec_why = exec_cgi,
+     .help = "most CGI programs a worker runs at once; the rest wait (0 = as many as it "
+             "has requests)"},
     {.name = "check_config",
      .long_flag = "check-config",
      .type = T_BOOL,

@@ -474,6 +474,8 @@ static void watch_files(arbiter *a)
         nw_split_app_spec(a->s->app, &path, &symbol);
     else if (a->s->exec) /* found in PATH as the child will find it */
         path = strchr(a->s->exec, '/') ? nw_xstrdup(a->s->exec) : nw_find_in_path(a->s->exec);
+    else if (a->s->cgi)
+        path = nw_xstrdup(a->s->cgi);
     nw_make_absolute(&path, a->s->chdir ? a->s->chdir : a->cmd->start_dir);
     watch_set(&a->watch, path, a->s->config);
     free(path);

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cgi.h"
 #include "executor.h"
 #include "log.h"
 #include "signals.h"
@@ -49,12 +50,28 @@ static void maybe_finish(nw_worker *w)
         ev_break(w->loop, EVBREAK_ALL);
 }
 
+/* A graceful stop out of time: the CGI programs still running are killed a
+ * second before the master would kill the worker, so their requests end
+ * and no program outlives its worker. */
+static void on_cgi_stop(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    (void)t;
+    cgi_kill_all();
+}
+
 static void begin_stop(nw_worker *w, const char *why)
 {
     if (w->stopping)
         return;
     w->stopping = 1;
     log_info("worker stopping: %s", why);
+    if (w->cgi) {
+        int g = w->s->graceful_timeout;
+        ev_timer_init(&w->cgi_stop, on_cgi_stop, g > 1 ? g - 1. : 0., 0.);
+        ev_timer_start(w->loop, &w->cgi_stop);
+    }
     scoreboard_stopping(w->slot);
     set_accepting(w, 0);
     for (int i = 0; i < w->nlisteners; i++) {
@@ -280,10 +297,16 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
     if (getppid() != w->master_pid)
         boot_fail("the master is gone");
 
-    if (s->preload_app && app_preloaded())
+    w->cgi = s->cgi || s->cgi_root.n;
+    if (w->cgi) {
+        if (cgi_setup(s, err, sizeof err) < 0)
+            boot_fail(err);
+        w->app.handler = cgi_handle;
+    } else if (s->preload_app && app_preloaded()) {
         w->app = *app_preloaded();
-    else if (app_load(s, &w->app, err, sizeof err) < 0)
+    } else if (app_load(s, &w->app, err, sizeof err) < 0) {
         boot_fail(err);
+    }
     if (w->app.init) {
         int rc = w->app.init();
         if (rc != 0) {

@@ -35,6 +35,8 @@ typedef struct nw_worker {
     nw_slot *slot;
     nw_tslot *tslots; /* request slots: one per thread (threads), else one */
     nw_app app;
+    int cgi;           /* CGI programs (cgi.h) instead of an app */
+    ev_timer cgi_stop; /* a graceful stop out of time kills them */
     pid_t master_pid;
     nw_conns conns;        /* the connection core */
     int inflight;          /* requests handed to the executor, not yet over */
