@@ -14,14 +14,17 @@
 #   --warmup SECS        wrk warm-up before each measured run, discarded [1]
 #   --connections N      wrk connections [64]
 #   --threads N          wrk threads [2]
+#   --rounds N           run every row N times, round-robin (so that a load
+#                        burst from elsewhere hits all rows alike), and report
+#                        each row's median run by req/s, with the spread [1]
 #   --app A              wsgi, flask or both [both] (sleep50 rows: wsgi only)
 #   --variant V          hello, sleep50 or both [both]
 #   --narwhal PATH       narwhal binary [$NARWHAL or <repo>/_build/narwhal];
 #                        its Python host (src/python/python.so) is found next
 #                        to it, as narwhal finds it
 #   --perf DIR           record `perf record -g` of the narwhal rows' workers
-#                        during each measured run into DIR/<row>.data, and
-#                        write DIR/<row>.txt (perf report --no-children)
+#                        during each measured run into DIR/<row>-r<round>.data, and
+#                        write DIR/<row>-r<round>.txt (perf report --no-children)
 #   --no-install         do not apt-get anything (fail if something is missing)
 #
 # Apps (bench/wsgi_hello.py, bench/flask_hello.py, copied to a temp dir):
@@ -60,6 +63,7 @@ DURATION=5
 WARMUP=1
 CONNECTIONS=64
 WRK_THREADS=2
+ROUNDS=1
 APPS=(wsgi flask)
 VARIANTS=(hello sleep50)
 INSTALL=1
@@ -90,7 +94,6 @@ declare -A SLOTS=(
     [narwhal-async]=0 [uwsgi]=$WORKERS [gunicorn-sync]=$WORKERS
     [gunicorn-gthread]=$((WORKERS * THREADS)) [gunicorn-gevent]=0
 )
-declare -A RPS=() RSS=()   # "backend/app/variant" -> req/s, RSS kB (for the goals)
 
 log() { printf 'python.sh: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -104,7 +107,7 @@ while (($#)); do
     opt=$1 val=""
     case $opt in
         --*=*) val=${opt#*=}; opt=${opt%%=*} ;;
-        --duration|--warmup|--connections|--threads|--app|--variant|--narwhal|--perf)
+        --duration|--warmup|--connections|--threads|--rounds|--app|--variant|--narwhal|--perf)
             (($# > 1)) || die "$opt needs a value"
             val=$2; shift ;;
     esac
@@ -116,6 +119,7 @@ while (($#)); do
         --warmup) WARMUP=${val%s} ;;
         --connections) CONNECTIONS=$val ;;
         --threads) WRK_THREADS=$val ;;
+        --rounds) ROUNDS=$val ;;
         --app)
             case $val in
                 wsgi|flask) APPS=("$val") ;;
@@ -141,8 +145,9 @@ while (($#)); do
     shift
 done
 num --duration "$DURATION"; num --warmup "$WARMUP"
-num --connections "$CONNECTIONS"; num --threads "$WRK_THREADS"
-((DURATION > 0 && CONNECTIONS > 0 && WRK_THREADS > 0)) || die "duration, connections and threads must be > 0"
+num --connections "$CONNECTIONS"; num --threads "$WRK_THREADS"; num --rounds "$ROUNDS"
+((DURATION > 0 && CONNECTIONS > 0 && WRK_THREADS > 0 && ROUNDS > 0)) ||
+    die "duration, connections, threads and rounds must be > 0"
 ((CONNECTIONS >= WRK_THREADS)) || die "wrk needs --connections >= --threads"
 ((${#selected[@]})) || selected=("${BACKENDS[@]}")
 run=()   # the selected backends in the canonical order, once each
@@ -505,10 +510,11 @@ per_1k() { # ticks requests -> CPU ms per 1,000 requests
 
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 
-ROWS=()
+ROWS=()   # every run of every row: "key|req/s|...|note", see add_row
+RAW_RSS=0 # the last measured run's RSS in kB, kept beside its row for the goals
 add_row() { # key req/s ideal %ideal p50 p99 errors cpu nginx-cpu rss pss procs note
     local IFS='|'
-    ROWS+=("$*")
+    ROWS+=("$*|$RAW_RSS")
 }
 skip_row() { add_row "$1" - - - - - - - - - - - "$2"; }
 
@@ -623,7 +629,7 @@ run_row() { # key [attempt]
     local pids ngx t0 t1 n0 n1 e0 e1
     mapfile -t pids < <(tree "${roots[@]}")
     mapfile -t ngx < <(tree "$npid")
-    perf_start "${key//\//-}" "${pids[@]:1}"
+    perf_start "${key//\//-}-r$round" "${pids[@]:1}"
     e0=$(grep -c '\[error\]' "$dir/error.log" || true)
     t0=$(cpu_ticks "${pids[@]}")
     n0=$(cpu_ticks "${ngx[@]}")
@@ -635,7 +641,7 @@ run_row() { # key [attempt]
     local rss pss nprocs=${#pids[@]}
     rss=$(mem_kb VmRSS status "${pids[@]}")
     pss=$(mem_kb Pss smaps_rollup "${pids[@]}")
-    perf_finish "${key//\//-}"
+    perf_finish "${key//\//-}-r$round"
     stop_forget "$npid" "${roots[@]}"
 
     # Parse wrk.
@@ -667,9 +673,7 @@ run_row() { # key [attempt]
         id=$(ideal "$b")
         pct=$(awk -v r="$rps" -v i="$id" 'BEGIN {printf "%.0f %%", 100 * r / i}')
     fi
-    RPS[$key]=$rps
-    # shellcheck disable=SC2034  # read through a nameref in ratio()
-    RSS[$key]=$rss
+    RAW_RSS=$rss
     add_row "$key" "$rps" "$id" "$pct" "$(ms "$p50")" "$(ms "$p99")" "$errors" \
         "$(per_1k "$ticks" "$reqs")" "$(per_1k $((n1 - n0)) "$reqs")" \
         "$(mib "$rss")" "$(mib "$pss")" "$nprocs" "$note"
@@ -680,9 +684,49 @@ run_row() { # key [attempt]
 log "${#ROW_KEYS[@]} rows of ~$((WARMUP + DURATION + 3)) s each, sleep50 rows $(drain_secs) s more; work dir $WORK"
 started_at=$(date -u '+%Y-%m-%d %H:%M UTC')
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+for ((round = 1; round <= ROUNDS; round++)); do
+    for key in "${ROW_KEYS[@]}"; do
+        if ((ROUNDS > 1)); then log "running $key (round $round of $ROUNDS)"; else log "running $key"; fi
+        RAW_RSS=0
+        run_row "$key"
+    done
+done
+
+# Each row's median run by req/s (the lower middle one for an even count),
+# with the spread; a row no run of which measured keeps its last failure.
+pick() { # key -> the chosen line on stdout
+    local r runs=() fails=()
+    for r in "${ROWS[@]}"; do
+        [[ ${r%%|*} == "$1" ]] || continue
+        if [[ $r =~ ^[^|]*\|[0-9]+\| ]]; then runs+=("$r"); else fails+=("$r"); fi
+    done
+    if ((${#runs[@]} == 0)); then
+        printf '%s\n' "${fails[-1]}"
+        return
+    fi
+    mapfile -t runs < <(printf '%s\n' "${runs[@]}" | sort -t'|' -k2,2n)
+    local mid=${runs[$(((${#runs[@]} - 1) / 2))]}
+    if ((ROUNDS > 1)); then
+        local lo=${runs[0]#*|} hi=${runs[-1]#*|} spread
+        spread="median of ${#runs[@]}: ${lo%%|*}..${hi%%|*} req/s"
+        ((${#fails[@]})) && spread+=", ${#fails[@]} runs failed"
+        IFS='|' read -r -a c <<<"$mid"
+        c[12]="$spread${c[12]:+; }${c[12]}"
+        mid=$(IFS='|'; printf '%s' "${c[*]}")
+    fi
+    printf '%s\n' "$mid"
+}
+declare -A RPS=() RSS=()   # key -> the chosen run's req/s and RSS kB, for the goals
+CHOSEN=()
 for key in "${ROW_KEYS[@]}"; do
-    log "running $key"
-    run_row "$key"
+    line=$(pick "$key")
+    CHOSEN+=("$line")
+    IFS='|' read -r -a c <<<"$line"
+    if [[ ${c[1]} =~ ^[0-9]+$ ]]; then
+        RPS[$key]=${c[1]}
+        # shellcheck disable=SC2034  # read through a nameref in ratio()
+        RSS[$key]=${c[13]}
+    fi
 done
 
 # --- report ------------------------------------------------------------------
@@ -712,11 +756,12 @@ echo "- machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /p
 echo "- kernel: $(uname -srm); $( . /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
 echo "- date: $started_at; load average before / after the run: $load_before / $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the numbers)"
 echo "- software: $(versions)"
+echo "- rounds: $ROUNDS (each row the median run by req/s; every row ran once per round, round-robin)"
 echo "- load: wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --timeout $WRK_TIMEOUT --latency (after a ${WARMUP} s warm-up; sleep50 rows then wait $(drain_secs) s for the warm-up's queued requests to drain), through nginx (1 worker, access_log off) on 127.0.0.1; $WORKERS worker processes per backend (narwhal async: 1)"
 echo
 echo "| backend | app | variant | req/s | ideal | of ideal | p50 ms | p99 ms | errors | CPU ms / 1k req | nginx CPU ms / 1k req | RSS MiB | PSS MiB | procs | notes |"
 echo "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
-for r in "${ROWS[@]}"; do
+for r in "${CHOSEN[@]}"; do
     IFS='|' read -r -a c <<<"$r"
     IFS=/ read -r b a v <<<"${c[0]}"
     printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
