@@ -287,8 +287,9 @@ static void reap(arbiter *a)
         int unasked = (WIFSIGNALED(st) || WEXITSTATUS(st) != 0) && !a->info[i].retiring;
         if (unasked && a->state == ARBITER_RUNNING)
             crash_backoff(a);
-        int boot_failed =
-            booting && a->state == ARBITER_RUNNING && !killed_for && !a->info[i].retiring;
+        int boot_failed = booting && a->state == ARBITER_RUNNING &&
+                          (!killed_for || strcmp(killed_for, "boot timeout") == 0) &&
+                          !a->info[i].retiring;
         int new_generation = a->s_old && a->info[i].generation == a->generation;
         free_slot(a, i);
         if (boot_failed && new_generation)
@@ -349,7 +350,17 @@ static void check_workers(arbiter *a)
                 late_start = start;
             }
         }
-        if (late) {
+        if (!late && state == SLOT_BOOTING) {
+            /* Loading the app is no request: a large Python app's imports
+             * take seconds (more under a sanitizer), whatever `timeout`
+             * is. A worker gets BOOT_LIMIT_MS at least to be ready. */
+            int64_t boot_limit = limit + 1000 > BOOT_LIMIT_MS ? limit + 1000 : BOOT_LIMIT_MS;
+            if (now - beat <= boot_limit)
+                continue;
+            log_error("worker %d still loading the app after %llds; killing it", (int)pid,
+                      (long long)((now - beat) / 1000));
+            a->info[i].killed_for = "boot timeout";
+        } else if (late) {
             log_error("worker %d timed out after %llds handling %.*s %.*s; killing it", (int)pid,
                       (long long)((now - late_start) / 1000),
                       (int)strnlen(late->method, sizeof late->method), late->method,

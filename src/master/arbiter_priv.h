@@ -32,6 +32,9 @@ enum { ARBITER_RUNNING, ARBITER_STOPPING, ARBITER_STOPPING_FAST };
 /* An --exec child counts as booted once it has lived this long. */
 #define EXEC_BOOT_MS 2000
 
+/* A worker loading its app is killed only after max(timeout + 1 s, this). */
+#define BOOT_LIMIT_MS 60000
+
 typedef struct slot_info {
     /* The master's own record of what it started: the scoreboard slot's pid
      * is the worker's to write (a broken app could write -1 there, and

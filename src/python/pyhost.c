@@ -199,13 +199,20 @@ static int req_over(reqobj *o)
 
 /* RFC 9110 token / field-value, as nw_add_header checks them (it would
  * refuse them later; here the app hears why, at start_response). */
-static int token_ok(const char *s)
+static unsigned char tchar[256]; /* 1 for a token character */
+
+static void tchar_init(void)
 {
-    if (!*s)
+    for (int c = 0x21; c < 0x7f; c++)
+        tchar[c] = !strchr("\"(),/:;<=>?@[\\]{}", c);
+}
+
+static int token_ok(const char *s, Py_ssize_t n)
+{
+    if (n == 0)
         return 0;
-    for (; *s; s++)
-        if (!(((unsigned char)*s > 0x20 && (unsigned char)*s < 0x7f) &&
-              !strchr("\"(),/:;<=>?@[\\]{}", *s)))
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!tchar[(unsigned char)s[i]])
             return 0;
     return 1;
 }
@@ -220,13 +227,37 @@ static int value_ok(const char *s, Py_ssize_t n)
     return 1;
 }
 
+/* A header value's bytes: an ASCII str is its own UTF-8 (no copy); any
+ * other is encoded to latin-1 into *hold (a new reference, or NULL). */
+static const char *value_bytes(PyObject *value, PyObject **hold, Py_ssize_t *n)
+{
+    *hold = NULL;
+    if (PyUnicode_IS_ASCII(value)) {
+        *n = PyUnicode_GET_LENGTH(value);
+        return (const char *)PyUnicode_DATA(value);
+    }
+    *hold = PyUnicode_AsLatin1String(value);
+    if (!*hold)
+        return NULL;
+    *n = PyBytes_GET_SIZE(*hold);
+    return PyBytes_AS_STRING(*hold);
+}
+
 static PyObject *start_response(reqobj *o, PyObject *args, PyObject *kw)
 {
     static char *names[] = {"status", "headers", "exc_info", NULL};
     PyObject *status, *headers, *exc_info = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "UO|O:start_response", names, &status, &headers,
-                                     &exc_info) ||
-        req_over(o))
+    Py_ssize_t nargs = PyTuple_GET_SIZE(args);
+    if (!kw && (nargs == 2 || nargs == 3) && PyUnicode_Check(PyTuple_GET_ITEM(args, 0))) {
+        status = PyTuple_GET_ITEM(args, 0); /* the usual call, without the parser */
+        headers = PyTuple_GET_ITEM(args, 1);
+        if (nargs == 3)
+            exc_info = PyTuple_GET_ITEM(args, 2);
+    } else if (!PyArg_ParseTupleAndKeywords(args, kw, "UO|O:start_response", names, &status,
+                                            &headers, &exc_info)) {
+        return NULL;
+    }
+    if (req_over(o))
         return NULL;
     pyreq *r = o->r;
     if (exc_info != Py_None) {
@@ -245,12 +276,15 @@ static PyObject *start_response(reqobj *o, PyObject *args, PyObject *kw)
                         "start_response called a second time without exc_info");
         return NULL;
     }
-    const char *st = PyUnicode_AsUTF8(status);
+    Py_ssize_t slen;
+    const char *st = PyUnicode_AsUTF8AndSize(status, &slen);
     if (!st)
         return NULL;
-    int code = 0;
-    if (strlen(st) < 4 || st[3] != ' ' || sscanf(st, "%3d", &code) != 1 || code < 200 ||
-        code > 599 || !value_ok(st, (Py_ssize_t)strlen(st))) {
+    int code = slen >= 4 && st[3] == ' ' && st[0] >= '2' && st[0] <= '5' && st[1] >= '0' &&
+                       st[1] <= '9' && st[2] >= '0' && st[2] <= '9'
+                   ? (st[0] - '0') * 100 + (st[1] - '0') * 10 + (st[2] - '0')
+                   : 0;
+    if (!code || !value_ok(st, slen)) {
         PyErr_Format(PyExc_ValueError,
                      "status %R is not \"NNN Reason\" with a final status (200-599)", status);
         return NULL;
@@ -267,19 +301,20 @@ static PyObject *start_response(reqobj *o, PyObject *args, PyObject *kw)
             PyErr_Format(PyExc_TypeError, "header %R is not a (str, str) tuple", h);
             goto bad;
         }
-        PyObject *v = PyUnicode_AsLatin1String(value);
-        if (!v)
-            goto bad;
-        int ok = value_ok(PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v));
-        Py_DECREF(v);
-        const char *n = PyUnicode_AsUTF8(name);
-        if (!n || !token_ok(n) || !ok) {
+        PyObject *hold;
+        Py_ssize_t vlen;
+        const char *v = value_bytes(value, &hold, &vlen);
+        int ok = v && value_ok(v, vlen);
+        Py_XDECREF(hold);
+        if (!ok || !PyUnicode_IS_ASCII(name) ||
+            !token_ok((const char *)PyUnicode_DATA(name), PyUnicode_GET_LENGTH(name))) {
             PyErr_Clear();
             PyErr_Format(PyExc_ValueError, "header %R has a bad name or a control character",
                          h);
             goto bad;
         }
-        if (strcasecmp(n, "Status") == 0) {
+        if (PyUnicode_GET_LENGTH(name) == 6 &&
+            strcasecmp((const char *)PyUnicode_DATA(name), "Status") == 0) {
             PyErr_SetString(PyExc_ValueError, "a Status header: give the status to "
                                               "start_response");
             goto bad;
@@ -296,13 +331,13 @@ bad:
 
 /* Hop-by-hop headers are the front end's business (PEP 3333 forbids them
  * to apps): dropped, as gunicorn drops them. */
-static int hop_by_hop(const char *n)
+static int hop_by_hop(const char *n, Py_ssize_t len)
 {
     static const char *const hop[] = {"Connection", "Keep-Alive", "Proxy-Authenticate",
                                       "Proxy-Authorization", "TE", "Trailers",
                                       "Transfer-Encoding", "Upgrade"};
     for (size_t i = 0; i < sizeof hop / sizeof *hop; i++)
-        if (strcasecmp(n, hop[i]) == 0)
+        if ((Py_ssize_t)strlen(hop[i]) == len && strcasecmp(n, hop[i]) == 0)
             return 1;
     return 0;
 }
@@ -318,15 +353,16 @@ static int send_head(pyreq *r)
     nw_set_status(r->req, r->status);
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(r->headers); i++) {
         PyObject *h = PyList_GET_ITEM(r->headers, i);
-        const char *n = PyUnicode_AsUTF8(PyTuple_GET_ITEM(h, 0));
-        PyObject *v = PyUnicode_AsLatin1String(PyTuple_GET_ITEM(h, 1));
-        if (!n || !v) {
-            Py_XDECREF(v);
+        PyObject *name = PyTuple_GET_ITEM(h, 0);
+        const char *n = (const char *)PyUnicode_DATA(name); /* ASCII: checked */
+        PyObject *hold;
+        Py_ssize_t vlen;
+        const char *v = value_bytes(PyTuple_GET_ITEM(h, 1), &hold, &vlen);
+        if (!v)
             return -1;
-        }
-        if (!hop_by_hop(n))
-            nw_add_header(r->req, n, PyBytes_AS_STRING(v));
-        Py_DECREF(v);
+        if (!hop_by_hop(n, PyUnicode_GET_LENGTH(name)))
+            nw_add_header(r->req, n, v);
+        Py_XDECREF(hold);
     }
     r->headers_sent = 1;
     return 0;
@@ -548,36 +584,133 @@ static PyTypeObject reqobj_type = {
 
 /* ---- the environ ------------------------------------------------------------ */
 
-static PyObject *latin1(const char *s)
+/* The params the bridge itself reads, noted as they go into the environ. */
+enum {
+    K_OTHER,
+    K_SKIP, /* HTTP_CONTENT_TYPE, HTTP_CONTENT_LENGTH */
+    K_PATH_INFO,
+    K_SCRIPT_NAME,
+    K_DOCUMENT_URI,
+    K_REQUEST_URI,
+    K_HTTPS,
+    K_REQUEST_SCHEME,
+    K_REQUEST_METHOD,
+    K_SERVER_NAME,
+    K_SERVER_PORT,
+    K_SERVER_PROTOCOL,
+    K_QUERY_STRING,
+    K_COUNT
+};
+
+static const char *const key_names[K_COUNT] = {
+    NULL,          NULL,          "PATH_INFO",      "SCRIPT_NAME",    "DOCUMENT_URI",
+    "REQUEST_URI", "HTTPS",       "REQUEST_SCHEME", "REQUEST_METHOD", "SERVER_NAME",
+    "SERVER_PORT", "SERVER_PROTOCOL", "QUERY_STRING",
+};
+static PyObject *key_objs[K_COUNT]; /* interned */
+static PyObject *s_url_scheme, *s_input, *s_http, *s_https, *s_empty;
+
+/* Param names seen before, as interned str (their hash kept): a request's
+ * names cost a table probe, not a decode, a hash and a free. The table is
+ * filled once and never emptied; names past its room (a peer sending
+ * endless new header names) are decoded each time, so it holds at most
+ * NAME_CACHE entries. */
+#define NAME_CACHE 512 /* a power of two */
+typedef struct {
+    char *name;
+    size_t len;
+    PyObject *key;
+    int kind;
+} name_entry;
+static name_entry names[NAME_CACHE];
+static int names_used;
+
+static uint64_t name_hash(const char *s, size_t n)
 {
-    return PyUnicode_DecodeLatin1(s, (Py_ssize_t)strlen(s), NULL);
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
 }
+
+static int name_kind(const char *name)
+{
+    if (strcmp(name, "HTTP_CONTENT_TYPE") == 0 || strcmp(name, "HTTP_CONTENT_LENGTH") == 0)
+        return K_SKIP; /* nginx sends them too; PEP 3333 has only CONTENT_* */
+    for (int k = K_PATH_INFO; k < K_COUNT; k++)
+        if (strcmp(name, key_names[k]) == 0)
+            return k;
+    return K_OTHER;
+}
+
+/* The environ key for a param name (a new reference), and its kind. */
+static PyObject *name_key(const char *name, int *kind)
+{
+    size_t n = strlen(name);
+    uint64_t h = name_hash(name, n);
+    for (size_t i = 0; i < NAME_CACHE; i++) {
+        name_entry *e = &names[(h + i) & (NAME_CACHE - 1)];
+        if (!e->name) {
+            PyObject *k = PyUnicode_DecodeLatin1(name, (Py_ssize_t)n, NULL);
+            if (!k)
+                return NULL;
+            *kind = name_kind(name);
+            if (names_used >= NAME_CACHE / 2) /* keep probes short: half full at most */
+                return k;
+            char *copy = malloc(n + 1);
+            if (!copy)
+                return k;
+            memcpy(copy, name, n + 1);
+            PyUnicode_InternInPlace(&k);
+            e->name = copy;
+            e->len = n;
+            e->key = k;
+            e->kind = *kind;
+            names_used++;
+            Py_INCREF(k);
+            return k;
+        }
+        if (e->len == n && memcmp(e->name, name, n) == 0) {
+            *kind = e->kind;
+            Py_INCREF(e->key);
+            return e->key;
+        }
+    }
+    *kind = name_kind(name);
+    return PyUnicode_DecodeLatin1(name, (Py_ssize_t)n, NULL);
+}
+
+typedef struct {
+    PyObject *env;
+    const char *raw[K_COUNT]; /* the values of the params noted, borrowed (last wins) */
+    PyObject *val[K_COUNT];   /* the same in the environ, borrowed from it */
+} environ_build;
 
 static int add_param(const char *name, const char *value, void *arg)
 {
-    /* nginx also sends the request's Content-Type and Content-Length as
-     * HTTP_ params; PEP 3333 has them only as CONTENT_*. */
-    if (strcmp(name, "HTTP_CONTENT_TYPE") == 0 || strcmp(name, "HTTP_CONTENT_LENGTH") == 0)
+    environ_build *b = arg;
+    int kind;
+    PyObject *k = name_key(name, &kind);
+    if (!k)
+        return -1;
+    if (kind == K_SKIP) {
+        Py_DECREF(k);
         return 0;
-    PyObject *k = latin1(name), *v = latin1(value);
-    int rc = k && v ? PyDict_SetItem(arg, k, v) : -1;
-    Py_XDECREF(k);
+    }
+    PyObject *v = PyUnicode_DecodeLatin1(value, (Py_ssize_t)strlen(value), NULL);
+    int rc = v ? PyDict_SetItem(b->env, k, v) : -1;
+    if (rc == 0 && kind != K_OTHER) { /* the dict holds v: a later duplicate replaces both */
+        b->raw[kind] = value;
+        b->val[kind] = v;
+    }
+    Py_DECREF(k);
     Py_XDECREF(v);
     return rc; /* the last of a repeated name wins, as nw_param has it */
 }
 
-static const char *env_str(PyObject *env, const char *key)
+static int set_key(PyObject *env, int kind, PyObject *v)
 {
-    PyObject *v = PyDict_GetItemString(env, key);
-    return v && PyUnicode_Check(v) ? PyUnicode_AsUTF8(v) : NULL;
-}
-
-static int set_str(PyObject *env, const char *key, const char *value, Py_ssize_t n)
-{
-    PyObject *v = PyUnicode_DecodeLatin1(value, n, NULL);
-    int rc = v ? PyDict_SetItemString(env, key, v) : -1;
-    Py_XDECREF(v);
-    return rc;
+    return v ? PyDict_SetItem(env, key_objs[kind], v) : -1;
 }
 
 static int hexval(int c)
@@ -588,97 +721,108 @@ static int hexval(int c)
                                   : -1;
 }
 
+/* REQUEST_URI's path, percent-decoded, as a latin-1 str (raw bytes). */
+static PyObject *uri_path(const char *uri)
+{
+    size_t n = strcspn(uri, "?");
+    char small[512];
+    char *dec = n < sizeof small ? small : PyMem_Malloc(n + 1);
+    if (!dec)
+        return PyErr_NoMemory();
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        int h, l;
+        if (uri[i] == '%' && i + 2 < n + 1 && (h = hexval(uri[i + 1])) >= 0 &&
+            (l = hexval(uri[i + 2])) >= 0) {
+            dec[j++] = (char)(h * 16 + l);
+            i += 2;
+        } else {
+            dec[j++] = uri[i];
+        }
+    }
+    PyObject *p = PyUnicode_DecodeLatin1(dec, (Py_ssize_t)j, NULL);
+    if (dec != small)
+        PyMem_Free(dec);
+    return p;
+}
+
 /* PATH_INFO and SCRIPT_NAME, which WSGI routing needs and nginx's
  * fastcgi_params do not send as WSGI means them (SCRIPT_NAME is the whole
  * path there, PATH_INFO absent). Without a PATH_INFO param: the path is
  * DOCUMENT_URI, else REQUEST_URI's path, percent-decoded; SCRIPT_NAME is
  * kept only when it is a proper prefix of it (a mount point), else "". */
-static int fix_paths(PyObject *env)
+static int fix_paths(environ_build *b)
 {
-    if (!PyDict_GetItemString(env, "PATH_INFO")) {
-        const char *path = env_str(env, "DOCUMENT_URI");
-        char *dec = NULL;
-        if (!path || !*path) {
-            const char *uri = env_str(env, "REQUEST_URI");
-            uri = uri ? uri : "/";
-            size_t n = strcspn(uri, "?");
-            dec = PyMem_Malloc(n + 1);
-            if (!dec)
-                return -1;
-            size_t j = 0;
-            for (size_t i = 0; i < n; i++) {
-                int h, l;
-                if (uri[i] == '%' && i + 2 < n + 1 && (h = hexval(uri[i + 1])) >= 0 &&
-                    (l = hexval(uri[i + 2])) >= 0) {
-                    dec[j++] = (char)(h * 16 + l);
-                    i += 2;
-                } else {
-                    dec[j++] = uri[i];
-                }
-            }
-            dec[j] = 0;
-            path = dec;
-        }
-        /* DOCUMENT_URI came through env_str as UTF-8 of latin-1: re-decode
-         * what was decoded; a REQUEST_URI path is raw bytes. */
-        PyObject *pv = dec ? PyUnicode_DecodeLatin1(dec, (Py_ssize_t)strlen(dec), NULL)
-                           : PyDict_GetItemString(env, "DOCUMENT_URI");
-        if (!dec)
-            Py_XINCREF(pv);
-        PyMem_Free(dec);
+    PyObject *env = b->env;
+    if (!b->val[K_PATH_INFO]) {
+        PyObject *pv = b->raw[K_DOCUMENT_URI] && *b->raw[K_DOCUMENT_URI]
+                           ? (Py_INCREF(b->val[K_DOCUMENT_URI]), b->val[K_DOCUMENT_URI])
+                           : uri_path(b->raw[K_REQUEST_URI] ? b->raw[K_REQUEST_URI] : "/");
         if (!pv)
             return -1;
-        PyObject *sn = PyDict_GetItemString(env, "SCRIPT_NAME");
-        Py_ssize_t snlen = sn && PyUnicode_Check(sn) ? PyUnicode_GET_LENGTH(sn) : 0;
-        int prefix = 0;
-        if (snlen > 0 && snlen < PyUnicode_GET_LENGTH(pv) &&
-            PyUnicode_Tailmatch(pv, sn, 0, snlen, -1) == 1 &&
-            PyUnicode_ReadChar(pv, snlen) == '/')
-            prefix = 1;
+        PyObject *sn = b->val[K_SCRIPT_NAME];
+        Py_ssize_t snlen = sn ? PyUnicode_GET_LENGTH(sn) : 0;
+        int prefix = snlen > 0 && snlen < PyUnicode_GET_LENGTH(pv) &&
+                     PyUnicode_Tailmatch(pv, sn, 0, snlen, -1) == 1 &&
+                     PyUnicode_ReadChar(pv, snlen) == '/';
         PyObject *info = prefix ? PyUnicode_Substring(pv, snlen, PyUnicode_GET_LENGTH(pv))
                                 : (Py_INCREF(pv), pv);
-        int rc = info ? PyDict_SetItemString(env, "PATH_INFO", info) : -1;
+        int rc = set_key(env, K_PATH_INFO, info);
         Py_XDECREF(info);
         Py_DECREF(pv);
-        if (rc < 0)
+        if (rc < 0 || (!prefix && set_key(env, K_SCRIPT_NAME, s_empty) < 0))
             return -1;
-        if (!prefix && set_str(env, "SCRIPT_NAME", "", 0) < 0)
-            return -1;
-    } else if (!PyDict_GetItemString(env, "SCRIPT_NAME") && set_str(env, "SCRIPT_NAME", "", 0) < 0) {
+    } else if (!b->val[K_SCRIPT_NAME] && set_key(env, K_SCRIPT_NAME, s_empty) < 0) {
         return -1;
     }
-    static const char *const need[][2] = {{"REQUEST_METHOD", "GET"},
-                                          {"SERVER_NAME", "localhost"},
-                                          {"SERVER_PORT", "80"},
-                                          {"SERVER_PROTOCOL", "HTTP/1.0"},
-                                          {"QUERY_STRING", ""}};
-    for (size_t i = 0; i < sizeof need / sizeof *need; i++)
-        if (!PyDict_GetItemString(env, need[i][0]) &&
-            set_str(env, need[i][0], need[i][1], (Py_ssize_t)strlen(need[i][1])) < 0)
+    static const char *const need[][2] = {{"GET"}, {"localhost"}, {"80"}, {"HTTP/1.0"}, {""}};
+    for (int k = K_REQUEST_METHOD; k <= K_QUERY_STRING; k++) {
+        if (b->val[k])
+            continue;
+        const char *d = need[k - K_REQUEST_METHOD][0];
+        PyObject *v = PyUnicode_DecodeLatin1(d, (Py_ssize_t)strlen(d), NULL);
+        int rc = set_key(env, k, v);
+        Py_XDECREF(v);
+        if (rc < 0)
             return -1;
+    }
     return 0;
 }
 
 static PyObject *build_environ(nw_request *req, reqobj *o)
 {
-    PyObject *env = PyDict_Copy(base_environ);
-    if (!env)
+    environ_build b = {.env = _PyDict_NewPresized(48)};
+    if (!b.env)
         return NULL;
-    if (nw_param_each(req, add_param, env) != 0 || fix_paths(env) < 0)
+    if (PyDict_Update(b.env, base_environ) < 0 || nw_param_each(req, add_param, &b) != 0 ||
+        fix_paths(&b) < 0)
         goto bad;
-    const char *https = env_str(env, "HTTPS");
-    const char *scheme = env_str(env, "REQUEST_SCHEME");
+    const char *https = b.raw[K_HTTPS], *scheme = b.raw[K_REQUEST_SCHEME];
     int secure = https ? (strcasecmp(https, "on") == 0 || strcmp(https, "1") == 0)
                        : (scheme && strcasecmp(scheme, "https") == 0);
-    if (set_str(env, "wsgi.url_scheme", secure ? "https" : "http", secure ? 5 : 4) < 0 ||
-        PyDict_SetItemString(env, "wsgi.input", (PyObject *)o) < 0)
+    if (PyDict_SetItem(b.env, s_url_scheme, secure ? s_https : s_http) < 0 ||
+        PyDict_SetItem(b.env, s_input, (PyObject *)o) < 0)
         goto bad;
-    return env;
+    return b.env;
 bad:
     if (!PyErr_Occurred())
         PyErr_SetString(PyExc_RuntimeError, "cannot build the WSGI environ");
-    Py_DECREF(env);
+    Py_DECREF(b.env);
     return NULL;
+}
+
+/* The interned strings of the environ, made once at load. */
+static int environ_init(void)
+{
+    for (int k = K_PATH_INFO; k < K_COUNT; k++)
+        if (!(key_objs[k] = PyUnicode_InternFromString(key_names[k])))
+            return -1;
+    s_url_scheme = PyUnicode_InternFromString("wsgi.url_scheme");
+    s_input = PyUnicode_InternFromString("wsgi.input");
+    s_http = PyUnicode_InternFromString("http");
+    s_https = PyUnicode_InternFromString("https");
+    s_empty = PyUnicode_InternFromString("");
+    return s_url_scheme && s_input && s_http && s_https && s_empty ? 0 : -1;
 }
 
 /* ---- the watchdog: Timeout into Python that does not wait ----------------- */
@@ -798,11 +942,17 @@ static PyThreadState *state_for_request(void)
 
 static int call_close(pyreq *r, PyObject *result)
 {
-    PyObject *close = PyObject_GetAttr(result, s_close);
-    if (!close) {
+    if (PyList_CheckExact(result) || PyTuple_CheckExact(result))
+        return 0; /* the usual answer has none (and an AttributeError costs) */
+    PyObject *close = NULL;
+#if PY_VERSION_HEX >= 0x030D0000
+    if (PyObject_GetOptionalAttr(result, s_close, &close) < 0)
+#else
+    if (_PyObject_LookupAttr(result, s_close, &close) < 0)
+#endif
         PyErr_Clear();
+    if (!close)
         return 0;
-    }
     PyObject *ok = PyObject_CallNoArgs(close);
     Py_DECREF(close);
     if (ok) {
@@ -1187,6 +1337,9 @@ int nw_python_load(const nw_python_config *c, char *err, size_t errlen)
     PyObject *tb = PyImport_ImportModule("traceback");
     format_exception = tb ? PyObject_GetAttrString(tb, "format_exception") : NULL;
     Py_XDECREF(tb);
+    tchar_init();
+    if (environ_init() < 0)
+        goto fail;
     s_close = PyUnicode_InternFromString("close");
     s_write = PyUnicode_InternFromString("write");
     if (!exc_timeout || !format_exception || !s_close || !s_write)

@@ -569,3 +569,22 @@ Test(python, virtualenv_packages_without_activation)
     assert_status(r, 200, nw.log);
     assert_body_has(&r, h_fmt("in the venv, no system packages, prefix %s\n", venv), nw.log);
 }
+
+/* ---- a slow import is not a request: `timeout` does not kill a booting worker ---------- */
+
+Test(python, slow_import_outlives_timeout)
+{
+    h_write_file(h_path("slowimport.py"),
+                 "import time\n"
+                 "time.sleep(4)  # a large app's imports\n"
+                 "def app(e, sr):\n"
+                 "    sr('200 OK', [('Content-Type', 'text/plain')])\n"
+                 "    return [b'imported at last\\n']\n");
+    h_narwhal nw = h_narwhal_serve("-w", "1", "-t", "1", "--chdir", h_dir(), "slowimport:app",
+                                   NULL);
+    h_nginx ng = h_nginx_start(H_SNIPPET_TCP, h_fmt("127.0.0.1:%d", nw.port));
+    h_response r = first_get(ng.port, "/", nw.log);
+    assert_body_has(&r, "imported at last\n", nw.log);
+    cr_assert(!h_count_text(nw.log, "killing it"), "a booting worker was killed:\n%s",
+              h_tail(nw.log));
+}
