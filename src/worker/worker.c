@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "allow.h"
 #include "executor.h"
 #include "log.h"
 #include "signals.h"
@@ -153,6 +154,14 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
             accept_failed(w, l, errno);
         return;
     }
+    /* Not an allowed client: reset before a byte is read (SO_LINGER 0: no
+     * TIME_WAIT kept for a peer we refuse). */
+    if (!allow_peer((struct sockaddr *)&peer, nw_now_ms())) {
+        struct linger lg = {1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        close(fd);
+        return;
+    }
     scoreboard_count_accept(w->slot);
     conn_start(&w->conns, fd, listener_peer_kind(fd, &peer));
 }
@@ -274,6 +283,11 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
     char err[512];
     if (identity_drop(id, err, sizeof err) < 0)
         boot_fail(err);
+    if (s->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+        snprintf(err, sizeof err, "cannot set no_new_privs: %s", strerror(errno));
+        boot_fail(err);
+    }
+    allow_init(&s->allowed_clients);
     /* After the drop: a change of credentials clears the parent-death
      * signal. A master gone before this is caught by the check below. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
