@@ -94,6 +94,21 @@ static int resolve_sockperm(const nw_settings *s, nw_identity id, nw_sockperm *p
     return 0;
 }
 
+/* chroot takes root, and a directory. */
+static int check_chroot(const char *dir)
+{
+    struct stat st;
+    if (geteuid() != 0) {
+        fprintf(stderr, "narwhal: chroot: needs a master started as root\n");
+        return -1;
+    }
+    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "narwhal: chroot: %s is not a directory\n", dir);
+        return -1;
+    }
+    return 0;
+}
+
 /* A root master runs its workers as root only when told so: anything that
  * owns a request (a bug in the app, a forged param) would own the host. */
 static int check_root(const nw_settings *s, nw_identity id)
@@ -307,6 +322,9 @@ int main(int argc, char **argv)
     }
     nw_make_absolute(&s.config, start_dir);
     nw_make_absolute(&s.chdir, start_dir);
+    nw_make_absolute(&s.chroot, start_dir);
+    if (s.chroot && !s.check_config && check_chroot(s.chroot) < 0)
+        goto out;
     if (s.chdir && chdir(s.chdir) < 0) {
         fprintf(stderr, "narwhal: chdir: cannot change to %s: %s\n", s.chdir, strerror(errno));
         goto out;

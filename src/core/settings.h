@@ -62,6 +62,7 @@ typedef struct nw_settings {
                                    must be in; empty = any (FCGI_WEB_SERVER_ADDRS fills it) */
     bool allow_root;         /* -R/--allow-root: workers may run as root */
     bool no_new_privs;       /* `no_new_privs`: PR_SET_NO_NEW_PRIVS in workers, true */
+    char *chroot;            /* `chroot`: workers' root directory, NULL = none */
     bool check_config;       /* --check-config */
     bool print_config;       /* --print-config */
     char *app;               /* positional: path.so[:symbol]; NULL if not given */

@@ -439,6 +439,16 @@ const struct setting settings_table[] = {
      .def = "false",
      .flags = F_RESTART,
      .help = "let workers run as root (without it, a root master needs user)"},
+    {.name = "chroot",
+     .long_flag = "chroot",
+     .metavar = "DIR",
+     .type = T_STR,
+     .off = OFF(chroot),
+     .flags = F_NONEMPTY | F_NO_EXEC,
+     .exec_why = "chroot: an --exec program is not loaded by narwhal; it would need its own "
+                 "libraries inside the jail",
+     .help = "workers chroot to DIR once the app is loaded (a root master; the app's files "
+             "open from inside)"},
     {.name = "no_new_privs",
      .type = T_BOOL,
      .off = OFF(no_new_privs),

@@ -207,29 +207,6 @@ static void boot_fail(const char *msg)
     _exit(WORKER_BOOT_ERROR);
 }
 
-int identity_drop(nw_identity id, char *err, size_t errlen)
-{
-    if (id.uid == (uid_t)-1 && id.gid == (gid_t)-1)
-        return 0;
-    gid_t gid = id.gid != (gid_t)-1 ? id.gid : getegid();
-    /* Root's supplementary groups must never survive the drop. Only a
-     * process that is not root may fail here (it has no root groups). */
-    if (setgroups(1, &gid) < 0 && (errno != EPERM || geteuid() == 0)) {
-        snprintf(err, errlen, "cannot set the supplementary groups to %u: %s", (unsigned)gid,
-                 strerror(errno));
-        return -1;
-    }
-    if (id.gid != (gid_t)-1 && setgid(id.gid) < 0) {
-        snprintf(err, errlen, "cannot set group %u: %s", (unsigned)id.gid, strerror(errno));
-        return -1;
-    }
-    if (id.uid != (uid_t)-1 && setuid(id.uid) < 0) {
-        snprintf(err, errlen, "cannot set user %u: %s", (unsigned)id.uid, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
 /* SIGPIPE: a write to a closed pipe or socket must fail with EPIPE, not
  * kill the worker. A handler that does nothing gives that, like SIG_IGN,
  * but unlike SIG_IGN it is not inherited across exec: a program the app
@@ -281,6 +258,21 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
     reset_signals(w);
 
     char err[512];
+    /* With chroot the app is loaded first, as the workers' user (root kept
+     * only as the saved uid), and the jail entered after: the app's file
+     * and libraries stay outside it. */
+    int loaded = 0;
+    if (s->chroot) {
+        if (!(s->preload_app && app_preloaded())) {
+            if (identity_suspend(id, err, sizeof err) < 0)
+                boot_fail(err);
+            if (app_load(s->app, &w->app, err, sizeof err) < 0)
+                boot_fail(err);
+            loaded = 1;
+        }
+        if (identity_chroot(s->chroot, err, sizeof err) < 0)
+            boot_fail(err);
+    }
     if (identity_drop(id, err, sizeof err) < 0)
         boot_fail(err);
     if (s->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
@@ -296,7 +288,7 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
 
     if (s->preload_app && app_preloaded())
         w->app = *app_preloaded();
-    else if (app_load(s->app, &w->app, err, sizeof err) < 0)
+    else if (!loaded && app_load(s->app, &w->app, err, sizeof err) < 0)
         boot_fail(err);
     if (w->app.init) {
         int rc = w->app.init();

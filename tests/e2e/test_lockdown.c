@@ -259,3 +259,68 @@ Test(lockdown, writable_app_is_warned)
     cr_expect_eq(h_count_text(nw.log, "the app " ), 0, "the file itself is 0644:\n%s",
                  h_tail(nw.log));
 }
+
+/* chroot: the worker serves, and a path outside the jail is not there for
+ * it (the app itself was loaded from outside, before the jail). */
+static void expect_jailed(const char *user)
+{
+    char *jail = h_path("jail-%s", user ? user : "root");
+    cr_assert_eq(mkdir(jail, 0755), 0);
+    h_write_file(h_fmt("%s/inside.txt", jail), "inside\n");
+    char *secret = h_path("secret-%s.txt", user ? user : "root");
+    h_write_file(secret, "outside\n");
+    chmod(secret, 0644);
+    h_narwhal nw = user ? h_narwhal_serve("--chroot", jail, "--user", user,
+                                          h_testapp("readfile"), NULL)
+                        : h_narwhal_serve("--chroot", jail, h_testapp("readfile"), NULL);
+    h_nginx ng = h_nginx_start(H_SNIPPET_TCP, h_fmt("127.0.0.1:%d", nw.port));
+    h_response in = h_get(ng.port, "/?/inside.txt");
+    assert_status(in, 200, nw.log);
+    assert_body(in, "read 7 bytes\n");
+    h_response out = h_get(ng.port, h_fmt("/?%s", secret));
+    assert_status(out, 200, nw.log);
+    assert_body(out, h_fmt("cannot open %s: No such file or directory\n", secret));
+    h_stop(nw.pid, SIGTERM, 10000);
+    h_stop(ng.pid, SIGTERM, 10000);
+}
+
+/* Can user read the test app where it was built (CI's tree may be in a
+ * directory only root may enter)? */
+static bool user_reads_testapp(const char *user)
+{
+    char *argv[] = {"/usr/sbin/runuser", "-u", (char *)user, "--", "test", "-r",
+                    (char *)h_env("NARWHAL_TESTAPP"), NULL};
+    int st = h_run(h_path("runuser.log"), argv, NULL, 5000);
+    return h_exited_with(st, 0);
+}
+
+Test(lockdown, chroot_worker_serves_and_cannot_open_outside)
+{
+    need_root();
+    expect_jailed(NULL);
+    if (!user_reads_testapp("nobody"))
+        cr_skip_test("nobody cannot read %s: the jail as nobody is not tried",
+                     h_env("NARWHAL_TESTAPP"));
+    expect_jailed("nobody");
+}
+
+/* A worker of another user keeps no capability and no group of root's. */
+Test(lockdown, worker_keeps_no_capability)
+{
+    need_root();
+    if (!user_reads_testapp("nobody"))
+        cr_skip_test("nobody cannot read %s", h_env("NARWHAL_TESTAPP"));
+    h_narwhal nw = h_narwhal_serve("--user", "nobody", h_testapp("app"), NULL);
+    pid_t w;
+    cr_assert_eq(h_wait_children(nw.pid, &w, 1, 1, 10000), 1, "no worker:\n%s", h_tail(nw.log));
+    cr_assert(h_wait_for_text(nw.log, "booting worker", 10000), "%s", h_tail(nw.log));
+    const char *zero = "0000000000000000";
+    cr_expect_str_eq(status_field(w, "CapEff"), zero);
+    cr_expect_str_eq(status_field(w, "CapPrm"), zero);
+    cr_expect_str_eq(status_field(w, "CapBnd"), zero, "the bounding set is emptied");
+    cr_expect_str_eq(status_field(w, "CapAmb"), zero);
+    cr_expect_str_eq(status_field(w, "NoNewPrivs"), "1");
+    char *groups = status_field(w, "Groups");
+    cr_expect(groups && strncmp(groups, "65534", 5) == 0 && !strchr(groups, ','),
+              "Groups: %s", groups);
+}
