@@ -136,7 +136,8 @@ int settings_finish(nw_settings *s, FILE *err);
 bool settings_is_default(const nw_settings *s, const char *name);
 
 /* The settings a running master cannot change (bind, backlog, pidfile,
- * daemon, user, group, umask, reload: the table's restart rows), one at a
+ * daemon, user, group, umask, socket_*, allow_root, reload: the table's
+ * restart rows), one at a
  * time: starting from *pos (0 at first), returns the name of the next one
  * whose value differs between old and ns and moves *pos past it; NULL when
  * there are no more. */

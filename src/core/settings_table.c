@@ -447,8 +447,8 @@ const struct setting settings_table[] = {
      .flags = F_NONEMPTY | F_NO_EXEC,
      .exec_why = "chroot: an --exec program is not loaded by narwhal; it would need its own "
                  "libraries inside the jail",
-     .help = "workers chroot to DIR once the app is loaded (a root master; the app's files "
-             "open from inside)"},
+     .help = "workers chroot to DIR once the app is loaded: what the app opens then is inside "
+             "DIR (a root master)"},
     {.name = "no_new_privs",
      .type = T_BOOL,
      .off = OFF(no_new_privs),
