@@ -324,3 +324,58 @@ Test(lockdown, worker_keeps_no_capability)
     cr_expect(groups && strncmp(groups, "65534", 5) == 0 && !strchr(groups, ','),
               "Groups: %s", groups);
 }
+
+/* Every occurrence of from in text replaced by to (harness storage). */
+static char *replace_all(const char *text, const char *from, const char *to)
+{
+    char *out = h_fmt("%s", "");
+    for (const char *p = text, *q; *p; p = q + strlen(from)) {
+        q = strstr(p, from);
+        if (!q)
+            return h_fmt("%s%s", out, p);
+        out = h_fmt("%s%.*s%s", out, (int)(q - p), p, to);
+    }
+    return out;
+}
+
+/* init/narwhal.logrotate, as shipped but for its paths, run by the real
+ * logrotate: the logs move and narwhal writes the new ones (USR1). */
+Test(lockdown, logrotate_file_rotates_with_usr1)
+{
+    need_root(); /* logrotate wants its config owned by root */
+    const char *lr = "/usr/sbin/logrotate";
+    if (access(lr, X_OK) != 0)
+        cr_skip_test("logrotate is not installed (Debian: logrotate)");
+    char *dir = h_path("logs"), *pid = h_path("nw.pid");
+    cr_assert_eq(mkdir(dir, 0755), 0);
+    char *access_log = h_fmt("%s/access.log", dir), *error_log = h_fmt("%s/error.log", dir);
+    h_narwhal nw = h_narwhal_serve("-p", pid, "--access-logfile", access_log, "--error-logfile",
+                                   error_log, h_testapp("app"), NULL);
+    h_nginx ng = h_nginx_start(H_SNIPPET_TCP, h_fmt("127.0.0.1:%d", nw.port));
+    assert_status(h_get(ng.port, "/before"), 200, error_log);
+    cr_assert(h_wait_for_text(access_log, "/before", 5000), "%s", h_tail(error_log));
+
+    char *shipped = h_read_file(h_fmt("%s/init/narwhal.logrotate", h_env("NARWHAL_SRCDIR")), NULL);
+    cr_assert_not_null(shipped);
+    char *conf = replace_all(replace_all(shipped, "/var/log/narwhal", dir), "/run/narwhal.pid", pid);
+    cr_assert_neq(strcmp(conf, shipped), 0, "the shipped paths moved: update this test");
+    char *conf_path = h_path("logrotate.conf");
+    h_write_file(conf_path, conf);
+    chmod(conf_path, 0644);
+    char *argv[] = {(char *)lr, "-f", "-s", h_path("logrotate.state"), conf_path, NULL};
+    int st = h_run(h_path("logrotate.out"), argv, NULL, 20000);
+    cr_assert(h_exited_with(st, 0), "logrotate: %s\n%s", h_wstatus_str(st),
+              h_tail(h_path("logrotate.out")));
+    cr_expect(h_exists(h_fmt("%s.1", access_log)), "access.log was not rotated");
+
+    /* narwhal reopens on USR1: the next request is in the new file */
+    cr_assert(h_wait_for_text(error_log, "logs reopened", 5000), "no USR1 seen:\n%s",
+              h_tail(h_fmt("%s.1", error_log)));
+    long t0 = h_now_ms();
+    bool seen = false;
+    while (!seen && h_now_ms() - t0 < 5000) {
+        assert_status(h_get(ng.port, "/after"), 200, error_log);
+        seen = h_wait_for_text(access_log, "/after", 200);
+    }
+    cr_expect(seen, "narwhal did not write the new access.log");
+}
