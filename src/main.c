@@ -134,8 +134,10 @@ static void warn_writable_app(const nw_settings *s, nw_identity id)
         symbol = NULL;
         if (!path)
             return;
-    } else {
+    } else if (nw_app_spec_kind(s->app) == NW_APP_C) {
         nw_split_app_spec(s->app, &path, &symbol);
+    } else {
+        return; /* a Python module: the interpreter finds its files, in the worker */
     }
     uid_t uid = id.uid != (uid_t)-1 ? id.uid : geteuid();
     gid_t gid = id.gid != (gid_t)-1 ? id.gid : getegid();
@@ -229,7 +231,7 @@ static int check_config(const nw_settings *s)
         printf("narwhal: configuration and program %s are valid\n", s->exec);
         return 0;
     }
-    if (app_load(s->app, &app, err, sizeof err) < 0) {
+    if (app_load(s, &app, err, sizeof err) < 0) {
         fprintf(stderr, "narwhal: %s\n", err);
         return 1;
     }
@@ -244,6 +246,8 @@ static int check_app_file(const char *spec)
 {
     char *path, *symbol;
     int rc = 0;
+    if (nw_app_spec_kind(spec) != NW_APP_C)
+        return 0; /* a Python module is found by the interpreter, in the worker */
     nw_split_app_spec(spec, &path, &symbol);
     if (access(path, R_OK) < 0) {
         fprintf(stderr, "narwhal: cannot load app %s: %s\n", path, strerror(errno));
@@ -354,7 +358,7 @@ int main(int argc, char **argv)
     warn_open_listeners(&s, ls, nls);
     if (s.preload_app && !s.exec) {
         char err[512];
-        if (app_preload(s.app, err, sizeof err) < 0) {
+        if (app_preload(&s, err, sizeof err) < 0) {
             fprintf(stderr, "narwhal: preload_app: %s\n", err);
             goto out;
         }

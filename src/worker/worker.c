@@ -266,7 +266,7 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
         if (!(s->preload_app && app_preloaded())) {
             if (identity_suspend(id, err, sizeof err) < 0)
                 boot_fail(err);
-            if (app_load(s->app, &w->app, err, sizeof err) < 0)
+            if (app_load(s, &w->app, err, sizeof err) < 0)
                 boot_fail(err);
             loaded = 1;
         }
@@ -288,7 +288,7 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
 
     if (s->preload_app && app_preloaded())
         w->app = *app_preloaded();
-    else if (!loaded && app_load(s->app, &w->app, err, sizeof err) < 0)
+    else if (!loaded && app_load(s, &w->app, err, sizeof err) < 0)
         boot_fail(err);
     if (w->app.init) {
         int rc = w->app.init();
