@@ -57,7 +57,8 @@ fi
 arch=$(dpkg --print-architecture)
 deb=$work/narwhal_${ver}_$arch.deb
 dev=$work/narwhal-dev_${ver}_$arch.deb
-[[ -n $out ]] && mkdir -p "$out" && cp "$deb" "$dev" "$out/"
+py=$work/narwhal-python_${ver}_$arch.deb
+[[ -n $out ]] && mkdir -p "$out" && cp "$deb" "$dev" "$py" "$out/"
 
 # ---- contents ----
 has() { # deb path...
@@ -78,7 +79,13 @@ check "narwhal holds the binary, man pages, snippets, units, init script, logrot
 check "narwhal-dev holds the header, the pkg-config file, narwhal-app(3) and examples" \
     has "$dev" /usr/include/narwhal.h "/usr/lib/$multi/pkgconfig/narwhal.pc" \
     /usr/share/man/man3/narwhal-app.3.gz /usr/share/doc/narwhal-dev/examples/hello.c
-check "nothing under /usr/local" bash -c "! (dpkg-deb -c '$deb'; dpkg-deb -c '$dev') | grep -q '\./usr/local'"
+check "narwhal-python holds the Python host, where narwhal looks for it" \
+    has "$py" "/usr/lib/$multi/narwhal/python.so"
+check "narwhal looks for it there" bash -c \
+    "dpkg-deb --fsys-tarfile '$deb' | tar -xOf - ./usr/bin/narwhal | grep -a -q '/usr/lib/$multi/narwhal'"
+check "the Python host is narwhal-python's alone" bash -c "! dpkg-deb -c '$deb' | grep -q python.so"
+check "nothing under /usr/local" bash -c \
+    "! (dpkg-deb -c '$deb'; dpkg-deb -c '$dev'; dpkg-deb -c '$py') | grep -q '\./usr/local'"
 check "the units run /usr/bin/narwhal" bash -c \
     "dpkg-deb --fsys-tarfile '$deb' | tar -xOf - ./lib/systemd/system/narwhal.service | grep -q '^ExecStart=/usr/bin/narwhal '"
 dpkg-deb -e "$deb" "$work/ctrl"
@@ -100,6 +107,7 @@ fi
 root=$work/root
 dpkg -x "$deb" "$root"
 dpkg -x "$dev" "$root"
+dpkg -x "$py" "$root"
 check "narwhal --version from the scratch root" bash -c \
     "'$root/usr/bin/narwhal' --version | grep -qx 'narwhal $ver'"
 pc="$root/usr/lib/$multi/pkgconfig/narwhal.pc"
