@@ -379,3 +379,36 @@ Test(lockdown, logrotate_file_rotates_with_usr1)
     }
     cr_expect(seen, "narwhal did not write the new access.log");
 }
+
+/* In a network namespace of its own (only its own loopback, down), narwhal
+ * binds every address: the warning for a listener other hosts could reach
+ * without allowed_clients, and none with it. */
+static char *in_own_netns(const char *name, const char *extra)
+{
+    char *log = h_path("%s.log", name);
+    char *argv[] = {"/usr/bin/unshare", "-n", "--", (char *)h_env("NARWHAL_BIN"), "--allow-root",
+                    "-b", "0.0.0.0:5000", "-b", "[::]:5000", (char *)extra, h_testapp("app"),
+                    NULL};
+    if (!extra) /* no extra argument: the app moves up */
+        argv[9] = h_testapp("app"), argv[10] = NULL;
+    pid_t pid = h_spawn(log, argv, NULL);
+    cr_assert(h_wait_for_text(log, "booting worker", 10000), "%s", h_tail(log));
+    h_stop(pid, SIGTERM, 10000);
+    return log;
+}
+
+Test(lockdown, warning_for_a_listener_other_hosts_reach)
+{
+    need_root();
+    if (access("/usr/bin/unshare", X_OK) != 0)
+        cr_skip_test("no unshare(1) (util-linux)");
+    char *log = in_own_netns("open", NULL);
+    cr_expect(h_count_text(log, "0.0.0.0:5000 is reachable from other hosts and "
+                                "allowed_clients is not set") == 1 &&
+                  h_count_text(log, "[::]:5000 is reachable from other hosts") == 1,
+              "%s", h_tail(log));
+    cr_expect(h_count_text(log, "set allowed_clients to the web server's addresses"), "%s",
+              h_tail(log));
+    log = in_own_netns("listed", "--allowed-clients=10.0.0.0/8");
+    cr_expect_eq(h_count_text(log, "reachable from other hosts"), 0, "%s", h_tail(log));
+}
