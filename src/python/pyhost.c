@@ -385,6 +385,8 @@ static Py_ssize_t input_fill(reqobj *o, size_t want)
         }
         if (o->cap - o->len < want) {
             size_t cap = o->len + want;
+            if (cap < 2 * o->cap) /* doubling: read() of a whole body copies it O(1) times */
+                cap = 2 * o->cap;
             char *nb = PyMem_Realloc(o->buf, cap);
             if (!nb) {
                 PyErr_NoMemory();
@@ -439,9 +441,13 @@ static PyObject *input_read(reqobj *o, PyObject *const *args, Py_ssize_t nargs)
         size_t have = o->len - o->off;
         if (size >= 0 && have >= (size_t)size)
             return take(o, (size_t)size);
+        /* read(n) with a large n grows the buffer as bytes come, not to n
+         * at once: read(10**9) of a short body holds the body, no more */
         size_t want = size >= 0 ? (size_t)size - have : 65536;
         if (want < 8192)
             want = 8192;
+        if (want > 1 << 20)
+            want = 1 << 20;
         Py_ssize_t n = input_fill(o, want);
         if (n < 0)
             return NULL;

@@ -123,7 +123,18 @@ def errors(environ, start_response):
     return _text(start_response, "logged\n")
 
 
-ROUTES = {"/hello": hello, "/pieces": pieces, "/stream": stream, "/writer": writer,
+def readbig(environ, start_response):
+    """read(n) with an n far past the body: the body, and memory for the
+    body, not for n."""
+    import resource
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    data = environ["wsgi.input"].read(1 << 40)
+    grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    return _text(start_response, "read %d bytes, max RSS grew %s\n" %
+                 (len(data), "under 64 MiB" if grew < 65536 else "%d KiB" % grew))
+
+
+ROUTES = {"/readbig": readbig, "/hello": hello, "/pieces": pieces, "/stream": stream, "/writer": writer,
           "/files": files, "/excinfo": excinfo, "/late_excinfo": late_excinfo,
           "/errors": errors}
 
