@@ -14,7 +14,8 @@ top=$(cd "$(dirname "$0")" && pwd)
 run="$top/_quickstart"
 pkgs=(build-essential autoconf automake pkg-config libconfuse-dev libcriterion-dev libev-dev
       nginx-light libfcgi-dev libfcgi-bin curl wrk clang libclang-rt-14-dev
-      python3-prometheus-client chromium prometheus python3-dev python3-flask python3-django git)
+      python3-prometheus-client chromium prometheus python3-dev python3-flask python3-django git
+      groff-base mandoc logrotate)
 
 install_deps() {
     local missing=()
@@ -76,7 +77,15 @@ serve() {
     sed -e "s|@RUN@|$run|g" -e "s|@SNIPPET@|$top/nginx/narwhal-fastcgi.conf|g" \
         "$top/nginx/quickstart.conf" >"$run/nginx.conf"
     cp /etc/nginx/fastcgi_params "$run/fastcgi_params"
-    "$top/_build/narwhal" -D -w 2 -b 127.0.0.1:5000 -p "$run/narwhal.pid" \
+    # The workers never run as root unless told so: as nobody, when nobody
+    # can read the app where this tree is; else say root is meant.
+    local who=(--allow-root)
+    if ((EUID != 0)); then
+        who=()
+    elif runuser -u nobody -- test -r "$top/_build/examples/hello.so" 2>/dev/null; then
+        who=(--user nobody --group nogroup)
+    fi
+    "$top/_build/narwhal" -D -w 2 -b 127.0.0.1:5000 -p "$run/narwhal.pid" "${who[@]}" \
         --error-logfile "$run/narwhal.log" --access-logfile "$run/access.log" \
         "$top/_build/examples/hello.so"
     "$nginx" -p "$run" -c "$run/nginx.conf"

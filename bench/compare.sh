@@ -525,6 +525,7 @@ run_row() { # scenario variant [attempt]
                 cmd=("$WORK/null_backend" -w "$WORKERS" -l "$BACKLOG")
             else
                 cmd=("$NARWHAL" -w "$WORKERS" --backlog "$BACKLOG" --error-logfile "$dir/backend.log")
+                ((EUID == 0)) && cmd+=(--allow-root) # nginx runs as root here too
             fi
             case $sc in
                 *-unix)

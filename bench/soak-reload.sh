@@ -68,6 +68,7 @@ gp=$(port)
 
 extra=()
 [[ $mode == recycle ]] && extra=(--max-requests "$max_requests" --max-requests-jitter 100)
+((EUID == 0)) && extra+=(--allow-root)
 "$NARWHAL" -D -w 2 -b "127.0.0.1:$np" -p "$work/narwhal.pid" --error-logfile "$work/narwhal.log" \
     "${extra[@]}" "$APP" || { echo "$0: narwhal did not start" >&2; exit 1; }
 masters+=("$(cat "$work/narwhal.pid")")

@@ -1,7 +1,7 @@
 /* fcgi_hello - an ordinary libfcgi program, to run under `narwhal --exec`.
  *
  *   cc -o fcgi_hello fcgi_hello.c -lfcgi
- *   narwhal -w 2 --exec ./fcgi_hello
+ *   narwhal -w 2 -u nobody --exec ./fcgi_hello
  *
  * It accepts on fd 0 (FCGI_LISTENSOCK_FILENO) like any FastCGI program
  * started by spawn-fcgi, answers with its pid and the request URI, and

@@ -51,7 +51,7 @@ san="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 cflags="-g -O1 -fno-omit-frame-pointer $san -Wall -Wextra -Wno-unused-parameter \
 -D_GNU_SOURCE -DPACKAGE_VERSION=\"$version\" -I$top/include -I$top/src/core -I$top/src/proto"
 # What the fuzzers link: the core and the protocol layers, nothing above.
-srcs="core/buf core/util core/signals proto/proto_fastcgi proto/proto_uwsgi proto/session
+srcs="core/buf core/util core/cidr core/signals proto/proto_fastcgi proto/proto_uwsgi proto/session
 proto/session_fastcgi proto/session_uwsgi core/settings core/settings_table
 core/settings_cli core/settings_file core/log core/accesslog"
 

@@ -11,6 +11,7 @@
 
 #include "app.h"
 #include "arbiter.h"
+#include "cidr.h"
 #include "daemon.h"
 #include "listener.h"
 #include "log.h"
@@ -19,41 +20,53 @@
 #include "signals.h"
 #include "util.h"
 
+/* A user name or uid: its uid and, when it has a passwd entry, its group
+ * (else *gid is left as it is). -1 for a name that is neither. */
+static int lookup_user(const char *setting, const char *name, uid_t *uid, gid_t *gid)
+{
+    char *end;
+    struct passwd *pw = getpwnam(name);
+    if (!pw) {
+        unsigned long v = strtoul(name, &end, 10);
+        if (!*name || *end) {
+            fprintf(stderr, "narwhal: %s: no such user '%s'\n", setting, name);
+            return -1;
+        }
+        *uid = (uid_t)v;
+        pw = getpwuid(*uid);
+    }
+    if (pw) {
+        *uid = pw->pw_uid;
+        *gid = pw->pw_gid;
+    }
+    return 0;
+}
+
+static int lookup_group(const char *setting, const char *name, gid_t *gid)
+{
+    char *end;
+    struct group *gr = getgrnam(name);
+    if (gr) {
+        *gid = gr->gr_gid;
+        return 0;
+    }
+    unsigned long v = strtoul(name, &end, 10);
+    if (!*name || *end) {
+        fprintf(stderr, "narwhal: %s: no such group '%s'\n", setting, name);
+        return -1;
+    }
+    *gid = (gid_t)v;
+    return 0;
+}
+
 static int resolve_identity(const nw_settings *s, nw_identity *id)
 {
     id->uid = (uid_t)-1;
     id->gid = (gid_t)-1;
-    char *end;
-    if (s->user) {
-        struct passwd *pw = getpwnam(s->user);
-        if (pw) {
-            id->uid = pw->pw_uid;
-            id->gid = pw->pw_gid;
-        } else {
-            unsigned long v = strtoul(s->user, &end, 10);
-            if (!*s->user || *end) {
-                fprintf(stderr, "narwhal: user: no such user '%s'\n", s->user);
-                return -1;
-            }
-            id->uid = (uid_t)v;
-            pw = getpwuid(id->uid);
-            if (pw)
-                id->gid = pw->pw_gid;
-        }
-    }
-    if (s->group) {
-        struct group *gr = getgrnam(s->group);
-        if (gr) {
-            id->gid = gr->gr_gid;
-        } else {
-            unsigned long v = strtoul(s->group, &end, 10);
-            if (!*s->group || *end) {
-                fprintf(stderr, "narwhal: group: no such group '%s'\n", s->group);
-                return -1;
-            }
-            id->gid = (gid_t)v;
-        }
-    }
+    if (s->user && lookup_user("user", s->user, &id->uid, &id->gid) < 0)
+        return -1;
+    if (s->group && lookup_group("group", s->group, &id->gid) < 0)
+        return -1;
     /* Never a new uid with root's gid: a uid with no passwd entry has no
      * group of its own to default to. */
     if (id->uid != (uid_t)-1 && id->gid == (gid_t)-1) {
@@ -63,6 +76,122 @@ static int resolve_identity(const nw_settings *s, nw_identity *id)
         return -1;
     }
     return 0;
+}
+
+/* The unix sockets' owner, group and mode: socket_owner and socket_group,
+ * else the workers' user and group (php-fpm's listen.owner and
+ * listen.group default to the pool's user and group). */
+static int resolve_sockperm(const nw_settings *s, nw_identity id, nw_sockperm *p)
+{
+    gid_t ignored;
+    p->uid = id.uid;
+    p->gid = id.gid;
+    p->mode = (mode_t)s->socket_mode;
+    if (s->socket_owner && lookup_user("socket_owner", s->socket_owner, &p->uid, &ignored) < 0)
+        return -1;
+    if (s->socket_group && lookup_group("socket_group", s->socket_group, &p->gid) < 0)
+        return -1;
+    return 0;
+}
+
+/* chroot takes root, and a directory. */
+static int check_chroot(const char *dir)
+{
+    struct stat st;
+    if (geteuid() != 0) {
+        fprintf(stderr, "narwhal: chroot: needs a master started as root\n");
+        return -1;
+    }
+    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "narwhal: chroot: %s is not a directory\n", dir);
+        return -1;
+    }
+    return 0;
+}
+
+/* A root master runs its workers as root only when told so: anything that
+ * owns a request (a bug in the app, a forged param) would own the host. */
+static int check_root(const nw_settings *s, nw_identity id)
+{
+    uid_t worker = id.uid != (uid_t)-1 ? id.uid : geteuid();
+    if (worker != 0 || s->allow_root)
+        return 0;
+    fprintf(stderr,
+            "narwhal: refusing to run %s as root: set user (and group) to an unprivileged "
+            "account, or allow_root (--allow-root, -R) if root is really meant\n",
+            s->exec ? "the --exec program" : "workers");
+    return -1;
+}
+
+/* Someone who can write the app owns every request it serves: say so when
+ * the worker's user (other than root) or anyone at all may write the app
+ * file or its directory. */
+static void warn_writable_app(const nw_settings *s, nw_identity id)
+{
+    char *path, *symbol;
+    if (s->exec) {
+        path = nw_find_in_path(s->exec);
+        symbol = NULL;
+        if (!path)
+            return;
+    } else if (nw_app_spec_kind(s->app) == NW_APP_C) {
+        nw_split_app_spec(s->app, &path, &symbol);
+    } else {
+        return; /* a Python module: the interpreter finds its files, in the worker */
+    }
+    uid_t uid = id.uid != (uid_t)-1 ? id.uid : geteuid();
+    gid_t gid = id.gid != (gid_t)-1 ? id.gid : getegid();
+    char *dir = nw_xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        strcpy(dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    const char *what[2] = {path, dir};
+    for (int i = 0; i < 2; i++) {
+        struct stat st;
+        /* in a sticky directory (/tmp) only a file's owner may replace it */
+        if (stat(what[i], &st) < 0 || (i == 1 && (st.st_mode & S_ISVTX)))
+            continue;
+        const char *who = NULL;
+        if (st.st_mode & S_IWOTH)
+            who = "every user";
+        else if (uid != 0 && st.st_uid == uid && (st.st_mode & S_IWUSR))
+            who = "the workers' user, its owner";
+        else if (uid != 0 && st.st_gid == gid && (st.st_mode & S_IWGRP))
+            who = "the workers' group";
+        if (who)
+            log_warning("%s %s is writable by %s (mode %04o): whoever can write it runs code "
+                        "in every request; make it the deployer's, not the workers'",
+                        i ? "the app's directory" : "the app", what[i], who,
+                        (unsigned)(st.st_mode & 07777));
+    }
+    free(dir);
+    free(path);
+    free(symbol);
+}
+
+/* A TCP listener on an address other hosts can reach, with no
+ * allowed_clients: any of them can send FastCGI params, which the app
+ * takes as nginx's word (REMOTE_ADDR, HTTPS, auth headers). */
+static void warn_open_listeners(const nw_settings *s, const nw_listener *ls, int n)
+{
+    if (s->allowed_clients.n || (s->exec && getenv("FCGI_WEB_SERVER_ADDRS")))
+        return;
+    for (int i = 0; i < n; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        if (ls[i].unix_path || getsockname(ls[i].fd, (struct sockaddr *)&ss, &len) < 0 ||
+            cidr_is_loopback((struct sockaddr *)&ss))
+            continue;
+        log_warning("%s is reachable from other hosts and allowed_clients is not set: any peer "
+                    "that reaches it can send requests whose params (REMOTE_ADDR, HTTPS, auth "
+                    "headers) the app trusts as the web server's; set allowed_clients to the web "
+                    "server's addresses, or bind 127.0.0.1 or a unix socket",
+                    ls[i].addr);
+    }
 }
 
 /* The binary to re-exec on USR2: argv[0] as found at start, so a binary
@@ -136,18 +265,16 @@ static int check_app_file(const char *spec)
 /* Binds every address in s->bind into ls, or takes its socket from
  * inherited. Returns how many of ls are open: all of them, or fewer after a
  * failure (logged), and then the caller closes those. */
-static int open_listeners(const nw_settings *s, nw_identity id, nw_listener *ls, int *inherited,
-                          int ninherited)
+static int open_listeners(const nw_settings *s, const nw_sockperm *perm, nw_listener *ls,
+                          int *inherited, int ninherited)
 {
     for (size_t i = 0; i < s->bind.n; i++) {
-        if (listener_adopt(&ls[i], s->bind.v[i], s->backlog, inherited, ninherited) == 0) {
+        if (listener_adopt(&ls[i], s->bind.v[i], s->backlog, inherited, ninherited, perm) == 0) {
             log_info("using the inherited socket for %s", s->bind.v[i]);
             continue;
         }
-        if (listener_open(&ls[i], s->bind.v[i], s->backlog) < 0)
+        if (listener_open(&ls[i], s->bind.v[i], s->backlog, perm) < 0)
             return (int)i;
-        if (listener_chown(&ls[i], id.uid, id.gid) < 0)
-            return (int)i + 1;
     }
     return (int)s->bind.n;
 }
@@ -156,6 +283,7 @@ int main(int argc, char **argv)
 {
     nw_settings s;
     nw_identity id;
+    nw_sockperm perm;
     nw_listener *ls = NULL;
     int nls = 0; /* how many of ls are open, ours to close */
     int inherited[64], ninherited = 0;
@@ -189,7 +317,8 @@ int main(int argc, char **argv)
                         "(see --help)\n");
         goto out;
     }
-    if (resolve_identity(&s, &id) < 0 || settings_apply_env(&s, stderr) < 0)
+    if (resolve_identity(&s, &id) < 0 || resolve_sockperm(&s, id, &perm) < 0 ||
+        settings_apply_env(&s, stderr) < 0)
         goto out;
     umask((mode_t)s.umask);
     /* -c and --chdir as given name paths from here; after the chdir, and
@@ -201,6 +330,9 @@ int main(int argc, char **argv)
     }
     nw_make_absolute(&s.config, start_dir);
     nw_make_absolute(&s.chdir, start_dir);
+    nw_make_absolute(&s.chroot, start_dir);
+    if (s.chroot && !s.check_config && check_chroot(s.chroot) < 0)
+        goto out;
     if (s.chdir && chdir(s.chdir) < 0) {
         fprintf(stderr, "narwhal: chdir: cannot change to %s: %s\n", s.chdir, strerror(errno));
         goto out;
@@ -209,6 +341,8 @@ int main(int argc, char **argv)
         status = check_config(&s);
         goto out;
     }
+    if (check_root(&s, id) < 0)
+        goto out;
     parent = upgrading_from();
     if (s.app && check_app_file(s.app) < 0)
         goto out;
@@ -218,12 +352,14 @@ int main(int argc, char **argv)
                       s.access_log_format) < 0)
         goto out;
     settings_warn_no_effect(&s);
+    warn_writable_app(&s, id);
     statsd_open(s.statsd_host, s.statsd_prefix);
     ninherited = listener_inherited(inherited, 64, parent);
     ls = nw_xcalloc(s.bind.n, sizeof *ls);
-    nls = open_listeners(&s, id, ls, inherited, ninherited);
+    nls = open_listeners(&s, &perm, ls, inherited, ninherited);
     if (nls < (int)s.bind.n)
         goto out;
+    warn_open_listeners(&s, ls, nls);
     if (s.preload_app && s.app) {
         char err[512];
         if (app_preload(&s, err, sizeof err) < 0) {

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cidr.h"
 #include "log.h"
 #include "settings_priv.h"
 #include "util.h"
@@ -456,6 +457,33 @@ static int check_cgi_mode(const nw_settings *s, FILE *err)
     return 0;
 }
 
+/* libfcgi's FCGI_WEB_SERVER_ADDRS ("10.0.0.1,10.0.0.2") is honoured as
+ * allowed_clients when that is not set, entries checked the same way. (An
+ * --exec program reads it itself.) */
+static int clients_from_env(nw_settings *s, FILE *err)
+{
+    const char *env = getenv("FCGI_WEB_SERVER_ADDRS");
+    if (!env)
+        return 0;
+    char *copy = nw_xstrdup(env);
+    int rc = 0;
+    for (char *save = NULL, *t = strtok_r(copy, ", \t", &save); t;
+         t = strtok_r(NULL, ", \t", &save)) {
+        char why[160];
+        nw_cidr c;
+        if (cidr_parse(t, &c, why, sizeof why) < 0) {
+            fprintf(err, "narwhal: FCGI_WEB_SERVER_ADDRS: %s\n", why);
+            rc = -1;
+            break;
+        }
+        strlist_add(&s->allowed_clients, t);
+    }
+    free(copy);
+    if (rc < 0)
+        strlist_clear(&s->allowed_clients);
+    return rc;
+}
+
 int settings_finish(nw_settings *s, FILE *err)
 {
     if ((s->cgi || s->cgi_root.n) && check_cgi_mode(s, err) < 0)
@@ -465,6 +493,8 @@ int settings_finish(nw_settings *s, FILE *err)
         return -1;
     }
     if (s->exec && check_exec_mode(s, err) < 0)
+        return -1;
+    if (!s->exec && !s->allowed_clients.n && clients_from_env(s, err) < 0)
         return -1;
     if (s->reload && s->preload_app) {
         fprintf(err, "narwhal: reload: cannot be combined with preload_app (the master would "

@@ -55,6 +55,14 @@ typedef struct nw_settings {
     char *user;              /* -u/--user: name or uid; NULL = unchanged */
     char *group;             /* -g/--group: name or gid; NULL = unchanged */
     int umask;               /* -m/--umask: default 0; accepts 0o22, 022, 18 */
+    char *socket_owner;      /* `socket_owner`: unix sockets' owner; NULL = user's */
+    char *socket_group;      /* `socket_group`: unix sockets' group; NULL = group's */
+    int socket_mode;         /* `socket_mode`: unix sockets' mode, 0660 */
+    nw_strlist allowed_clients; /* `allowed_clients`: addresses / CIDR ranges TCP peers
+                                   must be in; empty = any (FCGI_WEB_SERVER_ADDRS fills it) */
+    bool allow_root;         /* -R/--allow-root: workers may run as root */
+    bool no_new_privs;       /* `no_new_privs`: PR_SET_NO_NEW_PRIVS in workers, true */
+    char *chroot;            /* `chroot`: workers' root directory, NULL = none */
     bool check_config;       /* --check-config */
     bool print_config;       /* --print-config */
     char *app;               /* positional: path.so[:symbol]; NULL if not given */
@@ -137,7 +145,8 @@ int settings_finish(nw_settings *s, FILE *err);
 bool settings_is_default(const nw_settings *s, const char *name);
 
 /* The settings a running master cannot change (bind, backlog, pidfile,
- * daemon, user, group, umask, reload: the table's restart rows), one at a
+ * daemon, user, group, umask, socket_*, allow_root, reload: the table's
+ * restart rows), one at a
  * time: starting from *pos (0 at first), returns the name of the next one
  * whose value differs between old and ns and moves *pos past it; NULL when
  * there are no more. */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cidr.h"
 #include "log.h"
 #include "narwhal.h"
 #include "settings_priv.h"
@@ -48,6 +49,12 @@ static const struct choice stop_signals[] = {
 };
 
 /* ---- validators (strings and list items) -------------------------------------- */
+
+static int check_client(const char *v, char *err, size_t errlen)
+{
+    nw_cidr c;
+    return cidr_parse(v, &c, err, errlen);
+}
 
 static int check_port(const char *v, const char *port, char *err, size_t errlen)
 {
@@ -390,6 +397,67 @@ const struct setting settings_table[] = {
      .max = 0777,
      .flags = F_RESTART,
      .help = "umask (0o22, 022 or 18)"},
+    {.name = "socket_owner",
+     .long_flag = "socket-owner",
+     .metavar = "USER",
+     .type = T_STR,
+     .off = OFF(socket_owner),
+     .flags = F_NONEMPTY | F_RESTART,
+     .help = "owner of the unix sockets narwhal binds (default: user, else unchanged)"},
+    {.name = "socket_group",
+     .long_flag = "socket-group",
+     .metavar = "GROUP",
+     .type = T_STR,
+     .off = OFF(socket_group),
+     .flags = F_NONEMPTY | F_RESTART,
+     .help = "group of the unix sockets narwhal binds (default: group, else unchanged)"},
+    /* 0660: the owner and the group connect (nginx's user in the group),
+     * nobody else; connecting to a unix socket takes write permission. */
+    {.name = "socket_mode",
+     .long_flag = "socket-mode",
+     .metavar = "MODE",
+     .type = T_UMASK,
+     .off = OFF(socket_mode),
+     .def = "0o660",
+     .min = 0,
+     .max = 0777,
+     .flags = F_RESTART,
+     .help = "mode of the unix sockets narwhal binds, set as they are made"},
+    {.name = "allowed_clients",
+     .long_flag = "allowed-clients",
+     .metavar = "ADDR",
+     .type = T_LIST,
+     .off = OFF(allowed_clients),
+     .check = check_client,
+     .flags = F_NO_EXEC,
+     .exec_why = "allowed_clients: the program accepts its own connections (a libfcgi program "
+                 "reads FCGI_WEB_SERVER_ADDRS: set it with --env)",
+     .help = "TCP peers allowed to connect: an address or CIDR range, v4 or v6; repeatable "
+             "(default any, or $FCGI_WEB_SERVER_ADDRS)"},
+    {.name = "allow_root",
+     .short_flag = 'R',
+     .long_flag = "allow-root",
+     .type = T_BOOL,
+     .off = OFF(allow_root),
+     .def = "false",
+     .flags = F_RESTART,
+     .help = "let workers run as root (without it, a root master needs user)"},
+    {.name = "chroot",
+     .long_flag = "chroot",
+     .metavar = "DIR",
+     .type = T_STR,
+     .off = OFF(chroot),
+     .flags = F_NONEMPTY | F_NO_EXEC,
+     .exec_why = "chroot: an --exec program is not loaded by narwhal; it would need its own "
+                 "libraries inside the jail",
+     .help = "workers chroot to DIR once the app is loaded: what the app opens then is inside "
+             "DIR (a root master)"},
+    {.name = "no_new_privs",
+     .type = T_BOOL,
+     .off = OFF(no_new_privs),
+     .def = "true",
+     .help = "workers and --exec programs gain no privileges through exec (setuid files, "
+             "file capabilities); config file only"},
     {.name = "limit_request_line",
      .long_flag = "limit-request-line",
      .metavar = "INT",

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -29,6 +30,10 @@ void exec_child(const nw_settings *s, const nw_listener *l, nw_identity id, int 
     char err[256];
     if (identity_drop(id, err, sizeof err) < 0) {
         fprintf(stderr, "%s\n", err);
+        _exit(127);
+    }
+    if (s->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+        fprintf(stderr, "cannot set no_new_privs: %s\n", strerror(errno));
         _exit(127);
     }
     char **argv = nw_xcalloc(s->exec_args.n + 2, sizeof *argv);

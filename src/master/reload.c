@@ -71,6 +71,7 @@ void arbiter_reload(arbiter *a, const char *why)
     }
     nw_make_absolute(&ns->config, a->cmd->start_dir);
     nw_make_absolute(&ns->chdir, a->cmd->start_dir);
+    nw_make_absolute(&ns->chroot, a->cmd->start_dir);
     if (out)
         fclose(out);
     fclose(err);

@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "cidr.h"
 #include "log.h"
 #include "util.h"
 
@@ -27,17 +28,10 @@ static int same_ip(const struct sockaddr_storage *a, const struct sockaddr_stora
 
 int listener_peer_kind(int fd, const struct sockaddr_storage *peer)
 {
-    if (peer->ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)peer;
-        if ((ntohl(in->sin_addr.s_addr) >> 24) == 127)
-            return PEER_TCP_LOCAL;
-    } else if (peer->ss_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)peer)->sin6_addr;
-        if (IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127))
-            return PEER_TCP_LOCAL;
-    } else {
+    if (peer->ss_family != AF_INET && peer->ss_family != AF_INET6)
         return PEER_UNIX;
-    }
+    if (cidr_is_loopback((const struct sockaddr *)peer))
+        return PEER_TCP_LOCAL;
     /* Not loopback: local all the same when it is our own address (nginx on
      * this host connecting to the host's LAN address). */
     struct sockaddr_storage self;
@@ -58,7 +52,36 @@ static int unix_path_live(const struct sockaddr_un *sun)
     return live;
 }
 
-static int open_unix(nw_listener *l, const char *path, int backlog)
+int listener_set_perm(const nw_listener *l, const nw_sockperm *perm)
+{
+    if (!l->unix_path)
+        return 0;
+    if ((perm->uid != (uid_t)-1 || perm->gid != (gid_t)-1) &&
+        chown(l->unix_path, perm->uid, perm->gid) < 0) {
+        log_error("cannot chown %s: %s", l->unix_path, strerror(errno));
+        return -1;
+    }
+    if (chmod(l->unix_path, perm->mode) < 0) {
+        log_error("cannot chmod %s: %s", l->unix_path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Binds fd to sun, the file made with perm's owner bits alone: until
+ * listener_set_perm, no one but narwhal's own user (or root) may connect,
+ * so the socket is never more open than perm. The master is one thread:
+ * the umask is changed and put back around the bind. */
+static int bind_unix(int fd, const struct sockaddr_un *sun, const nw_sockperm *perm)
+{
+    mode_t old = perm ? umask(0777 & ~(perm->mode & 0700)) : 0;
+    int rc = bind(fd, (const struct sockaddr *)sun, sizeof *sun);
+    if (perm)
+        umask(old);
+    return rc;
+}
+
+static int open_unix(nw_listener *l, const char *path, int backlog, const nw_sockperm *perm)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof sun.sun_path) {
@@ -88,14 +111,27 @@ static int open_unix(nw_listener *l, const char *path, int backlog)
         log_error("cannot create socket for %s: %s", l->addr, strerror(errno));
         return -1;
     }
-    if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 || listen(fd, backlog) < 0) {
+    if (bind_unix(fd, &sun, perm) < 0) {
         log_error("cannot bind %s: %s", l->addr, strerror(errno));
         close(fd);
         return -1;
     }
     l->fd = fd;
     l->unix_path = nw_xstrdup(path);
+    if (perm && listener_set_perm(l, perm) < 0)
+        goto fail;
+    if (listen(fd, backlog) < 0) {
+        log_error("cannot listen on %s: %s", l->addr, strerror(errno));
+        goto fail;
+    }
     return 0;
+fail:
+    close(fd);
+    unlink(path);
+    free(l->unix_path);
+    l->unix_path = NULL;
+    l->fd = -1;
+    return -1;
 }
 
 struct addrinfo *listener_resolve(const char *addr, int socktype, int passive, const char **why)
@@ -168,29 +204,18 @@ static int open_tcp(nw_listener *l, const char *addr, int backlog)
     return 0;
 }
 
-int listener_open(nw_listener *l, const char *addr, int backlog)
+int listener_open(nw_listener *l, const char *addr, int backlog, const nw_sockperm *perm)
 {
     l->fd = -1;
     l->unix_path = NULL;
     l->addr = nw_xstrdup(addr);
-    int rc = strncmp(addr, "unix:", 5) == 0 ? open_unix(l, addr + 5, backlog)
+    int rc = strncmp(addr, "unix:", 5) == 0 ? open_unix(l, addr + 5, backlog, perm)
                                             : open_tcp(l, addr, backlog);
     if (rc < 0) {
         free(l->addr);
         l->addr = NULL;
     }
     return rc;
-}
-
-int listener_chown(const nw_listener *l, uid_t uid, gid_t gid)
-{
-    if (!l->unix_path)
-        return 0;
-    if (chown(l->unix_path, uid, gid) < 0) {
-        log_error("cannot chown %s: %s", l->unix_path, strerror(errno));
-        return -1;
-    }
-    return 0;
 }
 
 void listener_close(nw_listener *l, int unlink_path)
@@ -298,7 +323,8 @@ static int bound_to(int fd, const char *addr)
     return match;
 }
 
-int listener_adopt(nw_listener *l, const char *addr, int backlog, int *fds, int n)
+int listener_adopt(nw_listener *l, const char *addr, int backlog, int *fds, int n,
+                   const nw_sockperm *perm)
 {
     for (int i = 0; i < n; i++) {
         if (fds[i] < 0 || !bound_to(fds[i], addr))
@@ -311,6 +337,11 @@ int listener_adopt(nw_listener *l, const char *addr, int backlog, int *fds, int 
         l->addr = nw_xstrdup(addr);
         l->unix_path = strncmp(addr, "unix:", 5) == 0 ? nw_xstrdup(addr + 5) : NULL;
         fds[i] = -1;
+        /* systemd makes its sockets 0666 unless told otherwise: narwhal's
+         * settings hold whoever bound the socket (a failure is logged; the
+         * socket still serves, as it did before narwhal took it). */
+        if (perm)
+            listener_set_perm(l, perm);
         return 0;
     }
     return -1;

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "allow.h"
 #include "cgi.h"
 #include "executor.h"
 #include "log.h"
@@ -170,6 +171,14 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
             accept_failed(w, l, errno);
         return;
     }
+    /* Not an allowed client: reset before a byte is read (SO_LINGER 0: no
+     * TIME_WAIT kept for a peer we refuse). */
+    if (!allow_peer((struct sockaddr *)&peer, nw_now_ms())) {
+        struct linger lg = {1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        close(fd);
+        return;
+    }
     scoreboard_count_accept(w->slot);
     conn_start(&w->conns, fd, listener_peer_kind(fd, &peer));
 }
@@ -213,29 +222,6 @@ static void boot_fail(const char *msg)
 {
     log_error("worker failed to boot: %s", msg);
     _exit(WORKER_BOOT_ERROR);
-}
-
-int identity_drop(nw_identity id, char *err, size_t errlen)
-{
-    if (id.uid == (uid_t)-1 && id.gid == (gid_t)-1)
-        return 0;
-    gid_t gid = id.gid != (gid_t)-1 ? id.gid : getegid();
-    /* Root's supplementary groups must never survive the drop. Only a
-     * process that is not root may fail here (it has no root groups). */
-    if (setgroups(1, &gid) < 0 && (errno != EPERM || geteuid() == 0)) {
-        snprintf(err, errlen, "cannot set the supplementary groups to %u: %s", (unsigned)gid,
-                 strerror(errno));
-        return -1;
-    }
-    if (id.gid != (gid_t)-1 && setgid(id.gid) < 0) {
-        snprintf(err, errlen, "cannot set group %u: %s", (unsigned)id.gid, strerror(errno));
-        return -1;
-    }
-    if (id.uid != (uid_t)-1 && setuid(id.uid) < 0) {
-        snprintf(err, errlen, "cannot set user %u: %s", (unsigned)id.uid, strerror(errno));
-        return -1;
-    }
-    return 0;
 }
 
 /* SIGPIPE: a write to a closed pipe or socket must fail with EPIPE, not
@@ -289,8 +275,28 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
     reset_signals(w);
 
     char err[512];
+    /* With chroot the app is loaded first, as the workers' user (root kept
+     * only as the saved uid), and the jail entered after: the app's file
+     * and libraries stay outside it. */
+    int loaded = 0;
+    if (s->chroot) {
+        if (!(s->preload_app && app_preloaded()) && !(s->cgi || s->cgi_root.n)) {
+            if (identity_suspend(id, err, sizeof err) < 0)
+                boot_fail(err);
+            if (app_load(s, &w->app, err, sizeof err) < 0)
+                boot_fail(err);
+            loaded = 1;
+        }
+        if (identity_chroot(s->chroot, err, sizeof err) < 0)
+            boot_fail(err);
+    }
     if (identity_drop(id, err, sizeof err) < 0)
         boot_fail(err);
+    if (s->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+        snprintf(err, sizeof err, "cannot set no_new_privs: %s", strerror(errno));
+        boot_fail(err);
+    }
+    allow_init(&s->allowed_clients);
     /* After the drop: a change of credentials clears the parent-death
      * signal. A master gone before this is caught by the check below. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -304,7 +310,7 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
         w->app.handler = cgi_handle;
     } else if (s->preload_app && app_preloaded()) {
         w->app = *app_preloaded();
-    } else if (app_load(s, &w->app, err, sizeof err) < 0) {
+    } else if (!loaded && app_load(s, &w->app, err, sizeof err) < 0) {
         boot_fail(err);
     }
     if (w->app.init) {

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "app.h"
+#include "identity.h"
 #include "conn.h"
 #include "listener.h"
 #include "scoreboard.h"
@@ -45,17 +46,6 @@ typedef struct nw_worker {
     uint64_t max_requests; /* 0 = unlimited */
 } nw_worker;
 
-/* Privileges the worker drops to before loading the app; (uid_t)-1 = keep. */
-typedef struct nw_identity {
-    uid_t uid;
-    gid_t gid;
-} nw_identity;
-
-/* Becomes id: the supplementary groups become id's group alone (setgroups
- * is never skipped when anything changes), then the group, then the user.
- * 0, or -1 with the reason in err. main() never leaves a uid without a gid
- * (a numeric user with no passwd entry needs `group`). */
-int identity_drop(nw_identity id, char *err, size_t errlen);
 
 /* Runs a worker in the freshly forked child. Never returns. */
 void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, nw_tslot *tslots,

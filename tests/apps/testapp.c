@@ -12,6 +12,7 @@
  * slow         ?ms=N -> nw_sleep(N ms), then "done\n"
  * env          ?NAME -> getenv(NAME) + "\n", or "(unset)\n"
  * cwd          getcwd() + "\n"
+ * readfile     ?PATH -> "read N bytes\n" or "cannot open PATH: <strerror>\n"
  * log          nw_log(WARNING, "testapp log line"), then "ok\n"
  * late_status  writes "late=", then tries nw_set_status / nw_add_header
  *              (both must fail now) and writes their results: "-1,-1\n"
@@ -21,6 +22,7 @@
  * pid to PATH. */
 #include <narwhal.h>
 
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -192,6 +194,18 @@ int cwd(nw_request *req)
         return 1;
     text_headers(req);
     return nw_printf(req, "%s\n", buf) < 0;
+}
+
+int readfile(nw_request *req)
+{
+    char buf[4096];
+    FILE *f = fopen(query(req), "r");
+    text_headers(req);
+    if (!f)
+        return nw_printf(req, "cannot open %s: %s\n", query(req), strerror(errno)) < 0;
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    return nw_printf(req, "read %zu bytes\n", n) < 0;
 }
 
 /* Exported as `log`; a C function of that name would clash with the math

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -130,7 +132,7 @@ static int connect_unix(const char *path)
 Test(listener, ipv4_host_and_port)
 {
     nw_listener l;
-    cr_assert_eq(listener_open(&l, "127.0.0.1:0", 16), 0, "%s", take_log());
+    cr_assert_eq(listener_open(&l, "127.0.0.1:0", 16, NULL), 0, "%s", take_log());
     expect_listening(&l);
     cr_expect_str_eq(l.addr, "127.0.0.1:0");
     cr_expect_null(l.unix_path);
@@ -161,7 +163,7 @@ Test(listener, ipv6_in_brackets)
     close(probe);
 
     nw_listener l;
-    cr_assert_eq(listener_open(&l, "[::1]:0", 16), 0, "%s", take_log());
+    cr_assert_eq(listener_open(&l, "[::1]:0", 16, NULL), 0, "%s", take_log());
     expect_listening(&l);
     struct sockaddr_in6 in6;
     socklen_t len = sizeof in6;
@@ -175,12 +177,12 @@ Test(listener, ipv6_in_brackets)
 Test(listener, port_given_is_the_port_bound)
 {
     nw_listener a, b;
-    cr_assert_eq(listener_open(&a, "127.0.0.1:0", 16), 0);
+    cr_assert_eq(listener_open(&a, "127.0.0.1:0", 16, NULL), 0);
     int port = port_of(a.fd);
     listener_close(&a, 1);
     /* The port is free again: bind it by number. */
     char *addr = fmt("127.0.0.1:%d", port);
-    cr_assert_eq(listener_open(&b, addr, 16), 0, "%s", take_log());
+    cr_assert_eq(listener_open(&b, addr, 16, NULL), 0, "%s", take_log());
     cr_expect_eq(port_of(b.fd), port);
     cr_expect_str_eq(b.addr, addr);
     listener_close(&b, 1);
@@ -189,9 +191,9 @@ Test(listener, port_given_is_the_port_bound)
 Test(listener, address_in_use)
 {
     nw_listener a, b = {.fd = 7, .addr = NULL, .unix_path = NULL};
-    cr_assert_eq(listener_open(&a, "127.0.0.1:0", 16), 0);
+    cr_assert_eq(listener_open(&a, "127.0.0.1:0", 16, NULL), 0);
     char *addr = fmt("127.0.0.1:%d", port_of(a.fd));
-    cr_expect_eq(listener_open(&b, addr, 16), -1);
+    cr_expect_eq(listener_open(&b, addr, 16, NULL), -1);
     cr_expect_eq(b.fd, -1);
     cr_expect_null(b.addr, "nothing kept on failure");
     cr_expect_null(b.unix_path);
@@ -202,7 +204,7 @@ Test(listener, address_in_use)
 static void expect_refused(const char *addr, const char *why)
 {
     nw_listener l;
-    cr_expect_eq(listener_open(&l, addr, 16), -1, "'%s' was accepted", addr);
+    cr_expect_eq(listener_open(&l, addr, 16, NULL), -1, "'%s' was accepted", addr);
     cr_expect_eq(l.fd, -1);
     cr_expect_null(l.addr);
     if (why)
@@ -244,7 +246,7 @@ Test(listener, unix_socket)
     const char *path = tmp_path("nw.sock");
     char *addr = fmt("unix:%s", path);
     nw_listener l;
-    cr_assert_eq(listener_open(&l, addr, 16), 0, "%s", take_log());
+    cr_assert_eq(listener_open(&l, addr, 16, NULL), 0, "%s", take_log());
     expect_listening(&l);
     cr_expect_str_eq(l.addr, addr);
     cr_assert_not_null(l.unix_path);
@@ -262,10 +264,13 @@ Test(listener, unix_socket)
     cr_expect_eq(connect_unix(path), 0);
     cr_expect_str_eq(take_log(), "");
 
-    cr_expect_eq(listener_chown(&l, (uid_t)-1, (gid_t)-1), 0);
-    cr_expect_eq(listener_chown(&l, getuid(), getgid()), 0);
+    nw_sockperm keep = {(uid_t)-1, (gid_t)-1, 0700};
+    cr_expect_eq(listener_set_perm(&l, &keep), 0);
+    nw_sockperm mine = {getuid(), getgid(), 0640};
+    cr_expect_eq(listener_set_perm(&l, &mine), 0);
     cr_expect_eq(lstat(path, &st), 0);
     cr_expect_eq(st.st_uid, getuid());
+    cr_expect_eq(st.st_mode & 0777, 0640);
 
     listener_close(&l, 1);
     cr_expect_eq(lstat(path, &st), -1, "unlinked on close");
@@ -276,7 +281,7 @@ Test(listener, close_keeps_the_path_unless_asked)
 {
     const char *path = tmp_path("keep.sock");
     nw_listener l;
-    cr_assert_eq(listener_open(&l, fmt("unix:%s", path), 16), 0);
+    cr_assert_eq(listener_open(&l, fmt("unix:%s", path), 16, NULL), 0);
     listener_close(&l, 0);
     struct stat st;
     cr_expect_eq(lstat(path, &st), 0, "still there (for the next master to take over)");
@@ -289,8 +294,8 @@ Test(listener, unix_socket_in_use_is_left_alone)
     const char *path = tmp_path("live.sock");
     char *addr = fmt("unix:%s", path);
     nw_listener live, second;
-    cr_assert_eq(listener_open(&live, addr, 16), 0);
-    cr_expect_eq(listener_open(&second, addr, 16), -1);
+    cr_assert_eq(listener_open(&live, addr, 16, NULL), 0);
+    cr_expect_eq(listener_open(&second, addr, 16, NULL), -1);
     cr_expect_null(second.addr);
     expect_one_log_line("ERROR",
                         fmt("cannot bind %s: address in use (a server answers on %s)", addr, path));
@@ -303,9 +308,9 @@ Test(listener, stale_unix_socket_is_replaced)
     const char *path = tmp_path("stale.sock");
     char *addr = fmt("unix:%s", path);
     nw_listener old, l;
-    cr_assert_eq(listener_open(&old, addr, 16), 0);
+    cr_assert_eq(listener_open(&old, addr, 16, NULL), 0);
     listener_close(&old, 0); /* as a SIGKILLed server leaves it */
-    cr_assert_eq(listener_open(&l, addr, 16), 0, "%s", take_log());
+    cr_assert_eq(listener_open(&l, addr, 16, NULL), 0, "%s", take_log());
     expect_one_log_line("INFO", fmt("removed stale socket %s", path));
     expect_listening(&l);
     cr_expect_eq(connect_unix(path), 0);
@@ -341,26 +346,111 @@ Test(listener, unix_path_too_long_or_unreachable)
 
     path[sizeof sun.sun_path - 1] = 0; /* just fits */
     nw_listener l;
-    cr_expect_eq(listener_open(&l, fmt("unix:%s", path), 16), 0, "%s", take_log());
+    cr_expect_eq(listener_open(&l, fmt("unix:%s", path), 16, NULL), 0, "%s", take_log());
     listener_close(&l, 1);
 
     const char *nodir = tmp_path("nodir/s.sock");
     expect_refused(fmt("unix:%s", nodir), strerror(ENOENT));
 }
 
-Test(listener, chown_of_a_vanished_path)
+Test(listener, perm_of_a_vanished_path)
 {
     const char *path = tmp_path("gone.sock");
     nw_listener l, tcp;
-    cr_assert_eq(listener_open(&l, fmt("unix:%s", path), 16), 0);
+    nw_sockperm perm = {getuid(), getgid(), 0660};
+    cr_assert_eq(listener_open(&l, fmt("unix:%s", path), 16, NULL), 0);
     cr_assert_eq(unlink(path), 0);
-    cr_expect_eq(listener_chown(&l, getuid(), getgid()), -1);
+    cr_expect_eq(listener_set_perm(&l, &perm), -1);
     expect_one_log_line("ERROR", fmt("cannot chown %s: %s", path, strerror(ENOENT)));
     listener_close(&l, 1);
 
-    cr_assert_eq(listener_open(&tcp, "127.0.0.1:0", 16), 0);
-    cr_expect_eq(listener_chown(&tcp, 0, 0), 0, "TCP: nothing to do");
+    cr_assert_eq(listener_open(&tcp, "127.0.0.1:0", 16, NULL), 0);
+    cr_expect_eq(listener_set_perm(&tcp, &perm), 0, "TCP: nothing to do");
     listener_close(&tcp, 1);
+}
+
+/* socket_mode, socket_owner, socket_group: the file has them once
+ * listener_open returns, whatever the umask, and the socket listens. */
+Test(listener, unix_socket_perm)
+{
+    umask(0);
+    const char *path = tmp_path("perm.sock");
+    nw_listener l;
+    nw_sockperm perm = {(uid_t)-1, (gid_t)-1, 0620};
+    cr_assert_eq(listener_open(&l, fmt("unix:%s", path), 16, &perm), 0, "%s", take_log());
+    struct stat st;
+    cr_assert_eq(lstat(path, &st), 0);
+    cr_expect_eq(st.st_mode & 0777, 0620, "mode %o", st.st_mode & 0777);
+    cr_expect_eq(umask(0), 0, "the umask is put back");
+    expect_listening(&l);
+    listener_close(&l, 1);
+
+    if (geteuid() != 0)
+        return;
+    nw_sockperm other = {65534, 65534, 0660};
+    cr_assert_eq(listener_open(&l, fmt("unix:%s", path), 16, &other), 0, "%s", take_log());
+    cr_assert_eq(lstat(path, &st), 0);
+    cr_expect_eq(st.st_uid, 65534);
+    cr_expect_eq(st.st_gid, 65534);
+    cr_expect_eq(st.st_mode & 0777, 0660, "mode %o", st.st_mode & 0777);
+    listener_close(&l, 1);
+}
+
+/* Between bind and the final chmod the file is never more open than perm:
+ * a child opens the socket under ptrace, and at every one of its syscalls'
+ * exits (the bind, the chown, the chmod, the listen) the parent looks at
+ * the file. Deterministic: the state after each step is seen. */
+Test(listener, unix_socket_never_more_open)
+{
+    umask(0);
+    const char *path = tmp_path("w.sock");
+    nw_sockperm perm = {(uid_t)-1, (gid_t)-1, 0600};
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        nw_listener l;
+        ptrace(PTRACE_TRACEME, 0, NULL, NULL);
+        raise(SIGSTOP);
+        _exit(listener_open(&l, fmt("unix:%s", path), 16, &perm) == 0 ? 0 : 1);
+    }
+    int st, seen = 0, wider = 0;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFSTOPPED(st));
+    ptrace(PTRACE_SETOPTIONS, pid, NULL, (void *)PTRACE_O_TRACESYSGOOD);
+    for (;;) {
+        cr_assert_eq(ptrace(PTRACE_SYSCALL, pid, NULL, NULL), 0);
+        cr_assert_eq(waitpid(pid, &st, 0), pid);
+        if (WIFEXITED(st))
+            break;
+        struct stat fs;
+        if (lstat(path, &fs) == 0) {
+            seen++;
+            if (fs.st_mode & 0177)
+                wider = (int)(fs.st_mode & 0777);
+        }
+    }
+    cr_expect_eq(WEXITSTATUS(st), 0, "listener_open failed");
+    cr_expect_gt(seen, 0, "the socket file was never seen");
+    cr_expect_eq(wider, 0, "the socket was %o at some moment (more open than 0600)", wider);
+    unlink(path);
+}
+
+/* An adopted unix socket (systemd's, made 0666) gets narwhal's perm. */
+Test(listener, adopt_applies_perm)
+{
+    const char *path = tmp_path("act.sock");
+    nw_listener made, got;
+    cr_assert_eq(listener_open(&made, fmt("unix:%s", path), 16, NULL), 0);
+    cr_assert_eq(chmod(path, 0666), 0);
+    int fds[1] = {made.fd};
+    nw_sockperm perm = {(uid_t)-1, (gid_t)-1, 0660};
+    cr_assert_eq(listener_adopt(&got, fmt("unix:%s", path), 16, fds, 1, &perm), 0);
+    struct stat st;
+    cr_assert_eq(lstat(path, &st), 0);
+    cr_expect_eq(st.st_mode & 0777, 0660, "mode %o", st.st_mode & 0777);
+    listener_close(&got, 1);
+    free(made.addr);
+    free(made.unix_path);
 }
 
 /* ---- inherited sockets and adopting them ------------------------------------------- */
@@ -502,15 +592,15 @@ Test(listener, inherited_from_systemd)
 Test(listener, adopt_the_matching_socket)
 {
     nw_listener tcp, unx;
-    cr_assert_eq(listener_open(&tcp, "127.0.0.1:0", 16), 0);
+    cr_assert_eq(listener_open(&tcp, "127.0.0.1:0", 16, NULL), 0);
     const char *path = tmp_path("adopt.sock");
-    cr_assert_eq(listener_open(&unx, fmt("unix:%s", path), 16), 0);
+    cr_assert_eq(listener_open(&unx, fmt("unix:%s", path), 16, NULL), 0);
     int port = port_of(tcp.fd), other = listening_socket();
     int fds[4] = {-1, other, unx.fd, tcp.fd};
 
     nw_listener got;
     char *addr = fmt("127.0.0.1:%d", port);
-    cr_assert_eq(listener_adopt(&got, addr, 32, fds, 4), 0);
+    cr_assert_eq(listener_adopt(&got, addr, 32, fds, 4, NULL), 0);
     cr_expect_eq(got.fd, tcp.fd);
     cr_expect_str_eq(got.addr, addr);
     cr_expect_null(got.unix_path);
@@ -519,7 +609,7 @@ Test(listener, adopt_the_matching_socket)
     cr_expect_eq(fds[2], unx.fd);
     free(got.addr);
 
-    cr_assert_eq(listener_adopt(&got, fmt("unix:%s", path), 32, fds, 4), 0);
+    cr_assert_eq(listener_adopt(&got, fmt("unix:%s", path), 32, fds, 4, NULL), 0);
     cr_expect_eq(got.fd, unx.fd);
     cr_expect_str_eq(got.unix_path, path);
     cr_expect_eq(fds[2], -1);
@@ -528,10 +618,10 @@ Test(listener, adopt_the_matching_socket)
 
     /* Nothing left that matches: another port, another path, another host. */
     cr_expect_eq(
-        listener_adopt(&got, fmt("127.0.0.1:%d", port == 65535 ? 1 : port + 1), 32, fds, 4), -1);
-    cr_expect_eq(listener_adopt(&got, addr, 32, fds, 4), -1, "already taken");
-    cr_expect_eq(listener_adopt(&got, fmt("unix:%s", tmp_path("other.sock")), 32, fds, 4), -1);
-    cr_expect_eq(listener_adopt(&got, "malformed", 32, fds, 4), -1);
+        listener_adopt(&got, fmt("127.0.0.1:%d", port == 65535 ? 1 : port + 1), 32, fds, 4, NULL), -1);
+    cr_expect_eq(listener_adopt(&got, addr, 32, fds, 4, NULL), -1, "already taken");
+    cr_expect_eq(listener_adopt(&got, fmt("unix:%s", tmp_path("other.sock")), 32, fds, 4, NULL), -1);
+    cr_expect_eq(listener_adopt(&got, "malformed", 32, fds, 4, NULL), -1);
     cr_expect_eq(fds[1], other);
     close(other);
     listener_close(&tcp, 1);
