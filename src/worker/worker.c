@@ -12,6 +12,7 @@
 
 #include "executor.h"
 #include "log.h"
+#include "rlimits.h"
 #include "signals.h"
 #include "statsd.h"
 #include "status.h"
@@ -89,6 +90,23 @@ static void on_request_begun(void *arg)
         w->conns.last_ones = 1;
 }
 
+/* max_worker_memory, after each request and once a second: a worker over
+ * it stops as for max_requests, its requests in progress finishing first
+ * (uWSGI's reload-on-rss, without killing them). */
+static void check_memory(nw_worker *w)
+{
+    if (w->rss_fd < 0 || w->stopping)
+        return;
+    long long kib = rlimits_rss_kib(w->rss_fd);
+    if (kib < 0 || kib <= (long long)w->s->max_worker_memory * 1024)
+        return;
+    log_warning("worker %d: RSS %lld MiB is over max_worker_memory (%d MiB); it finishes its "
+                "requests and is replaced",
+                (int)getpid(), kib / 1024, w->s->max_worker_memory);
+    scoreboard_count_memory_replaced();
+    begin_stop(w, "max_worker_memory reached");
+}
+
 static void on_request_done(void *arg)
 {
     nw_worker *w = arg;
@@ -97,6 +115,7 @@ static void on_request_done(void *arg)
     w->requests++;
     if (w->max_requests && w->requests >= w->max_requests)
         begin_stop(w, "max_requests reached");
+    check_memory(w);
 }
 
 /* Out of descriptors (or of memory for a socket): the connection stays in
@@ -164,6 +183,7 @@ static void on_beat(struct ev_loop *loop, ev_timer *t, int revents)
     (void)revents;
     scoreboard_beat(w->slot);
     statsd_flush();
+    check_memory(w);
     if (getppid() != w->master_pid)
         begin_stop(w, "the master is gone");
 }
@@ -264,6 +284,7 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
     w->slot = slot;
     w->tslots = tslots;
     w->master_pid = getppid();
+    w->rss_fd = -1;
     statsd_after_fork();
 
     w->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
@@ -272,8 +293,12 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
     reset_signals(w);
 
     char err[512];
+    if (rlimits_apply(s, err, sizeof err) < 0)
+        boot_fail(err);
     if (identity_drop(id, err, sizeof err) < 0)
         boot_fail(err);
+    if (s->max_worker_memory > 0 && (w->rss_fd = rlimits_rss_open()) < 0)
+        boot_fail("max_worker_memory: cannot read the worker's memory use");
     /* After the drop: a change of credentials clears the parent-death
      * signal. A master gone before this is caught by the check below. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);

@@ -21,6 +21,8 @@
  * pid to PATH. */
 #include <narwhal.h>
 
+#include <sys/resource.h>
+
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -212,6 +214,29 @@ int late_status(nw_request *req)
     int s = nw_set_status(req, 404);
     int h = nw_add_header(req, "X-Late", "1");
     return nw_printf(req, "%d,%d\n", s, h) < 0;
+}
+
+/* The worker's resource limits (rlimit_nofile, rlimit_core,
+ * worker_memory_hard_limit): soft/hard, "inf" for none. */
+static int print_limit(nw_request *req, const char *name, int res)
+{
+    struct rlimit rl;
+    if (getrlimit(res, &rl) < 0)
+        return nw_printf(req, "%s=? ", name);
+    char soft[32], hard[32];
+    snprintf(soft, sizeof soft, "%llu", (unsigned long long)rl.rlim_cur);
+    snprintf(hard, sizeof hard, "%llu", (unsigned long long)rl.rlim_max);
+    return nw_printf(req, "%s=%s/%s ", name, rl.rlim_cur == RLIM_INFINITY ? "inf" : soft,
+                     rl.rlim_max == RLIM_INFINITY ? "inf" : hard);
+}
+
+int rlimits(nw_request *req)
+{
+    text_headers(req);
+    print_limit(req, "nofile", RLIMIT_NOFILE);
+    print_limit(req, "core", RLIMIT_CORE);
+    print_limit(req, "as", RLIMIT_AS);
+    return nw_printf(req, "\n") < 0;
 }
 
 /* With TESTAPP_SPAWN=PATH in the environment, each worker starts `sleep 30`
