@@ -91,7 +91,9 @@ static void observe(arbiter *a, int64_t now)
 static int budget(arbiter *a, int64_t now)
 {
     if (now - a->pm_second_ms >= 1000) {
-        if (a->pm_spawned >= a->pm_rate)
+        if (a->pm_rate < 1)
+            a->pm_rate = 1;
+        else if (a->pm_spawned >= a->pm_rate)
             a->pm_rate = a->pm_rate * 2 < a->s->max_spawn_rate ? a->pm_rate * 2
                                                                : a->s->max_spawn_rate;
         else if (a->pm_spawned == 0)

@@ -35,12 +35,18 @@ static void set_accepting(nw_worker *w, int on)
 
 /* Accept while there is room: under worker_connections and, for the threads
  * class, while a thread is free. A worker whose threads are all busy leaves
- * new connections to its siblings instead of queueing them itself. */
+ * new connections to its siblings instead of queueing them itself. Under
+ * dynamic and ondemand a sync worker does the same while it has a request,
+ * or a connection whose first request has not come yet: a connection it
+ * queued behind its handler would hide from the process manager, which
+ * looks for idle workers and waiting connections (pm.c). */
 static void update_accepting(nw_worker *w)
 {
     const nw_settings *s = w->s;
     int room = !w->stopping && !w->accept_paused && w->conns.n < s->worker_connections &&
-               (s->worker_class != NW_CLASS_THREADS || w->inflight < s->threads);
+               (s->worker_class != NW_CLASS_THREADS || w->inflight < s->threads) &&
+               (s->worker_class != NW_CLASS_SYNC || s->process_manager == NW_PM_STATIC ||
+                (w->inflight == 0 && w->conns.fresh == 0));
     set_accepting(w, room);
 }
 

@@ -10,6 +10,7 @@
  * stuck        ?block -> blocks forever in sleep(3) (not nw_sleep), for the
  *              worker timeout; otherwise "ok\n"
  * slow         ?ms=N -> nw_sleep(N ms), then "done\n"
+ * rlimits      the worker's RLIMIT_NOFILE, RLIMIT_CORE and RLIMIT_AS, soft/hard
  * env          ?NAME -> getenv(NAME) + "\n", or "(unset)\n"
  * cwd          getcwd() + "\n"
  * log          nw_log(WARNING, "testapp log line"), then "ok\n"
