@@ -73,8 +73,8 @@ ParameterizedTest(h_snippet *snippet, pm, dynamic_follows_a_rising_and_falling_l
     /* a light load all along, so workers are retired while requests run */
     h_load light = h_load_start(ng.port, "/?ms=5", 14, 1);
     for (int cycle = 1; cycle <= 2; cycle++) {
-        /* rising: 16 requests of 200 ms at once want more than 5 workers */
-        h_load burst = h_load_start(ng.port, "/?ms=200", 3, 16);
+        /* rising: 16 requests of 100 ms at once want more than 5 workers */
+        h_load burst = h_load_start(ng.port, "/?ms=100", 3, 16);
         /* 5: workers; one more while a retired one finishes its kept
          * connections */
         wait_between(&nw, 5, 6, 5000, "under the burst (workers)");
