@@ -105,8 +105,8 @@ memory() { # label, settings...
         sleep 1
     done
     stop
-    printf '| %s | %.1f | %.0f |\n' "$label" \
-        "$(echo "$sum / $n / 1024" | bc -l)" "$(echo "$sum / $n / 1024 * 1000" | bc -l)"
+    awk -v l="$label" -v s="$sum" -v n="$n" \
+        'BEGIN { printf "| %s | %.1f | %.0f |\n", l, s / n / 1024, s / n / 1024 * 1000 }'
 }
 
 echo "## idle memory ($idle s sampled; PSS of master + workers)"
