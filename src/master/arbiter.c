@@ -567,8 +567,8 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
                 }
         /* dynamic, ondemand: a connection that no worker can take wakes the
          * master (pm.c), which is then not woken again until it can spawn */
-        int first_ls = npfd;
-        for (int i = 0; pm_watch_listeners(&a) && i < a.nls; i++)
+        int first_ls = npfd, watch_ls = pm_watch_listeners(&a);
+        for (int i = 0; watch_ls && i < a.nls; i++)
             if (a.ls[i].fd >= 0) {
                 pp[npfd] = NULL;
                 pfd[npfd++] = (struct pollfd){.fd = a.ls[i].fd, .events = POLLIN};
