@@ -106,6 +106,36 @@ ParameterizedTest(h_snippet *snippet, pm, dynamic_follows_a_rising_and_falling_l
                      h_tail(ng.error_log));
 }
 
+/* Under threads, spare is counted in idle threads: four requests on two
+ * workers of four threads leave four threads idle, a whole worker's worth,
+ * so no third worker is spawned, however the requests spread (counted as
+ * "workers running nothing", two workers with a request each would have
+ * none spare and get a third). */
+Test(pm, dynamic_counts_spare_threads, .timeout = 60)
+{
+    serve_tcp(nw, ng, "-w", "3", "-k", "threads", "--threads", "4", "--process-manager",
+              "dynamic", "--min-spare-workers", "1", "--max-spare-workers", "2", "--start-workers",
+              "2", h_example("sleep.so"));
+    wait_between(&nw, 2, 2, 10000, "at start");
+    h_bg_request b[4];
+    for (int i = 0; i < 4; i++) {
+        b[i] = (h_bg_request){.port = ng.port, .path = "/?ms=2500"};
+        h_bg_start(&b[i]);
+        h_sleep_ms(100);
+    }
+    long until = h_now_ms() + 2000;
+    while (h_now_ms() < until) {
+        cr_assert_leq(nchildren(nw.pid), 2, "a third worker with 4 threads idle:\n%s",
+                      h_tail(nw.log));
+        h_sleep_ms(50);
+    }
+    for (int i = 0; i < 4; i++) {
+        h_bg_join(&b[i]);
+        assert_status(b[i].r, 200, nw.log);
+    }
+    cr_expect_eq(h_count_text(nw.log, "spawning"), 0, "%s", h_tail(nw.log));
+}
+
 /* HUP under dynamic starts as many new workers as run (within the new
  * bounds) and drops nothing; TTIN/TTOU move `workers`, the most it runs,
  * and a TTOU below the running count retires the idle ones. */
