@@ -120,6 +120,11 @@ int nw_wait_fd(nw_request *req, int fd, int events, int timeout_ms);
  * class allows. 0 on success, -1 when interrupted by the request's deadline. */
 int nw_sleep(nw_request *req, int ms);
 
+/* Milliseconds left before the request's deadline (`timeout` from its first
+ * byte): 0 once it has passed, -1 when the request has none (timeout = 0).
+ * A -1 from a wait above means the deadline when this says 0. */
+long nw_time_left(const nw_request *req);
+
 /* Logs a line to narwhal's error log, tagged with the request. Lines at
  * NW_LOG_WARNING and above also go to the front end (FastCGI STDERR, which
  * nginx writes to its own error log), except an empty one. req may be NULL

@@ -102,7 +102,7 @@ static int check_config(const nw_settings *s)
         printf("narwhal: configuration and program %s are valid\n", s->exec);
         return 0;
     }
-    if (app_load(s->app, &app, err, sizeof err) < 0) {
+    if (app_load(s, &app, err, sizeof err) < 0) {
         fprintf(stderr, "narwhal: %s\n", err);
         return 1;
     }
@@ -117,6 +117,8 @@ static int check_app_file(const char *spec)
 {
     char *path, *symbol;
     int rc = 0;
+    if (nw_app_spec_kind(spec) != NW_APP_C)
+        return 0; /* a Python module is found by the interpreter, in the worker */
     nw_split_app_spec(spec, &path, &symbol);
     if (access(path, R_OK) < 0) {
         fprintf(stderr, "narwhal: cannot load app %s: %s\n", path, strerror(errno));
@@ -220,7 +222,7 @@ int main(int argc, char **argv)
         goto out;
     if (s.preload_app && !s.exec) {
         char err[512];
-        if (app_preload(s.app, err, sizeof err) < 0) {
+        if (app_preload(&s, err, sizeof err) < 0) {
             fprintf(stderr, "narwhal: preload_app: %s\n", err);
             goto out;
         }

@@ -3,7 +3,7 @@
 # tests/layers.sh - make check: src/ keeps its layers, and no folder of src/
 # has a cycle among its files.
 #
-#   core  <  proto, os  <  worker  <  master  <  src/main.c
+#   core  <  proto, os, python  <  worker  <  master  <  src/main.c
 #
 # proto and os sit side by side and may not use each other; a file may use
 # its own folder and any lower layer; include/narwhal.h (the app API) may be
@@ -41,7 +41,7 @@ KNOWN_CYCLE_EDGES='
 # ==== end of KNOWN CYCLES =======================================================
 
 # Layer folders of src/ and their rank; equal ranks may not use each other.
-LAYER_RANKS='core=0 proto=1 os=1 worker=2 master=3'
+LAYER_RANKS='core=0 proto=1 os=1 python=1 worker=2 master=3'
 MAIN_RANK=4 # src/main.c
 
 srcdir=$(cd "$(dirname "$0")/.." && pwd) || exit 99
@@ -276,7 +276,7 @@ END {
 # ---- the report ------------------------------------------------------------------
 fail=0
 echo "1..4"
-echo "# src/ layers: core < proto, os < worker < master < src/main.c (proto and os apart)"
+echo "# src/ layers: core < proto, os, python < worker < master < src/main.c (proto and os apart)"
 
 # modules of more than one .c
 awk '$1 ~ /\.c$/ { sub(/.*\//, "", $1); n[$2]++; files[$2] = files[$2] " " $1 }

@@ -480,6 +480,16 @@ int settings_finish(nw_settings *s, FILE *err)
     }
     if (check_process_manager(s, err) < 0)
         return -1;
+    if (s->app && nw_app_spec_kind(s->app) == NW_APP_BAD) {
+        size_t m = strcspn(s->app, ":");
+        if (m > 3 && strncmp(s->app + m - 3, ".py", 3) == 0)
+            fprintf(err, "narwhal: APP '%s' names a file: give the module and its callable, as "
+                         "gunicorn takes them (%.*s:app)\n",
+                    s->app, (int)(m - 3), s->app);
+        else
+            fprintf(err, "narwhal: APP '%s' is neither %s\n", s->app, NW_APP_FORMS);
+        return -1;
+    }
     /* gunicorn: more than one thread turns the sync class into gthread. */
     if (s->worker_class == NW_CLASS_SYNC && s->threads > 1)
         s->worker_class = NW_CLASS_THREADS;
@@ -505,6 +515,10 @@ void settings_warn_no_effect(const nw_settings *s)
         log_warning("max_requests_jitter has no effect while max_requests is 0");
     if (!s->statsd_host && !settings_is_default(s, "statsd_prefix"))
         log_warning("statsd_prefix has no effect without statsd_host");
+    int python = s->app && nw_app_spec_kind(s->app) == NW_APP_PYTHON;
+    if (!python && (s->pythonpath || s->virtualenv))
+        log_warning("%s has no effect: the app is not a Python app (module:callable)",
+                    s->pythonpath ? "pythonpath" : "virtualenv");
     if (!s->ping_path && !settings_is_default(s, "ping_response"))
         log_warning("ping_response has no effect without ping_path");
     static const char *const dynamic_only[] = {"min_spare_workers", "max_spare_workers",

@@ -108,6 +108,10 @@ typedef struct nw_settings {
     bool reload;
     bool spew;
     bool preload_app;
+
+    /* Python WSGI apps */
+    char *pythonpath; /* --pythonpath: comma-separated directories put first on sys.path */
+    char *virtualenv; /* --virtualenv: a venv whose packages the app uses */
 } nw_settings;
 
 /* Loads settings from defaults, the config file (argv's -c, if any),

@@ -108,6 +108,52 @@ void nw_split_app_spec(const char *spec, char **path, char **symbol)
     }
 }
 
+/* A dotted name: identifiers joined by single dots ("a", "a.b_c"). */
+static int is_dotted(const char *s, size_t n)
+{
+    size_t start = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && s[i] != '.')
+            continue;
+        if (i == start || !(isalpha((unsigned char)s[start]) || s[start] == '_'))
+            return 0;
+        for (size_t j = start; j < i; j++)
+            if (!(isalnum((unsigned char)s[j]) || s[j] == '_'))
+                return 0;
+        start = i + 1;
+    }
+    return 1;
+}
+
+nw_app_kind nw_app_spec_kind(const char *spec)
+{
+    if (!spec || !*spec)
+        return NW_APP_BAD;
+    if (strchr(spec, '/'))
+        return NW_APP_C;
+    char *path, *symbol;
+    nw_split_app_spec(spec, &path, &symbol);
+    size_t n = strlen(path);
+    int so = n > 3 && strcmp(path + n - 3, ".so") == 0;
+    free(path);
+    free(symbol);
+    if (so)
+        return NW_APP_C;
+    /* module[:callable], gunicorn's syntax: the callable a dotted attribute
+     * path, or one called with no arguments ("create_app()"). */
+    const char *colon = strchr(spec, ':');
+    size_t mlen = colon ? (size_t)(colon - spec) : strlen(spec);
+    if (!is_dotted(spec, mlen) || (mlen > 3 && strncmp(spec + mlen - 3, ".py", 3) == 0))
+        return NW_APP_BAD; /* "app.py" is a file name: the module is "app" */
+    if (!colon)
+        return NW_APP_PYTHON;
+    const char *c = colon + 1;
+    size_t clen = strlen(c);
+    if (clen > 2 && strcmp(c + clen - 2, "()") == 0)
+        clen -= 2;
+    return is_dotted(c, clen) ? NW_APP_PYTHON : NW_APP_BAD;
+}
+
 const char *nw_signame(int sig)
 {
     switch (sig) {

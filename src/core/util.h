@@ -25,6 +25,17 @@ int nw_set_cloexec(int fd, int on);
  * The last ':' separates the symbol only when what follows is a C
  * identifier, so paths containing ':' still work. */
 void nw_split_app_spec(const char *spec, char **path, char **symbol);
+
+/* What an APP argument names. A C app is a shared object: a path with a
+ * '/' in it, or one ending in ".so" (before an optional ":symbol"). Anything
+ * else of the form module[:callable] (dotted names, gunicorn's syntax; the
+ * callable may be "factory()") is a Python WSGI app, even if a file of that
+ * name exists: "./app" is the file, "app" the module. The rest is bad. */
+typedef enum { NW_APP_BAD = 0, NW_APP_C, NW_APP_PYTHON } nw_app_kind;
+nw_app_kind nw_app_spec_kind(const char *spec);
+#define NW_APP_FORMS                                                                              \
+    "a shared object (path/app.so[:symbol], a path with a '/' or ending in .so) or a Python "     \
+    "WSGI app (module:callable, as gunicorn's)"
 const char *nw_signame(int sig);
 /* Where a program would be run from: name itself if it contains '/', else
  * the first executable match in $PATH. Owned string, or NULL if none. */

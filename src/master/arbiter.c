@@ -402,6 +402,66 @@ static void maintain(arbiter *a)
 
 /* --reload: the app (or the --exec program) and the config of the settings
  * in force, watched again when a reload changed them. */
+/* --reload, Python apps: a worker that saw a file of the app's modules
+ * change sends the master HUP: taken as a watched file's change, never as
+ * an operator's reload (a HUP from a worker without --reload is one). The
+ * workers poll once a second, so all of them see one change within
+ * CODE_CHANGE_MS of the first report: those later reports are the same
+ * change, as are the old workers' during the reload it started. */
+#define CODE_CHANGE_MS 1500
+static int code_changed(arbiter *a, pid_t pid)
+{
+    if (!a->s->reload || pid <= 0)
+        return 0;
+    for (int i = 0; i < a->sb.nslots; i++) {
+        if (a->info[i].pid != pid || a->info[i].exec)
+            continue;
+        int64_t now = nw_now_ms();
+        if (a->info[i].generation == a->generation && !a->info[i].retiring &&
+            now - a->code_changed_ms >= CODE_CHANGE_MS) {
+            if (!a->reload_at)
+                snprintf(a->changed, sizeof a->changed, "a module of the app (worker %d)",
+                         (int)pid);
+            a->reload_at = now + 300;
+            a->code_changed_ms = now;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* A Python app's module file, as the worker's sys.path finds it first:
+ * in a pythonpath directory, else in chdir (or where narwhal started);
+ * "pkg.mod" is pkg/mod.py or pkg/mod/__init__.py. NULL when none exists
+ * there (then only the config file is watched). */
+static char *python_module_file(const nw_settings *s, const char *start_dir)
+{
+    char *rel = strndup(s->app, strcspn(s->app, ":"));
+    for (char *p = rel; p && *p; p++)
+        if (*p == '.')
+            *p = '/';
+    const char *cwd = s->chdir ? s->chdir : start_dir;
+    char *dirs = nw_xstrdup(s->pythonpath ? s->pythonpath : "");
+    char *found = NULL, *save = NULL;
+    char *d = strtok_r(dirs, ",", &save);
+    for (int last = 0; rel && !found && !last; d = strtok_r(NULL, ",", &save)) {
+        last = d == NULL; /* after the pythonpath entries: the current directory */
+        for (int pkg = 0; pkg < 2 && !found; pkg++) {
+            char *f = NULL;
+            if (asprintf(&f, "%s/%s%s", d ? d : cwd, rel, pkg ? "/__init__.py" : ".py") < 0)
+                break;
+            nw_make_absolute(&f, cwd);
+            if (access(f, R_OK) == 0)
+                found = f;
+            else
+                free(f);
+        }
+    }
+    free(dirs);
+    free(rel);
+    return found;
+}
+
 /* --reload: the app (or --exec program) and the config of the settings in
  * force, once per settings object (at start, after a reload). A relative
  * app path is taken from where the workers load it: chdir, or where
@@ -413,7 +473,9 @@ static void watch_files(arbiter *a)
         return;
     a->watched = a->s;
     char *path = NULL, *symbol = NULL;
-    if (a->s->app)
+    if (a->s->app && nw_app_spec_kind(a->s->app) == NW_APP_PYTHON)
+        path = python_module_file(a->s, a->cmd->start_dir);
+    else if (a->s->app)
         nw_split_app_spec(a->s->app, &path, &symbol);
     else if (a->s->exec) /* found in PATH as the child will find it */
         path = strchr(a->s->exec, '/') ? nw_xstrdup(a->s->exec) : nw_find_in_path(a->s->exec);
@@ -605,7 +667,8 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
         }
         struct signalfd_siginfo si;
         while (read(a.sfd, &si, sizeof si) == (ssize_t)sizeof si)
-            handle_signal(&a, (int)si.ssi_signo);
+            if (!(si.ssi_signo == SIGHUP && code_changed(&a, (pid_t)si.ssi_pid)))
+                handle_signal(&a, (int)si.ssi_signo);
         reap(&a);
         orphans_check(known_child, &a);
         check_workers(&a);

@@ -81,6 +81,7 @@ typedef struct arbiter {
     const nw_settings *watched; /* the settings whose files it watches */
     int reload_again;           /* a reload was asked for during another */
     int64_t reload_at;          /* a watched file changed: reload then (debounced) */
+    int64_t code_changed_ms;    /* when a worker last reported a module change */
     char changed[256];
     /* the process manager (pm.c) */
     int reload_want;        /* workers a reload's new generation starts with */

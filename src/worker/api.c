@@ -219,6 +219,14 @@ int nw_sleep(nw_request *req, int ms)
     return 0;
 }
 
+long nw_time_left(const nw_request *req)
+{
+    if (!req || req->deadline_ms < 0)
+        return -1;
+    int64_t left = req->deadline_ms - nw_now_ms();
+    return left > 0 ? (long)left : 0;
+}
+
 void nw_log(nw_request *req, int level, const char *fmt, ...)
 {
     if (level < NW_LOG_DEBUG)

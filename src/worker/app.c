@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "pyhost.h"
 #include "util.h"
 
 /* A private copy of the file at path, in memory: an fd, or -1 (errno set).
@@ -66,11 +67,88 @@ static void dl_reason(char *out, size_t len, const char *opened, const char *pat
     snprintf(out, len, "cannot load app %s: %s", path, why);
 }
 
-int app_load(const char *spec, nw_app *app, char *err, size_t errlen)
+/* The Python host module: $NARWHAL_PYTHON_MODULE, else the one built next
+ * to this executable (a build tree), else the installed one. */
+static const char *python_module(char *buf, size_t len)
 {
+    const char *env = getenv("NARWHAL_PYTHON_MODULE");
+    if (env && *env)
+        return env;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = 0;
+            snprintf(buf, len, "%s/src/python/python.so", exe);
+            if (access(buf, R_OK) == 0)
+                return buf;
+        }
+    }
+#ifdef NW_PKGLIBDIR
+    snprintf(buf, len, "%s/python.so", NW_PKGLIBDIR);
+#else
+    snprintf(buf, len, "python.so");
+#endif
+    return buf;
+}
+
+static int python_load(const nw_settings *s, nw_app *app, char *err, size_t errlen)
+{
+#ifndef NW_HAVE_PYTHON
+    (void)s;
+    (void)app;
+    snprintf(err, errlen,
+             "cannot load app %s: this narwhal was built without Python (configure found no "
+             "python3-embed, or was given --without-python)",
+             s->app);
+    return -1;
+#else
+    char buf[4200];
+    const char *mod = python_module(buf, sizeof buf);
+    /* RTLD_GLOBAL: the extension modules Python imports (.so files) find
+     * libpython's symbols in the global scope, as in the python3 program. */
+    app->dl = dlopen(mod, RTLD_NOW | RTLD_GLOBAL);
+    if (!app->dl) {
+        const char *why = dlerror();
+        snprintf(err, errlen, "cannot load app %s: cannot load narwhal's Python host: %s", s->app,
+                 why ? why : "unknown error");
+        return -1;
+    }
+    nw_python_load_fn *load = (nw_python_load_fn *)dlsym(app->dl, "nw_python_load");
+    app->handler = (nw_handler *)dlsym(app->dl, "nw_python_handler");
+    if (!load || !app->handler) {
+        snprintf(err, errlen, "cannot load app %s: %s is not narwhal's Python host", s->app, mod);
+        return -1;
+    }
+    nw_python_config cfg = {
+        .version = NW_PYTHON_HOST_VERSION,
+        .spec = s->app,
+        .pythonpath = s->pythonpath,
+        .virtualenv = s->virtualenv,
+        .coroutines = s->worker_class == NW_CLASS_ASYNC,
+        .multithread = s->worker_class == NW_CLASS_THREADS && s->threads > 1,
+        .multiprocess = s->workers > 1,
+        .reload = s->reload,
+    };
+    if (load(&cfg, err, errlen) < 0)
+        return -1; /* the module stays: an interpreter cannot be unloaded */
+    app->init = (int (*)(void))dlsym(app->dl, "nw_worker_init");
+    app->fini = (void (*)(void))dlsym(app->dl, "nw_worker_exit");
+    app->python = 1;
+    return 0;
+#endif
+}
+
+int app_load(const nw_settings *s, nw_app *app, char *err, size_t errlen)
+{
+    const char *spec = s->app;
+    memset(app, 0, sizeof *app);
+    if (nw_app_spec_kind(spec) == NW_APP_PYTHON)
+        return python_load(s, app, err, errlen);
     char *path, *symbol;
     int rc = -1;
-    memset(app, 0, sizeof *app);
     nw_split_app_spec(spec, &path, &symbol);
     /* dlopen searches the library path for a bare name; an app is a file. */
     char *file = strchr(path, '/') ? path : NULL;
@@ -111,7 +189,7 @@ out:
 
 void app_unload(nw_app *app)
 {
-    if (app->dl)
+    if (app->dl && !app->python)
         dlclose(app->dl);
     memset(app, 0, sizeof *app);
 }
@@ -119,9 +197,9 @@ void app_unload(nw_app *app)
 static nw_app preloaded;
 static int have_preloaded;
 
-int app_preload(const char *spec, char *err, size_t errlen)
+int app_preload(const nw_settings *s, char *err, size_t errlen)
 {
-    if (app_load(spec, &preloaded, err, errlen) < 0)
+    if (app_load(s, &preloaded, err, errlen) < 0)
         return -1;
     have_preloaded = 1;
     return 0;

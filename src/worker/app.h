@@ -6,24 +6,28 @@
 #include <stddef.h>
 
 #include "narwhal.h"
+#include "settings.h"
 
 typedef struct nw_app {
     void *dl;
     nw_handler *handler;
     int (*init)(void);  /* nw_worker_init, or NULL */
     void (*fini)(void); /* nw_worker_exit, or NULL */
+    int python;         /* narwhal's Python host, running a WSGI app */
 } nw_app;
 
-/* dlopen()s a private in-memory copy of "path.so[:symbol]" (so nothing
- * written to the file later reaches this process) and resolves the handler
- * and the optional hooks. On failure writes the reason to err ("cannot load ./x.so: ...",
+/* Loads s->app. A C app: dlopen()s a private in-memory copy of
+ * "path.so[:symbol]" (so nothing written to the file later reaches this
+ * process) and resolves the handler and the optional hooks. A Python app
+ * (module:callable): loads narwhal's Python host module, which starts the
+ * interpreter and imports the app. On failure writes the reason to err ("cannot load ./x.so: ...",
  * "symbol 'foo' not found in ./x.so") and returns -1. */
-int app_load(const char *spec, nw_app *app, char *err, size_t errlen);
+int app_load(const nw_settings *s, nw_app *app, char *err, size_t errlen);
 void app_unload(nw_app *app);
 
 /* preload_app: the master loads the app once before forking; workers then
  * share its pages and skip their own dlopen. NULL when not preloaded. */
-int app_preload(const char *spec, char *err, size_t errlen);
+int app_preload(const nw_settings *s, char *err, size_t errlen);
 const nw_app *app_preloaded(void);
 
 #endif

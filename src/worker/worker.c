@@ -313,7 +313,7 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
 
     if (s->preload_app && app_preloaded())
         w->app = *app_preloaded();
-    else if (app_load(s->app, &w->app, err, sizeof err) < 0)
+    else if (app_load(s, &w->app, err, sizeof err) < 0)
         boot_fail(err);
     if (w->app.init) {
         int rc = w->app.init();

@@ -869,7 +869,7 @@ static void nginx_run(h_nginx *ng, const char *http_level, const char *server_bo
                        "    proxy_temp_path %s/proxy_temp;\n"
                        "    uwsgi_temp_path %s/uwsgi_temp;\n"
                        "    scgi_temp_path %s/scgi_temp;\n"
-                       "    client_max_body_size 8m;\n"
+                       "    client_max_body_size 16m;\n"
                        "    default_type application/octet-stream;\n"
                        "%s"
                        "    server {\n"

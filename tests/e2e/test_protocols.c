@@ -482,6 +482,11 @@ Test(protocols, exec_supervises_fcgi_program, .timeout = 90)
     }
     cr_assert(replaced, "the killed child %ld was not replaced (%d children):\n%s", (long)victim, n,
               h_tail(nw.log));
+    /* both ready (their USR1 handler in place: a TERM of the master before
+     * that stops a child by the signal's default action, not by its handler) */
+    for (int i = 0; i < n; i++)
+        cr_assert(h_wait_for_text(nw.log, h_fmt("fcgi_hello %ld ready", (long)kids[i]), 10000),
+                  "child %ld never said it was ready:\n%s", (long)kids[i], h_tail(nw.log));
     const char *text = h_read_file(nw.log, NULL);
     cr_assert(strstr(text, h_fmt("started %s as pid %ld", prog, (long)kids[0])) ||
                   strstr(text, h_fmt("started %s as pid %ld", prog, (long)kids[1])),

@@ -14,6 +14,33 @@
 #include "../tmpdir.h"
 #include "util.h"
 
+/* ---- nw_app_spec_kind ------------------------------------------------------------- */
+
+Test(app_spec_kind, shared_objects_are_paths_or_end_in_so)
+{
+    const char *c[] = {"x.so", "x.so:handler", "./app", "/srv/app", "lib/x", "./x.so:h",
+                       "a.b.so", "/a:b/x.so"};
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++)
+        cr_expect_eq(nw_app_spec_kind(c[i]), NW_APP_C, "'%s' is a C app", c[i]);
+}
+
+Test(app_spec_kind, gunicorn_module_callable_is_python)
+{
+    const char *py[] = {"app", "app:app", "myproject.wsgi:application", "pkg.sub.mod",
+                        "_m:_x", "m:create_app()", "m:obj.attr", "app2:App_3"};
+    for (size_t i = 0; i < sizeof py / sizeof *py; i++)
+        cr_expect_eq(nw_app_spec_kind(py[i]), NW_APP_PYTHON, "'%s' is a Python app", py[i]);
+}
+
+Test(app_spec_kind, anything_else_is_refused)
+{
+    const char *bad[] = {"", "app:", ":app", "9app", "a..b", ".a", "a.", "a b", "a:b c",
+                         "a:f(x)", "a:b()()", "a-b:app", "a:1b", "a:b:c", "a:b.", "app.py"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_expect_eq(nw_app_spec_kind(bad[i]), NW_APP_BAD, "'%s' is neither", bad[i]);
+    cr_expect_eq(nw_app_spec_kind(NULL), NW_APP_BAD);
+}
+
 /* ---- nw_split_app_spec ------------------------------------------------------- */
 
 static void expect_split(const char *spec, const char *path, const char *symbol)
