@@ -188,8 +188,8 @@ Test(pm, ondemand_starts_with_none_and_returns_to_none, .timeout = 60)
     wait_between(&nw, 0, 0, 5000, "worker_idle_timeout after one request");
 
     /* a burst grows it to `workers`, nothing lost */
-    h_load l = h_load_start(ng.port, "/?ms=100", 3, 6);
-    wait_between(&nw, 3, 3, 4000, "under the burst");
+    h_load l = h_load_start(ng.port, "/?ms=50", 4, 6);
+    wait_between(&nw, 3, 3, 5000, "under the burst");
     h_load_finish(&l, nw.log);
     cr_expect_eq(h_count_text(nw.log, "all 3 workers are busy (max children reached)"), 1, "%s",
                  h_tail(nw.log));
