@@ -484,6 +484,49 @@ static int clients_from_env(nw_settings *s, FILE *err)
     return rc;
 }
 
+/* dynamic's bounds: a bound left at its default gives way to the ones
+ * set (max_spare_workers 3 with workers 2 is 2); bounds set that cannot
+ * hold together are refused, naming both. start_workers 0 is php-fpm's
+ * default, midway between the spare bounds. */
+static int check_process_manager(nw_settings *s, FILE *err)
+{
+    if (s->worker_memory_hard_limit && s->max_worker_memory &&
+        s->worker_memory_hard_limit <= s->max_worker_memory) {
+        fprintf(err,
+                "narwhal: worker_memory_hard_limit (%d MiB) must be above max_worker_memory (%d "
+                "MiB): the graceful replacement must come first\n",
+                s->worker_memory_hard_limit, s->max_worker_memory);
+        return -1;
+    }
+    if (s->process_manager != NW_PM_DYNAMIC)
+        return 0;
+    if (s->max_spare_workers > s->workers && settings_is_default(s, "max_spare_workers"))
+        s->max_spare_workers = s->workers;
+    if (s->min_spare_workers > s->max_spare_workers && settings_is_default(s, "min_spare_workers"))
+        s->min_spare_workers = s->max_spare_workers;
+    const char *pre = "narwhal: process_manager = dynamic:";
+    if (s->max_spare_workers > s->workers) {
+        fprintf(err, "%s max_spare_workers (%d) must not exceed workers (%d), the most workers "
+                     "dynamic runs\n",
+                pre, s->max_spare_workers, s->workers);
+        return -1;
+    }
+    if (s->min_spare_workers > s->max_spare_workers) {
+        fprintf(err, "%s min_spare_workers (%d) must not exceed max_spare_workers (%d)\n", pre,
+                s->min_spare_workers, s->max_spare_workers);
+        return -1;
+    }
+    if (s->start_workers > s->workers) {
+        fprintf(err, "%s start_workers (%d) must not exceed workers (%d)\n", pre, s->start_workers,
+                s->workers);
+        return -1;
+    }
+    if (!s->start_workers)
+        s->start_workers =
+            s->min_spare_workers + (s->max_spare_workers - s->min_spare_workers) / 2;
+    return 0;
+}
+
 int settings_finish(nw_settings *s, FILE *err)
 {
     if ((s->cgi || s->cgi_root.n) && check_cgi_mode(s, err) < 0)
@@ -501,6 +544,8 @@ int settings_finish(nw_settings *s, FILE *err)
                      "keep the old code loaded)\n");
         return -1;
     }
+    if (check_process_manager(s, err) < 0)
+        return -1;
     if (s->app && nw_app_spec_kind(s->app) == NW_APP_BAD) {
         size_t m = strcspn(s->app, ":");
         if (m > 3 && strncmp(s->app + m - 3, ".py", 3) == 0)
@@ -546,6 +591,15 @@ void settings_warn_no_effect(const nw_settings *s)
                     s->pythonpath ? "pythonpath" : "virtualenv");
     if (!s->ping_path && !settings_is_default(s, "ping_response"))
         log_warning("ping_response has no effect without ping_path");
+    static const char *const dynamic_only[] = {"min_spare_workers", "max_spare_workers",
+                                               "start_workers"};
+    for (size_t i = 0; i < sizeof dynamic_only / sizeof *dynamic_only; i++)
+        if (s->process_manager != NW_PM_DYNAMIC && !settings_is_default(s, dynamic_only[i]))
+            log_warning("%s has no effect unless process_manager = dynamic", dynamic_only[i]);
+    if (s->process_manager != NW_PM_ONDEMAND && !settings_is_default(s, "worker_idle_timeout"))
+        log_warning("worker_idle_timeout has no effect unless process_manager = ondemand");
+    if (s->process_manager == NW_PM_STATIC && !settings_is_default(s, "max_spawn_rate"))
+        log_warning("max_spawn_rate has no effect with process_manager = static");
 }
 
 int settings_apply_env(const nw_settings *s, FILE *err)

@@ -34,6 +34,7 @@ typedef struct nw_strlist {
 typedef enum { NW_CLASS_SYNC = 0, NW_CLASS_THREADS, NW_CLASS_ASYNC } nw_worker_class;
 typedef enum { NW_PROTO_AUTO = 0, NW_PROTO_FASTCGI, NW_PROTO_UWSGI } nw_protocol;
 typedef enum { NW_CLOSE_RESET = 0, NW_CLOSE_FIN } nw_close_mode;
+typedef enum { NW_PM_STATIC = 0, NW_PM_DYNAMIC, NW_PM_ONDEMAND } nw_process_manager;
 
 typedef struct nw_settings {
     char *config;            /* -c/--config: path, NULL = none */
@@ -82,6 +83,20 @@ typedef struct nw_settings {
     int limit_pending_bytes;      /* 64 MiB per worker, 0 = unlimited */
     int max_requests;             /* 0 = off */
     int max_requests_jitter;      /* 0 */
+
+    /* the process manager (php-fpm's pm.*): how many workers run */
+    nw_process_manager process_manager; /* static (default): `workers` always */
+    int min_spare_workers;              /* dynamic: fewest idle workers (1) */
+    int max_spare_workers;              /* dynamic: most idle workers (3) */
+    int start_workers;                  /* dynamic: workers at start; 0 = php-fpm's midpoint */
+    int worker_idle_timeout;            /* ondemand: seconds idle before retiring (10) */
+    int max_spawn_rate;                 /* most workers spawned in a second (32) */
+
+    /* memory and resource limits of a worker (0 / -1 = leave as inherited) */
+    int max_worker_memory;        /* MiB of RSS: past it a worker is replaced gracefully */
+    int worker_memory_hard_limit; /* MiB of address space (RLIMIT_AS): allocations fail past it */
+    int rlimit_nofile;            /* RLIMIT_NOFILE, 0 = inherited */
+    int rlimit_core;              /* RLIMIT_CORE in MiB, -1 = inherited, 0 = no core files */
 
     /* pages the worker answers itself (status.h): NULL = off */
     char *status_path;   /* `status_path`: e.g. /narwhal-status */
@@ -177,5 +192,6 @@ void settings_usage(FILE *out);
 /* Names for enum values, for logs. */
 const char *settings_loglevel_name(int level);
 const char *settings_worker_class_name(nw_worker_class c);
+const char *settings_process_manager_name(nw_process_manager pm);
 
 #endif

@@ -43,6 +43,13 @@ static const struct choice close_modes[] = {
     {NULL, 0},
 };
 
+static const struct choice process_managers[] = {
+    {"static", NW_PM_STATIC},
+    {"dynamic", NW_PM_DYNAMIC},
+    {"ondemand", NW_PM_ONDEMAND},
+    {NULL, 0},
+};
+
 static const struct choice stop_signals[] = {
     {"USR1", SIGUSR1}, {"TERM", SIGTERM}, {"INT", SIGINT},     {"QUIT", SIGQUIT},
     {"HUP", SIGHUP},   {"USR2", SIGUSR2}, {"WINCH", SIGWINCH}, {NULL, 0},
@@ -150,6 +157,11 @@ static const char exec_accesslog[] = "accesslog: narwhal does not see an --exec 
                                      "requests; log them in the program or in nginx";
 static const char exec_max_requests[] =
     "max_requests: narwhal cannot count an --exec program's requests";
+static const char exec_pm[] =
+    "process_manager and its settings need the scoreboard of narwhal's own workers; an --exec "
+    "program runs `workers` copies";
+static const char exec_memory[] =
+    "max_worker_memory: narwhal cannot stop an --exec program between its requests";
 static const char exec_timeout[] =
     "timeout: narwhal cannot see an --exec program's requests to time them";
 static const char exec_protocol[] =
@@ -524,6 +536,114 @@ const struct setting settings_table[] = {
      .flags = F_NO_EXEC,
      .exec_why = exec_max_requests,
      .help = "random extra requests before the restart"},
+    /* The process manager: php-fpm's pm, pm.min_spare_servers, ... with
+     * narwhal's word for a child (src/master/pm.c, NOTES.md). */
+    {.name = "process_manager",
+     .long_flag = "process-manager",
+     .metavar = "PM",
+     .type = T_ENUM,
+     .off = OFF(process_manager),
+     .def = "static",
+     .choices = process_managers,
+     .flags = F_NO_EXEC,
+     .exec_why = exec_pm,
+     .help = "static (always `workers`), dynamic (idle workers kept between min_spare_workers "
+             "and max_spare_workers, at most `workers`) or ondemand (none until a connection "
+             "waits)"},
+    {.name = "min_spare_workers",
+     .long_flag = "min-spare-workers",
+     .metavar = "INT",
+     .type = T_INT,
+     .off = OFF(min_spare_workers),
+     .def = "1",
+     .min = 1,
+     .max = NW_MAX_WORKERS,
+     .flags = F_NO_EXEC,
+     .exec_why = exec_pm,
+     .help = "dynamic: spawn workers while fewer are idle"},
+    {.name = "max_spare_workers",
+     .long_flag = "max-spare-workers",
+     .metavar = "INT",
+     .type = T_INT,
+     .off = OFF(max_spare_workers),
+     .def = "3",
+     .min = 1,
+     .max = NW_MAX_WORKERS,
+     .flags = F_NO_EXEC,
+     .exec_why = exec_pm,
+     .help = "dynamic: retire idle workers while more are idle (one a second)"},
+    {.name = "start_workers",
+     .long_flag = "start-workers",
+     .metavar = "INT",
+     .type = T_INT,
+     .off = OFF(start_workers),
+     .def = "0",
+     .min = 0,
+     .max = NW_MAX_WORKERS,
+     .flags = F_NO_EXEC,
+     .exec_why = exec_pm,
+     .help = "dynamic: workers at start (0 = midway between the spare bounds)"},
+    {.name = "worker_idle_timeout",
+     .long_flag = "worker-idle-timeout",
+     .metavar = "INT",
+     .type = T_INT,
+     .off = OFF(worker_idle_timeout),
+     .def = "10",
+     .min = 1,
+     .max = INT_MAX,
+     .flags = F_NO_EXEC,
+     .exec_why = exec_pm,
+     .help = "ondemand: seconds a worker stays idle before it is retired"},
+    {.name = "max_spawn_rate",
+     .long_flag = "max-spawn-rate",
+     .metavar = "INT",
+     .type = T_INT,
+     .off = OFF(max_spawn_rate),
+     .def = "32",
+     .min = 1,
+     .max = NW_MAX_WORKERS,
+     .flags = F_NO_EXEC,
+     .exec_why = exec_pm,
+     .help = "dynamic, ondemand: most workers spawned in a second (the rate doubles each busy "
+             "second from 1)"},
+    {.name = "max_worker_memory",
+     .long_flag = "max-worker-memory",
+     .metavar = "MIB",
+     .type = T_INT,
+     .off = OFF(max_worker_memory),
+     .def = "0",
+     .min = 0,
+     .max = 1 << 24,
+     .flags = F_NO_EXEC,
+     .exec_why = exec_memory,
+     .help = "replace a worker whose RSS passes MIB, once its requests are done (0 = never)"},
+    {.name = "worker_memory_hard_limit",
+     .long_flag = "worker-memory-hard-limit",
+     .metavar = "MIB",
+     .type = T_INT,
+     .off = OFF(worker_memory_hard_limit),
+     .def = "0",
+     .min = 0,
+     .max = 1 << 24,
+     .help = "a worker's address space (RLIMIT_AS) in MiB: allocations past it fail (0 = none)"},
+    {.name = "rlimit_nofile",
+     .long_flag = "rlimit-nofile",
+     .metavar = "INT",
+     .type = T_INT,
+     .off = OFF(rlimit_nofile),
+     .def = "0",
+     .min = 0,
+     .max = 1 << 30,
+     .help = "open files a worker may hold (RLIMIT_NOFILE; 0 = as inherited)"},
+    {.name = "rlimit_core",
+     .long_flag = "rlimit-core",
+     .metavar = "MIB",
+     .type = T_INT,
+     .off = OFF(rlimit_core),
+     .def = "-1",
+     .min = -1,
+     .max = 1 << 24,
+     .help = "largest core file of a worker in MiB (RLIMIT_CORE; 0 = none, -1 = as inherited)"},
     {.name = "status_path",
      .long_flag = "status-path",
      .metavar = "PATH",
@@ -696,10 +816,16 @@ _Static_assert(sizeof settings_table / sizeof settings_table[0] == NSETTINGS,
                "NSETTINGS in settings_priv.h is the number of rows");
 _Static_assert(sizeof(nw_worker_class) == sizeof(int), "enum settings are stored as int");
 _Static_assert(sizeof(nw_protocol) == sizeof(int), "enum settings are stored as int");
+_Static_assert(sizeof(nw_process_manager) == sizeof(int), "enum settings are stored as int");
 
 const char *settings_loglevel_name(int level)
 {
     return settings_choice_name(loglevels, level);
+}
+
+const char *settings_process_manager_name(nw_process_manager pm)
+{
+    return settings_choice_name(process_managers, (int)pm);
 }
 
 const char *settings_worker_class_name(nw_worker_class c)

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "statsd.h"
 #include "orphans.h"
+#include "rlimits.h"
 #include "scoreboard.h"
 #include "signals.h"
 #include "util.h"
@@ -79,7 +80,7 @@ static void free_slot(arbiter *a, int i)
     a->info[i] = (slot_info){.out = {{.fd = -1}, {.fd = -1}}};
 }
 
-static int spawn_worker(arbiter *a)
+int arbiter_spawn(arbiter *a)
 {
     int i = scoreboard_claim(&a->sb, -1);
     if (i < 0) {
@@ -387,22 +388,26 @@ static void maintain(arbiter *a)
 {
     if (a->state != ARBITER_RUNNING)
         return;
-    if (a->s_old && arbiter_live_workers(a, 1) >= a->target)
+    int static_pm = a->s->process_manager == NW_PM_STATIC;
+    /* a reload's new generation: static's is `workers` (TTIN/TTOU move it) */
+    int want = a->s_old && !static_pm ? a->reload_want : a->target;
+    if (a->s_old && arbiter_live_workers(a, 1) >= want)
         arbiter_reload_finish(a);
     int live = arbiter_live_workers(a, 0);
     while (live > a->target) {
-        /* Retire the oldest extra worker (lowest slot holds the oldest). */
-        for (int i = 0; i < a->sb.nslots; i++)
-            if (a->info[i].pid > 0 && !a->info[i].retiring &&
-                a->info[i].generation == a->generation) {
-                arbiter_retire(a, i);
-                break;
-            }
+        /* the one idle the longest, else the oldest */
+        int i = pm_pick_retiree(a);
+        if (i < 0)
+            break;
+        arbiter_retire(a, i);
         live--;
     }
+    pm_maintain(a);
+    if (!static_pm && !a->s_old)
+        return;
     if (nw_now_ms() < a->next_spawn_ms)
         return;
-    while (live < a->target && spawn_worker(a) == 0)
+    while (live < want && arbiter_spawn(a) == 0)
         live++;
 }
 
@@ -493,6 +498,17 @@ static void watch_files(arbiter *a)
     free(symbol);
 }
 
+/* TTIN/TTOU: static runs `workers`; dynamic and ondemand run at most. */
+static void log_ttin_ttou(const arbiter *a, const char *sig)
+{
+    if (a->s->process_manager == NW_PM_STATIC)
+        log_info("%s: %d workers", sig, a->target);
+    else
+        log_info("%s: workers = %d, the most process_manager %s runs (%d running)", sig,
+                 a->target, settings_process_manager_name(a->s->process_manager),
+                 arbiter_live_workers(a, 0));
+}
+
 static void handle_signal(arbiter *a, int sig)
 {
     switch (signals_master_action(sig)) {
@@ -507,7 +523,7 @@ static void handle_signal(arbiter *a, int sig)
          * always fits beside the old one. */
         if (a->target < a->sb.nslots / 2) {
             a->target++;
-            log_info("SIGTTIN: %d workers", a->target);
+            log_ttin_ttou(a, "SIGTTIN");
         } else {
             log_warning("SIGTTIN: refused: %d workers is the most this master runs (half of "
                         "its %d worker slots, so that a reload fits)",
@@ -517,7 +533,7 @@ static void handle_signal(arbiter *a, int sig)
     case SIGACT_DECREMENT:
         if (a->target > 1) {
             a->target--;
-            log_info("SIGTTOU: %d workers", a->target);
+            log_ttin_ttou(a, "SIGTTOU");
         }
         break;
     case SIGACT_REOPEN_LOGS:
@@ -575,17 +591,22 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
     a.info = nw_xcalloc((size_t)nslots, sizeof *a.info);
     for (int i = 0; i < nslots; i++)
         a.info[i].out[0].fd = a.info[i].out[1].fd = -1;
-    a.pfd = nw_xcalloc((size_t)nslots * 2 + 2, sizeof *a.pfd);
-    a.pfd_pipe = nw_xcalloc((size_t)nslots * 2 + 2, sizeof *a.pfd_pipe);
+    a.pfd = nw_xcalloc((size_t)nslots * 2 + 2 + (size_t)nls, sizeof *a.pfd);
+    a.pfd_pipe = nw_xcalloc((size_t)nslots * 2 + 2 + (size_t)nls, sizeof *a.pfd_pipe);
     a.watch.fd = -1;
     if (s->reload)
         watch_files(&a);
     if (s->exec)
         log_info("narwhal %s master %d: supervising %d cop%s of %s", PACKAGE_VERSION, (int)getpid(),
                  s->workers, s->workers == 1 ? "y" : "ies", s->exec);
-    else
+    else if (s->process_manager == NW_PM_STATIC)
         log_info("narwhal %s master %d: %d %s worker%s", PACKAGE_VERSION, (int)getpid(), s->workers,
                  settings_worker_class_name(s->worker_class), s->workers == 1 ? "" : "s");
+    else
+        log_info("narwhal %s master %d: process_manager %s, up to %d %s workers", PACKAGE_VERSION,
+                 (int)getpid(), settings_process_manager_name(s->process_manager), s->workers,
+                 settings_worker_class_name(s->worker_class));
+    rlimits_warn(s, nls);
     for (int i = 0; i < nls; i++)
         log_info("listening at %s", ls[i].addr);
 
@@ -599,8 +620,10 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
         int wait_ms = 1000;
         if (a.state == ARBITER_RUNNING && a.next_spawn_ms > now && a.next_spawn_ms - now < wait_ms)
             wait_ms = (int)(a.next_spawn_ms - now);
-        if (a.s_old || (a.state == ARBITER_RUNNING && arbiter_live_workers(&a, 1) < a.target))
+        if (a.s_old || (a.state == ARBITER_RUNNING && a.s->process_manager == NW_PM_STATIC &&
+                         arbiter_live_workers(&a, 1) < a.target))
             wait_ms = wait_ms > 50 ? 50 : wait_ms; /* watch the new workers come up */
+        wait_ms = pm_wait_ms(&a, wait_ms);
         if (a.state != ARBITER_RUNNING && !a.killed_all && a.stop_deadline - now < wait_ms)
             wait_ms = a.stop_deadline > now ? (int)(a.stop_deadline - now) : 0;
         struct pollfd *pfd = a.pfd;
@@ -617,6 +640,14 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
                     pp[npfd] = &a.info[i].out[k];
                     pfd[npfd++] = (struct pollfd){.fd = a.info[i].out[k].fd, .events = POLLIN};
                 }
+        /* dynamic, ondemand: a connection that no worker can take wakes the
+         * master (pm.c), which is then not woken again until it can spawn */
+        int first_ls = npfd, watch_ls = pm_watch_listeners(&a);
+        for (int i = 0; watch_ls && i < a.nls; i++)
+            if (a.ls[i].fd >= 0) {
+                pp[npfd] = NULL;
+                pfd[npfd++] = (struct pollfd){.fd = a.ls[i].fd, .events = POLLIN};
+            }
         int r = poll(pfd, (nfds_t)npfd, wait_ms);
         if (r < 0 && errno != EINTR) {
             log_error("poll: %s", strerror(errno));
@@ -625,7 +656,9 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
         for (int k = 1; r > 0 && k < npfd; k++) {
             if (!pfd[k].revents)
                 continue;
-            if (pfd[k].fd == a.watch.fd) {
+            if (k >= first_ls) {
+                a.pm_waiting = 1;
+            } else if (pfd[k].fd == a.watch.fd) {
                 /* Builds write in bursts: reload once they are quiet. */
                 if (watch_changed(&a.watch, a.changed, sizeof a.changed))
                     a.reload_at = nw_now_ms() + 300;

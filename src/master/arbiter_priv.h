@@ -48,6 +48,8 @@ typedef struct slot_info {
     int was_ready;
     unsigned generation; /* which configuration it was started with */
     int64_t spawned_ms;
+    uint64_t seen_requests; /* pm.c: its request count at the last look */
+    int64_t idle_since_ms;  /* pm.c: since when it has run nothing */
     exec_pipe out[2]; /* --exec: the child's stdout and stderr */
 } slot_info;
 
@@ -84,6 +86,15 @@ typedef struct arbiter {
     int64_t reload_at;          /* a watched file changed: reload then (debounced) */
     int64_t code_changed_ms;    /* when a worker last reported a module change */
     char changed[256];
+    /* the process manager (pm.c) */
+    int reload_want;        /* workers a reload's new generation starts with */
+    int pm_rate;            /* workers it may spawn this second (1, doubling) */
+    int pm_spawned;         /* spawned this second */
+    int64_t pm_second_ms;   /* when this second began */
+    int64_t pm_retired_ms;  /* dynamic: the last idle worker retired, one a second */
+    int pm_full_warned;     /* every worker busy at `workers`: said, until fewer run */
+    int pm_started;         /* dynamic: start_workers spawned */
+    int pm_waiting;         /* a listener was readable with no idle worker */
 } arbiter;
 
 /* arbiter.c */
@@ -91,6 +102,23 @@ typedef struct arbiter {
 int arbiter_live_workers(const arbiter *a, int ready_only);
 /* Asks worker slot i to stop gracefully; it no longer counts as live. */
 void arbiter_retire(arbiter *a, int i);
+/* Forks one worker of the settings in force. 0/-1 (logged). */
+int arbiter_spawn(arbiter *a);
+
+/* pm.c */
+/* Each loop turn: notes which workers are idle and, under dynamic and
+ * ondemand, spawns and retires workers (never during a reload or a stop). */
+void pm_maintain(arbiter *a);
+/* Whether the master should wake when a listener is readable: a
+ * connection would wait for a worker the manager may spawn. */
+int pm_watch_listeners(arbiter *a);
+/* The loop's wait, shortened while workers boot or the spawn rate waits. */
+int pm_wait_ms(const arbiter *a, int wait_ms);
+/* The worker to retire when there are more than `workers` (TTOU): the one
+ * idle the longest, else the oldest; -1 if none. */
+int pm_pick_retiree(const arbiter *a);
+/* How many workers a reload to ns starts. */
+int pm_reload_size(const arbiter *a, const nw_settings *ns);
 
 /* reload.c */
 void arbiter_free_settings(arbiter *a, nw_settings *s);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "rlimits.h"
 #include "signals.h"
 #include "util.h"
 
@@ -28,7 +29,7 @@ void exec_child(const nw_settings *s, const nw_listener *l, nw_identity id, int 
     close_range(3, ~0U, 0); /* every fd above, however high */
 
     char err[256];
-    if (identity_drop(id, err, sizeof err) < 0) {
+    if (rlimits_apply(s, err, sizeof err) < 0 || identity_drop(id, err, sizeof err) < 0) {
         fprintf(stderr, "%s\n", err);
         _exit(127);
     }

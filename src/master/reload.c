@@ -12,6 +12,7 @@
 #include "app.h"
 #include "arbiter_priv.h"
 #include "log.h"
+#include "rlimits.h"
 #include "signals.h"
 #include "statsd.h"
 #include "util.h"
@@ -106,7 +107,9 @@ void arbiter_reload(arbiter *a, const char *why)
                     why);
     if (ns->workers > a->sb.nslots / 2)
         ns->workers = a->sb.nslots / 2;
+    a->reload_want = pm_reload_size(a, ns);
     arbiter_apply_settings(ns);
+    rlimits_warn(ns, a->nls);
     a->s_old = a->s;
     a->s = ns;
     a->generation++;
@@ -114,8 +117,9 @@ void arbiter_reload(arbiter *a, const char *why)
     a->target = ns->workers;
     a->boot_failures = 0;
     a->next_spawn_ms = 0;
-    log_info("%s: starting %d new worker%s (generation %u)", why, a->target,
-             a->target == 1 ? "" : "s", a->generation);
+    int n = ns->process_manager == NW_PM_STATIC ? a->target : a->reload_want;
+    log_info("%s: starting %d new worker%s (generation %u)", why, n, n == 1 ? "" : "s",
+             a->generation);
 }
 
 /* USR2: start a new master from the (possibly new) binary and hand it the

@@ -164,6 +164,28 @@ void scoreboard_count_exit(nw_scoreboard *sb, int cause)
         ADD(&sb->totals->exits[cause], 1);
 }
 
+void scoreboard_set_pm(nw_scoreboard *sb, int process_manager, int workers_max)
+{
+    __atomic_store_n(&sb->totals->process_manager, process_manager, __ATOMIC_RELAXED);
+    __atomic_store_n(&sb->totals->workers_max, workers_max, __ATOMIC_RELAXED);
+}
+
+void scoreboard_count_max_reached(nw_scoreboard *sb)
+{
+    ADD(&sb->totals->max_workers_reached, 1);
+}
+
+void scoreboard_count_idle_retired(nw_scoreboard *sb)
+{
+    ADD(&sb->totals->idle_retired, 1);
+}
+
+void scoreboard_count_memory_replaced(void)
+{
+    if (shared.totals)
+        ADD(&shared.totals->memory_replaced, 1);
+}
+
 void scoreboard_count_accept(nw_slot *s)
 {
     ADD(&s->c.accepted, 1);

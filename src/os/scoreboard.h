@@ -70,6 +70,12 @@ typedef struct nw_sb_totals {
     uint64_t generation;      /* reloads (HUP) since the master started */
     uint64_t exits[SB_NEXIT]; /* workers gone, by cause */
     nw_sb_counts c;           /* counts of the workers gone (master only) */
+    /* the process manager (master only, but memory_replaced) */
+    int process_manager;          /* NW_PM_* */
+    int workers_max;              /* `workers` now (TTIN/TTOU change it) */
+    uint64_t max_workers_reached; /* times every worker was busy at workers_max */
+    uint64_t idle_retired;        /* workers retired for being idle */
+    uint64_t memory_replaced;     /* workers that stopped for max_worker_memory (they count) */
     /* written by every worker, twice per request: */
     int64_t active __attribute__((aligned(64))); /* requests running now, all workers */
     int64_t capacity;                            /* requests the ready workers run at once */
@@ -101,6 +107,11 @@ const nw_scoreboard *scoreboard_shared(void);
 /* Master side: a reload began; a worker is gone (cause: SB_EXIT_*). */
 void scoreboard_count_reload(nw_scoreboard *sb);
 void scoreboard_count_exit(nw_scoreboard *sb, int cause);
+/* Master side, the process manager: its mode and `workers` now; a time it
+ * found every worker busy at `workers`; a worker it retired as idle. */
+void scoreboard_set_pm(nw_scoreboard *sb, int process_manager, int workers_max);
+void scoreboard_count_max_reached(nw_scoreboard *sb);
+void scoreboard_count_idle_retired(nw_scoreboard *sb);
 static inline nw_tslot *scoreboard_tslot(const nw_scoreboard *sb, int i, int t)
 {
     return &sb->tslots[(size_t)i * (size_t)sb->per_slot + (size_t)t];
@@ -126,6 +137,8 @@ void scoreboard_request_end(nw_tslot *t);
  * duration_us (timed_out: it passed `timeout` and got a 504). The counts
  * go to the worker's own slot; only `active` is server-wide. */
 void scoreboard_count_accept(nw_slot *s);
+/* The worker stops for max_worker_memory. */
+void scoreboard_count_memory_replaced(void);
 void scoreboard_count_enter(nw_tslot *ts);
 void scoreboard_count_leave(nw_tslot *ts, int status, uint64_t duration_us, int timed_out);
 

@@ -114,6 +114,7 @@ static void conn_close(nw_conn *c, const char *reason)
     if (c->next)
         c->next->prev = c->prev;
     cs->n--;
+    cs->fresh -= c->fresh;
     free(c);
     cs->hooks.closed(cs->hooks.arg);
 }
@@ -185,6 +186,8 @@ static void conn_dispatch(nw_conn *c)
     c->busy = 1;
     cs->pending -= c->held; /* the request holds it now */
     c->held = 0;
+    cs->fresh -= c->fresh;
+    c->fresh = 0;
     request_start(c->req);
     cs->hooks.request_begun(cs->hooks.arg);
     if (cs->stopping || cs->last_ones)
@@ -341,6 +344,8 @@ void conn_start(nw_conns *cs, int fd, int peer)
         cs->head->prev = c;
     cs->head = c;
     cs->n++;
+    c->fresh = 1;
+    cs->fresh++;
     cs->hooks.opened(cs->hooks.arg);
     log_debug("accepted connection %llu", (unsigned long long)c->st.id);
     ev_io_init(&c->io, conn_on_io, fd, EV_READ);

@@ -42,6 +42,7 @@ typedef struct nw_conns {
     nw_conn_hooks hooks;
     nw_conn *head; /* every open connection */
     int n;
+    int fresh; /* of them, accepted and no request dispatched yet */
     uint64_t next_id;
     int stopping;  /* the owner's graceful stop: no connection is kept */
     int last_ones; /* the owner stops after the requests in progress: each
@@ -63,6 +64,7 @@ struct nw_conn {
     const char *expiry; /* why the timer closes the connection (NULL: idle) */
     nw_request *req;    /* the active request, if any */
     int busy;           /* req is with the executor: hands off */
+    int fresh;          /* counted in set->fresh */
     uint64_t served;    /* requests completed on this connection */
     size_t held;        /* of a request on its way: counted in set->pending */
     nw_task task;       /* what the executor runs: req */

@@ -202,6 +202,7 @@ void status_answer(status_page page, const nw_settings *s, status_param_fn param
 
 typedef struct numbers {
     int64_t active, total, idle;
+    int workers, idle_workers; /* processes; ready ones running nothing */
     int queue, backlog; /* summed over the listeners that tell; -1 if none does */
     uint64_t cum[SB_NBUCKETS];
 } numbers;
@@ -215,6 +216,8 @@ static numbers count(const nw_scoreboard *sb, const status_extra *x)
             continue;
         int active = s->active > 0 ? s->active : 0;
         n.active += active; /* a stopping worker's too: they still run */
+        n.workers++;
+        n.idle_workers += s->state == SLOT_READY && active == 0;
         /* only a ready worker takes new requests: a stopping one's running
          * requests take no idle slot from the workers that replace it */
         if (s->state == SLOT_READY) {
@@ -326,6 +329,13 @@ static void format_text(nw_buf *o, const nw_scoreboard *sb, const status_extra *
     LINE("total slots", "%lld", (long long)n.total);
     LINE("max active slots", "%lld", (long long)t->max_active);
     LINE("max children reached", "%llu", (unsigned long long)t->full);
+    LINE("process manager", "%s", settings_process_manager_name((nw_process_manager)t->process_manager));
+    LINE("workers", "%d", n.workers);
+    LINE("idle workers", "%d", n.idle_workers);
+    LINE("max workers", "%d", t->workers_max);
+    LINE("max workers reached", "%llu", (unsigned long long)t->max_workers_reached);
+    LINE("workers retired idle", "%llu", (unsigned long long)t->idle_retired);
+    LINE("workers over memory", "%llu", (unsigned long long)t->memory_replaced);
     for (int c = 0; c < SB_NEXIT; c++) {
         char name[40];
         snprintf(name, sizeof name, "workers %s", exit_names[c]);
@@ -420,9 +430,15 @@ static void format_json(nw_buf *o, const nw_scoreboard *sb, const status_extra *
     }
     nw_buf_printf(o,
                   "],\"idle_slots\":%lld,\"active_slots\":%lld,\"total_slots\":%lld,"
-                  "\"max_active_slots\":%lld,\"max_children_reached\":%llu,\"worker_exits\":{",
+                  "\"max_active_slots\":%lld,\"max_children_reached\":%llu,"
+                  "\"process_manager\":\"%s\",\"workers\":%d,\"idle_workers\":%d,"
+                  "\"max_workers\":%d,\"max_workers_reached\":%llu,\"workers_retired_idle\":%llu,"
+                  "\"workers_over_memory\":%llu,\"worker_exits\":{",
                   (long long)n.idle, (long long)n.active, (long long)n.total,
-                  (long long)t->max_active, (unsigned long long)t->full);
+                  (long long)t->max_active, (unsigned long long)t->full,
+                  settings_process_manager_name((nw_process_manager)t->process_manager), n.workers, n.idle_workers, t->workers_max,
+                  (unsigned long long)t->max_workers_reached, (unsigned long long)t->idle_retired,
+                  (unsigned long long)t->memory_replaced);
     for (int c = 0; c < SB_NEXIT; c++)
         nw_buf_printf(o, "%s\"%s\":%llu", c ? "," : "", exit_names[c],
                       (unsigned long long)t->exits[c]);
@@ -519,6 +535,23 @@ static void format_openmetrics(nw_buf *o, const nw_scoreboard *sb, const status_
     om_family(o, "narwhal_max_children_reached", "counter", NULL,
               "Requests that took the last idle request slot or found none.");
     nw_buf_printf(o, "narwhal_max_children_reached_total %llu\n", (unsigned long long)t->full);
+    om_family(o, "narwhal_workers", "gauge", NULL, "Worker processes, by state (idle: ready, running nothing).");
+    nw_buf_printf(o, "narwhal_workers{state=\"idle\"} %d\nnarwhal_workers{state=\"busy\"} %d\n",
+                  n.idle_workers, n.workers - n.idle_workers);
+    om_family(o, "narwhal_workers_max", "gauge", NULL,
+              "workers: the most the process manager runs (static: always).");
+    nw_buf_printf(o, "narwhal_workers_max %d\n", t->workers_max);
+    om_family(o, "narwhal_max_workers_reached", "counter", NULL,
+              "Times the process manager found every worker busy at workers.");
+    nw_buf_printf(o, "narwhal_max_workers_reached_total %llu\n",
+                  (unsigned long long)t->max_workers_reached);
+    om_family(o, "narwhal_workers_retired_idle", "counter", NULL,
+              "Workers the process manager retired for being idle.");
+    nw_buf_printf(o, "narwhal_workers_retired_idle_total %llu\n", (unsigned long long)t->idle_retired);
+    om_family(o, "narwhal_workers_over_memory", "counter", NULL,
+              "Workers replaced for passing max_worker_memory.");
+    nw_buf_printf(o, "narwhal_workers_over_memory_total %llu\n",
+                  (unsigned long long)t->memory_replaced);
     om_family(o, "narwhal_worker_exits", "counter", NULL, "Workers gone, by cause.");
     for (int c = 0; c < SB_NEXIT; c++)
         nw_buf_printf(o, "narwhal_worker_exits_total{cause=\"%s\"} %llu\n", exit_names[c],

@@ -14,6 +14,7 @@
 #include "cgi.h"
 #include "executor.h"
 #include "log.h"
+#include "rlimits.h"
 #include "signals.h"
 #include "statsd.h"
 #include "status.h"
@@ -36,12 +37,18 @@ static void set_accepting(nw_worker *w, int on)
 
 /* Accept while there is room: under worker_connections and, for the threads
  * class, while a thread is free. A worker whose threads are all busy leaves
- * new connections to its siblings instead of queueing them itself. */
+ * new connections to its siblings instead of queueing them itself. Under
+ * dynamic and ondemand a sync worker does the same while it has a request,
+ * or a connection whose first request has not come yet: a connection it
+ * queued behind its handler would hide from the process manager, which
+ * looks for idle workers and waiting connections (pm.c). */
 static void update_accepting(nw_worker *w)
 {
     const nw_settings *s = w->s;
     int room = !w->stopping && !w->accept_paused && w->conns.n < s->worker_connections &&
-               (s->worker_class != NW_CLASS_THREADS || w->inflight < s->threads);
+               (s->worker_class != NW_CLASS_THREADS || w->inflight < s->threads) &&
+               (s->worker_class != NW_CLASS_SYNC || s->process_manager == NW_PM_STATIC ||
+                (w->inflight == 0 && w->conns.fresh == 0));
     set_accepting(w, room);
 }
 
@@ -107,6 +114,23 @@ static void on_request_begun(void *arg)
         w->conns.last_ones = 1;
 }
 
+/* max_worker_memory, after each request and once a second: a worker over
+ * it stops as for max_requests, its requests in progress finishing first
+ * (uWSGI's reload-on-rss, without killing them). */
+static void check_memory(nw_worker *w)
+{
+    if (w->rss_fd < 0 || w->stopping)
+        return;
+    long long kib = rlimits_rss_kib(w->rss_fd);
+    if (kib < 0 || kib <= (long long)w->s->max_worker_memory * 1024)
+        return;
+    log_warning("worker %d: RSS %lld MiB is over max_worker_memory (%d MiB); it finishes its "
+                "requests and is replaced",
+                (int)getpid(), kib / 1024, w->s->max_worker_memory);
+    scoreboard_count_memory_replaced();
+    begin_stop(w, "max_worker_memory reached");
+}
+
 static void on_request_done(void *arg)
 {
     nw_worker *w = arg;
@@ -115,6 +139,7 @@ static void on_request_done(void *arg)
     w->requests++;
     if (w->max_requests && w->requests >= w->max_requests)
         begin_stop(w, "max_requests reached");
+    check_memory(w);
 }
 
 /* Out of descriptors (or of memory for a socket): the connection stays in
@@ -190,6 +215,7 @@ static void on_beat(struct ev_loop *loop, ev_timer *t, int revents)
     (void)revents;
     scoreboard_beat(w->slot);
     statsd_flush();
+    check_memory(w);
     if (getppid() != w->master_pid)
         begin_stop(w, "the master is gone");
 }
@@ -267,6 +293,7 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
     w->slot = slot;
     w->tslots = tslots;
     w->master_pid = getppid();
+    w->rss_fd = -1;
     statsd_after_fork();
 
     w->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
@@ -278,6 +305,8 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
     /* With chroot the app is loaded first, as the workers' user (root kept
      * only as the saved uid), and the jail entered after: the app's file
      * and libraries stay outside it. */
+    if (rlimits_apply(s, err, sizeof err) < 0)
+        boot_fail(err);
     int loaded = 0;
     if (s->chroot) {
         if (!(s->preload_app && app_preloaded()) && !(s->cgi || s->cgi_root.n)) {
@@ -292,6 +321,8 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
     }
     if (identity_drop(id, err, sizeof err) < 0)
         boot_fail(err);
+    if (s->max_worker_memory > 0 && (w->rss_fd = rlimits_rss_open()) < 0)
+        boot_fail("max_worker_memory: cannot read the worker's memory use");
     if (s->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
         snprintf(err, sizeof err, "cannot set no_new_privs: %s", strerror(errno));
         boot_fail(err);

@@ -44,6 +44,7 @@ typedef struct nw_worker {
     int stopping;          /* graceful stop under way */
     uint64_t requests;     /* handled by this worker */
     uint64_t max_requests; /* 0 = unlimited */
+    int rss_fd;            /* max_worker_memory: /proc/self/statm, else -1 */
 } nw_worker;
 
 

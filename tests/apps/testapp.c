@@ -10,6 +10,7 @@
  * stuck        ?block -> blocks forever in sleep(3) (not nw_sleep), for the
  *              worker timeout; otherwise "ok\n"
  * slow         ?ms=N -> nw_sleep(N ms), then "done\n"
+ * rlimits      the worker's RLIMIT_NOFILE, RLIMIT_CORE and RLIMIT_AS, soft/hard
  * env          ?NAME -> getenv(NAME) + "\n", or "(unset)\n"
  * cwd          getcwd() + "\n"
  * readfile     ?PATH -> "read N bytes\n" or "cannot open PATH: <strerror>\n"
@@ -23,6 +24,7 @@
 #include <narwhal.h>
 
 #include <errno.h>
+#include <sys/resource.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -226,6 +228,29 @@ int late_status(nw_request *req)
     int s = nw_set_status(req, 404);
     int h = nw_add_header(req, "X-Late", "1");
     return nw_printf(req, "%d,%d\n", s, h) < 0;
+}
+
+/* The worker's resource limits (rlimit_nofile, rlimit_core,
+ * worker_memory_hard_limit): soft/hard, "inf" for none. */
+static int print_limit(nw_request *req, const char *name, int res)
+{
+    struct rlimit rl;
+    if (getrlimit(res, &rl) < 0)
+        return nw_printf(req, "%s=? ", name);
+    char soft[32], hard[32];
+    snprintf(soft, sizeof soft, "%llu", (unsigned long long)rl.rlim_cur);
+    snprintf(hard, sizeof hard, "%llu", (unsigned long long)rl.rlim_max);
+    return nw_printf(req, "%s=%s/%s ", name, rl.rlim_cur == RLIM_INFINITY ? "inf" : soft,
+                     rl.rlim_max == RLIM_INFINITY ? "inf" : hard);
+}
+
+int rlimits(nw_request *req)
+{
+    text_headers(req);
+    print_limit(req, "nofile", RLIMIT_NOFILE);
+    print_limit(req, "core", RLIMIT_CORE);
+    print_limit(req, "as", RLIMIT_AS);
+    return nw_printf(req, "\n") < 0;
 }
 
 /* With TESTAPP_SPAWN=PATH in the environment, each worker starts `sleep 30`

@@ -1314,3 +1314,59 @@ void h_copy_file(const char *from, const char *to)
     cr_assert(f && fwrite(data, 1, len, f) == len && fclose(f) == 0, "cannot write %s", to);
     free(data);
 }
+
+#define WRK "/usr/bin/wrk"
+
+h_load h_load_start(int port, const char *path, int secs, int conns)
+{
+    static int count;
+    if (access(WRK, X_OK) != 0)
+        cr_skip_test("%s is not installed", WRK);
+    h_load l = {.out = h_path("wrk-%d.out", ++count), .secs = secs};
+    char *argv[] = {WRK,
+                    "-t",
+                    conns > 1 ? "2" : "1",
+                    "-c",
+                    h_fmt("%d", conns),
+                    "-d",
+                    h_fmt("%ds", secs),
+                    "--timeout",
+                    "5s",
+                    h_fmt("http://127.0.0.1:%d%s", port, path),
+                    NULL};
+    l.pid = h_spawn(l.out, argv, NULL);
+    return l;
+}
+
+long h_load_finish(const h_load *l, const char *nwlog)
+{
+    int st;
+    cr_assert(h_wait_exit(l->pid, (l->secs + 20) * 1000L, &st), "wrk still runs after %d s",
+              l->secs + 20);
+    char *text = h_read_file(l->out, NULL);
+    cr_assert(text && h_exited_with(st, 0), "wrk %s:\n%s", h_wstatus_str(st),
+              text ? text : "(no output)");
+    cr_assert_null(strstr(text, "Non-2xx or 3xx responses"), "errors under load:\n%s\n%s", text,
+                   h_tail(nwlog));
+    cr_assert_null(strstr(text, "Socket errors"), "socket errors under load:\n%s\n%s", text,
+                   h_tail(nwlog));
+    char *in = strstr(text, " requests in ");
+    long n = 0;
+    if (in) {
+        char *p = in;
+        while (p > text && p[-1] >= '0' && p[-1] <= '9')
+            p--;
+        n = strtol(p, NULL, 10);
+    }
+    cr_assert(n >= 50, "wrk made only %ld requests:\n%s", n, text);
+    return n;
+}
+
+long h_rss_kib(pid_t pid)
+{
+    char *text = h_read_file(h_fmt("/proc/%d/status", (int)pid), NULL);
+    char *p = text ? strstr(text, "\nVmRSS:") : NULL;
+    long kib = p ? strtol(p + 8, NULL, 10) : -1;
+    free(text);
+    return kib;
+}

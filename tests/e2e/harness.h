@@ -269,6 +269,25 @@ typedef struct h_wclass {
 #define H_NCLASSES 3
 extern h_wclass h_all_classes[H_NCLASSES];
 
+/* ---- load (wrk through nginx) ------------------------------------------------------ */
+
+/* wrk on 127.0.0.1:port for secs seconds with conns connections (2
+ * threads), in the background; skips the test without /usr/bin/wrk. */
+typedef struct h_load {
+    pid_t pid;
+    char *out;
+    int secs;
+} h_load;
+
+h_load h_load_start(int port, const char *path, int secs, int conns);
+/* Waits for wrk (bounded), asserts it saw only 2xx / 3xx responses, no
+ * socket error and at least 50 requests (showing nwlog's tail if not);
+ * returns how many requests it made. */
+long h_load_finish(const h_load *l, const char *nwlog);
+
+/* The resident set of process pid in KiB (VmRSS), -1 if it is gone. */
+long h_rss_kib(pid_t pid);
+
 /* A request sent from a thread of its own, so that several are in flight
  * at once: fill in port and path, h_bg_start it, h_bg_join it, read r. */
 typedef struct h_bg_request {

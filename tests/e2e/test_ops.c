@@ -25,54 +25,6 @@
 
 TestSuite(ops, .init = h_setup, .fini = h_teardown, .timeout = 90);
 
-#define WRK "/usr/bin/wrk"
-
-/* ---- load ------------------------------------------------------------------------- */
-
-typedef struct load {
-    pid_t pid;
-    char *out;
-    int secs;
-} load;
-
-/* wrk through nginx for secs seconds, in the background. */
-static load load_start(int port, const char *path, int secs)
-{
-    static int count;
-    if (access(WRK, X_OK) != 0)
-        cr_skip_test("%s is not installed", WRK);
-    load l = { .out = h_path("wrk-%d.out", ++count), .secs = secs };
-    char *argv[] = { WRK,  "-t", "2", "-c", "8", "-d", h_fmt("%ds", secs), "--timeout", "5s",
-                     h_fmt("http://127.0.0.1:%d%s", port, path), NULL };
-    l.pid = h_spawn(l.out, argv, NULL);
-    return l;
-}
-
-/* Waits for wrk (bounded) and asserts it saw only 2xx / 3xx responses and no
- * socket error. */
-static void load_finish(const load *l, const char *nwlog)
-{
-    int st;
-    cr_assert(h_wait_exit(l->pid, (l->secs + 20) * 1000L, &st), "wrk still runs after %d s",
-              l->secs + 20);
-    char *text = h_read_file(l->out, NULL);
-    cr_assert(text && h_exited_with(st, 0), "wrk %s:\n%s", h_wstatus_str(st),
-              text ? text : "(no output)");
-    cr_assert_null(strstr(text, "Non-2xx or 3xx responses"), "errors under load:\n%s\n%s", text,
-                   h_tail(nwlog));
-    cr_assert_null(strstr(text, "Socket errors"), "socket errors under load:\n%s\n%s", text,
-                   h_tail(nwlog));
-    char *in = strstr(text, " requests in ");
-    long n = 0;
-    if (in) {
-        char *p = in;
-        while (p > text && p[-1] >= '0' && p[-1] <= '9')
-            p--;
-        n = strtol(p, NULL, 10);
-    }
-    cr_assert(n >= 50, "wrk made only %ld requests:\n%s", n, text);
-}
-
 /* ---- workers ------------------------------------------------------------------------ */
 
 typedef struct workers {
@@ -145,7 +97,7 @@ Test(ops, hup_three_times_under_load, .timeout = 90)
     workers first = wait_workers(&nw, 2, 10000);
     assert_status(h_get(ng.port, "/"), 200, nw.log);
 
-    load l = load_start(ng.port, "/", 6);
+    h_load l = h_load_start(ng.port, "/", 6, 8);
     h_sleep_ms(1000);
     for (int i = 1; i <= 3; i++) {
         cr_assert(kill(nw.pid, SIGHUP) == 0);
@@ -153,7 +105,7 @@ Test(ops, hup_three_times_under_load, .timeout = 90)
                   "HUP %d: no \"reload done\" line after 10 s:\n%s", i, h_tail(nw.log));
         h_sleep_ms(300);
     }
-    load_finish(&l, nw.log);
+    h_load_finish(&l, nw.log);
     wait_all_replaced(&nw, 2, &first, 10000);
     h_response r = h_get(ng.port, "/");
     assert_status(r, 200, nw.log);
@@ -271,8 +223,8 @@ Test(ops, max_requests_under_load, .timeout = 60)
     serve_tcp(nw, ng, "-w", "2", "--max-requests", "50", "--max-requests-jitter", "10",
               h_example("hello.so"));
     workers first = wait_workers(&nw, 2, 10000);
-    load l = load_start(ng.port, "/", 4);
-    load_finish(&l, nw.log);
+    h_load l = h_load_start(ng.port, "/", 4, 8);
+    h_load_finish(&l, nw.log);
     cr_assert(h_count_text(nw.log, "max_requests reached") >= 2,
               "no worker stopped for max_requests:\n%s", h_tail(nw.log));
     wait_all_replaced(&nw, 2, &first, 10000);
@@ -290,13 +242,13 @@ Test(ops, recycling_behind_keepalive_leaves_nginx_log_clean, .timeout = 90)
     h_narwhal nw = h_narwhal_serve("-w", "2", "--max-requests", "300", "--max-requests-jitter",
                                    "50", h_example("hello.so"), NULL);
     h_nginx ng = h_nginx_start(H_SNIPPET_KEEPALIVE, h_fmt("127.0.0.1:%d", nw.port));
-    load l = load_start(ng.port, "/", 6);
+    h_load l = h_load_start(ng.port, "/", 6, 8);
     h_sleep_ms(1500);
     cr_assert(kill(nw.pid, SIGHUP) == 0);
     /* the reload happens under the load, not after it */
     cr_assert(h_wait_for_text(nw.log, "reload done", 4000), "no reload under load:\n%s",
               h_tail(nw.log));
-    load_finish(&l, nw.log);
+    h_load_finish(&l, nw.log);
     cr_assert(h_count_text(nw.log, "max_requests reached") >= 4,
               "not enough recycling to tell:\n%s", h_tail(nw.log));
     cr_assert_eq(h_count_text(ng.error_log, "[error]"), 0, "nginx logged errors:\n%s",
@@ -314,7 +266,7 @@ Test(ops, usr2_winch_term_upgrade_under_load, .timeout = 90)
     pid_t old = nw.pid;
     cr_assert_eq(h_read_pidfile(pidfile), old);
 
-    load l = load_start(ng.port, "/", 8);
+    h_load l = h_load_start(ng.port, "/", 8, 8);
     h_sleep_ms(1000);
     cr_assert(kill(old, SIGUSR2) == 0);
     cr_assert(h_wait_for_text(nw.log, "SIGUSR2: started new master", 5000), "%s",
@@ -349,7 +301,7 @@ Test(ops, usr2_winch_term_upgrade_under_load, .timeout = 90)
                  (long)newm);
     cr_assert_not(h_exists(pidfile2), "%s is still there", pidfile2);
 
-    load_finish(&l, nw.log);
+    h_load_finish(&l, nw.log);
     for (int i = 0; i < 5; i++) {
         h_response r = h_get(ng.port, "/");
         assert_status(r, 200, nw.log);

@@ -472,6 +472,101 @@ Test(settings, development_flags)
     done(&r);
 }
 
+/* ---- the process manager and memory limits ----------------------------------------- */
+
+/* settings_finish on argv; its message (or "") in *msg, freed by the caller. */
+static int finish(struct run *r, char **msg, ...)
+{
+    char *argv[32];
+    int argc = 0;
+    va_list ap;
+    const char *a;
+    argv[argc++] = "narwhal";
+    va_start(ap, msg);
+    while ((a = va_arg(ap, const char *)) != NULL)
+        argv[argc++] = (char *)a;
+    va_end(ap);
+    argv[argc] = NULL;
+    FILE *out = open_memstream(&r->out, &r->outlen);
+    FILE *err = open_memstream(&r->err, &r->errlen);
+    r->rc = settings_load(&r->s, argc, argv, NULL, out, err);
+    fclose(out);
+    fclose(err);
+    cr_assert_eq(r->rc, 0, "%s", r->err);
+    size_t len;
+    FILE *f = open_memstream(msg, &len);
+    int rc = settings_finish(&r->s, f);
+    fclose(f);
+    return rc;
+}
+
+Test(settings, process_manager_bounds)
+{
+    struct run r;
+    char *msg;
+    /* defaults: static; dynamic's bounds give way to workers */
+    cr_expect_eq(finish(&r, &msg, NULL), 0, "%s", msg);
+    cr_expect_eq(r.s.process_manager, NW_PM_STATIC);
+    cr_expect_eq(r.s.worker_idle_timeout, 10);
+    cr_expect_eq(r.s.max_spawn_rate, 32);
+    cr_expect_eq(r.s.rlimit_core, -1);
+    free(msg);
+    done(&r);
+    cr_expect_eq(finish(&r, &msg, "--process-manager", "dynamic", "-w", "2", NULL), 0, "%s", msg);
+    cr_expect_eq(r.s.max_spare_workers, 2);
+    cr_expect_eq(r.s.min_spare_workers, 1);
+    cr_expect_eq(r.s.start_workers, 1, "php-fpm's midpoint, rounded down");
+    free(msg);
+    done(&r);
+    cr_expect_eq(finish(&r, &msg, "--process-manager", "dynamic", "-w", "10", "--min-spare-workers",
+                        "2", "--max-spare-workers", "6", NULL),
+                 0, "%s", msg);
+    cr_expect_eq(r.s.start_workers, 4);
+    free(msg);
+    done(&r);
+    /* bounds set that cannot hold are refused, naming both */
+    static const char *const bad[][7] = {
+        {"-w", "4", "--max-spare-workers", "5", "--min-spare-workers", "1",
+         "max_spare_workers (5) must not exceed workers (4)"},
+        {"-w", "8", "--max-spare-workers", "2", "--min-spare-workers", "3",
+         "min_spare_workers (3) must not exceed max_spare_workers (2)"},
+        {"-w", "2", "--start-workers", "3", "--min-spare-workers", "1",
+         "start_workers (3) must not exceed workers (2)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_expect_eq(finish(&r, &msg, "--process-manager", "dynamic", bad[i][0], bad[i][1],
+                            bad[i][2], bad[i][3], bad[i][4], bad[i][5], NULL),
+                     -1, "accepted: %s", bad[i][6]);
+        cr_expect(strstr(msg, bad[i][6]) && strstr(msg, "process_manager = dynamic"), "%s", msg);
+        free(msg);
+        done(&r);
+    }
+    /* only dynamic has spare bounds to check */
+    cr_expect_eq(finish(&r, &msg, "--process-manager", "ondemand", "-w", "2", "--max-spare-workers",
+                        "5", NULL),
+                 0, "%s", msg);
+    free(msg);
+    done(&r);
+    /* the hard limit must leave room for the graceful one */
+    cr_expect_eq(finish(&r, &msg, "--max-worker-memory", "100", "--worker-memory-hard-limit", "100",
+                        NULL),
+                 -1);
+    cr_expect(strstr(msg, "worker_memory_hard_limit (100 MiB) must be above max_worker_memory"),
+              "%s", msg);
+    free(msg);
+    done(&r);
+    expect_error(NULL,
+                 "narwhal: --process-manager: 'elastic' is not one of static, dynamic, ondemand\n",
+                 "--process-manager", "elastic", NULL);
+    expect_error(NULL, "narwhal: --rlimit-core: '-2' must be at least -1\n", "--rlimit-core", "-2",
+                 NULL);
+    /* --exec runs `workers` copies: no process manager */
+    cr_expect_eq(finish(&r, &msg, "--exec", "/bin/true", "--process-manager", "ondemand", NULL), -1);
+    cr_expect(strstr(msg, "narwhal: exec: process_manager"), "%s", msg);
+    free(msg);
+    done(&r);
+}
+
 /* ---- command line -------------------------------------------------------------------- */
 
 Test(settings, unknown_options)
@@ -915,6 +1010,16 @@ static void expect_same(const nw_settings *a, const nw_settings *b)
     cr_expect_eq(a->reload, b->reload);
     cr_expect_eq(a->spew, b->spew);
     cr_expect_eq(a->preload_app, b->preload_app);
+    cr_expect_eq(a->process_manager, b->process_manager);
+    cr_expect_eq(a->min_spare_workers, b->min_spare_workers);
+    cr_expect_eq(a->max_spare_workers, b->max_spare_workers);
+    cr_expect_eq(a->start_workers, b->start_workers);
+    cr_expect_eq(a->worker_idle_timeout, b->worker_idle_timeout);
+    cr_expect_eq(a->max_spawn_rate, b->max_spawn_rate);
+    cr_expect_eq(a->max_worker_memory, b->max_worker_memory);
+    cr_expect_eq(a->worker_memory_hard_limit, b->worker_memory_hard_limit);
+    cr_expect_eq(a->rlimit_nofile, b->rlimit_nofile);
+    cr_expect_eq(a->rlimit_core, b->rlimit_core);
 }
 
 static void round_trip(struct run *a)
@@ -944,6 +1049,14 @@ Test(settings, print_config_round_trip)
         "--worker-connections", "3", "--coroutine-stack-size", "64", "--protocol", "fastcgi",
         "--limit-request-line", "100", "--limit-request-fields", "9", "--limit-request-field-size",
         "77", "--max-requests", "1000", "--max-requests-jitter", "10", "./app.so:entry", NULL);
+    cr_assert_eq(a.rc, 0, "%s", a.err);
+    round_trip(&a);
+    done(&a);
+
+    run(&a, NULL, "--process-manager", "dynamic", "--min-spare-workers", "2",
+        "--max-spare-workers", "5", "--start-workers", "4", "--worker-idle-timeout", "7",
+        "--max-spawn-rate", "8", "--max-worker-memory", "100", "--worker-memory-hard-limit", "400",
+        "--rlimit-nofile", "4096", "--rlimit-core", "0", NULL);
     cr_assert_eq(a.rc, 0, "%s", a.err);
     round_trip(&a);
     done(&a);
