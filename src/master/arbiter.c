@@ -165,11 +165,12 @@ static void begin_stop(arbiter *a, int fast, const char *why)
      * backlog until that handler returns (up to graceful_timeout), then be
      * reset. shutdown(2) ends the socket itself, whoever holds it: from now
      * on a connection is refused at once and nginx tries the next upstream
-     * (gunicorn #922). Not while another master serves on it (USR2). */
+     * (gunicorn #922). Not while another master serves on it (USR2), nor
+     * when systemd holds it for the next start (socket activation). */
     int shared = listeners_shared(a);
     for (int i = 0; i < a->nls; i++)
         if (a->ls[i].fd >= 0) {
-            if (!shared)
+            if (!shared && !a->ls[i].systemd)
                 shutdown(a->ls[i].fd, SHUT_RD);
             close(a->ls[i].fd);
             a->ls[i].fd = -1;

@@ -14,6 +14,8 @@ typedef struct nw_listener {
     int fd;          /* non-blocking, close-on-exec; -1 when closed */
     char *addr;      /* as configured, owned */
     char *unix_path; /* owned; NULL for TCP */
+    int systemd;     /* adopted from systemd's LISTEN_FDS: systemd holds it too,
+                        so a stop must not shut it down */
 } nw_listener;
 
 /* Binds and listens on addr. Logs the reason and returns -1 on failure
@@ -34,8 +36,9 @@ struct addrinfo *listener_resolve(const char *addr, int socktype, int passive, c
  * them. */
 int listener_inherited(int *fds, int max, pid_t narwhal_parent);
 /* If one of fds[0..n) is a socket bound to addr, takes it into l (applying
- * this configuration's backlog), sets that entry to -1 and returns 0; -1
- * when none matches. */
+ * this configuration's backlog; l->systemd set when listener_inherited took
+ * it from LISTEN_FDS), sets that entry to -1 and returns 0; -1 when none
+ * matches. */
 int listener_adopt(nw_listener *l, const char *addr, int backlog, int *fds, int n);
 
 /* What an accepted connection's peer is, from accept(2)'s address. */
