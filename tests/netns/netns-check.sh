@@ -359,6 +359,9 @@ wait_gone "$p" || bad "TERM: host 2 did not stop"
 start_host 2
 mixed_wait
 check_scenario "TERM host 2 and restart: GET+POST+uwsgi"
+# refused at once, never a connection left to time out
+! grep -q "timed out" "$T/ng/error.log" ||
+    bad "TERM: nginx timed out on a host: $(grep "timed out" "$T/ng/error.log" | head -2)"
 
 # rolling HUP: one host after the other
 mixed_load
