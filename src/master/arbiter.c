@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -136,6 +137,14 @@ int arbiter_spawn(arbiter *a)
     return 0;
 }
 
+/* Does another master serve on our listening sockets: the new one of a
+ * USR2, or the old one while this new master runs? */
+static int listeners_shared(const arbiter *a)
+{
+    return (a->new_master > 0 && kill(a->new_master, 0) == 0) ||
+           (a->cmd->upgraded_from > 0 && kill(a->cmd->upgraded_from, 0) == 0);
+}
+
 static void begin_stop(arbiter *a, int fast, const char *why)
 {
     if (a->state == ARBITER_STOPPING_FAST || (a->state == ARBITER_STOPPING && !fast))
@@ -144,12 +153,6 @@ static void begin_stop(arbiter *a, int fast, const char *why)
     a->state = fast ? ARBITER_STOPPING_FAST : ARBITER_STOPPING;
     int64_t grace = fast ? 5000 : (int64_t)a->s->graceful_timeout * 1000;
     a->stop_deadline = nw_now_ms() + grace;
-    /* Stop listening in the master too; workers close theirs as they stop. */
-    for (int i = 0; i < a->nls; i++)
-        if (a->ls[i].fd >= 0) {
-            close(a->ls[i].fd);
-            a->ls[i].fd = -1;
-        }
     /* fast: a worker of ours exits at once on QUIT, an --exec program is
      * cut off by TERM; else each its graceful stop */
     for (int i = 0; i < a->sb.nslots; i++)
@@ -157,6 +160,22 @@ static void begin_stop(arbiter *a, int fast, const char *why)
             kill(a->info[i].pid, !fast             ? a->info[i].stop_signal
                                  : a->info[i].exec ? SIGTERM
                                                    : SIGQUIT);
+    /* Stop listening in the master too; workers close theirs as they stop.
+     * Closing descriptors alone leaves the socket listening while a worker
+     * busy in a handler holds its copy: connections would wait in the
+     * backlog until that handler returns (up to graceful_timeout), then be
+     * reset. shutdown(2) ends the socket itself, whoever holds it: from now
+     * on a connection is refused at once and nginx tries the next upstream
+     * (gunicorn #922). Not while another master serves on it (USR2), nor
+     * when systemd holds it for the next start (socket activation). */
+    int shared = listeners_shared(a);
+    for (int i = 0; i < a->nls; i++)
+        if (a->ls[i].fd >= 0) {
+            if (!shared && !a->ls[i].systemd)
+                shutdown(a->ls[i].fd, SHUT_RD);
+            close(a->ls[i].fd);
+            a->ls[i].fd = -1;
+        }
 }
 
 static void spawn_after(arbiter *a, int64_t delay)
@@ -698,8 +717,7 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
     /* Unix socket files stay while another master serves on them: the new
      * one of a USR2, or the old one when a new master is stopped (the
      * rollback of an upgrade). */
-    int shared_with = (a.new_master > 0 && kill(a.new_master, 0) == 0) ||
-                      (a.cmd->upgraded_from > 0 && kill(a.cmd->upgraded_from, 0) == 0);
+    int shared_with = listeners_shared(&a);
     for (int i = 0; i < nls; i++)
         listener_close(&ls[i], !shared_with);
     close(a.sfd);

@@ -208,6 +208,7 @@ int listener_open(nw_listener *l, const char *addr, int backlog, const nw_sockpe
 {
     l->fd = -1;
     l->unix_path = NULL;
+    l->systemd = 0;
     l->addr = nw_xstrdup(addr);
     int rc = strncmp(addr, "unix:", 5) == 0 ? open_unix(l, addr + 5, backlog, perm)
                                             : open_tcp(l, addr, backlog);
@@ -251,6 +252,10 @@ static int takeable(int fd, const int *fds, int n, const char *from)
     return 1;
 }
 
+/* The fds listener_inherited took from LISTEN_FDS, for listener_adopt. */
+static int systemd_fds[64];
+static int nsystemd;
+
 int listener_inherited(int *fds, int max, pid_t narwhal_parent)
 {
     int n = 0;
@@ -278,8 +283,11 @@ int listener_inherited(int *fds, int max, pid_t narwhal_parent)
         /* no more than the caller takes: each fd that is not a listening
          * socket is a log line */
         for (long i = 0; i < k && i < max && n < max; i++)
-            if (takeable(3 + (int)i, fds, n, "LISTEN_FDS"))
+            if (takeable(3 + (int)i, fds, n, "LISTEN_FDS")) {
                 fds[n++] = 3 + (int)i; /* SD_LISTEN_FDS_START */
+                if (nsystemd < (int)(sizeof systemd_fds / sizeof *systemd_fds))
+                    systemd_fds[nsystemd++] = 3 + (int)i;
+            }
     }
     unsetenv("LISTEN_PID");
     unsetenv("LISTEN_FDS");
@@ -336,6 +344,9 @@ int listener_adopt(nw_listener *l, const char *addr, int backlog, int *fds, int 
         l->fd = fds[i];
         l->addr = nw_xstrdup(addr);
         l->unix_path = strncmp(addr, "unix:", 5) == 0 ? nw_xstrdup(addr + 5) : NULL;
+        l->systemd = 0;
+        for (int k = 0; k < nsystemd; k++)
+            l->systemd |= systemd_fds[k] == fds[i];
         fds[i] = -1;
         /* systemd makes its sockets 0666 unless told otherwise: narwhal's
          * settings hold whoever bound the socket (a failure is logged; the

@@ -14,6 +14,8 @@ typedef struct nw_listener {
     int fd;          /* non-blocking, close-on-exec; -1 when closed */
     char *addr;      /* as configured, owned */
     char *unix_path; /* owned; NULL for TCP */
+    int systemd;     /* adopted from systemd's LISTEN_FDS: systemd holds it too,
+                        so a stop must not shut it down */
 } nw_listener;
 
 /* What a unix socket file is given: owner and group ((uid_t)-1 / (gid_t)-1
@@ -48,7 +50,8 @@ int listener_inherited(int *fds, int max, pid_t narwhal_parent);
 /* If one of fds[0..n) is a socket bound to addr, takes it into l (applying
  * this configuration's backlog and, to a unix socket's file, perm unless
  * NULL: an upgraded master or systemd's socket keeps narwhal's owner and
- * mode), sets that entry to -1 and returns 0; -1 when none matches. */
+ * mode; l->systemd set when listener_inherited took it from LISTEN_FDS),
+ * sets that entry to -1 and returns 0; -1 when none matches. */
 int listener_adopt(nw_listener *l, const char *addr, int backlog, int *fds, int n,
                    const nw_sockperm *perm);
 

@@ -182,7 +182,6 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
 {
     nw_worker *w = io->data;
     nw_listener *l = &w->listeners[io - w->accept_w];
-    (void)loop;
     (void)revents;
     /* A sync worker takes one connection per wake-up, so idle siblings get
      * the next ones instead of it queueing them behind a busy handler. */
@@ -194,6 +193,10 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
     if (fd < 0) {
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
             accept_failed(w, l, errno);
+        else if (errno == EINVAL)
+            /* The master shut the socket down (a stop, our TERM on its way):
+             * it stays readable, so watching it would spin. */
+            ev_io_stop(loop, io);
         return;
     }
     /* Not an allowed client: reset before a byte is read (SO_LINGER 0: no

@@ -208,6 +208,36 @@ Test(e2e, term_finishes_in_flight_request, .timeout = 60)
     cr_assert_not(h_tcp_accepts(nw.port), "port %d still accepts after the master exited", nw.port);
 }
 
+/* A graceful stop refuses new connections at once, even while the only
+ * worker is busy in a handler and still holds its copy of the listening
+ * socket: otherwise they would wait in the backlog until the handler
+ * returns and then be reset, and nginx, which had sent its request on one,
+ * could not try another upstream in time (gunicorn #922). */
+Test(e2e, term_refuses_new_connections_at_once, .timeout = 60)
+{
+    serve_tcp(nw, ng, "-w", "1", h_testapp("slow"));
+    h_bg_request b = {.port = ng.port, .path = "/slow?ms=3000"};
+    h_bg_start(&b);
+    if (!h_wait_for_text(nw.log, "slow: sleeping", 2000))
+        h_sleep_ms(300);
+    cr_assert(kill(nw.pid, SIGTERM) == 0);
+    cr_assert(h_wait_for_text(nw.log, "graceful stop", 5000), "%s", h_tail(nw.log));
+    long deadline = h_now_ms() + 1000;
+    while (h_tcp_accepts(nw.port) && h_now_ms() < deadline)
+        h_sleep_ms(20);
+    cr_assert_not(h_tcp_accepts(nw.port),
+                  "port %d still accepts connections 1 s after TERM (the worker is busy):\n%s",
+                  nw.port, h_tail(nw.log));
+    /* the request in flight is not cut short */
+    h_bg_join(&b);
+    assert_status(b.r, 200, nw.log);
+    assert_body(b.r, "done\n");
+    int st;
+    cr_assert(h_wait_exit(nw.pid, 10000, &st), "%s", h_tail(nw.log));
+    cr_assert(h_exited_with(st, 0), "the master %s after TERM:\n%s", h_wstatus_str(st),
+              h_tail(nw.log));
+}
+
 Test(e2e, graceful_timeout_bounds_term, .timeout = 60)
 {
     /* a request longer than --graceful-timeout does not hold the master up */

@@ -498,7 +498,12 @@ Test(protocols, exec_supervises_fcgi_program, .timeout = 90)
         cr_assert(pid != victim && in_list(pid, kids, n), "answered by pid %ld", pid);
     }
 
-    /* graceful stop: the children get USR1, finish and exit by themselves */
+    /* graceful stop: the children get USR1, finish and exit by themselves;
+     * the new child first has to be up (its handler installed: a slow start,
+     * as under the sanitizers, could otherwise still be in libfcgi's init) */
+    for (int i = 0; i < n; i++)
+        cr_assert(h_wait_for_text(nw.log, h_fmt("fcgi_hello %ld ready", (long)kids[i]), 10000),
+                  "child %ld never said it was ready:\n%s", (long)kids[i], h_tail(nw.log));
     int st = h_stop(nw.pid, SIGTERM, 10000);
     cr_assert(h_exited_with(st, 0), "the --exec master %s after TERM:\n%s", h_wstatus_str(st),
               h_tail(nw.log));

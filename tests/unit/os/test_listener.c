@@ -574,6 +574,16 @@ static int systemd_child(void)
         return 3;
     if (getenv("LISTEN_PID") || getenv("LISTEN_FDS"))
         return 4;
+    /* adopted, systemd's is marked (a stop must not shut it down), the
+     * one from NARWHAL_FD is not */
+    nw_listener got;
+    char addr[64];
+    snprintf(addr, sizeof addr, "0.0.0.0:%d", port_of(4));
+    if (listener_adopt(&got, addr, 8, fds, 3, NULL) < 0 || got.fd != 4 || !got.systemd)
+        return 5;
+    snprintf(addr, sizeof addr, "0.0.0.0:%d", port_of(extra));
+    if (listener_adopt(&got, addr, 8, fds, 3, NULL) < 0 || got.fd != extra || got.systemd)
+        return 6;
     return 0;
 }
 
