@@ -14,7 +14,7 @@ top=$(cd "$(dirname "$0")" && pwd)
 run="$top/_quickstart"
 pkgs=(build-essential autoconf automake pkg-config libconfuse-dev libcriterion-dev libev-dev
       nginx-light libfcgi-dev libfcgi-bin curl wrk clang libclang-rt-14-dev
-      python3-prometheus-client chromium prometheus python3-dev python3-flask python3-django git)
+      python3-prometheus-client chromium prometheus python3-dev python3-flask python3-django git libdw-dev)
 
 install_deps() {
     local missing=()

@@ -23,6 +23,7 @@
 #include "orphans.h"
 #include "scoreboard.h"
 #include "signals.h"
+#include "stack.h"
 #include "util.h"
 #include "watch.h"
 
@@ -238,6 +239,9 @@ static void reap(arbiter *a)
             a->new_master = 0;
             continue;
         }
+        /* a thread the slowlog seized stopped late: the tracer's status */
+        if ((WIFSTOPPED(st) || WIFCONTINUED(st)) && stack_reap(pid, st))
+            continue;
         int i = slot_of_pid(a, pid);
         orphans_reaped(pid, st, i >= 0);
         if (i < 0)
@@ -354,6 +358,8 @@ static void check_workers(arbiter *a)
                       (long long)((now - late_start) / 1000),
                       (int)strnlen(late->method, sizeof late->method), late->method,
                       (int)strnlen(late->uri, sizeof late->uri), late->uri);
+            /* where it is stuck: before the kill, so every such line says */
+            arbiter_log_stack(a, i, late, late_start);
             a->info[i].killed_for = "request timeout";
         } else if (now - beat > limit + 1000) {
             int busy = 0;
@@ -364,6 +370,7 @@ static void check_workers(arbiter *a)
                 continue; /* a sync worker's loop waits for its request */
             log_error("worker %d silent for %llds; killing it", (int)pid,
                       (long long)((now - beat) / 1000));
+            arbiter_log_stack(a, i, NULL, 0);
             a->info[i].killed_for = "no heartbeat";
         } else {
             continue;
@@ -641,6 +648,7 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
         reap(&a);
         orphans_check(known_child, &a);
         check_workers(&a);
+        arbiter_slowlog_check(&a);
         arbiter_check_old_master(&a);
         if (a.state != ARBITER_RUNNING && !a.killed_all && nw_now_ms() >= a.stop_deadline) {
             if (any_worker(&a))

@@ -122,6 +122,7 @@ void scoreboard_request_begin(nw_tslot *t, const char *method, const char *uri, 
 {
     copy_field(t->method, sizeof t->method, method);
     copy_field(t->uri, sizeof t->uri, uri);
+    __atomic_store_n(&t->slowlogged, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&t->req_start_ms, start_ms, __ATOMIC_RELEASE);
 }
 

@@ -18,6 +18,9 @@ enum { SLOT_FREE = 0, SLOT_BOOTING, SLOT_READY, SLOT_STOPPING };
 typedef struct nw_tslot {
     int64_t req_start_ms; /* when the request began, 0 = none */
     uint64_t requests;    /* requests begun on this slot */
+    pid_t tid;            /* the thread that runs the slot's requests (set once) */
+    int slowlogged;       /* its request's stack is in the slowlog (the master sets it
+                             too: the only field it writes) */
     char method[16];
     char uri[232];
 } __attribute__((aligned(64))) nw_tslot;
@@ -113,7 +116,8 @@ void scoreboard_ready(nw_slot *s, int capacity);
 /* The worker stops: it takes no new request, so its capacity is no
  * longer the server's (nor is it idle). */
 void scoreboard_stopping(nw_slot *s);
-/* Marks request slot t as running a request (a copy of method and uri). */
+/* Marks request slot t as running a request (a copy of method and uri),
+ * not yet in the slowlog. */
 void scoreboard_request_begin(nw_tslot *t, const char *method, const char *uri, int64_t start_ms);
 /* The same request takes the slot again (async: its coroutine resumes):
  * only when. */
