@@ -379,6 +379,19 @@ static void check_workers(arbiter *a)
     }
 }
 
+/* The listen queues, for their maxima on the status page: the master
+ * looks at every turn of its loop (at least once a second), as php-fpm's
+ * does for its "max listen queue"; a status page looks too. */
+static void sample_queues(arbiter *a)
+{
+    int q[SB_MAX_LISTENERS], n = 0;
+    for (; n < a->nls && n < SB_MAX_LISTENERS; n++) {
+        int backlog;
+        listener_queue(&a->ls[n], &q[n], &backlog);
+    }
+    scoreboard_note_queues(&a->sb, q, n);
+}
+
 static void maintain(arbiter *a)
 {
     if (a->state != ARBITER_RUNNING)
@@ -648,6 +661,7 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
         reap(&a);
         orphans_check(known_child, &a);
         check_workers(&a);
+        sample_queues(&a);
         arbiter_slowlog_check(&a);
         arbiter_check_old_master(&a);
         if (a.state != ARBITER_RUNNING && !a.killed_all && nw_now_ms() >= a.stop_deadline) {

@@ -39,6 +39,8 @@ enum {
         5, 25, 100, 500, 2500, 10000                                                               \
     }
 enum { SB_NBUCKETS = 7 };
+/* Listeners whose queue's maximum is kept. */
+enum { SB_MAX_LISTENERS = 16 };
 
 /* What a worker counts as it serves. Each worker counts in its own slot
  * (no other worker writes that cache line); the master folds a gone
@@ -78,6 +80,10 @@ typedef struct nw_sb_totals {
     int64_t capacity;                            /* requests the ready workers run at once */
     int64_t max_active;                          /* most requests running at once */
     uint64_t full; /* requests that took the last idle slot or found none */
+    /* The listen queues' most seen, sampled by the master once a second and
+     * by every status page (scoreboard_note_queues). */
+    int64_t listen_queue_max;               /* of all listeners' queues together */
+    int32_t queue_max[SB_MAX_LISTENERS];    /* of each, in the order of the bind list */
 } nw_sb_totals;
 
 typedef struct nw_scoreboard {
@@ -103,6 +109,9 @@ int scoreboard_find(const nw_scoreboard *sb, pid_t pid);
 const nw_scoreboard *scoreboard_shared(void);
 /* Master side: a reload began; a worker is gone (cause: SB_EXIT_*). */
 void scoreboard_count_reload(nw_scoreboard *sb);
+/* The listen queues seen now (queues[k] of listener k, -1 = unknown):
+ * raises the maxima it passes. Any process, any time. */
+void scoreboard_note_queues(const nw_scoreboard *sb, const int *queues, int n);
 void scoreboard_count_exit(nw_scoreboard *sb, int cause);
 static inline nw_tslot *scoreboard_tslot(const nw_scoreboard *sb, int i, int t)
 {
