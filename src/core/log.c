@@ -312,6 +312,11 @@ void log_msg(int level, const char *fmt, ...)
     va_end(ap);
 }
 
+int log_slowlog_fd(void)
+{
+    return slow_log.fd >= 0 ? slow_log.fd : error_log.fd;
+}
+
 void log_lines(int level, const char *prefix, const char *text)
 {
     while (text && *text) {

@@ -39,6 +39,8 @@ int log_slowlog_open(const char *path);
  * of body (a stack), with one write(2) to the slowlog file, or as error
  * log lines at warning level when there is none. */
 void log_slowlog(const char *head, const char *body);
+/* The slowlog's fd, or the error log's when there is no slowlog file. */
+int log_slowlog_fd(void);
 /* Each line of text as an error log line of its own, after prefix. */
 void log_lines(int level, const char *prefix, const char *text);
 /* The error log's file descriptor (for redirecting stderr of daemons). */

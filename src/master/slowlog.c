@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "arbiter_priv.h"
@@ -70,8 +71,14 @@ static int trace(arbiter *a, int i, int t, int64_t start, int unlogged, nw_buf *
     }
     wanted w = {.ts = ts, .start = start, .unlogged = unlogged};
     char why[768];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = stack_of_thread(a->info[i].pid, tid, STOP_WAIT_MS, still_runs, &w, out, why,
                              sizeof why);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    log_debug("traced worker %d thread %d in %lld us (rc %d)", (int)a->info[i].pid, (int)tid,
+              (long long)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000),
+              rc);
     if (rc < 0) {
         static int told;
         nw_buf_printf(out, "(no stack: %s)\n", why);
@@ -82,6 +89,23 @@ static int trace(arbiter *a, int i, int t, int64_t start, int unlogged, nw_buf *
         }
     }
     return rc;
+}
+
+/* Asks worker i's language-level tracer (nw_set_trace_hook), if it has
+ * one, for the trace of thread tid, into the slowlog or (to_error_log)
+ * the error log. Works without ptrace. Whether it was asked. */
+static int ask_language(arbiter *a, int i, pid_t tid, int to_error_log)
+{
+    if (tid <= 0 || !__atomic_load_n(&a->sb.slots[i].trace_hook, __ATOMIC_RELAXED))
+        return 0;
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    si.si_signo = SB_TRACE_SIGNAL;
+    si.si_code = SI_QUEUE;
+    si.si_pid = getpid();
+    si.si_uid = getuid();
+    si.si_value.sival_int = to_error_log;
+    return syscall(SYS_rt_tgsigqueueinfo, a->info[i].pid, tid, SB_TRACE_SIGNAL, &si) == 0;
 }
 
 /* "GET /x" of request slot ts, as far as the worker wrote it. */
@@ -128,6 +152,7 @@ void arbiter_slowlog_check(arbiter *a)
             nw_buf_appendc(&frames, 0);
             log_slowlog(head, (const char *)nw_buf_head(&frames));
             nw_buf_free(&frames);
+            ask_language(a, i, tid, 0);
         }
     }
 }
@@ -151,6 +176,11 @@ void arbiter_log_stack(arbiter *a, int i, nw_tslot *ts, int64_t start)
         char prefix[64];
         snprintf(prefix, sizeof prefix, "worker %d thread %d was at: ", (int)pid, (int)tid);
         log_lines(NW_LOG_ERROR, prefix, (const char *)nw_buf_head(&frames));
+        /* the kill follows: give the language-level trace its moment */
+        if (ask_language(a, i, tid, 1)) {
+            struct timespec ms100 = {0, 100 * 1000 * 1000};
+            nanosleep(&ms100, NULL);
+        }
     }
     nw_buf_free(&frames);
 }

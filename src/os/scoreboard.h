@@ -8,10 +8,17 @@
 #ifndef NW_SCOREBOARD_H
 #define NW_SCOREBOARD_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 enum { SLOT_FREE = 0, SLOT_BOOTING, SLOT_READY, SLOT_STOPPING };
+
+/* What the master sends a thread whose stack it traced, when its worker
+ * has a language-level tracer: si_value 0 = write to the slowlog, 1 = to
+ * the error log (a timeout kill follows). glibc keeps SIGRTMIN..+2 for
+ * itself. */
+#define SB_TRACE_SIGNAL (SIGRTMIN + 4)
 
 /* One request in progress. Its own cache line(s): threads of one worker
  * each write theirs. */
@@ -58,6 +65,8 @@ typedef struct nw_sb_counts {
 typedef struct nw_slot {
     pid_t pid;
     int state;
+    int trace_hook; /* the worker has a language-level tracer (nw_set_trace_hook):
+                       the master sends SB_TRACE_SIGNAL to a thread after its stack */
     int64_t heartbeat_ms; /* nw_now_ms() of the worker's last sign of life */
     int64_t started_ms;   /* nw_now_ms() when the worker became ready */
     int capacity;         /* requests it runs at once (set when ready, 0 once stopping) */

@@ -32,6 +32,7 @@
 #include <ucontext.h>
 #endif
 
+#include "log.h"
 #include "util.h"
 
 /* ---- why ptrace was refused ------------------------------------------------------ */
@@ -167,7 +168,16 @@ typedef struct unwind_arg {
     pid_t pid, tid;
     Dwarf_Word regs[17]; /* DWARF order: rax rdx rcx rbx rsi rdi rbp rsp r8..r15 rip */
     int done;            /* next_thread gave the one thread */
+    /* a copy of the stack taken while the thread was stopped (NULL: read
+     * the process's memory): addresses stack_lo.. come from it */
+    const unsigned char *stack;
+    Dwarf_Addr stack_lo;
+    size_t stack_len;
 } unwind_arg;
+
+/* The most of a stopped thread's stack that is copied, from its stack
+ * pointer up: deeper frames than this are read from the running thread. */
+#define STACK_COPY (512 * 1024)
 
 /* An fd on the private copy of the app (a memfd, "/memfd:NAME (deleted)"
  * in the maps): the worker keeps one open, found among its fds. -1 if
@@ -242,6 +252,10 @@ static bool memory_read(Dwfl *dwfl, Dwarf_Addr addr, Dwarf_Word *result, void *d
 {
     unwind_arg *ua = dwfl_arg;
     (void)dwfl;
+    if (ua->stack && addr >= ua->stack_lo && addr - ua->stack_lo + sizeof *result <= ua->stack_len) {
+        memcpy(result, ua->stack + (addr - ua->stack_lo), sizeof *result);
+        return true;
+    }
     struct iovec local = {.iov_base = result, .iov_len = sizeof *result};
     struct iovec remote = {.iov_base = (void *)(uintptr_t)addr, .iov_len = sizeof *result};
     return process_vm_readv(ua->pid, &local, 1, &remote, 1, 0) == (ssize_t)sizeof *result;
@@ -305,37 +319,114 @@ static int one_frame(Dwfl_Frame *state, void *arg)
     return DWARF_CB_OK;
 }
 
+/* A process's objects as libdw has read them (symbols, CFI, line tables),
+ * kept between traces: reading them is most of a trace's cost (about 100
+ * ms the first time on the test machine, with libc's debug info), and a
+ * process's code changes only with a dlopen. An entry is good while the
+ * process's executable mappings are the same (a hash of their lines of
+ * /proc/PID/maps) and it was made by this process (a worker inherits the
+ * master's). A few entries: each holds the objects' data in memory. */
+#define CACHE_SIZE 4
+
+typedef struct cached {
+    pid_t owner; /* the process that made it */
+    pid_t pid;
+    unsigned long long maps_hash;
+    Dwfl *dwfl;
+    unwind_arg ua; /* libdw holds a pointer to it */
+} cached;
+
+static cached cache[CACHE_SIZE];
+static unsigned cache_next;
+
+/* FNV-1a of pid's executable mappings; 0 if they cannot be read. */
+static unsigned long long code_maps_hash(pid_t pid)
+{
+    char path[64], line[1024];
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 0;
+    unsigned long long h = 1469598103934665603ULL;
+    while (fgets(line, sizeof line, f)) {
+        /* "start-end perms offset dev inode path": code is r-x */
+        const char *perms = strchr(line, ' ');
+        if (!perms || perms[3] != 'x')
+            continue;
+        for (const char *c = line; *c; c++)
+            h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+    }
+    fclose(f);
+    return h;
+}
+
+static void cache_drop(cached *c)
+{
+    if (c->dwfl && c->owner == getpid())
+        dwfl_end(c->dwfl);
+    memset(c, 0, sizeof *c);
+}
+
+/* The entry for pid, made anew if its code changed; NULL with why. */
+static cached *cache_get(pid_t pid, char *why, size_t whylen)
+{
+    pid_t self = getpid();
+    unsigned long long h = code_maps_hash(pid);
+    cached *c = NULL;
+    for (int k = 0; k < CACHE_SIZE; k++) {
+        if (cache[k].owner != self && cache[k].owner)
+            memset(&cache[k], 0, sizeof cache[k]); /* the parent's: not ours to end */
+        if (cache[k].dwfl && cache[k].pid == pid)
+            c = &cache[k];
+    }
+    if (c && c->maps_hash == h && h)
+        return c;
+    if (c)
+        cache_drop(c);
+    else
+        c = &cache[cache_next++ % CACHE_SIZE], cache_drop(c);
+    c->dwfl = dwfl_begin(&proc_callbacks);
+    if (!c->dwfl) {
+        snprintf(why, whylen, "libdw: %s", dwfl_errmsg(-1));
+        return NULL;
+    }
+    c->owner = self;
+    c->pid = pid;
+    c->maps_hash = h;
+    c->ua.pid = pid;
+    unwinding_pid = pid;
+    if (dwfl_linux_proc_report(c->dwfl, pid) != 0 || dwfl_report_end(c->dwfl, NULL, NULL) != 0) {
+        snprintf(why, whylen, "cannot read the objects of pid %d: %s", (int)pid,
+                 dwfl_errmsg(-1));
+        cache_drop(c);
+        return NULL;
+    }
+    if (!dwfl_attach_state(c->dwfl, NULL, pid, &thread_callbacks, &c->ua)) {
+        snprintf(why, whylen, "libdw: %s", dwfl_errmsg(-1));
+        cache_drop(c);
+        return NULL;
+    }
+    return c;
+}
+
 /* Unwinds from ua's registers in ua->pid's memory. */
 static int unwind(unwind_arg *ua, nw_buf *out, char *why, size_t whylen)
 {
-    pid_t pid = ua->pid;
-    Dwfl *dwfl = dwfl_begin(&proc_callbacks);
-    if (!dwfl) {
-        snprintf(why, whylen, "libdw: %s", dwfl_errmsg(-1));
+    cached *c = cache_get(ua->pid, why, whylen);
+    if (!c)
         return -1;
-    }
-    int rc = -1;
-    unwinding_pid = pid;
-    if (dwfl_linux_proc_report(dwfl, pid) != 0 || dwfl_report_end(dwfl, NULL, NULL) != 0) {
-        snprintf(why, whylen, "cannot read the objects of pid %d: %s", (int)pid,
-                 dwfl_errmsg(-1));
-        goto out;
-    }
-    if (!dwfl_attach_state(dwfl, NULL, pid, &thread_callbacks, ua)) {
-        snprintf(why, whylen, "libdw: %s", dwfl_errmsg(-1));
-        goto out;
-    }
-    frames f = {.dwfl = dwfl, .out = out};
-    int r = dwfl_getthread_frames(dwfl, ua->tid, one_frame, &f);
+    unwinding_pid = ua->pid;
+    c->ua = *ua;
+    c->ua.done = 0;
+    frames f = {.dwfl = c->dwfl, .out = out};
+    int r = dwfl_getthread_frames(c->dwfl, ua->tid, one_frame, &f);
     /* the end of the stack is an error on some systems (libdwfl.h) */
     if (r != 0 && f.n == 0) {
         snprintf(why, whylen, "libdw cannot unwind: %s", dwfl_errmsg(-1));
-        goto out;
+        cache_drop(c); /* in case what it holds is what failed */
+        return -1;
     }
-    rc = 0;
-out:
-    dwfl_end(dwfl);
-    return rc;
+    return 0;
 }
 
 /* ---- another process's thread --------------------------------------------------------- */
@@ -385,6 +476,8 @@ int stack_of_thread(pid_t pid, pid_t tid, int wait_ms, int (*still)(void *arg), 
         snprintf(why, whylen, "stacks are read on x86-64 only");
         return -1;
     }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) < 0) {
         explain_refusal(errno, pid, why, whylen);
         return -1;
@@ -416,24 +509,45 @@ int stack_of_thread(pid_t pid, pid_t tid, int wait_ms, int (*still)(void *arg), 
         snprintf(why, whylen, "thread %d went away", (int)tid);
         return -1;
     }
+    /* Stopped only for its registers and a copy of its stack (a
+     * millisecond): the unwinding and the symbols, which can take 100 ms
+     * the first time, come after it goes on. */
     int sig = stop_signal(st);
-    int rc;
     if (still && !still(arg)) {
-        rc = 1;
-    } else {
-        struct user_regs_struct g;
-        unwind_arg ua = {.pid = pid, .tid = tid};
-        if (ptrace(PTRACE_GETREGS, tid, NULL, &g) < 0) {
-            snprintf(why, whylen, "ptrace getregs: %s", strerror(errno));
-            rc = -1;
-        } else {
-            Dwarf_Word regs[17] = {g.rax, g.rdx, g.rcx, g.rbx, g.rsi, g.rdi, g.rbp, g.rsp, g.r8,
-                                   g.r9,  g.r10, g.r11, g.r12, g.r13, g.r14, g.r15, g.rip};
-            memcpy(ua.regs, regs, sizeof regs);
-            rc = unwind(&ua, out, why, whylen);
+        detach(tid, sig);
+        return 1;
+    }
+    struct user_regs_struct g;
+    if (ptrace(PTRACE_GETREGS, tid, NULL, &g) < 0) {
+        snprintf(why, whylen, "ptrace getregs: %s", strerror(errno));
+        detach(tid, sig);
+        return -1;
+    }
+    unwind_arg ua = {.pid = pid, .tid = tid};
+    Dwarf_Word regs[17] = {g.rax, g.rdx, g.rcx, g.rbx, g.rsi, g.rdi, g.rbp, g.rsp, g.r8,
+                           g.r9,  g.r10, g.r11, g.r12, g.r13, g.r14, g.r15, g.rip};
+    memcpy(ua.regs, regs, sizeof regs);
+    unsigned char *copy = malloc(STACK_COPY);
+    if (copy) {
+        /* from below the red zone up to the end of the mapping: a partial
+         * read stops at the first page that is not there */
+        ua.stack_lo = g.rsp > 128 ? g.rsp - 128 : 0;
+        struct iovec local = {.iov_base = copy, .iov_len = STACK_COPY};
+        struct iovec remote = {.iov_base = (void *)(uintptr_t)ua.stack_lo, .iov_len = STACK_COPY};
+        ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+        if (n > 0) {
+            ua.stack = copy;
+            ua.stack_len = (size_t)n;
         }
     }
     detach(tid, sig);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    log_debug("thread %d of pid %d stopped for %lld us, %zu bytes of stack copied", (int)tid,
+              (int)pid,
+              (long long)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000),
+              ua.stack_len);
+    int rc = unwind(&ua, out, why, whylen);
+    free(copy);
     return rc;
 }
 

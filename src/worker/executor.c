@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "coro.h"
@@ -247,8 +248,13 @@ static void slowlog_entry(co_run *r, int64_t now)
 {
     nw_buf frames = NW_BUF_INIT;
     char why[512];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (stack_of_context(coro_context(r->co), &frames, why, sizeof why) < 0)
         nw_buf_printf(&frames, "(no stack: %s)\n", why);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    log_debug("unwound a waiting coroutine in %lld us",
+              (long long)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000));
     nw_buf_appendc(&frames, 0);
     char head[512];
     snprintf(head, sizeof head, "worker %d coroutine (waiting): %.16s %.400s running for %lld ms",

@@ -182,3 +182,20 @@ int napper(nw_request *req)
     nw_printf(req, "napped %d ms\n", ms);
     return 0;
 }
+
+/* A language host's tracer (nw_set_trace_hook), as the Python module will
+ * have one: with CLASSAPP_TRACE_HOOK set, it writes a line of its own where
+ * narwhal asks, from the signal handler on the traced thread. */
+static void trace_hook(int fd)
+{
+    static const char line[] = "classapp trace hook: language-level frames here\n";
+    ssize_t w = write(fd, line, sizeof line - 1);
+    (void)w;
+}
+
+int nw_worker_init(void)
+{
+    if (getenv("CLASSAPP_TRACE_HOOK") && nw_set_trace_hook(trace_hook) < 0)
+        return 1;
+    return 0;
+}

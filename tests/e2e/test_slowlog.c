@@ -164,3 +164,28 @@ Test(slowlog, refused_ptrace_says_what_it_needs)
                           NULL};
     cr_assert(h_find_line(log, warn), "the error log does not say it:\n%s", h_tail(log));
 }
+
+/* A language host's tracer (nw_set_trace_hook; classapp's with
+ * CLASSAPP_TRACE_HOOK set): after the C stack, its lines go to the
+ * slowlog, and to the error log before the timeout kill. */
+Test(slowlog, language_hook_follows_the_c_stack)
+{
+    char *slow = h_path("slow.log");
+    serve_tcp(nw, ng, "-w", "1", "-t", "1", "--slowlog-timeout", "1", "--slowlog", slow, "-e",
+              "CLASSAPP_TRACE_HOOK=1", h_classapp("spinner"));
+    h_response r = h_http(ng.port, "GET", "/spin", NULL, NULL, 0, 20000);
+    cr_assert(r.status == 502 || r.status == 504, "got %d (%s)\n%s", r.status,
+              r.error ? r.error : "", h_tail(nw.log));
+    cr_assert(h_wait_for_text(nw.log, "killed (", 5000), "no kill:\n%s", h_tail(nw.log));
+    char *text = h_read_file(slow, NULL);
+    const char *hook = "classapp trace hook: language-level frames here\n";
+    cr_assert(text && strstr(text, " spin_forever at ") && strstr(text, hook) &&
+                  strstr(text, " spin_forever at ") < strstr(text, hook),
+              "the slowlog has no hook lines after the stack:\n%s", text ? text : "(none)");
+    /* before the kill: the stack, the hook's line, then the kill */
+    char *log = h_read_file(nw.log, NULL);
+    char *stack = strstr(log, "was at: "), *line = stack ? strstr(stack, hook) : NULL;
+    char *kill = line ? strstr(line, "killed (") : NULL;
+    cr_assert(stack && line && kill, "the error log has no hook line between stack and kill:\n%s",
+              h_tail(nw.log));
+}
