@@ -115,11 +115,15 @@ static void request_line(char *dst, size_t n, const nw_tslot *ts)
              (int)strnlen(ts->uri, sizeof ts->uri), ts->uri);
 }
 
+/* Unused libdw data is let go after this long (stack_trim). */
+#define STACK_CACHE_IDLE_MS 60000
+
 void arbiter_slowlog_check(arbiter *a)
 {
+    stack_reap(0, 0);
+    stack_trim(STACK_CACHE_IDLE_MS);
     if (a->s->slowlog_timeout <= 0)
         return;
-    stack_reap(0, 0);
     int64_t now = nw_now_ms(), limit = (int64_t)a->s->slowlog_timeout * 1000;
     int traced = 0;
     for (int i = 0; i < a->sb.nslots && traced < SLOWLOG_PER_CHECK; i++) {

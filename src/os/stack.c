@@ -143,6 +143,11 @@ int stack_reap(pid_t pid, int status)
     return 0;
 }
 
+void stack_trim(int64_t idle_ms)
+{
+    (void)idle_ms;
+}
+
 int stack_of_context(const void *ucontext, nw_buf *out, char *why, size_t whylen)
 {
     (void)ucontext, (void)out;
@@ -325,12 +330,14 @@ static int one_frame(Dwfl_Frame *state, void *arg)
  * process's code changes only with a dlopen. An entry is good while the
  * process's executable mappings are the same (a hash of their lines of
  * /proc/PID/maps) and it was made by this process (a worker inherits the
- * master's). A few entries: each holds the objects' data in memory. */
-#define CACHE_SIZE 4
+ * master's). Two entries, dropped after a while unused (stack_trim): each
+ * holds the objects' data, 10 to 25 MB with libc's debug info installed. */
+#define CACHE_SIZE 2
 
 typedef struct cached {
     pid_t owner; /* the process that made it */
     pid_t pid;
+    int64_t used_ms; /* nw_now_ms() of its last trace */
     unsigned long long maps_hash;
     Dwfl *dwfl;
     unwind_arg ua; /* libdw holds a pointer to it */
@@ -379,8 +386,10 @@ static cached *cache_get(pid_t pid, char *why, size_t whylen)
         if (cache[k].dwfl && cache[k].pid == pid)
             c = &cache[k];
     }
-    if (c && c->maps_hash == h && h)
+    if (c && c->maps_hash == h && h) {
+        c->used_ms = nw_now_ms();
         return c;
+    }
     if (c)
         cache_drop(c);
     else
@@ -391,6 +400,7 @@ static cached *cache_get(pid_t pid, char *why, size_t whylen)
         return NULL;
     }
     c->owner = self;
+    c->used_ms = nw_now_ms();
     c->pid = pid;
     c->maps_hash = h;
     c->ua.pid = pid;
@@ -407,6 +417,14 @@ static cached *cache_get(pid_t pid, char *why, size_t whylen)
         return NULL;
     }
     return c;
+}
+
+void stack_trim(int64_t idle_ms)
+{
+    int64_t now = nw_now_ms();
+    for (int k = 0; k < CACHE_SIZE; k++)
+        if (cache[k].dwfl && (cache[k].owner != getpid() || now - cache[k].used_ms >= idle_ms))
+            cache_drop(&cache[k]);
 }
 
 /* Unwinds from ua's registers in ua->pid's memory. */

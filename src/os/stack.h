@@ -14,6 +14,7 @@
 #define NW_STACK_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "buf.h"
@@ -43,6 +44,11 @@ int stack_of_thread(pid_t pid, pid_t tid, int wait_ms, int (*still)(void *arg), 
  * whose stop status a waitpid(-1) elsewhere took: detaches it if it is one
  * of them and returns 1 (the status was the tracer's, not a child's). */
 int stack_reap(pid_t pid, int status);
+
+/* What libdw has read of the processes traced (their symbols, CFI and
+ * lines, kept to make the next trace of the same process cheap: 100 ms and
+ * more become 1-3) is let go once unused for idle_ms. Call now and then. */
+void stack_trim(int64_t idle_ms);
 
 /* The stack of a context this process saved with swapcontext or
  * getcontext (a suspended coroutine: ucontext is its ucontext_t). The

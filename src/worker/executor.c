@@ -271,6 +271,7 @@ static void slowlog_tick(struct ev_loop *l, ev_timer *w, int revents)
     (void)l, (void)w, (void)revents;
     int64_t now = nw_now_ms();
     int n = 0;
+    stack_trim(60000); /* what libdw read, once unused for a minute */
     for (co_run *r = live_runs; r && n < SLOWLOG_PER_TICK; r = r->next) {
         if (r->slowlogged || now - r->task->start_ms <= slowlog_ms)
             continue;
