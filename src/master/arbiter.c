@@ -231,7 +231,8 @@ static void reap(arbiter *a)
 {
     int st;
     pid_t pid;
-    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+    /* first the exits a slowlog trace's wait took */
+    while (stack_reaped(&pid, &st) || (pid = waitpid(-1, &st, WNOHANG)) > 0) {
         if (pid == a->new_master) {
             log_error("new master %d exited (%s %d); this master goes on serving", (int)pid,
                       WIFSIGNALED(st) ? "signal" : "status",

@@ -148,6 +148,12 @@ void stack_trim(int64_t idle_ms)
     (void)idle_ms;
 }
 
+int stack_reaped(pid_t *pid, int *status)
+{
+    (void)pid, (void)status;
+    return 0;
+}
+
 int stack_of_context(const void *ucontext, nw_buf *out, char *why, size_t whylen)
 {
     (void)ucontext, (void)out;
@@ -451,7 +457,43 @@ static int unwind(unwind_arg *ua, nw_buf *out, char *why, size_t whylen)
 
 /* Threads left seized because they did not stop in time. */
 #define MAX_PENDING 64
-static pid_t pending[MAX_PENDING];
+static struct {
+    pid_t pid, tid; /* tid == pid: the process's main thread, our child if a worker */
+} pending[MAX_PENDING];
+
+/* Exits our waits took from the caller (stack_reaped). */
+#define MAX_REAPED 16
+static struct {
+    pid_t pid;
+    int status;
+} reaped[MAX_REAPED];
+
+/* A wait of ours returned st for r: the exit of a process's main thread
+ * (a child's exit; another thread's end is no one's business) is kept for
+ * the caller. */
+static void keep_exit(pid_t r, pid_t pid, int st)
+{
+    if (r <= 0 || r != pid || !(WIFEXITED(st) || WIFSIGNALED(st)))
+        return;
+    for (int k = 0; k < MAX_REAPED; k++)
+        if (!reaped[k].pid) {
+            reaped[k].pid = r;
+            reaped[k].status = st;
+            return;
+        }
+}
+
+int stack_reaped(pid_t *pid, int *status)
+{
+    for (int k = 0; k < MAX_REAPED; k++)
+        if (reaped[k].pid) {
+            *pid = reaped[k].pid;
+            *status = reaped[k].status;
+            reaped[k].pid = 0;
+            return 1;
+        }
+    return 0;
+}
 
 static void detach(pid_t tid, int sig)
 {
@@ -472,15 +514,18 @@ static int stop_signal(int st)
 int stack_reap(pid_t pid, int status)
 {
     for (int k = 0; k < MAX_PENDING; k++) {
-        if (!pending[k] || (pid && pending[k] != pid))
+        pid_t tid = pending[k].tid;
+        if (!tid || (pid && tid != pid))
             continue;
         int st = status;
-        pid_t r = pid ? pid : waitpid(pending[k], &st, WNOHANG | __WALL);
+        pid_t r = pid ? pid : waitpid(tid, &st, WNOHANG | __WALL);
         if (r == 0)
             continue; /* still not stopped */
-        if (r == pending[k] && WIFSTOPPED(st))
-            detach(pending[k], stop_signal(st));
-        pending[k] = 0;
+        if (r == tid && WIFSTOPPED(st))
+            detach(tid, stop_signal(st));
+        else if (!pid)
+            keep_exit(r, pending[k].pid, st);
+        pending[k].tid = pending[k].pid = 0;
         if (pid)
             return 1;
     }
@@ -515,8 +560,9 @@ int stack_of_thread(pid_t pid, pid_t tid, int wait_ms, int (*still)(void *arg), 
         /* In the kernel and not coming out (disk, NFS): it stops later, and
          * stack_reap lets it go then. */
         for (int k = 0; k < MAX_PENDING; k++)
-            if (!pending[k]) {
-                pending[k] = tid;
+            if (!pending[k].tid) {
+                pending[k].tid = tid;
+                pending[k].pid = pid;
                 break;
             }
         snprintf(why, whylen, "thread %d did not stop within %d ms (in the kernel?)", (int)tid,
@@ -524,6 +570,7 @@ int stack_of_thread(pid_t pid, pid_t tid, int wait_ms, int (*still)(void *arg), 
         return -1;
     }
     if (r != tid || !WIFSTOPPED(st)) {
+        keep_exit(r, pid, st);
         snprintf(why, whylen, "thread %d went away", (int)tid);
         return -1;
     }

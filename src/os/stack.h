@@ -45,6 +45,12 @@ int stack_of_thread(pid_t pid, pid_t tid, int wait_ms, int (*still)(void *arg), 
  * of them and returns 1 (the status was the tracer's, not a child's). */
 int stack_reap(pid_t pid, int status);
 
+/* The exit status of a child of this process that a wait of stack.c's
+ * took (a traced worker whose main thread died while it was being
+ * stopped): 1 with *pid and *status once for each, else 0. The caller's
+ * reaping must ask this before waitpid, or the child is never reaped. */
+int stack_reaped(pid_t *pid, int *status);
+
 /* What libdw has read of the processes traced (their symbols, CFI and
  * lines, kept to make the next trace of the same process cheap: 100 ms and
  * more become 1-3) is let go once unused for idle_ms. Call now and then. */

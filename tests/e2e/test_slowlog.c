@@ -43,6 +43,8 @@ ParameterizedTest(h_wclass *wc, slowlog, names_the_spinning_function)
     h_response r = h_http(ng.port, "GET", "/spin?ms=2500", NULL, NULL, 0, 20000);
     assert_status(r, 200, nw.log);
     assert_body(r, "spun 2500 ms (2500 turns)\n");
+    /* the entry is written once the thread goes on: maybe after the answer */
+    h_wait_for_text(slow, " running for ", 5000);
     char *text = h_read_file(slow, NULL);
     cr_assert(text && strstr(text, "GET /spin?ms=2500 running for "),
               "-k %s: no slowlog entry for the request:\n%s\nnarwhal log:\n%s", wc->name,
@@ -110,6 +112,7 @@ Test(slowlog, async_waiting_coroutine)
     assert_status(h_get(ng.port, "/nap?ms=1"), 200, nw.log);
     h_bg_join(&b);
     assert_status(b.r, 200, nw.log);
+    h_wait_for_text(slow, " running for ", 5000);
     char *text = h_read_file(slow, NULL);
     cr_assert(text && strstr(text, "coroutine (waiting): GET /nap?ms=2500 running for "),
               "no entry for the waiting request:\n%s\nnarwhal log:\n%s",
@@ -153,6 +156,7 @@ Test(slowlog, refused_ptrace_says_what_it_needs)
     h_nginx ng = h_nginx_start(H_SNIPPET_TCP, h_fmt("127.0.0.1:%d", port));
     h_response r = h_http(ng.port, "GET", "/spin?ms=2500", NULL, NULL, 0, 20000);
     assert_status(r, 200, log);
+    h_wait_for_text(slow, " running for ", 5000);
     char *text = h_read_file(slow, NULL);
     cr_assert(text && strstr(text, "GET /spin?ms=2500 running for ") &&
                   strstr(text, "(no stack: ptrace refused: the master lacks CAP_SYS_PTRACE") &&
