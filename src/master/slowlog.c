@@ -58,8 +58,7 @@ static pid_t thread_of(const arbiter *a, int i, const nw_tslot *ts)
 /* Traces the thread of request slot t of worker i, which runs the request
  * that began at start. 0 with the frames in out, 1 when that request is
  * over (nothing to say), -1 with why in out. */
-static int trace(arbiter *a, int i, int t, int64_t start, int unlogged, nw_buf *out,
-                 pid_t *tidp)
+static int trace(arbiter *a, int i, int t, int64_t start, int unlogged, nw_buf *out, pid_t *tidp)
 {
     nw_tslot *ts = scoreboard_tslot(&a->sb, i, t);
     pid_t tid = thread_of(a, i, ts);
@@ -73,8 +72,8 @@ static int trace(arbiter *a, int i, int t, int64_t start, int unlogged, nw_buf *
     char why[768];
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int rc = stack_of_thread(a->info[i].pid, tid, STOP_WAIT_MS, still_runs, &w, out, why,
-                             sizeof why);
+    int rc =
+        stack_of_thread(a->info[i].pid, tid, STOP_WAIT_MS, still_runs, &w, out, why, sizeof why);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     log_debug("traced worker %d thread %d in %lld us (rc %d)", (int)a->info[i].pid, (int)tid,
               (long long)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000),

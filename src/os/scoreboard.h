@@ -65,8 +65,8 @@ typedef struct nw_sb_counts {
 typedef struct nw_slot {
     pid_t pid;
     int state;
-    int trace_hook; /* the worker has a language-level tracer (nw_set_trace_hook):
-                       the master sends SB_TRACE_SIGNAL to a thread after its stack */
+    int trace_hook;       /* the worker has a language-level tracer (nw_set_trace_hook):
+                             the master sends SB_TRACE_SIGNAL to a thread after its stack */
     int64_t heartbeat_ms; /* nw_now_ms() of the worker's last sign of life */
     int64_t started_ms;   /* nw_now_ms() when the worker became ready */
     int capacity;         /* requests it runs at once (set when ready, 0 once stopping) */
@@ -91,8 +91,8 @@ typedef struct nw_sb_totals {
     uint64_t full; /* requests that took the last idle slot or found none */
     /* The listen queues' most seen, sampled by the master once a second and
      * by every status page (scoreboard_note_queues). */
-    int64_t listen_queue_max;               /* of all listeners' queues together */
-    int32_t queue_max[SB_MAX_LISTENERS];    /* of each, in the order of the bind list */
+    int64_t listen_queue_max;            /* of all listeners' queues together */
+    int32_t queue_max[SB_MAX_LISTENERS]; /* of each, in the order of the bind list */
 } nw_sb_totals;
 
 typedef struct nw_scoreboard {

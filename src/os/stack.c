@@ -106,8 +106,7 @@ static void explain_refusal(int err, pid_t pid, char *why, size_t n)
     if (!cap && scope != 3 && other_user) {
         size_t k = strlen(why);
         snprintf(why + k, n - k, ", or run the workers as the master's own user");
-    }
-    else if (seccomp == 2)
+    } else if (seccomp == 2)
         snprintf(why, n,
                  "ptrace refused by a seccomp filter on the master (Seccomp: 2 in "
                  "/proc/self/status; Docker's default profile blocks ptrace on kernels before "
@@ -263,7 +262,8 @@ static bool memory_read(Dwfl *dwfl, Dwarf_Addr addr, Dwarf_Word *result, void *d
 {
     unwind_arg *ua = dwfl_arg;
     (void)dwfl;
-    if (ua->stack && addr >= ua->stack_lo && addr - ua->stack_lo + sizeof *result <= ua->stack_len) {
+    if (ua->stack && addr >= ua->stack_lo &&
+        addr - ua->stack_lo + sizeof *result <= ua->stack_len) {
         memcpy(result, ua->stack + (addr - ua->stack_lo), sizeof *result);
         return true;
     }
@@ -412,8 +412,7 @@ static cached *cache_get(pid_t pid, char *why, size_t whylen)
     c->ua.pid = pid;
     unwinding_pid = pid;
     if (dwfl_linux_proc_report(c->dwfl, pid) != 0 || dwfl_report_end(c->dwfl, NULL, NULL) != 0) {
-        snprintf(why, whylen, "cannot read the objects of pid %d: %s", (int)pid,
-                 dwfl_errmsg(-1));
+        snprintf(why, whylen, "cannot read the objects of pid %d: %s", (int)pid, dwfl_errmsg(-1));
         cache_drop(c);
         return NULL;
     }

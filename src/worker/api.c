@@ -277,7 +277,8 @@ int nw_set_trace_hook(void (*fn)(int fd))
 {
     static int installed;
     if (fn && !installed) {
-        struct sigaction sa = {.sa_sigaction = on_trace_signal, .sa_flags = SA_SIGINFO | SA_RESTART};
+        struct sigaction sa = {.sa_sigaction = on_trace_signal,
+                               .sa_flags = SA_SIGINFO | SA_RESTART};
         sigemptyset(&sa.sa_mask);
         if (sigaction(SB_TRACE_SIGNAL, &sa, NULL) < 0)
             return -1;

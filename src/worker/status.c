@@ -347,8 +347,8 @@ static void format_json(nw_buf *o, const nw_scoreboard *sb, const status_extra *
         nw_buf_printf(o, "\"listen_queue\":%d,\"max_listen_queue\":%lld,\"listen_queue_len\":%d,",
                       n.queue, (long long)t->listen_queue_max, n.backlog);
     else
-        nw_buf_appends(o,
-                       "\"listen_queue\":null,\"max_listen_queue\":null,\"listen_queue_len\":null,");
+        nw_buf_appends(
+            o, "\"listen_queue\":null,\"max_listen_queue\":null,\"listen_queue_len\":null,");
     nw_buf_appends(o, "\"listeners\":[");
     for (int i = 0; i < x->nqueues; i++) {
         nw_buf_appends(o, i ? ",{\"address\":" : "{\"address\":");
@@ -468,8 +468,7 @@ static void format_openmetrics(nw_buf *o, const nw_scoreboard *sb, const status_
     for (int i = 0; i < x->nqueues; i++)
         told |= x->queues[i].queue >= 0;
     if (told) {
-        om_family(o, "narwhal_listen_queue", "gauge", NULL,
-                  "Connections waiting to be accepted.");
+        om_family(o, "narwhal_listen_queue", "gauge", NULL, "Connections waiting to be accepted.");
         for (int i = 0; i < x->nqueues; i++) {
             if (x->queues[i].queue < 0)
                 continue;

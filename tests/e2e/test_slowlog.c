@@ -55,8 +55,8 @@ ParameterizedTest(h_wclass *wc, slowlog, names_the_spinning_function)
     cr_assert_eq(entries(text), 1, "-k %s: once per request:\n%s", wc->name, text);
     pid_t w[2];
     cr_assert_eq(h_children(nw.pid, w, 2), 1);
-    cr_assert(strstr(text, h_fmt("worker %d slot ", (int)w[0])), "-k %s: worker %d?\n%s",
-              wc->name, (int)w[0], text);
+    cr_assert(strstr(text, h_fmt("worker %d slot ", (int)w[0])), "-k %s: worker %d?\n%s", wc->name,
+              (int)w[0], text);
     /* the right thread: a pool thread, the coroutine on the loop thread */
     if (strcmp(wc->name, "threads") == 0)
         cr_assert(strstr(text, " pool_thread_main at ") &&
