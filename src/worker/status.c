@@ -3,6 +3,7 @@
  * snapshot. */
 #include "status.h"
 
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -417,6 +418,22 @@ static void om_family(nw_buf *o, const char *name, const char *type, const char 
     nw_buf_printf(o, "# HELP %s %s\n", name, help);
 }
 
+/* A gauge family with a sample per listener whose queue the kernel tells:
+ * the int at offset `field` of its status_queue. */
+static void om_listeners(nw_buf *o, const status_extra *x, const char *name, const char *help,
+                         size_t field)
+{
+    om_family(o, name, "gauge", NULL, help);
+    for (int i = 0; i < x->nqueues; i++) {
+        const status_queue *q = &x->queues[i];
+        if (q->queue < 0)
+            continue;
+        nw_buf_printf(o, "%s{listener=\"", name);
+        om_label(o, q->addr ? q->addr : "");
+        nw_buf_printf(o, "\"} %d\n", *(const int *)((const char *)q + field));
+    }
+}
+
 static void format_openmetrics(nw_buf *o, const nw_scoreboard *sb, const status_extra *x, int full)
 {
     const nw_sb_totals *t = sb->totals;
@@ -468,32 +485,13 @@ static void format_openmetrics(nw_buf *o, const nw_scoreboard *sb, const status_
     for (int i = 0; i < x->nqueues; i++)
         told |= x->queues[i].queue >= 0;
     if (told) {
-        om_family(o, "narwhal_listen_queue", "gauge", NULL, "Connections waiting to be accepted.");
-        for (int i = 0; i < x->nqueues; i++) {
-            if (x->queues[i].queue < 0)
-                continue;
-            nw_buf_appends(o, "narwhal_listen_queue{listener=\"");
-            om_label(o, x->queues[i].addr ? x->queues[i].addr : "");
-            nw_buf_printf(o, "\"} %d\n", x->queues[i].queue);
-        }
-        om_family(o, "narwhal_listen_queue_max", "gauge", NULL,
-                  "The most connections seen waiting to be accepted (sampled once a second).");
-        for (int i = 0; i < x->nqueues; i++) {
-            if (x->queues[i].queue < 0)
-                continue;
-            nw_buf_appends(o, "narwhal_listen_queue_max{listener=\"");
-            om_label(o, x->queues[i].addr ? x->queues[i].addr : "");
-            nw_buf_printf(o, "\"} %d\n", x->queues[i].max);
-        }
-        om_family(o, "narwhal_listen_queue_backlog", "gauge", NULL,
-                  "The most connections that can wait.");
-        for (int i = 0; i < x->nqueues; i++) {
-            if (x->queues[i].queue < 0)
-                continue;
-            nw_buf_appends(o, "narwhal_listen_queue_backlog{listener=\"");
-            om_label(o, x->queues[i].addr ? x->queues[i].addr : "");
-            nw_buf_printf(o, "\"} %d\n", x->queues[i].backlog);
-        }
+        om_listeners(o, x, "narwhal_listen_queue", "Connections waiting to be accepted.",
+                     offsetof(status_queue, queue));
+        om_listeners(o, x, "narwhal_listen_queue_max",
+                     "The most connections seen waiting to be accepted (sampled once a second).",
+                     offsetof(status_queue, max));
+        om_listeners(o, x, "narwhal_listen_queue_backlog", "The most connections that can wait.",
+                     offsetof(status_queue, backlog));
     }
     if (full) {
         /* One family at a time: OpenMetrics wants a family's samples together. */
