@@ -193,3 +193,35 @@ Test(slowlog, language_hook_follows_the_c_stack)
     cr_assert(stack && line && kill, "the error log has no hook line between stack and kill:\n%s",
               h_tail(nw.log));
 }
+
+ParameterizedTestParameters(slowlog, python_view_in_time_sleep)
+{
+    return cr_make_param_array(h_wclass, h_all_classes, H_NCLASSES);
+}
+
+/* A Python view stuck in time.sleep (tests/apps/py/wsgiapps.py's sleepy):
+ * the entry has the C stack and then the Python frames, the view's among
+ * them, from the Python host's trace hook. */
+ParameterizedTest(h_wclass *wc, slowlog, python_view_in_time_sleep)
+{
+    char *host = h_fmt("%s/src/python/python.so", h_env("NARWHAL_BUILDDIR"));
+    if (!h_exists(host))
+        cr_skip_test("no Python host (%s): built --without-python", host);
+    char *slow = h_path("slow.log");
+    serve_tcp(nw, ng, H_CLASS_ARGS(wc), "-w", "1", "--slowlog-timeout", "1", "--slowlog", slow,
+              "--pythonpath", h_fmt("%s/tests/apps/py", h_env("NARWHAL_SRCDIR")),
+              "wsgiapps:sleepy");
+    h_response r = h_http(ng.port, "GET", "/?how=time&s=2.5", NULL, NULL, 0, 20000);
+    assert_status(r, 200, nw.log);
+    /* the Python frames come from the worker, after the master's entry */
+    h_wait_for_text(slow, "wsgiapps.py", 5000);
+    char *text = h_read_file(slow, NULL);
+    cr_assert(text && strstr(text, "GET /?how=time&s=2.5 running for "),
+              "-k %s: no entry:\n%s\nnarwhal log:\n%s", wc->name, text ? text : "(none)",
+              h_tail(nw.log));
+    cr_assert(strstr(text, "wsgiapps.py\", line ") && strstr(text, " in _sleepy\n"),
+              "-k %s: no Python frame of the view:\n%s\nnarwhal log:\n%s", wc->name, text,
+              h_tail(nw.log));
+    cr_assert(strstr(text, " running for ") < strstr(text, " in _sleepy\n"),
+              "the Python frames before the entry:\n%s", text);
+}
