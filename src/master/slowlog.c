@@ -20,8 +20,10 @@
 #include "stack.h"
 #include "util.h"
 
-/* How long a thread gets to stop for ptrace. */
-#define STOP_WAIT_MS 200
+/* How long a thread gets to stop for ptrace: a running thread stops at
+ * once, but on a loaded machine it may wait that long for a CPU (200 ms
+ * was not always enough on the 2-core test machine under load). */
+#define STOP_WAIT_MS 1000
 /* Stacks traced per check (once a second) at most: each stops a thread and
  * costs the master a few ms; the rest wait for the next check. */
 #define SLOWLOG_PER_CHECK 4

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifdef HAVE_LIBDW
@@ -24,7 +25,6 @@
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
 #include <sys/ptrace.h>
-#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/user.h>
 #include <sys/wait.h>
@@ -552,8 +552,8 @@ int stack_of_thread(pid_t pid, pid_t tid, int wait_ms, int (*still)(void *arg), 
     int st = 0;
     pid_t r = 0;
     struct timespec ms = {0, 1000000};
-    for (int waited = 0; (r = waitpid(tid, &st, WNOHANG | __WALL)) == 0 && waited < wait_ms;
-         waited++)
+    int64_t until = nw_now_ms() + wait_ms;
+    while ((r = waitpid(tid, &st, WNOHANG | __WALL)) == 0 && nw_now_ms() < until)
         nanosleep(&ms, NULL);
     if (r == 0) {
         /* In the kernel and not coming out (disk, NFS): it stops later, and
