@@ -15,7 +15,7 @@ run="$top/_quickstart"
 pkgs=(build-essential autoconf automake pkg-config libconfuse-dev libcriterion-dev libev-dev
       nginx-light libfcgi-dev libfcgi-bin curl wrk clang libclang-rt-14-dev
       python3-prometheus-client chromium prometheus python3-dev python3-flask python3-django git
-      groff-base mandoc logrotate nftables iproute2)
+      groff-base mandoc logrotate nftables iproute2 libdw-dev)
 
 install_deps() {
     local missing=()

@@ -131,6 +131,17 @@ long nw_time_left(const nw_request *req);
  * (e.g. in hooks). */
 void nw_log(nw_request *req, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* For language hosts (an embedded interpreter: narwhal's Python module).
+ * When the slowlog traces a slow request, or a worker is about to be killed
+ * for `timeout`, narwhal writes the C stack of the thread running it and
+ * then calls fn on that very thread, from a signal handler, with the fd to
+ * write a language-level trace to (the slowlog, or the error log before a
+ * kill; the kill waits 100 ms for it). fn must be async-signal-safe:
+ * CPython's _Py_DumpTraceback(fd, tstate), the function faulthandler uses,
+ * is. Call it from nw_worker_init; NULL takes it away. Returns 0, or -1
+ * when the signal (SIGRTMIN+4) cannot be caught. */
+int nw_set_trace_hook(void (*fn)(int fd));
+
 #ifdef __cplusplus
 }
 #endif

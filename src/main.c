@@ -351,6 +351,8 @@ int main(int argc, char **argv)
     if (log_configure(s.errorlog, s.accesslog, s.spew ? NW_LOG_DEBUG : s.loglevel,
                       s.access_log_format) < 0)
         goto out;
+    if (log_slowlog_open(s.slowlog) < 0)
+        goto out;
     settings_warn_no_effect(&s);
     warn_writable_app(&s, id);
     statsd_open(s.statsd_host, s.statsd_prefix);

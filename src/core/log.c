@@ -28,6 +28,8 @@ typedef struct log_file {
 
 static log_file error_log = {STDERR_FILENO, 0};
 static log_file access_log = {-1, 0};
+static log_file slow_log = {-1, 0};
+static char *slowlog_path; /* log_slowlog_open; reopened by log_open */
 static int min_level = NW_LOG_INFO;
 static access_format *access_fmt;
 static uid_t owner_uid = (uid_t)-1; /* log_set_owner */
@@ -119,6 +121,31 @@ int log_open(const char *errorlog, const char *accesslog)
     }
     install(&error_log, efd, STDERR_FILENO);
     install(&access_log, afd, STDOUT_FILENO);
+    if (slowlog_path) {
+        int sfd = open_log("slowlog", slowlog_path, STDERR_FILENO);
+        if (sfd >= 0)
+            install(&slow_log, sfd, STDERR_FILENO);
+    }
+    return 0;
+}
+
+int log_slowlog_open(const char *path)
+{
+    if (!path) {
+        install(&slow_log, -1, STDERR_FILENO);
+        free(slowlog_path);
+        slowlog_path = NULL;
+        return 0;
+    }
+    int fd = open_log("slowlog", path, STDERR_FILENO);
+    if (fd < 0)
+        return -1;
+    install(&slow_log, fd, STDERR_FILENO);
+    char *copy = strdup(path);
+    if (!copy)
+        abort();
+    free(slowlog_path);
+    slowlog_path = copy;
     return 0;
 }
 
@@ -130,6 +157,8 @@ void log_set_owner(uid_t uid, gid_t gid)
         give_to_owner("error log", "", error_log.fd);
     if (access_log.owned)
         give_to_owner("access log", "", access_log.fd);
+    if (slow_log.owned)
+        give_to_owner("slowlog", "", slow_log.fd);
 }
 
 void log_set_level(int level)
@@ -281,6 +310,50 @@ void log_msg(int level, const char *fmt, ...)
     va_start(ap, fmt);
     log_vmsg(level, fmt, ap);
     va_end(ap);
+}
+
+int log_slowlog_fd(void)
+{
+    return slow_log.fd >= 0 ? slow_log.fd : error_log.fd;
+}
+
+void log_lines(int level, const char *prefix, const char *text)
+{
+    while (text && *text) {
+        size_t n = strcspn(text, "\n");
+        log_msg(level, "%s%.*s", prefix, (int)n, text);
+        text += n + (text[n] == '\n');
+    }
+}
+
+void log_slowlog(const char *head, const char *body)
+{
+    if (slow_log.fd < 0) {
+        log_warning("%s", head);
+        log_lines(NW_LOG_WARNING, "  ", body);
+        return;
+    }
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (!localtime_r(&ts.tv_sec, &tm))
+        memset(&tm, 0, sizeof tm);
+    char when[64];
+    strftime(when, sizeof when, "[%Y-%m-%d %H:%M:%S %z] ", &tm);
+    nw_buf e = NW_BUF_INIT;
+    nw_buf_appends(&e, when);
+    log_append_flat(&e, head, strlen(head));
+    nw_buf_appendc(&e, '\n');
+    /* one line per frame, each one flat: nothing in a name forges a line */
+    while (body && *body) {
+        size_t n = strcspn(body, "\n");
+        log_append_flat(&e, body, n);
+        nw_buf_appendc(&e, '\n');
+        body += n + (body[n] == '\n');
+    }
+    nw_buf_appendc(&e, '\n');
+    write_all(slow_log.fd, nw_buf_head(&e), e.len);
+    nw_buf_free(&e);
 }
 
 /* ---- the access log ---------------------------------------------------------- */

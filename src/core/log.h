@@ -31,6 +31,18 @@ int log_level(void);
  * -1 with the reason on stderr (nothing changed if a log cannot open). */
 int log_configure(const char *errorlog, const char *accesslog, int level,
                   const char *access_log_format);
+/* The slowlog file (the `slowlog` setting), opened for appending like the
+ * others and reopened with them by log_open; NULL = none (entries go to
+ * the error log). 0, or -1 with the reason on stderr (the old one stays). */
+int log_slowlog_open(const char *path);
+/* One slowlog entry: a header line (a request, escaped here) and the lines
+ * of body (a stack), with one write(2) to the slowlog file, or as error
+ * log lines at warning level when there is none. */
+void log_slowlog(const char *head, const char *body);
+/* The slowlog's fd, or the error log's when there is no slowlog file. */
+int log_slowlog_fd(void);
+/* Each line of text as an error log line of its own, after prefix. */
+void log_lines(int level, const char *prefix, const char *text);
 /* The error log's file descriptor (for redirecting stderr of daemons). */
 int log_error_fd(void);
 

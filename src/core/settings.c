@@ -589,6 +589,8 @@ void settings_warn_no_effect(const nw_settings *s)
     if (!python && (s->pythonpath || s->virtualenv))
         log_warning("%s has no effect: the app is not a Python app (module:callable)",
                     s->pythonpath ? "pythonpath" : "virtualenv");
+    if (!s->slowlog_timeout && s->slowlog)
+        log_warning("slowlog has no effect while slowlog_timeout is 0");
     if (!s->ping_path && !settings_is_default(s, "ping_response"))
         log_warning("ping_response has no effect without ping_path");
     static const char *const dynamic_only[] = {"min_spare_workers", "max_spare_workers",

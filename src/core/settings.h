@@ -107,6 +107,10 @@ typedef struct nw_settings {
     char *statsd_host;   /* `statsd_host`: HOST:PORT or unix:PATH */
     char *statsd_prefix; /* `statsd_prefix`: "" */
 
+    /* the slowlog (php-fpm's request_slowlog_timeout / slowlog) */
+    int slowlog_timeout; /* seconds; 0 = off */
+    char *slowlog;       /* its file; NULL = the error log */
+
     /* --exec: supervise an existing FastCGI program instead of an app */
     char *exec;           /* --exec PROGRAM: NULL = serve APP */
     nw_strlist exec_args; /* its arguments (after --, or --exec-arg) */

@@ -57,7 +57,7 @@ struct setting {
 
 /* The table (settings_table.c). NSETTINGS is its row count, checked there; the
  * last row is the positional APP. */
-#define NSETTINGS 68
+#define NSETTINGS 70
 extern const struct setting settings_table[];
 
 #define ROW_APP (&settings_table[NSETTINGS - 1])

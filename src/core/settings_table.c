@@ -164,6 +164,8 @@ static const char exec_memory[] =
     "max_worker_memory: narwhal cannot stop an --exec program between its requests";
 static const char exec_timeout[] =
     "timeout: narwhal cannot see an --exec program's requests to time them";
+static const char exec_slowlog[] =
+    "slowlog_timeout: narwhal cannot see an --exec program's requests to time them";
 static const char exec_protocol[] =
     "keepalive, protocol and close_mode are the --exec program's own business";
 static const char exec_limits[] =
@@ -688,6 +690,25 @@ const struct setting settings_table[] = {
      .def = "",
      .check = check_statsd_prefix,
      .help = "put PREFIX. before every statsD metric name"},
+    {.name = "slowlog_timeout",
+     .long_flag = "slowlog-timeout",
+     .metavar = "INT",
+     .type = T_INT,
+     .off = OFF(slowlog_timeout),
+     .def = "0",
+     .min = 0,
+     .max = INT_MAX,
+     .flags = F_NO_EXEC,
+     .exec_why = exec_slowlog,
+     .help = "log a request running longer than this, with the stack of its handler, once "
+             "(php-fpm's request_slowlog_timeout; 0 = off)"},
+    {.name = "slowlog",
+     .long_flag = "slowlog",
+     .metavar = "FILE",
+     .type = T_STR,
+     .off = OFF(slowlog),
+     .flags = F_NONEMPTY,
+     .help = "the slowlog's file (default: the error log)"},
     {.name = "reload",
      .long_flag = "reload",
      .type = T_BOOL,

@@ -25,6 +25,7 @@
 #include "rlimits.h"
 #include "scoreboard.h"
 #include "signals.h"
+#include "stack.h"
 #include "util.h"
 #include "watch.h"
 
@@ -250,7 +251,8 @@ static void reap(arbiter *a)
 {
     int st;
     pid_t pid;
-    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+    /* first the exits a slowlog trace's wait took */
+    while (stack_reaped(&pid, &st) || (pid = waitpid(-1, &st, WNOHANG)) > 0) {
         if (pid == a->new_master) {
             log_error("new master %d exited (%s %d); this master goes on serving", (int)pid,
                       WIFSIGNALED(st) ? "signal" : "status",
@@ -258,6 +260,9 @@ static void reap(arbiter *a)
             a->new_master = 0;
             continue;
         }
+        /* a thread the slowlog seized stopped late: the tracer's status */
+        if ((WIFSTOPPED(st) || WIFCONTINUED(st)) && stack_reap(pid, st))
+            continue;
         int i = slot_of_pid(a, pid);
         orphans_reaped(pid, st, i >= 0);
         if (i < 0)
@@ -385,6 +390,8 @@ static void check_workers(arbiter *a)
                       (long long)((now - late_start) / 1000),
                       (int)strnlen(late->method, sizeof late->method), late->method,
                       (int)strnlen(late->uri, sizeof late->uri), late->uri);
+            /* where it is stuck: before the kill, so every such line says */
+            arbiter_log_stack(a, i, late, late_start);
             a->info[i].killed_for = "request timeout";
         } else if (now - beat > limit + 1000) {
             int busy = 0;
@@ -395,12 +402,26 @@ static void check_workers(arbiter *a)
                 continue; /* a sync worker's loop waits for its request */
             log_error("worker %d silent for %llds; killing it", (int)pid,
                       (long long)((now - beat) / 1000));
+            arbiter_log_stack(a, i, NULL, 0);
             a->info[i].killed_for = "no heartbeat";
         } else {
             continue;
         }
         kill(pid, SIGKILL);
     }
+}
+
+/* The listen queues, for their maxima on the status page: the master
+ * looks at every turn of its loop (at least once a second), as php-fpm's
+ * does for its "max listen queue"; a status page looks too. */
+static void sample_queues(arbiter *a)
+{
+    int q[SB_MAX_LISTENERS], n = 0;
+    for (; n < a->nls && n < SB_MAX_LISTENERS; n++) {
+        int backlog;
+        listener_queue(&a->ls[n], &q[n], &backlog);
+    }
+    scoreboard_note_queues(&a->sb, q, n);
 }
 
 static void maintain(arbiter *a)
@@ -704,6 +725,8 @@ int arbiter_run(nw_settings *s, nw_cmdline *cmd, nw_listener *ls, int nls, nw_id
         reap(&a);
         orphans_check(known_child, &a);
         check_workers(&a);
+        sample_queues(&a);
+        arbiter_slowlog_check(&a);
         arbiter_check_old_master(&a);
         if (a.state != ARBITER_RUNNING && !a.killed_all && nw_now_ms() >= a.stop_deadline) {
             if (any_worker(&a))

@@ -120,6 +120,15 @@ int pm_pick_retiree(const arbiter *a);
 /* How many workers a reload to ns starts. */
 int pm_reload_size(const arbiter *a, const nw_settings *ns);
 
+/* slowlog.c */
+/* Once a second: the stack of each request running past slowlog_timeout,
+ * once per request, into the slowlog (a few per call at most). */
+void arbiter_slowlog_check(arbiter *a);
+/* Before worker slot i is killed for `timeout`: the stack of the thread
+ * that runs request slot ts (the request that began at start), or with ts
+ * NULL of its loop thread (a silent worker), as error log lines. */
+void arbiter_log_stack(arbiter *a, int i, nw_tslot *ts, int64_t start);
+
 /* reload.c */
 void arbiter_free_settings(arbiter *a, nw_settings *s);
 void arbiter_apply_settings(nw_settings *s);

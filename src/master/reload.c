@@ -32,6 +32,8 @@ void arbiter_apply_settings(nw_settings *s)
     if (log_configure(s->errorlog, s->accesslog, s->spew ? NW_LOG_DEBUG : s->loglevel,
                       s->access_log_format) < 0)
         log_error("reload: the logs could not be opened as configured; the old ones stay");
+    if (log_slowlog_open(s->slowlog) < 0)
+        log_error("reload: the slowlog %s could not be opened; the old one stays", s->slowlog);
     statsd_open(s->statsd_host, s->statsd_prefix);
     settings_apply_env(s, stderr);
     if (s->chdir && chdir(s->chdir) < 0)

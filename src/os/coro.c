@@ -134,6 +134,11 @@ void coro_free(nw_coro *co)
     nfree++;
 }
 
+const void *coro_context(const nw_coro *co)
+{
+    return &co->ctx;
+}
+
 void *coro_data(nw_coro *co)
 {
     return co->data;

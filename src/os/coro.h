@@ -26,6 +26,9 @@ void coro_yield(void);
 /* The running coroutine, NULL on the loop's own stack. */
 nw_coro *coro_current(void);
 void coro_free(nw_coro *co);
+/* The context a suspended coroutine's registers were saved in (a
+ * ucontext_t), for stack_of_context; meaningless while it runs. */
+const void *coro_context(const nw_coro *co);
 /* Per-coroutine pointer for the executor's use. */
 void *coro_data(nw_coro *co);
 void coro_set_data(nw_coro *co, void *data);

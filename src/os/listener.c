@@ -1,6 +1,10 @@
 #include "listener.h"
 
 #include <errno.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -356,4 +360,77 @@ int listener_adopt(nw_listener *l, const char *addr, int backlog, int *fds, int 
         return 0;
     }
     return -1;
+}
+
+/* ---- the accept queue ------------------------------------------------------------- */
+
+/* A unix listener's accept queue, from sock_diag (what `ss -xl` shows):
+ * one request for the socket's inode with UDIAG_SHOW_RQLEN, whose answer
+ * has the queue length (udiag_rqueue) and the backlog (udiag_wqueue). The
+ * kernel answers within send(), so the read does not wait. -1/-1 when it
+ * cannot tell (no sock_diag, a seccomp filter). */
+static void unix_queue(int fd, int *queue, int *backlog)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return;
+    int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (nl < 0)
+        return;
+    struct {
+        struct nlmsghdr h;
+        struct unix_diag_req r;
+    } req = {.h = {.nlmsg_len = sizeof req,
+                   .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+                   .nlmsg_flags = NLM_F_REQUEST},
+             .r = {.sdiag_family = AF_UNIX,
+                   .udiag_states = ~0u,
+                   .udiag_ino = (unsigned)st.st_ino,
+                   .udiag_show = UDIAG_SHOW_RQLEN,
+                   .udiag_cookie = {~0u, ~0u}}};
+    union {
+        struct nlmsghdr h;
+        char b[1024];
+    } ans;
+    ssize_t n = -1;
+    if (send(nl, &req, sizeof req, 0) == (ssize_t)sizeof req)
+        n = recv(nl, &ans, sizeof ans, MSG_DONTWAIT);
+    close(nl);
+    if (n < (ssize_t)NLMSG_LENGTH(sizeof(struct unix_diag_msg)) || !NLMSG_OK(&ans.h, (size_t)n) ||
+        ans.h.nlmsg_type != SOCK_DIAG_BY_FAMILY)
+        return;
+    struct unix_diag_msg *m = NLMSG_DATA(&ans.h);
+    if (m->udiag_ino != (unsigned)st.st_ino)
+        return;
+    int len = (int)ans.h.nlmsg_len - (int)NLMSG_LENGTH(sizeof *m);
+    for (struct rtattr *a = (struct rtattr *)(m + 1); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+        if (a->rta_type == UNIX_DIAG_RQLEN && RTA_PAYLOAD(a) >= sizeof(struct unix_diag_rqlen)) {
+            struct unix_diag_rqlen *r = RTA_DATA(a);
+            *queue = (int)r->udiag_rqueue;
+            *backlog = (int)r->udiag_wqueue;
+        }
+    }
+}
+
+/* TCP from TCP_INFO: for a listening socket Linux reports the queue
+ * length in tcpi_unacked and the backlog in tcpi_sacked (what `ss -l`
+ * shows as Recv-Q and Send-Q); unix sockets have no such option, so
+ * sock_diag. */
+void listener_queue(const nw_listener *l, int *queue, int *backlog)
+{
+    *queue = *backlog = -1;
+    int domain = 0;
+    socklen_t dlen = sizeof domain;
+    if (l->fd < 0 || getsockopt(l->fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) < 0)
+        return;
+    if (domain == AF_UNIX) {
+        unix_queue(l->fd, queue, backlog);
+        return;
+    }
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    if (getsockopt(l->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 && ti.tcpi_state == TCP_LISTEN) {
+        *queue = (int)ti.tcpi_unacked;
+        *backlog = (int)ti.tcpi_sacked;
+    }
 }

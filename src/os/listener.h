@@ -66,5 +66,10 @@ int listener_peer_kind(int fd, const struct sockaddr_storage *peer);
 int listener_set_perm(const nw_listener *l, const nw_sockperm *perm);
 /* Closes the socket; unlinks a unix socket's path when unlink_path. */
 void listener_close(nw_listener *l, int unlink_path);
+/* Connections waiting in l's accept queue and the queue's size, what `ss
+ * -l` shows: TCP_INFO for TCP, sock_diag for unix sockets; -1/-1 when the
+ * kernel does not tell (a closed listener, no sock_diag, a seccomp
+ * filter). A few syscalls, none of which waits. */
+void listener_queue(const nw_listener *l, int *queue, int *backlog);
 
 #endif

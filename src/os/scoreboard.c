@@ -122,6 +122,7 @@ void scoreboard_request_begin(nw_tslot *t, const char *method, const char *uri, 
 {
     copy_field(t->method, sizeof t->method, method);
     copy_field(t->uri, sizeof t->uri, uri);
+    __atomic_store_n(&t->slowlogged, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&t->req_start_ms, start_ms, __ATOMIC_RELEASE);
 }
 
@@ -156,6 +157,33 @@ void scoreboard_stopping(nw_slot *s)
 void scoreboard_count_reload(nw_scoreboard *sb)
 {
     ADD(&sb->totals->generation, 1);
+}
+
+/* *p = max(*p, v), atomically. */
+#define RAISE(p, v)                                                                                \
+    do {                                                                                           \
+        __typeof__(*(p)) cur_ = LOAD(p);                                                           \
+        while ((v) > cur_ && !__atomic_compare_exchange_n((p), &cur_, (v), 1, __ATOMIC_RELAXED,    \
+                                                          __ATOMIC_RELAXED))                       \
+            ;                                                                                      \
+    } while (0)
+
+void scoreboard_note_queues(const nw_scoreboard *sb, const int *queues, int n)
+{
+    int64_t sum = 0;
+    int told = 0;
+    for (int k = 0; k < n; k++) {
+        if (queues[k] < 0)
+            continue;
+        told = 1;
+        sum += queues[k];
+        if (k < SB_MAX_LISTENERS) {
+            int32_t q = queues[k];
+            RAISE(&sb->totals->queue_max[k], q);
+        }
+    }
+    if (told)
+        RAISE(&sb->totals->listen_queue_max, sum);
 }
 
 void scoreboard_count_exit(nw_scoreboard *sb, int cause)

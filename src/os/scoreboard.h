@@ -8,16 +8,26 @@
 #ifndef NW_SCOREBOARD_H
 #define NW_SCOREBOARD_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 enum { SLOT_FREE = 0, SLOT_BOOTING, SLOT_READY, SLOT_STOPPING };
+
+/* What the master sends a thread whose stack it traced, when its worker
+ * has a language-level tracer: si_value 0 = write to the slowlog, 1 = to
+ * the error log (a timeout kill follows). glibc keeps SIGRTMIN..+2 for
+ * itself. */
+#define SB_TRACE_SIGNAL (SIGRTMIN + 4)
 
 /* One request in progress. Its own cache line(s): threads of one worker
  * each write theirs. */
 typedef struct nw_tslot {
     int64_t req_start_ms; /* when the request began, 0 = none */
     uint64_t requests;    /* requests begun on this slot */
+    pid_t tid;            /* the thread that runs the slot's requests (set once) */
+    int slowlogged;       /* its request's stack is in the slowlog (the master sets it
+                             too: the only field it writes) */
     char method[16];
     char uri[232];
 } __attribute__((aligned(64))) nw_tslot;
@@ -36,6 +46,8 @@ enum {
         5, 25, 100, 500, 2500, 10000                                                               \
     }
 enum { SB_NBUCKETS = 7 };
+/* Listeners whose queue's maximum is kept. */
+enum { SB_MAX_LISTENERS = 16 };
 
 /* What a worker counts as it serves. Each worker counts in its own slot
  * (no other worker writes that cache line); the master folds a gone
@@ -53,6 +65,8 @@ typedef struct nw_sb_counts {
 typedef struct nw_slot {
     pid_t pid;
     int state;
+    int trace_hook;       /* the worker has a language-level tracer (nw_set_trace_hook):
+                             the master sends SB_TRACE_SIGNAL to a thread after its stack */
     int64_t heartbeat_ms; /* nw_now_ms() of the worker's last sign of life */
     int64_t started_ms;   /* nw_now_ms() when the worker became ready */
     int capacity;         /* requests it runs at once (set when ready, 0 once stopping) */
@@ -81,6 +95,10 @@ typedef struct nw_sb_totals {
     int64_t capacity;                            /* requests the ready workers run at once */
     int64_t max_active;                          /* most requests running at once */
     uint64_t full; /* requests that took the last idle slot or found none */
+    /* The listen queues' most seen, sampled by the master once a second and
+     * by every status page (scoreboard_note_queues). */
+    int64_t listen_queue_max;            /* of all listeners' queues together */
+    int32_t queue_max[SB_MAX_LISTENERS]; /* of each, in the order of the bind list */
 } nw_sb_totals;
 
 typedef struct nw_scoreboard {
@@ -106,6 +124,9 @@ int scoreboard_find(const nw_scoreboard *sb, pid_t pid);
 const nw_scoreboard *scoreboard_shared(void);
 /* Master side: a reload began; a worker is gone (cause: SB_EXIT_*). */
 void scoreboard_count_reload(nw_scoreboard *sb);
+/* The listen queues seen now (queues[k] of listener k, -1 = unknown):
+ * raises the maxima it passes. Any process, any time. */
+void scoreboard_note_queues(const nw_scoreboard *sb, const int *queues, int n);
 void scoreboard_count_exit(nw_scoreboard *sb, int cause);
 /* Master side, the process manager: its mode and `workers` now; a time it
  * found every worker busy at `workers`; a worker it retired as idle. */
@@ -124,7 +145,8 @@ void scoreboard_ready(nw_slot *s, int capacity);
 /* The worker stops: it takes no new request, so its capacity is no
  * longer the server's (nor is it idle). */
 void scoreboard_stopping(nw_slot *s);
-/* Marks request slot t as running a request (a copy of method and uri). */
+/* Marks request slot t as running a request (a copy of method and uri),
+ * not yet in the slowlog. */
 void scoreboard_request_begin(nw_tslot *t, const char *method, const char *uri, int64_t start_ms);
 /* The same request takes the slot again (async: its coroutine resumes):
  * only when. */

@@ -13,8 +13,10 @@
 #include <Python.h>
 
 #include <internal/pycore_runtime.h>
+#include <internal/pycore_traceback.h>
 
 void nw_python_gilstate_set(PyThreadState *ts);
+void nw_python_dump_traceback(int fd, PyThreadState *ts);
 
 void nw_python_gilstate_set(PyThreadState *ts)
 {
@@ -23,4 +25,11 @@ void nw_python_gilstate_set(PyThreadState *ts)
 #else
     PyThread_tss_set(&_PyRuntime.gilstate.autoTSSkey, ts);
 #endif
+}
+
+/* The Python frames of ts to fd, from a signal handler: faulthandler's
+ * writer, made for that (no allocation, no lock, no GIL). */
+void nw_python_dump_traceback(int fd, PyThreadState *ts)
+{
+    _Py_DumpTraceback(fd, ts);
 }

@@ -33,7 +33,8 @@
 #include "narwhal.h"
 #include "pyhost.h"
 
-void nw_python_gilstate_set(PyThreadState *ts); /* gilstate.c */
+void nw_python_gilstate_set(PyThreadState *ts);           /* gilstate.c */
+void nw_python_dump_traceback(int fd, PyThreadState *ts); /* gilstate.c */
 
 /* What narwhal looks up in this module (everything else is hidden). */
 #define NW_EXPORT __attribute__((visibility("default")))
@@ -1406,6 +1407,16 @@ fail:
 
 /* ---- the worker's hooks ------------------------------------------------------------ */
 
+/* The slowlog's Python frames (nw_set_trace_hook): called on the thread
+ * whose C stack narwhal has just written, from a signal handler, for the
+ * request that thread runs (under async: the coroutine holding the loop). */
+static void trace_hook(int fd)
+{
+    pyreq *r = cur;
+    if (r && r->ts)
+        nw_python_dump_traceback(fd, r->ts);
+}
+
 int nw_worker_init(void)
 {
     if (!main_ts)
@@ -1431,6 +1442,9 @@ int nw_worker_init(void)
                strerror(rc));
         return 1;
     }
+    if (nw_set_trace_hook(trace_hook) < 0)
+        nw_log(NULL, NW_LOG_WARNING, "the slowlog will have no Python frames: cannot catch "
+                                     "SIGRTMIN+4");
     main_ts = PyEval_SaveThread(); /* requests take the GIL from here on */
     return 0;
 }

@@ -2,18 +2,22 @@
  * src/narwhal.sym. Each function checks its arguments against the
  * header's contract and leaves the work to the request (request.h), its
  * stream (stream.h) and the wait primitive (wait.h). */
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "coro.h"
 #include "log.h"
 #include "narwhal.h"
 #include "request.h"
+#include "scoreboard.h"
 #include "util.h"
 #include "wait.h"
 
@@ -251,4 +255,40 @@ void nw_log(nw_request *req, int level, const char *fmt, ...)
         log_msg(level, "app: %s", msg);
     }
     nw_buf_free(&line);
+}
+
+/* ---- language hosts ------------------------------------------------------------ */
+
+static void (*trace_hook)(int fd);
+
+/* SB_TRACE_SIGNAL from the master (only: anyone else's does nothing), on
+ * the thread whose C stack it has just written. */
+static void on_trace_signal(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig, (void)uc;
+    int saved = errno;
+    void (*fn)(int) = __atomic_load_n(&trace_hook, __ATOMIC_ACQUIRE);
+    if (fn && si->si_code == SI_QUEUE && si->si_pid == getppid())
+        fn(si->si_value.sival_int == 1 ? log_error_fd() : log_slowlog_fd());
+    errno = saved;
+}
+
+int nw_set_trace_hook(void (*fn)(int fd))
+{
+    static int installed;
+    if (fn && !installed) {
+        struct sigaction sa = {.sa_sigaction = on_trace_signal,
+                               .sa_flags = SA_SIGINFO | SA_RESTART};
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SB_TRACE_SIGNAL, &sa, NULL) < 0)
+            return -1;
+        installed = 1;
+    }
+    __atomic_store_n(&trace_hook, fn, __ATOMIC_RELEASE);
+    /* the master asks only workers that say they have one */
+    const nw_scoreboard *sb = scoreboard_shared();
+    int i = sb ? scoreboard_find(sb, getpid()) : -1;
+    if (i >= 0)
+        __atomic_store_n(&sb->slots[i].trace_hook, fn != NULL, __ATOMIC_RELAXED);
+    return 0;
 }

@@ -21,7 +21,12 @@ static int private_copy(const char *path)
     int in = open(path, O_RDONLY | O_CLOEXEC);
     if (in < 0)
         return -1;
-    int out = memfd_create("narwhal-app", MFD_CLOEXEC);
+    /* named after the file: the name is what /proc/PID/maps and a stack
+     * in the slowlog show ("/memfd:app.so (deleted)") */
+    const char *base = strrchr(path, '/');
+    char name[200];
+    snprintf(name, sizeof name, "%s", base ? base + 1 : path);
+    int out = memfd_create(name, MFD_CLOEXEC);
     if (out < 0) {
         int err = errno;
         close(in);
@@ -176,10 +181,14 @@ int app_load(const nw_settings *s, nw_app *app, char *err, size_t errlen)
     }
     app->init = (int (*)(void))dlsym(app->dl, "nw_worker_init");
     app->fini = (void (*)(void))dlsym(app->dl, "nw_worker_exit");
+    /* The mapping keeps the copy; the fd stays open too: the master reads
+     * the app's symbols and lines through it for the slowlog (stack.c). */
+    app->copy_fd = fd;
+    fd = -1;
     rc = 0;
 out:
     if (fd >= 0)
-        close(fd); /* the mapping keeps the copy */
+        close(fd);
     if (file != path)
         free(file);
     free(path);
@@ -189,8 +198,10 @@ out:
 
 void app_unload(nw_app *app)
 {
-    if (app->dl && !app->python)
+    if (app->dl && !app->python) {
         dlclose(app->dl);
+        close(app->copy_fd);
+    }
     memset(app, 0, sizeof *app);
 }
 

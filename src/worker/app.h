@@ -14,6 +14,7 @@ typedef struct nw_app {
     int (*init)(void);  /* nw_worker_init, or NULL */
     void (*fini)(void); /* nw_worker_exit, or NULL */
     int python;         /* narwhal's Python host, running a WSGI app */
+    int copy_fd;        /* a C app's private copy (a memfd), open while dl is */
 } nw_app;
 
 /* Loads s->app. A C app: dlopen()s a private in-memory copy of

@@ -194,6 +194,7 @@ static void conn_dispatch(nw_conn *c)
         c->st.closing = 1; /* before the task is handed over */
     c->task.method = c->req->method;
     c->task.uri = c->req->uri;
+    c->task.start_ms = c->req->start_ms;
     if (cs->s->spew)
         log_debug("spew: connection %llu: request " REQ_FMT " dispatched",
                   (unsigned long long)c->st.id, c->task.method ? c->task.method : "-",

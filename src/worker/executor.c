@@ -5,10 +5,14 @@
 #include <signal.h>
 #include <semaphore.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "coro.h"
 #include "log.h"
+#include "stack.h"
 #include "util.h"
 #include "wait.h"
 
@@ -75,6 +79,8 @@ static void *pool_thread_main(void *arg)
     pool_thread *t = arg;
     pool *p = &the_pool;
     thread_tslot = t->tslot;
+    /* for the master's slowlog: which thread to trace */
+    __atomic_store_n(&t->tslot->tid, gettid(), __ATOMIC_RELAXED);
     /* No signal blocked, on purpose: a program a handler starts (fork,
      * posix_spawn, system, popen) inherits this thread's mask. The worker's
      * signals are safe on any thread (libev's handlers only feed the loop,
@@ -223,9 +229,72 @@ typedef struct co_run {
     nw_coro *co;
     nw_task *task;
     struct co_run *next_free;
+    struct co_run *prev, *next; /* among the live ones, for the slowlog */
+    int slowlogged;             /* its stack is in the slowlog */
 } co_run;
 
 static co_run *free_runs;
+static co_run *live_runs;
+
+/* ---- the slowlog of waiting coroutines ---------------------------------------- */
+
+static int slowlog_ms;
+static ev_timer slowlog_timer;
+/* Stacks written per second at most: each costs the loop a few ms (libdw
+ * reads the objects' symbols), and the rest wait for the next second. */
+#define SLOWLOG_PER_TICK 4
+
+static void slowlog_entry(co_run *r, int64_t now)
+{
+    nw_buf frames = NW_BUF_INIT;
+    char why[512];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (stack_of_context(coro_context(r->co), &frames, why, sizeof why) < 0)
+        nw_buf_printf(&frames, "(no stack: %s)\n", why);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    log_debug("unwound a waiting coroutine in %lld us",
+              (long long)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000));
+    nw_buf_appendc(&frames, 0);
+    char head[512];
+    snprintf(head, sizeof head, "worker %d coroutine (waiting): %.16s %.400s running for %lld ms",
+             (int)getpid(), r->task->method ? r->task->method : "-",
+             r->task->uri ? r->task->uri : "-", (long long)(now - r->task->start_ms));
+    log_slowlog(head, (const char *)nw_buf_head(&frames));
+    nw_buf_free(&frames);
+}
+
+/* Once a second: the requests whose coroutine waits, past slowlog_timeout
+ * and not yet logged (one that holds the loop is the master's to trace). */
+static void slowlog_tick(struct ev_loop *l, ev_timer *w, int revents)
+{
+    (void)l, (void)w, (void)revents;
+    int64_t now = nw_now_ms();
+    int n = 0;
+    stack_trim(60000); /* what libdw read, once unused for a minute */
+    for (co_run *r = live_runs; r && n < SLOWLOG_PER_TICK; r = r->next) {
+        if (r->slowlogged || now - r->task->start_ms <= slowlog_ms)
+            continue;
+        r->slowlogged = 1;
+        slowlog_entry(r, now);
+        n++;
+    }
+}
+
+void executor_set_slowlog(int seconds)
+{
+    slowlog_ms = seconds * 1000;
+    if (the_class != NW_CLASS_ASYNC || !loop)
+        return;
+    if (seconds > 0 && !ev_is_active(&slowlog_timer)) {
+        ev_timer_init(&slowlog_timer, slowlog_tick, 1., 1.);
+        ev_timer_start(loop, &slowlog_timer);
+        ev_unref(loop); /* the loop's end is the connections' business */
+    } else if (seconds <= 0 && ev_is_active(&slowlog_timer)) {
+        ev_ref(loop);
+        ev_timer_stop(loop, &slowlog_timer);
+    }
+}
 
 static void co_entry(void *arg)
 {
@@ -249,11 +318,23 @@ static void co_step(co_run *r)
         scoreboard_request_begin(t, r->task->method, r->task->uri, nw_now_ms());
         marked = r->task;
     }
+    /* once per request: the master skips one already logged here, and the
+     * master's mark (it traced this one holding the loop) comes back */
+    if (r->slowlogged)
+        __atomic_store_n(&t->slowlogged, 1, __ATOMIC_RELAXED);
     int done = coro_resume(r->co);
     scoreboard_request_end(t);
+    if (__atomic_load_n(&t->slowlogged, __ATOMIC_RELAXED))
+        r->slowlogged = 1;
     if (done) {
         nw_task *task = r->task;
         marked = NULL; /* its connection may post its next task at this address */
+        if (r->prev)
+            r->prev->next = r->next;
+        else
+            live_runs = r->next;
+        if (r->next)
+            r->next->prev = r->prev;
         coro_free(r->co);
         r->co = NULL;
         r->task = NULL;
@@ -277,6 +358,12 @@ static void co_post(nw_task *task)
         r = nw_xcalloc(1, sizeof *r);
     wait_setup(&r->waiter, loop, co_wake);
     r->task = task;
+    r->slowlogged = 0;
+    r->prev = NULL;
+    r->next = live_runs;
+    if (live_runs)
+        live_runs->prev = r;
+    live_runs = r;
     r->co = coro_new(co_entry, r);
     coro_set_data(r->co, &r->waiter);
     co_step(r);
@@ -294,9 +381,12 @@ int executor_init(struct ev_loop *l, nw_worker_class cls, int threads, size_t co
     case NW_CLASS_THREADS:
         return pool_start(threads);
     case NW_CLASS_ASYNC:
+        tslots[0].tid = getpid();
         coro_set_stack_size(coroutine_stack);
+        executor_set_slowlog(slowlog_ms / 1000);
         return 0;
     case NW_CLASS_SYNC:
+        tslots[0].tid = getpid();
         runq_start();
         break;
     }

@@ -28,6 +28,7 @@ struct nw_task {
      * (borrowed until done). The other classes' tasks mark their own slot
      * (executor_tslot). */
     const char *method, *uri;
+    int64_t start_ms; /* async: when its request began (nw_now_ms), for the slowlog */
 };
 
 /* Starts the class's machinery (threads, stacks) on the worker's loop;
@@ -35,6 +36,12 @@ struct nw_task {
  * (logged). */
 int executor_init(struct ev_loop *loop, nw_worker_class cls, int threads, size_t coroutine_stack,
                   nw_tslot *tslots);
+/* Under async, the worker writes the slowlog entry of a request whose
+ * coroutine waits (is suspended) after it has run longer than seconds
+ * (0 = off): its stack is the context the coroutine saved, which only
+ * the worker can read cheaply; the master traces what holds the loop.
+ * NOTES.md, "The slowlog under async". */
+void executor_set_slowlog(int seconds);
 /* Runs t (from the loop thread). */
 void executor_post(nw_task *t);
 /* The request slot of the calling thread when it runs a task (sync,

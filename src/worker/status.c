@@ -3,15 +3,8 @@
  * snapshot. */
 #include "status.h"
 
-#include <linux/netlink.h>
-#include <linux/rtnetlink.h>
-#include <linux/sock_diag.h>
-#include <linux/unix_diag.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <stddef.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -81,75 +74,11 @@ static int query_has(const char *q, const char *w)
 
 /* ---- the listen queue -------------------------------------------------------------- */
 
-/* A unix listener's accept queue, from sock_diag (what `ss -xl` shows):
- * one request for the socket's inode with UDIAG_SHOW_RQLEN, whose answer
- * has the queue length (udiag_rqueue) and the backlog (udiag_wqueue). The
- * kernel answers within send(), so the read does not wait. -1/-1 when it
- * cannot tell (no sock_diag, a seccomp filter). */
-static void unix_queue(int fd, status_queue *q)
-{
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        return;
-    int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-    if (nl < 0)
-        return;
-    struct {
-        struct nlmsghdr h;
-        struct unix_diag_req r;
-    } req = {.h = {.nlmsg_len = sizeof req,
-                   .nlmsg_type = SOCK_DIAG_BY_FAMILY,
-                   .nlmsg_flags = NLM_F_REQUEST},
-             .r = {.sdiag_family = AF_UNIX,
-                   .udiag_states = ~0u,
-                   .udiag_ino = (unsigned)st.st_ino,
-                   .udiag_show = UDIAG_SHOW_RQLEN,
-                   .udiag_cookie = {~0u, ~0u}}};
-    union {
-        struct nlmsghdr h;
-        char b[1024];
-    } ans;
-    ssize_t n = -1;
-    if (send(nl, &req, sizeof req, 0) == (ssize_t)sizeof req)
-        n = recv(nl, &ans, sizeof ans, MSG_DONTWAIT);
-    close(nl);
-    if (n < (ssize_t)NLMSG_LENGTH(sizeof(struct unix_diag_msg)) || !NLMSG_OK(&ans.h, (size_t)n) ||
-        ans.h.nlmsg_type != SOCK_DIAG_BY_FAMILY)
-        return;
-    struct unix_diag_msg *m = NLMSG_DATA(&ans.h);
-    if (m->udiag_ino != (unsigned)st.st_ino)
-        return;
-    int len = (int)ans.h.nlmsg_len - (int)NLMSG_LENGTH(sizeof *m);
-    for (struct rtattr *a = (struct rtattr *)(m + 1); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
-        if (a->rta_type == UNIX_DIAG_RQLEN && RTA_PAYLOAD(a) >= sizeof(struct unix_diag_rqlen)) {
-            struct unix_diag_rqlen *r = RTA_DATA(a);
-            q->queue = (int)r->udiag_rqueue;
-            q->backlog = (int)r->udiag_wqueue;
-        }
-    }
-}
-
-/* A listener's accept queue. TCP from TCP_INFO: for a listening socket
- * Linux reports the queue length in tcpi_unacked and the backlog in
- * tcpi_sacked (what `ss -l` shows as Recv-Q and Send-Q); unix sockets have
- * no such option, so sock_diag. */
+/* A listener's accept queue (listener_queue), as the page shows it. */
 static status_queue queue_of(const nw_listener *l)
 {
-    status_queue q = {.addr = l->addr, .queue = -1, .backlog = -1};
-    int domain = 0;
-    socklen_t dlen = sizeof domain;
-    if (l->fd < 0 || getsockopt(l->fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) < 0)
-        return q;
-    if (domain == AF_UNIX) {
-        unix_queue(l->fd, &q);
-        return q;
-    }
-    struct tcp_info ti;
-    socklen_t len = sizeof ti;
-    if (getsockopt(l->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 && ti.tcpi_state == TCP_LISTEN) {
-        q.queue = (int)ti.tcpi_unacked;
-        q.backlog = (int)ti.tcpi_sacked;
-    }
+    status_queue q = {.addr = l->addr, .queue = -1, .backlog = -1, .max = -1};
+    listener_queue(l, &q.queue, &q.backlog);
     return q;
 }
 
@@ -178,16 +107,25 @@ void status_answer(status_page page, const nw_settings *s, status_param_fn param
                                                     : STATUS_TEXT;
     *ctype = status_content_type(fmt);
     const nw_scoreboard *sb = scoreboard_shared();
+    /* the queues first: what this page sees counts in the maxima it shows */
+    status_queue qs[SB_MAX_LISTENERS];
+    int nq = 0, now[SB_MAX_LISTENERS];
+    for (int i = 0; i < the_nlisteners && nq < SB_MAX_LISTENERS; i++) {
+        qs[nq] = queue_of(&the_listeners[i]);
+        now[nq] = qs[nq].queue;
+        nq++;
+    }
+    if (sb)
+        scoreboard_note_queues(sb, now, nq);
     nw_scoreboard snap;
     if (!sb || scoreboard_snapshot(sb, &snap) < 0) {
         nw_buf_appends(body, "no scoreboard\n");
         *ctype = "text/plain";
         return;
     }
-    status_queue qs[16];
-    int nq = 0;
-    for (int i = 0; i < the_nlisteners && nq < 16; i++)
-        qs[nq++] = queue_of(&the_listeners[i]);
+    for (int i = 0; i < nq; i++)
+        if (qs[i].queue >= 0)
+            qs[i].max = snap.totals->queue_max[i];
     struct timespec rt;
     clock_gettime(CLOCK_REALTIME, &rt);
     status_extra x = {.now_unix_ms = (int64_t)rt.tv_sec * 1000 + rt.tv_nsec / 1000000,
@@ -319,9 +257,11 @@ static void format_text(nw_buf *o, const nw_scoreboard *sb, const status_extra *
     LINE("duration total ms", "%llu", (unsigned long long)(t->c.duration_us / 1000));
     if (n.queue >= 0) {
         LINE("listen queue", "%d", n.queue);
+        LINE("max listen queue", "%lld", (long long)t->listen_queue_max);
         LINE("listen queue len", "%d", n.backlog);
     } else {
         LINE("listen queue", "%s", "-");
+        LINE("max listen queue", "%s", "-");
         LINE("listen queue len", "%s", "-");
     }
     LINE("idle slots", "%lld", (long long)n.idle);
@@ -415,18 +355,20 @@ static void format_json(nw_buf *o, const nw_scoreboard *sb, const status_extra *
     }
     nw_buf_printf(o, "],\"duration_total_us\":%llu,", (unsigned long long)t->c.duration_us);
     if (n.queue >= 0)
-        nw_buf_printf(o, "\"listen_queue\":%d,\"listen_queue_len\":%d,", n.queue, n.backlog);
+        nw_buf_printf(o, "\"listen_queue\":%d,\"max_listen_queue\":%lld,\"listen_queue_len\":%d,",
+                      n.queue, (long long)t->listen_queue_max, n.backlog);
     else
-        nw_buf_appends(o, "\"listen_queue\":null,\"listen_queue_len\":null,");
+        nw_buf_appends(
+            o, "\"listen_queue\":null,\"max_listen_queue\":null,\"listen_queue_len\":null,");
     nw_buf_appends(o, "\"listeners\":[");
     for (int i = 0; i < x->nqueues; i++) {
         nw_buf_appends(o, i ? ",{\"address\":" : "{\"address\":");
         json_str(o, x->queues[i].addr ? x->queues[i].addr : "");
         if (x->queues[i].queue >= 0)
-            nw_buf_printf(o, ",\"queue\":%d,\"backlog\":%d}", x->queues[i].queue,
-                          x->queues[i].backlog);
+            nw_buf_printf(o, ",\"queue\":%d,\"max_queue\":%d,\"backlog\":%d}", x->queues[i].queue,
+                          x->queues[i].max, x->queues[i].backlog);
         else
-            nw_buf_appends(o, ",\"queue\":null,\"backlog\":null}");
+            nw_buf_appends(o, ",\"queue\":null,\"max_queue\":null,\"backlog\":null}");
     }
     nw_buf_printf(o,
                   "],\"idle_slots\":%lld,\"active_slots\":%lld,\"total_slots\":%lld,"
@@ -490,6 +432,22 @@ static void om_family(nw_buf *o, const char *name, const char *type, const char 
     if (unit)
         nw_buf_printf(o, "# UNIT %s %s\n", name, unit);
     nw_buf_printf(o, "# HELP %s %s\n", name, help);
+}
+
+/* A gauge family with a sample per listener whose queue the kernel tells:
+ * the int at offset `field` of its status_queue. */
+static void om_listeners(nw_buf *o, const status_extra *x, const char *name, const char *help,
+                         size_t field)
+{
+    om_family(o, name, "gauge", NULL, help);
+    for (int i = 0; i < x->nqueues; i++) {
+        const status_queue *q = &x->queues[i];
+        if (q->queue < 0)
+            continue;
+        nw_buf_printf(o, "%s{listener=\"", name);
+        om_label(o, q->addr ? q->addr : "");
+        nw_buf_printf(o, "\"} %d\n", *(const int *)((const char *)q + field));
+    }
 }
 
 static void format_openmetrics(nw_buf *o, const nw_scoreboard *sb, const status_extra *x, int full)
@@ -560,24 +518,13 @@ static void format_openmetrics(nw_buf *o, const nw_scoreboard *sb, const status_
     for (int i = 0; i < x->nqueues; i++)
         told |= x->queues[i].queue >= 0;
     if (told) {
-        om_family(o, "narwhal_listen_queue", "gauge", NULL,
-                  "Connections waiting to be accepted (TCP listeners).");
-        for (int i = 0; i < x->nqueues; i++) {
-            if (x->queues[i].queue < 0)
-                continue;
-            nw_buf_appends(o, "narwhal_listen_queue{listener=\"");
-            om_label(o, x->queues[i].addr ? x->queues[i].addr : "");
-            nw_buf_printf(o, "\"} %d\n", x->queues[i].queue);
-        }
-        om_family(o, "narwhal_listen_queue_backlog", "gauge", NULL,
-                  "The most connections that can wait (TCP listeners).");
-        for (int i = 0; i < x->nqueues; i++) {
-            if (x->queues[i].queue < 0)
-                continue;
-            nw_buf_appends(o, "narwhal_listen_queue_backlog{listener=\"");
-            om_label(o, x->queues[i].addr ? x->queues[i].addr : "");
-            nw_buf_printf(o, "\"} %d\n", x->queues[i].backlog);
-        }
+        om_listeners(o, x, "narwhal_listen_queue", "Connections waiting to be accepted.",
+                     offsetof(status_queue, queue));
+        om_listeners(o, x, "narwhal_listen_queue_max",
+                     "The most connections seen waiting to be accepted (sampled once a second).",
+                     offsetof(status_queue, max));
+        om_listeners(o, x, "narwhal_listen_queue_backlog", "The most connections that can wait.",
+                     offsetof(status_queue, backlog));
     }
     if (full) {
         /* One family at a time: OpenMetrics wants a family's samples together. */

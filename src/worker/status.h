@@ -39,6 +39,7 @@ typedef struct status_queue {
     const char *addr;
     int queue;   /* connections waiting to be accepted, -1 = unknown */
     int backlog; /* the most that can wait, -1 = unknown */
+    int max;     /* the most seen waiting (scoreboard), -1 = unknown */
 } status_queue;
 
 /* What the page shows besides the scoreboard, for the formatter. */

@@ -364,6 +364,7 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
     if (executor_init(w->loop, s->worker_class, s->threads, (size_t)s->coroutine_stack_size * 1024,
                       w->tslots) < 0)
         boot_fail("cannot start the executor");
+    executor_set_slowlog(s->slowlog_timeout);
     conn_set_init(&w->conns, w->loop, s, w->app.handler,
                   (nw_conn_hooks){.opened = on_conn_opened,
                                   .closed = on_conn_closed,

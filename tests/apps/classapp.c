@@ -136,3 +136,66 @@ int spawn(nw_request *req)
     nw_printf(req, "pid %d\n", (int)pid);
     return 0;
 }
+
+/* For the slowlog and the timeout kill (test_slowlog): spins on the CPU
+ * in a function of its own, never yielding, for ms milliseconds (0 =
+ * forever). Its name is what the stacks must show. */
+__attribute__((noinline)) long spin_forever(long ms)
+{
+    struct timespec a, b;
+    volatile long turns = 0;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    do {
+        turns++;
+        clock_gettime(CLOCK_MONOTONIC, &b);
+    } while (!ms || (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < ms);
+    return turns;
+}
+
+/* ?ms=N: spin_forever(N) (default 0: until killed). */
+int spinner(nw_request *req)
+{
+    const char *q = nw_param(req, "QUERY_STRING");
+    long ms = q && strncmp(q, "ms=", 3) == 0 ? atol(q + 3) : 0;
+    long turns = spin_forever(ms);
+    nw_add_header(req, "Content-Type", "text/plain");
+    nw_printf(req, "spun %ld ms (%ld turns)\n", ms, turns > 0 ? ms : 0);
+    return 0;
+}
+
+/* Waits in nw_sleep from a function of its own: under async the coroutine
+ * is suspended, and the worker's slowlog entry must show this frame. */
+__attribute__((noinline)) int nap_in_coroutine(nw_request *req, int ms)
+{
+    volatile int r = nw_sleep(req, ms); /* not a tail call: the frame stays */
+    return r;
+}
+
+/* ?ms=N: nap_in_coroutine for N ms (default 3000). */
+int napper(nw_request *req)
+{
+    const char *q = nw_param(req, "QUERY_STRING");
+    int ms = q && strncmp(q, "ms=", 3) == 0 ? atoi(q + 3) : 3000;
+    if (nap_in_coroutine(req, ms) < 0)
+        return 1;
+    nw_add_header(req, "Content-Type", "text/plain");
+    nw_printf(req, "napped %d ms\n", ms);
+    return 0;
+}
+
+/* A language host's tracer (nw_set_trace_hook), as the Python module will
+ * have one: with CLASSAPP_TRACE_HOOK set, it writes a line of its own where
+ * narwhal asks, from the signal handler on the traced thread. */
+static void trace_hook(int fd)
+{
+    static const char line[] = "classapp trace hook: language-level frames here\n";
+    ssize_t w = write(fd, line, sizeof line - 1);
+    (void)w;
+}
+
+int nw_worker_init(void)
+{
+    if (getenv("CLASSAPP_TRACE_HOOK") && nw_set_trace_hook(trace_hook) < 0)
+        return 1;
+    return 0;
+}

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 TestSuite(status, .init = h_setup, .fini = h_teardown, .timeout = 60);
@@ -213,6 +214,69 @@ Test(status, unix_listener_queue)
     assert_status(r, 200, nw.log);
     cr_assert(has_line(r.body, "listen queue", "0"), "%s", r.body);
     cr_assert(has_line(r.body, "listen queue len", "50"), "%s", r.body);
+}
+
+/* A connection to the unix socket at path that sends nothing: it waits in
+ * the accept queue until the worker takes it. */
+static int unix_connect(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    cr_assert(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect %s", path);
+    return fd;
+}
+
+/* The only worker blocked in a handler: connections wait in the accept
+ * queues, four from nginx on the TCP listener and three on the unix one.
+ * Nobody can answer the page then; the master looks at the queues, and the
+ * page shows the most that waited, per listener and in all, once the
+ * worker is free again (and nothing waits by then). */
+Test(status, listen_queue_max_grows_when_every_worker_is_blocked)
+{
+    char *sock = h_path("nw.sock");
+    h_narwhal nw = h_narwhal_serve("-b", h_fmt("unix:%s", sock), "-w", "1", "--status-path",
+                                   "/status", h_classapp("napper"), NULL);
+    cr_assert(h_wait_unix(sock, 10000), "no unix listener:\n%s", h_tail(nw.log));
+    h_nginx ng = h_nginx_start(H_SNIPPET_TCP, h_fmt("127.0.0.1:%d", nw.port));
+    /* what waited while the worker booted (the harness's own connects, a
+     * slow boot under the sanitizers): the block must add to it */
+    long t0 = json_number(ng.port, "d['listeners'][0]['max_queue']", nw.log);
+    long u0 = json_number(ng.port, "d['listeners'][1]['max_queue']", nw.log);
+    h_bg_request block = {.port = ng.port, .path = "/nap?ms=3000"}, b[4];
+    h_bg_start(&block);
+    h_sleep_ms(500); /* the worker is in the handler: it accepts nothing */
+    for (int i = 0; i < 4; i++) {
+        b[i] = (h_bg_request){.port = ng.port, .path = "/nap?ms=1"};
+        h_bg_start(&b[i]);
+    }
+    int fds[3];
+    for (int i = 0; i < 3; i++)
+        fds[i] = unix_connect(sock);
+    h_bg_join(&block);
+    for (int i = 0; i < 4; i++) {
+        h_bg_join(&b[i]);
+        assert_status(b[i].r, 200, nw.log);
+    }
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    h_response r = h_get(ng.port, "/status?json");
+    assert_status(r, 200, nw.log);
+    bool ok;
+    char *out = python(h_fmt("import json, sys\n"
+                             "d = json.load(open(sys.argv[1]))\n"
+                             "by = {l['address']: l for l in d['listeners']}\n"
+                             "t, u = by['127.0.0.1:%d'], by['unix:%s']\n"
+                             "assert t['max_queue'] >= max(4, %ld + 1), (t, %ld)\n"
+                             "assert u['max_queue'] >= max(3, %ld + 1), (u, %ld)\n"
+                             "assert d['max_listen_queue'] >= 7, d\n"
+                             "assert t['queue'] == 0, t\n"
+                             "print('ok')\n",
+                             nw.port, sock, t0, t0, u0, u0),
+                       r.body, &ok);
+    cr_assert(ok, "%s\npage: %s\nnarwhal log:\n%s", out, r.body, h_tail(nw.log));
+    r = h_get(ng.port, "/status");
+    cr_assert(strstr(r.body, "\nmax listen queue:"), "%s", r.body);
 }
 
 /* ---- statsD, as gunicorn sends it ----------------------------------------------------- */

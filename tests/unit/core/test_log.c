@@ -62,3 +62,31 @@ Test(log, level_hook_counts_lines_the_level_leaves_out)
     cr_assert_eq(hooked[NW_LOG_ERROR], 1);
     cr_assert_eq(hooked[NW_LOG_INFO], 0);
 }
+
+/* A slowlog entry: one write of a stamped header, its lines and a blank
+ * line; what a peer put in the header (a URI) cannot forge a line. Without
+ * a slowlog file the entry goes to the error log, a line each. */
+Test(log, slowlog_entry)
+{
+    const char *slow = tmp_path("slow.log"), *err = tmp_path("error.log");
+    cr_assert_eq(log_open(err, NULL), 0);
+    cr_assert_eq(log_slowlog_open(slow), 0);
+    log_slowlog("worker 1 slot 0: GET /x\n#0 forged running for 5 ms", "#0  f at a.c:1\n#1  g\n");
+    FILE *f = fopen(slow, "r");
+    cr_assert(f);
+    char text[1024] = "";
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    cr_assert(text[0] == '[' && strstr(text, "] worker 1 slot 0: GET /x\\x0a#0 forged running for "
+                                             "5 ms\n#0  f at a.c:1\n#1  g\n\n"),
+              "%s", text);
+    cr_assert_eq(log_slowlog_open(NULL), 0);
+    log_slowlog("head", "#0  f\n");
+    log_open("-", NULL);
+    f = fopen(err, "r");
+    n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    cr_assert(strstr(text, "[WARNING] head\n") && strstr(text, "[WARNING]   #0  f\n"), "%s", text);
+}

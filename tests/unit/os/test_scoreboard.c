@@ -264,3 +264,41 @@ Test(scoreboard, a_stopping_worker_gives_back_its_capacity)
     scoreboard_release(&sb, i);
     cr_expect_eq(sb.totals->capacity, 0, "not taken back twice");
 }
+
+/* The listen queues' maxima: each listener's and of all together, raised
+ * only; an unknown queue (-1) neither counts nor lowers anything. */
+Test(scoreboard, note_queues_keeps_the_maxima)
+{
+    int q1[] = {3, -1, 2};
+    scoreboard_note_queues(&sb, q1, 3);
+    cr_assert_eq(sb.totals->queue_max[0], 3);
+    cr_assert_eq(sb.totals->queue_max[1], 0);
+    cr_assert_eq(sb.totals->queue_max[2], 2);
+    cr_assert_eq(sb.totals->listen_queue_max, 5);
+    int q2[] = {1, 4, 0};
+    scoreboard_note_queues(&sb, q2, 3);
+    cr_assert_eq(sb.totals->queue_max[0], 3, "never lowered");
+    cr_assert_eq(sb.totals->queue_max[1], 4);
+    cr_assert_eq(sb.totals->listen_queue_max, 5, "5 at once is still the most");
+    int none[] = {-1, -1};
+    scoreboard_note_queues(&sb, none, 2);
+    cr_assert_eq(sb.totals->listen_queue_max, 5);
+    /* more listeners than kept: their queues count in the total only */
+    int many[SB_MAX_LISTENERS + 1];
+    for (int k = 0; k <= SB_MAX_LISTENERS; k++)
+        many[k] = 1;
+    scoreboard_note_queues(&sb, many, SB_MAX_LISTENERS + 1);
+    cr_assert_eq(sb.totals->listen_queue_max, SB_MAX_LISTENERS + 1);
+}
+
+/* A new request in a slot is not yet in the slowlog, whatever the last
+ * one was. */
+Test(scoreboard, begin_clears_the_slowlog_mark)
+{
+    nw_tslot *t = scoreboard_tslot(&sb, 0, 0);
+    scoreboard_request_begin(t, "GET", "/a", 100);
+    t->slowlogged = 1;
+    scoreboard_request_end(t);
+    scoreboard_request_begin(t, "GET", "/b", 200);
+    cr_assert_eq(t->slowlogged, 0);
+}
