@@ -377,12 +377,14 @@ static long data_attr(const char *text, const char *name)
 Test(status, html_page_draws_in_a_real_browser, .timeout = 120)
 {
     h_narwhal nw = h_narwhal_serve("-w", "2", "-k", "threads", "--threads", "4", "--status-path",
-                                   "/status", h_testapp("slow"), NULL);
+                                   "/status", "-t", "120", h_testapp("slow"), NULL);
     h_nginx ng = h_nginx_start(H_SNIPPET_TCP, h_fmt("127.0.0.1:%d", nw.port));
-    /* a server at work: three requests that take their time */
+    /* a server at work: three requests that take their time, longer than a
+     * cold Chromium on a loaded machine takes to start (15 s was not);
+     * the quick stop below ends them */
     h_bg_request b[3];
     for (int i = 0; i < 3; i++) {
-        b[i] = (h_bg_request){.port = ng.port, .path = "/slow?ms=15000"};
+        b[i] = (h_bg_request){.port = ng.port, .path = "/slow?ms=60000", .timeout_ms = 90000};
         h_bg_start(&b[i]);
     }
     /* running before the browser starts (a cold Chromium takes a while);
@@ -397,10 +399,11 @@ Test(status, html_page_draws_in_a_real_browser, .timeout = 120)
     cr_assert_geq(data_attr(dom, "points"), 2, "the chart drew no points:\n%.3000s", dom);
     cr_assert(strstr(dom, "<tr class=\"slot Running\">"), "no running slot in the table:\n%.3000s",
               dom);
-    cr_assert(strstr(dom, "/slow?ms=15000"), "the running requests' URI is not shown:\n%.3000s",
+    cr_assert(strstr(dom, "/slow?ms=60000"), "the running requests' URI is not shown:\n%.3000s",
               dom);
     cr_assert(strstr(dom, "id=\"n-requests\""), "no summary:\n%.3000s", dom);
     cr_assert(strstr(dom, "<p id=\"err\"></p>"), "the page could not read ?json:\n%.3000s", dom);
+    h_stop(nw.pid, SIGQUIT, 10000); /* the slow requests end with their workers */
     for (int i = 0; i < 3; i++)
         h_bg_join(&b[i]);
 }
