@@ -71,6 +71,8 @@ typedef struct nw_slot {
     int64_t started_ms;   /* nw_now_ms() when the worker became ready */
     int capacity;         /* requests it runs at once (set when ready, 0 once stopping) */
     int active;           /* requests it runs now */
+    int cgi_running;      /* CGI programs it runs now */
+    int cgi_waiting;      /* CGI requests waiting for a cgi_max_running turn */
     nw_sb_counts c;       /* what it served (c.requests: requests it handled) */
 } __attribute__((aligned(64))) nw_slot;
 

@@ -20,6 +20,7 @@
 #include "cgi_proc.h"
 #include "log.h"
 #include "request.h"
+#include "scoreboard.h"
 #include "stream.h"
 #include "util.h"
 
@@ -101,6 +102,20 @@ int cgi_setup(const nw_settings *s, char *err, size_t errlen)
 int cgi_running(void)
 {
     return cgi_proc_running();
+}
+
+static nw_slot *sb_slot;
+
+void cgi_set_slot(nw_slot *slot)
+{
+    sb_slot = slot;
+}
+
+/* The scoreboard's count of running programs, after a start or a reap. */
+static void publish_running(void)
+{
+    if (sb_slot)
+        __atomic_store_n(&sb_slot->cgi_running, cgi_proc_running(), __ATOMIC_RELAXED);
 }
 
 void cgi_kill_all(void)
@@ -474,10 +489,19 @@ static void answer(nw_request *req, int status, const char *text)
 /* cgi_max_running: a turn to start a program, or -1 at the deadline. */
 static int take_turn(nw_request *req, cgi_run *c)
 {
+    if (cgi_proc_turn(&c->p, max_running))
+        return 0;
+    if (sb_slot) /* waiting: the status page counts it */
+        __atomic_add_fetch(&sb_slot->cgi_waiting, 1, __ATOMIC_RELAXED);
+    int rc = 0;
     while (!cgi_proc_turn(&c->p, max_running))
-        if (nw_sleep(req, 5) < 0)
-            return -1;
-    return 0;
+        if (nw_sleep(req, 5) < 0) {
+            rc = -1;
+            break;
+        }
+    if (sb_slot)
+        __atomic_sub_fetch(&sb_slot->cgi_waiting, 1, __ATOMIC_RELAXED);
+    return rc;
 }
 
 int cgi_handle(nw_request *req)
@@ -509,9 +533,9 @@ int cgi_handle(nw_request *req)
     env_build(req, &env);
     int e = 0;
     c->ep = epoll_create1(EPOLL_CLOEXEC);
-    if (c->ep < 0 || (e = cgi_proc_start(&c->p, env.v)) != 0) {
-        if (c->ep < 0)
-            e = errno;
+    e = c->ep < 0 ? errno : cgi_proc_start(&c->p, env.v);
+    publish_running();
+    if (c->ep < 0 || e != 0) {
         cgi_log(req, NW_LOG_ERROR, "cannot run %s: %s; answering 502", c->prog, strerror(e));
         answer(req, 502, "Bad Gateway");
         goto out;
@@ -567,6 +591,7 @@ int cgi_handle(nw_request *req)
 out:
     close_fd(&c->ep);
     cgi_proc_done(&c->p);
+    publish_running();
     env_free(&env);
     nw_buf_free(&c->head);
     free(c->inbuf);

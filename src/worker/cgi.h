@@ -44,6 +44,11 @@ int cgi_handle(nw_request *req);
 /* Programs this worker has started and not yet reaped. */
 int cgi_running(void);
 
+/* Where the status page reads this worker's running and waiting programs
+ * (its scoreboard slot; NULL: nowhere). */
+struct nw_slot;
+void cgi_set_slot(struct nw_slot *slot);
+
 /* SIGKILLs the process group of every program this worker runs (a graceful
  * stop out of time); their handlers then end their responses and reap
  * them. Loop thread only. */

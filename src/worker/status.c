@@ -141,6 +141,7 @@ void status_answer(status_page page, const nw_settings *s, status_param_fn param
 typedef struct numbers {
     int64_t active, total, idle;
     int workers, idle_workers; /* processes; ready ones running nothing */
+    int cgi_running, cgi_waiting; /* CGI programs running; requests waiting for a turn */
     int queue, backlog; /* summed over the listeners that tell; -1 if none does */
     uint64_t cum[SB_NBUCKETS];
 } numbers;
@@ -156,6 +157,8 @@ static numbers count(const nw_scoreboard *sb, const status_extra *x)
         n.active += active; /* a stopping worker's too: they still run */
         n.workers++;
         n.idle_workers += s->state == SLOT_READY && active == 0;
+        n.cgi_running += s->cgi_running > 0 ? s->cgi_running : 0;
+        n.cgi_waiting += s->cgi_waiting > 0 ? s->cgi_waiting : 0;
         /* only a ready worker takes new requests: a stopping one's running
          * requests take no idle slot from the workers that replace it */
         if (s->state == SLOT_READY) {
@@ -269,6 +272,8 @@ static void format_text(nw_buf *o, const nw_scoreboard *sb, const status_extra *
     LINE("total slots", "%lld", (long long)n.total);
     LINE("max active slots", "%lld", (long long)t->max_active);
     LINE("max children reached", "%llu", (unsigned long long)t->full);
+    LINE("cgi programs running", "%d", n.cgi_running);
+    LINE("cgi requests waiting", "%d", n.cgi_waiting);
     LINE("process manager", "%s", settings_process_manager_name((nw_process_manager)t->process_manager));
     LINE("workers", "%d", n.workers);
     LINE("idle workers", "%d", n.idle_workers);
@@ -373,12 +378,13 @@ static void format_json(nw_buf *o, const nw_scoreboard *sb, const status_extra *
     nw_buf_printf(o,
                   "],\"idle_slots\":%lld,\"active_slots\":%lld,\"total_slots\":%lld,"
                   "\"max_active_slots\":%lld,\"max_children_reached\":%llu,"
+                  "\"cgi_running\":%d,\"cgi_waiting\":%d,"
                   "\"process_manager\":\"%s\",\"workers\":%d,\"idle_workers\":%d,"
                   "\"max_workers\":%d,\"max_workers_reached\":%llu,\"workers_retired_idle\":%llu,"
                   "\"workers_over_memory\":%llu,\"worker_exits\":{",
                   (long long)n.idle, (long long)n.active, (long long)n.total,
-                  (long long)t->max_active, (unsigned long long)t->full,
-                  settings_process_manager_name((nw_process_manager)t->process_manager), n.workers, n.idle_workers, t->workers_max,
+                  (long long)t->max_active, (unsigned long long)t->full, n.cgi_running,
+                  n.cgi_waiting, settings_process_manager_name((nw_process_manager)t->process_manager), n.workers, n.idle_workers, t->workers_max,
                   (unsigned long long)t->max_workers_reached, (unsigned long long)t->idle_retired,
                   (unsigned long long)t->memory_replaced);
     for (int c = 0; c < SB_NEXIT; c++)
@@ -493,6 +499,12 @@ static void format_openmetrics(nw_buf *o, const nw_scoreboard *sb, const status_
     om_family(o, "narwhal_max_children_reached", "counter", NULL,
               "Requests that took the last idle request slot or found none.");
     nw_buf_printf(o, "narwhal_max_children_reached_total %llu\n", (unsigned long long)t->full);
+    om_family(o, "narwhal_cgi_programs", "gauge", NULL,
+              "CGI programs: running, and requests waiting for a cgi_max_running turn.");
+    nw_buf_printf(o,
+                  "narwhal_cgi_programs{state=\"running\"} %d\n"
+                  "narwhal_cgi_programs{state=\"waiting\"} %d\n",
+                  n.cgi_running, n.cgi_waiting);
     om_family(o, "narwhal_workers", "gauge", NULL, "Worker processes, by state (idle: ready, running nothing).");
     nw_buf_printf(o, "narwhal_workers{state=\"idle\"} %d\nnarwhal_workers{state=\"busy\"} %d\n",
                   n.idle_workers, n.workers - n.idle_workers);

@@ -342,6 +342,7 @@ void worker_run(const nw_settings *s, nw_listener *ls, int nls, nw_slot *slot, n
         if (cgi_setup(s, err, sizeof err) < 0)
             boot_fail(err);
         w->app.handler = cgi_handle;
+        cgi_set_slot(slot);
     } else if (s->preload_app && app_preloaded()) {
         w->app = *app_preloaded();
     } else if (!loaded && app_load(s, &w->app, err, sizeof err) < 0) {

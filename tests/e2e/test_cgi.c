@@ -604,6 +604,40 @@ Test(cgi, max_running_one_at_a_time)
               "programs overlapped:\n%s", t ? t : "(none)");
 }
 
+/* The requests waiting for a turn count on the status page (and the running
+ * programs), and go back to 0 once they are done. */
+Test(cgi, waiting_and_running_on_the_status_page)
+{
+    script("wait.sh", "#!/bin/sh\nsleep 1.5\nprintf 'Content-Type: text/plain\\n\\nok\\n'\n",
+           0755);
+    serve_cgi(nw, ng, "-w", "1", "-k", "async", "--cgi-max-running", "1", "--status-path",
+              "/status");
+    h_bg_request bg[3];
+    for (int i = 0; i < 3; i++) {
+        bg[i] = (h_bg_request){.port = ng.port, .path = "/wait.sh", .timeout_ms = 30000};
+        h_bg_start(&bg[i]);
+    }
+    bool seen = false;
+    char *last = NULL;
+    for (long end = h_now_ms() + 8000; !seen && h_now_ms() < end; h_sleep_ms(50)) {
+        h_response r = h_get(ng.port, "/status?json");
+        last = r.body;
+        seen = r.status == 200 && r.body && strstr(r.body, "\"cgi_running\":1,") &&
+               strstr(r.body, "\"cgi_waiting\":2,");
+    }
+    cr_assert(seen, "the status page never showed 1 running and 2 waiting:\n%s",
+              last ? last : "(none)");
+    for (int i = 0; i < 3; i++) {
+        h_bg_join(&bg[i]);
+        assert_status(bg[i].r, 200, nw.log);
+    }
+    h_response r = h_get(ng.port, "/status?openmetrics");
+    assert_status(r, 200, nw.log);
+    cr_assert(r.body && strstr(r.body, "narwhal_cgi_programs{state=\"running\"} 0\n") &&
+                  strstr(r.body, "narwhal_cgi_programs{state=\"waiting\"} 0\n"),
+              "the counts did not go back to 0:\n%s", r.body ? r.body : "");
+}
+
 /* ---- a graceful stop past graceful_timeout ------------------------------------------- */
 
 Test(cgi, graceful_stop_kills_groups)
