@@ -394,15 +394,29 @@ static void check_workers(arbiter *a)
             arbiter_log_stack(a, i, late, late_start);
             a->info[i].killed_for = "request timeout";
         } else if (now - beat > limit + 1000) {
-            int busy = 0;
-            for (int t = 0; t < a->sb.per_slot; t++)
-                busy |= __atomic_load_n(&scoreboard_tslot(&a->sb, i, t)->req_start_ms,
-                                        __ATOMIC_ACQUIRE) > 0;
+            nw_tslot *busy = NULL; /* the request it runs, the oldest if several */
+            int64_t busy_start = 0;
+            for (int t = 0; t < a->sb.per_slot; t++) {
+                nw_tslot *ts = scoreboard_tslot(&a->sb, i, t);
+                int64_t start = __atomic_load_n(&ts->req_start_ms, __ATOMIC_ACQUIRE);
+                if (start > 0 && (!busy || start < busy_start)) {
+                    busy = ts;
+                    busy_start = start;
+                }
+            }
             if (busy && a->s->worker_class == NW_CLASS_SYNC)
                 continue; /* a sync worker's loop waits for its request */
-            log_error("worker %d silent for %llds; killing it", (int)pid,
-                      (long long)((now - beat) / 1000));
-            arbiter_log_stack(a, i, NULL, 0);
+            /* an async handler that never yields stops the loop's heartbeat
+             * before its own `timeout` is up: name it all the same */
+            if (busy)
+                log_error("worker %d silent for %llds handling %.*s %.*s; killing it", (int)pid,
+                          (long long)((now - beat) / 1000),
+                          (int)strnlen(busy->method, sizeof busy->method), busy->method,
+                          (int)strnlen(busy->uri, sizeof busy->uri), busy->uri);
+            else
+                log_error("worker %d silent for %llds; killing it", (int)pid,
+                          (long long)((now - beat) / 1000));
+            arbiter_log_stack(a, i, NULL, 0); /* its loop thread: what keeps it silent */
             a->info[i].killed_for = "no heartbeat";
         } else {
             continue;

@@ -374,8 +374,11 @@ Test(classes, timeout_kills_spinning_async_worker, .timeout = 60)
               "no \"killing it\" in the log:\n%s", h_tail(nw.log));
     char pidstr[32];
     snprintf(pidstr, sizeof pidstr, "%ld", (long)before[0]);
-    const char *needles[] = { pidstr, "killing it", NULL };
-    cr_assert(h_find_line(nw.log, needles), "the kill line does not name worker %s:\n%s", pidstr,
+    /* the worker and the request (by the "timed out" or the "silent" check,
+     * whichever sees it first) */
+    const char *needles[] = { pidstr, "GET /?ms=60000", "killing it", NULL };
+    cr_assert(h_find_line(nw.log, needles),
+              "the kill line does not name worker %s and its request:\n%s", pidstr,
               h_tail(nw.log));
 
     r = h_get(ng.port, "/?ms=1");
