@@ -27,6 +27,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -71,7 +72,6 @@ typedef struct reqobj reqobj;
 struct pyreq {
     nw_request *req;
     PyThreadState *ts;
-    reqobj *obj;
     PyObject *headers; /* the list start_response was given, validated */
     int status;
     int started;      /* start_response called */
@@ -831,6 +831,11 @@ static int environ_init(void)
 static pthread_mutex_t running_lock = PTHREAD_MUTEX_INITIALIZER;
 static pyreq *running; /* list of requests in the app */
 
+/* The watchdog sleeps a second while no request has a deadline to watch;
+ * the first one to come then wakes it (at most once per such sleep). */
+static int watchdog_idle;
+static int watchdog_wake = -1; /* an eventfd */
+
 static void running_add(pyreq *r)
 {
     pthread_mutex_lock(&running_lock);
@@ -840,6 +845,12 @@ static void running_add(pyreq *r)
         running->prev = r;
     running = r;
     pthread_mutex_unlock(&running_lock);
+    if (r->deadline_ms >= 0 && __atomic_exchange_n(&watchdog_idle, 0, __ATOMIC_ACQ_REL)) {
+        uint64_t one = 1;
+        if (write(watchdog_wake, &one, sizeof one) < 0) {
+            /* full or gone: the watchdog's next look is a second away at most */
+        }
+    }
 }
 
 /* Under the GIL, so the watchdog (which aims only under the GIL) cannot
@@ -858,12 +869,17 @@ static void running_remove(pyreq *r)
         PyThreadState_SetAsyncExc(r->ts->thread_id, NULL);
 }
 
-static int due(int64_t now)
+/* 1 when a running request has passed its deadline unraised; else 0, and
+ * *watching says whether any running request has a deadline to watch. */
+static int due(int64_t now, int *watching)
 {
     int any = 0;
+    *watching = 0;
     pthread_mutex_lock(&running_lock);
-    for (pyreq *r = running; r && !any; r = r->next)
+    for (pyreq *r = running; r && !any; r = r->next) {
+        *watching |= r->deadline_ms >= 0 && !r->raised;
         any = r->deadline_ms >= 0 && now >= r->deadline_ms && !r->raised;
+    }
     pthread_mutex_unlock(&running_lock);
     return any;
 }
@@ -894,15 +910,31 @@ static int modules_changed(void)
 static void *watchdog(void *arg)
 {
     (void)arg;
-    for (int tick = 1;; tick++) {
-        poll(NULL, 0, 100);
-        if (reload_seen && tick % 10 == 0) {
+    int watching = 0;
+    for (int64_t next_reload = mono_ms() + 1000;;) {
+        /* every 100 ms while a request has a deadline to watch; else a
+         * second (--reload's pace), or until running_add wakes it */
+        struct pollfd p = {.fd = watchdog_wake, .events = POLLIN};
+        if (poll(&p, 1, watching ? 100 : 1000) > 0) {
+            uint64_t n;
+            if (read(watchdog_wake, &n, sizeof n) < 0) {
+                /* drained already */
+            }
+        }
+        if (reload_seen && mono_ms() >= next_reload) {
+            next_reload = mono_ms() + 1000;
             PyGILState_STATE g = PyGILState_Ensure();
             if (modules_changed())
                 kill(getppid(), SIGHUP);
             PyGILState_Release(g);
         }
-        if (!due(mono_ms()))
+        /* idle first, then look: a request added after the look finds the
+         * flag set and wakes the sleep that follows */
+        __atomic_store_n(&watchdog_idle, 1, __ATOMIC_RELEASE);
+        int late = due(mono_ms(), &watching);
+        if (watching)
+            __atomic_store_n(&watchdog_idle, 0, __ATOMIC_RELEASE);
+        if (!late)
             continue;
         PyGILState_STATE g = PyGILState_Ensure();
         int64_t now = mono_ms();
@@ -1032,7 +1064,6 @@ int nw_python_handler(nw_request *req)
     o->buf = NULL;
     o->off = o->len = o->cap = 0;
     o->eof = 0;
-    r.obj = o;
     PyObject *env = build_environ(req, o);
     PyObject *result = env ? PyObject_CallFunctionObjArgs(wsgi_app, env, (PyObject *)o, NULL)
                            : NULL;
@@ -1430,6 +1461,12 @@ int nw_worker_init(void)
         if (reload_seen)
             modules_changed();
         PyErr_Clear();
+    }
+    watchdog_wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (watchdog_wake < 0) {
+        nw_log(NULL, NW_LOG_ERROR, "cannot start the Python host's watchdog: eventfd: %s",
+               strerror(errno));
+        return 1;
     }
     pthread_t t;
     pthread_attr_t a;
