@@ -602,6 +602,20 @@ void settings_warn_no_effect(const nw_settings *s)
         log_warning("worker_idle_timeout has no effect unless process_manager = ondemand");
     if (s->process_manager == NW_PM_STATIC && !settings_is_default(s, "max_spawn_rate"))
         log_warning("max_spawn_rate has no effect with process_manager = static");
+    size_t unix_binds = 0;
+    for (size_t i = 0; i < s->bind.n; i++)
+        unix_binds += strncmp(s->bind.v[i], "unix:", 5) == 0;
+    /* who may connect: an operator who thinks it is restricted must hear it is not */
+    if (s->allowed_clients.n && unix_binds == s->bind.n)
+        log_warning("allowed_clients has no effect: every bind is a unix socket, whose "
+                    "socket_owner, socket_group and socket_mode decide who may connect");
+    static const char *const unix_only[] = {"socket_owner", "socket_group", "socket_mode"};
+    for (size_t i = 0; !unix_binds && i < sizeof unix_only / sizeof *unix_only; i++)
+        if (!settings_is_default(s, unix_only[i]))
+            log_warning("%s has no effect without a unix: bind", unix_only[i]);
+    if (s->exec && s->statsd_host)
+        log_warning("statsd_host sends only gunicorn.workers with --exec: narwhal does not see "
+                    "the program's requests");
 }
 
 int settings_apply_env(const nw_settings *s, FILE *err)

@@ -1258,6 +1258,77 @@ Test(settings, warn_no_effect_names_each_setting)
     cr_expect_eq(lines, 6, "%s", text);
 }
 
+/* The warnings of the settings that came with CGI, Python apps, the
+ * slowlog, the process manager and the lock-down: each where it applies
+ * nowhere, and none where what it needs is given. */
+Test(settings, warn_no_effect_names_each_newer_setting)
+{
+    char path[128], text[8192] = "";
+    snprintf(path, sizeof path, "%s/warn2.log", tmpdir);
+    cr_assert_eq(log_open(path, NULL), 0);
+    static const char *const runs[][12] = {
+        /* each says one thing */
+        {"--cgi-max-running", "2"},
+        {"--cgi", "/bin/true", "--preload"},
+        {"--pythonpath", "/srv", "./x.so"},
+        {"--slowlog", "/tmp/slow.log"},
+        {"--min-spare-workers", "2"},
+        {"--worker-idle-timeout", "5"},
+        {"--max-spawn-rate", "4"},
+        {"-b", "unix:/tmp/x.sock", "--allowed-clients", "127.0.0.1"},
+        {"--socket-mode", "0600"},
+        {"--exec", "/bin/true", "--statsd-host", "127.0.0.1:8125"},
+        /* with what they need: nothing to say */
+        {"--cgi", "/bin/true", "--cgi-max-running", "2"},
+        {"--pythonpath", "/srv", "app:app"},
+        {"--slowlog", "/tmp/slow.log", "--slowlog-timeout", "5"},
+        {"--process-manager", "dynamic", "--min-spare-workers", "1", "--max-spawn-rate", "4"},
+        {"--process-manager", "ondemand", "--worker-idle-timeout", "5"},
+        {"-b", "unix:/tmp/x.sock", "-b", "127.0.0.1:5000", "--allowed-clients", "127.0.0.1",
+         "--socket-mode", "0600"},
+    };
+    for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
+        char *argv[16] = {"narwhal"};
+        int argc = 1;
+        for (int k = 0; runs[i][k]; k++)
+            argv[argc++] = (char *)runs[i][k];
+        nw_settings s;
+        char errbuf[1024] = "";
+        FILE *err = fmemopen(errbuf, sizeof errbuf, "w");
+        int rc = settings_load(&s, argc, argv, NULL, stdout, err);
+        if (rc == 0)
+            rc = settings_finish(&s, err);
+        fclose(err);
+        cr_assert_eq(rc, 0, "run %zu: %s", i, errbuf);
+        settings_warn_no_effect(&s);
+        settings_free(&s);
+    }
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    unlink(path);
+    static const char *const said[] = {
+        "cgi_max_running has no effect without --cgi or --cgi-root",
+        "preload_app has no effect with --cgi or --cgi-root",
+        "pythonpath has no effect: the app is not a Python app",
+        "slowlog has no effect while slowlog_timeout is 0",
+        "min_spare_workers has no effect unless process_manager = dynamic",
+        "worker_idle_timeout has no effect unless process_manager = ondemand",
+        "max_spawn_rate has no effect with process_manager = static",
+        "allowed_clients has no effect: every bind is a unix socket",
+        "socket_mode has no effect without a unix: bind",
+        "statsd_host sends only gunicorn.workers with --exec",
+    };
+    for (size_t i = 0; i < sizeof said / sizeof *said; i++)
+        cr_expect(strstr(text, said[i]), "no \"%s\" in:\n%s", said[i], text);
+    int lines = 0;
+    for (const char *p = text; (p = strchr(p, '\n')); p++)
+        lines++;
+    cr_expect_eq(lines, (int)(sizeof said / sizeof *said), "%s", text);
+}
+
 Test(settings, statsd_prefix_keeps_the_wire_format)
 {
     /* "name:value|type": a prefix with ':' or '|' would forge the value */
