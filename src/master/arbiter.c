@@ -82,11 +82,20 @@ static void free_slot(arbiter *a, int i)
     a->info[i] = (slot_info){.out = {{.fd = -1}, {.fd = -1}}};
 }
 
+static void spawn_after(arbiter *a, int64_t delay);
+
+/* A spawn that failed (no slot, no pipe, no fork) is tried again a second
+ * later, not on the next turn: the process manager watches the listeners
+ * while it wants a worker, and a waiting connection would make every turn
+ * fail and log again at once. */
+#define SPAWN_RETRY_MS 1000
+
 int arbiter_spawn(arbiter *a)
 {
     int i = scoreboard_claim(&a->sb, -1);
     if (i < 0) {
         log_error("no free scoreboard slot for another worker");
+        spawn_after(a, SPAWN_RETRY_MS);
         return -1;
     }
     slot_info *in = &a->info[i];
@@ -100,6 +109,7 @@ int arbiter_spawn(arbiter *a)
                 for (int j = 0; j < k; j++)
                     close(fds[j][0]), close(fds[j][1]);
                 scoreboard_release(&a->sb, i);
+                spawn_after(a, SPAWN_RETRY_MS);
                 return -1;
             }
         }
@@ -111,6 +121,7 @@ int arbiter_spawn(arbiter *a)
             for (int k = 0; k < 2; k++)
                 close(fds[k][0]), close(fds[k][1]);
         scoreboard_release(&a->sb, i);
+        spawn_after(a, SPAWN_RETRY_MS);
         return -1;
     }
     if (pid == 0) {
@@ -328,6 +339,7 @@ static void reap(arbiter *a)
 static void check_workers(arbiter *a)
 {
     int64_t now = nw_now_ms();
+    int stacks = 0; /* logged in this look */
     if (now >= a->next_stats_ms && statsd_enabled()) {
         statsd_gauge("gunicorn.workers", arbiter_live_workers(a, 0));
         statsd_flush();
@@ -390,8 +402,16 @@ static void check_workers(arbiter *a)
                       (long long)((now - late_start) / 1000),
                       (int)strnlen(late->method, sizeof late->method), late->method,
                       (int)strnlen(late->uri, sizeof late->uri), late->uri);
-            /* where it is stuck: before the kill, so every such line says */
-            arbiter_log_stack(a, i, late, late_start);
+            /* where it is stuck: before the kill, so every such line says;
+             * a few per look (each stops the master up to a second: many
+             * workers late at once, a database gone, must not stall it) */
+            if (stacks++ < STACKS_PER_CHECK && arbiter_log_stack(a, i, late, late_start) == 1 &&
+                __atomic_load_n(&late->req_start_ms, __ATOMIC_ACQUIRE) != late_start) {
+                /* it ended while its stack was read: the kill would hit
+                 * the worker's next request */
+                log_info("worker %d: the late request ended meanwhile; not killed", (int)pid);
+                continue;
+            }
             a->info[i].killed_for = "request timeout";
         } else if (now - beat > limit + 1000) {
             nw_tslot *busy = NULL; /* the request it runs, the oldest if several */
@@ -416,7 +436,8 @@ static void check_workers(arbiter *a)
             else
                 log_error("worker %d silent for %llds; killing it", (int)pid,
                           (long long)((now - beat) / 1000));
-            arbiter_log_stack(a, i, NULL, 0); /* its loop thread: what keeps it silent */
+            if (stacks++ < STACKS_PER_CHECK)
+                arbiter_log_stack(a, i, NULL, 0); /* its loop thread: what keeps it silent */
             a->info[i].killed_for = "no heartbeat";
         } else {
             continue;

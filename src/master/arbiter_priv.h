@@ -126,8 +126,10 @@ int pm_reload_size(const arbiter *a, const nw_settings *ns);
 void arbiter_slowlog_check(arbiter *a);
 /* Before worker slot i is killed for `timeout`: the stack of the thread
  * that runs request slot ts (the request that began at start), or with ts
- * NULL of its loop thread (a silent worker), as error log lines. */
-void arbiter_log_stack(arbiter *a, int i, nw_tslot *ts, int64_t start);
+ * NULL of its loop thread (a silent worker), as error log lines. Returns 1
+ * when that request ended meanwhile (nothing logged), else 0 or -1. */
+#define STACKS_PER_CHECK 4 /* stacks before kills in one look at the workers */
+int arbiter_log_stack(arbiter *a, int i, nw_tslot *ts, int64_t start);
 
 /* reload.c */
 void arbiter_free_settings(arbiter *a, nw_settings *s);

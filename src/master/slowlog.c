@@ -162,7 +162,7 @@ void arbiter_slowlog_check(arbiter *a)
     }
 }
 
-void arbiter_log_stack(arbiter *a, int i, nw_tslot *ts, int64_t start)
+int arbiter_log_stack(arbiter *a, int i, nw_tslot *ts, int64_t start)
 {
     pid_t pid = a->info[i].pid, tid = pid;
     nw_buf frames = NW_BUF_INIT;
@@ -188,4 +188,5 @@ void arbiter_log_stack(arbiter *a, int i, nw_tslot *ts, int64_t start)
         }
     }
     nw_buf_free(&frames);
+    return rc;
 }

@@ -91,21 +91,23 @@ static void explain_refusal(int err, pid_t pid, char *why, size_t n)
         snprintf(why, n,
                  "ptrace refused: kernel.yama.ptrace_scope is 3, no process may trace another; "
                  "set it to 1 (sysctl kernel.yama.ptrace_scope=1) for stacks");
-    else if (scope == 2 && !cap)
-        snprintf(why, n,
-                 "ptrace refused: kernel.yama.ptrace_scope is 2, only CAP_SYS_PTRACE may trace; "
-                 "%s, or set the sysctl to 1",
-                 give);
-    else if (!cap)
-        snprintf(why, n,
-                 "ptrace refused: the master lacks CAP_SYS_PTRACE, which it needs to trace a "
-                 "worker %s; %s",
-                 other_user ? "that runs as another user (`user`)"
-                            : "that is not dumpable or in another namespace",
-                 give);
-    if (!cap && scope != 3 && other_user) {
-        size_t k = strlen(why);
-        snprintf(why + k, n - k, ", or run the workers as the master's own user");
+    else if (!cap) {
+        if (scope == 2)
+            snprintf(why, n,
+                     "ptrace refused: kernel.yama.ptrace_scope is 2, only CAP_SYS_PTRACE may "
+                     "trace; %s, or set the sysctl to 1",
+                     give);
+        else
+            snprintf(why, n,
+                     "ptrace refused: the master lacks CAP_SYS_PTRACE, which it needs to trace "
+                     "a worker %s; %s",
+                     other_user ? "that runs as another user (`user`)"
+                                : "that is not dumpable or in another namespace",
+                     give);
+        if (other_user) {
+            size_t k = strlen(why);
+            snprintf(why + k, n - k, ", or run the workers as the master's own user");
+        }
     } else if (seccomp == 2)
         snprintf(why, n,
                  "ptrace refused by a seccomp filter on the master (Seccomp: 2 in "

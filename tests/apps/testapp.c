@@ -9,7 +9,7 @@
  *              otherwise "ok\n"
  * stuck        ?block -> blocks forever in sleep(3) (not nw_sleep), for the
  *              worker timeout; otherwise "ok\n"
- * slow         ?ms=N -> nw_sleep(N ms), then "done\n"
+ * slow         ?ms=N[&status=S] -> nw_sleep(N ms), then "done\n" (status S, default 200)
  * rlimits      the worker's RLIMIT_NOFILE, RLIMIT_CORE and RLIMIT_AS, soft/hard
  * env          ?NAME -> getenv(NAME) + "\n", or "(unset)\n"
  * cwd          getcwd() + "\n"
@@ -120,6 +120,7 @@ int slow(nw_request *req)
     nw_log(req, NW_LOG_INFO, "slow: sleeping %ld ms", ms);
     if (nw_sleep(req, (int)ms) < 0)
         return 1;
+    nw_set_status(req, (int)query_int(req, "status", 200));
     text_headers(req);
     return nw_printf(req, "done\n") < 0;
 }
