@@ -238,12 +238,17 @@ static void err_line_end(cgi_run *c)
     c->errcut = 0;
 }
 
+/* Reads of one pipe per round of pump(): a program that never stops
+ * writing must not keep the handler from its deadline or, under async, the
+ * worker from its other requests. */
+#define CGI_READS_PER_ROUND 16
+
 /* 1 when it read something, 0 when it would block (or is over). */
 static int pump_err(cgi_run *c)
 {
     char *buf = c->errbuf;
     int moved = 0;
-    for (;;) {
+    for (int k = 0; k < CGI_READS_PER_ROUND; k++) {
         ssize_t n = read(c->p.err, buf, sizeof c->errbuf);
         if (n < 0 && errno == EINTR)
             continue;
@@ -266,6 +271,7 @@ static int pump_err(cgi_run *c)
             }
         }
     }
+    return moved;
 }
 
 /* ---- its stdout: the header block, then the body ------------------------------ */
@@ -346,7 +352,7 @@ static int take_out(cgi_run *c, const char *buf, size_t n)
 static int pump_out(cgi_run *c)
 {
     int moved = 0;
-    for (;;) {
+    for (int k = 0; k < CGI_READS_PER_ROUND; k++) {
         ssize_t n = read(c->p.out, c->outbuf, CGI_CHUNK);
         if (n < 0 && errno == EINTR)
             continue;
@@ -363,6 +369,7 @@ static int pump_out(cgi_run *c)
             return -1;
         moved = 1;
     }
+    return moved;
 }
 
 /* ---- its stdin: the request body ---------------------------------------------- */
@@ -455,8 +462,13 @@ static int pump(cgi_run *c)
                 return -1;
             moved |= r;
         }
-        if (moved)
+        /* a round that moved goes on, after a turn for the others (async)
+         * and a look at the deadline (a program that never pauses) */
+        if (moved) {
+            if (nw_sleep(c->req, 0) < 0)
+                return -1;
             continue;
+        }
         /* stdin is waited on only while a write to it would block */
         if (c->p.in >= 0 && c->inlen && !c->in_armed) {
             struct epoll_event wev = {.events = EPOLLOUT, .data.fd = c->p.in};
@@ -469,10 +481,6 @@ static int pump(cgi_run *c)
         }
         if (nw_wait_fd(c->req, c->ep, NW_READ, -1) < 0 || client_gone(c))
             return -1;
-        if (c->in_armed) {
-            epoll_ctl(c->ep, EPOLL_CTL_DEL, c->p.in, NULL);
-            c->in_armed = 0;
-        }
     }
     return 0;
 }

@@ -422,6 +422,27 @@ static void assert_no_leftovers(const h_narwhal *nw, pid_t worker, pid_t a, pid_
     cr_assert_eq(zm, 0, "the master has %d zombie children", zm);
 }
 
+/* A program that never stops writing (to stderr: only counted past 200
+ * lines) still meets its deadline, and under async the worker serves its
+ * other requests meanwhile: the gateway reads a bounded amount per round
+ * and looks at the deadline between rounds. */
+Test(cgi, endless_output_meets_the_deadline, .timeout = 60)
+{
+    script("endless.sh", "#!/bin/sh\nyes narwhal >&2\n", 0755);
+    script("quick.sh", "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nquick\\n'\n", 0755);
+    serve_cgi(nw, ng, "-w", "1", "-k", "async", "-t", "2");
+    h_bg_request bg = {.port = ng.port, .path = "/endless.sh", .timeout_ms = 20000};
+    h_bg_start(&bg);
+    h_sleep_ms(300);
+    h_response r = h_get(ng.port, "/quick.sh");
+    assert_status(r, 200, nw.log);
+    assert_body(r, "quick\n");
+    h_bg_join(&bg);
+    assert_status(bg.r, 504, nw.log);
+    cr_assert(bg.r.elapsed_ms < 8000, "the endless program's request ended after %ld ms (-t 2)",
+              bg.r.elapsed_ms);
+}
+
 ParameterizedTestParameters(cgi, timeout_kills_group)
 {
     return cr_make_param_array(h_wclass, h_all_classes, H_NCLASSES);
