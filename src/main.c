@@ -134,6 +134,9 @@ static void warn_writable_app(const nw_settings *s, nw_identity id)
         symbol = NULL;
         if (!path)
             return;
+    } else if (s->cgi) { /* the one program every request runs */
+        path = nw_xstrdup(s->cgi);
+        symbol = NULL;
     } else if (nw_app_spec_kind(s->app) == NW_APP_C) {
         nw_split_app_spec(s->app, &path, &symbol);
     } else {

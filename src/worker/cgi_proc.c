@@ -136,14 +136,18 @@ int cgi_proc_reap(cgi_proc *p, int64_t deadline_ms, int *late)
         if (r < 0)
             continue;
         if (deadline_ms >= 0 && nw_now_ms() >= deadline_ms) {
-            if (cgi_proc_killed(p)) { /* not gone within CGI_REAP_MS of SIGKILL: block */
-                while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR)
-                    ;
-                return st;
+            if (cgi_proc_killed(p)) {
+                /* not gone within CGI_REAP_MS of SIGKILL (uninterruptible
+                 * sleep: NFS, a dying disk): wait on without a deadline,
+                 * yielding as before, never blocking a whole async worker */
+                log_warning("cgi: pid %d is still not gone %d ms after SIGKILL; waiting on",
+                            (int)p->pid, CGI_REAP_MS);
+                deadline_ms = -1;
+            } else {
+                *late = 1;
+                cgi_proc_kill(p);
+                deadline_ms = nw_now_ms() + CGI_REAP_MS;
             }
-            *late = 1;
-            cgi_proc_kill(p);
-            deadline_ms = nw_now_ms() + CGI_REAP_MS;
         }
         int64_t until = deadline_ms;
         if (p->pidfd < 0) { /* no pidfd: look again in 10 ms */

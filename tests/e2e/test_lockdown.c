@@ -260,6 +260,17 @@ Test(lockdown, writable_app_is_warned)
                  h_tail(nw.log));
 }
 
+/* The same for a --cgi program: it runs in every request too. */
+Test(lockdown, writable_cgi_program_is_warned)
+{
+    char *prog = h_path("hello.cgi");
+    h_write_file(prog, "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nhi\\n'\n");
+    cr_assert_eq(chmod(prog, 0777), 0);
+    h_narwhal nw = h_narwhal_serve("--cgi", prog, NULL);
+    cr_assert(h_wait_for_text(nw.log, h_fmt("the app %s is writable by every user", prog), 5000),
+              "%s", h_tail(nw.log));
+}
+
 /* chroot: the worker serves, and a path outside the jail is not there for
  * it (the app itself was loaded from outside, before the jail). */
 static void expect_jailed(const char *user)
