@@ -447,10 +447,16 @@ static void check_workers(arbiter *a)
 }
 
 /* The listen queues, for their maxima on the status page: the master
- * looks at every turn of its loop (at least once a second), as php-fpm's
- * does for its "max listen queue"; a status page looks too. */
+ * looks once a second, as php-fpm's does for its "max listen queue" (a
+ * turn of its loop can come every few ms: a unix listener's look is six
+ * syscalls); a status page looks too. */
 static void sample_queues(arbiter *a)
 {
+    static int64_t next_ms;
+    int64_t now = nw_now_ms();
+    if (now < next_ms)
+        return;
+    next_ms = now + 1000;
     int q[SB_MAX_LISTENERS], n = 0;
     for (; n < a->nls && n < SB_MAX_LISTENERS; n++) {
         int backlog;

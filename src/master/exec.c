@@ -26,7 +26,11 @@ void exec_child(const nw_settings *s, const nw_listener *l, nw_identity id, int 
     int fl = fcntl(0, F_GETFL);
     if (fl >= 0)
         fcntl(0, F_SETFL, fl & ~O_NONBLOCK);
-    close_range(3, ~0U, 0); /* every fd above, however high */
+    /* every fd above, however high; a kernel before 5.9 has no close_range:
+     * then one by one up to the limit */
+    if (close_range(3, ~0U, 0) < 0)
+        for (long fd = 3, max = sysconf(_SC_OPEN_MAX); fd < (max > 0 ? max : 65536); fd++)
+            close((int)fd);
 
     char err[256];
     if (rlimits_apply(s, err, sizeof err) < 0 || identity_drop(id, err, sizeof err) < 0) {
