@@ -501,9 +501,12 @@ static int take_turn(nw_request *req, cgi_run *c)
         return 0;
     if (sb_slot) /* waiting: the status page counts it */
         __atomic_add_fetch(&sb_slot->cgi_waiting, 1, __ATOMIC_RELAXED);
+    /* looks again in 5 ms, then less often, up to 100 ms: a thousand
+     * waiters under async would otherwise wake the worker 200,000 times a
+     * second */
     int rc = 0;
-    while (!cgi_proc_turn(&c->p, max_running))
-        if (nw_sleep(req, 5) < 0) {
+    for (int ms = 5; !cgi_proc_turn(&c->p, max_running); ms = ms < 100 ? ms * 2 : 100)
+        if (nw_sleep(req, ms) < 0) {
             rc = -1;
             break;
         }
