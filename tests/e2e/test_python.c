@@ -38,6 +38,19 @@ static void assert_body_has(const h_response *r, const char *needle, const char 
               needle, r->body ? r->body : "(none)", h_tail(log));
 }
 
+/* The SHA-256 of data as hex, by coreutils' sha256sum (an independent
+ * reckoning of what the app must report). */
+static void sha256_hex(const char *data, size_t n, char want[65])
+{
+    char *path = h_path("sha256.in"), *out = h_path("sha256.out");
+    FILE *f = fopen(path, "w");
+    cr_assert(f && fwrite(data, 1, n, f) == n && fclose(f) == 0);
+    char *argv[] = {"/bin/sh", "-c", h_fmt("sha256sum < %s", path), NULL};
+    cr_assert(h_exited_with(h_run(out, argv, NULL, 10000), 0));
+    want[0] = 0;
+    cr_assert_eq(sscanf(h_read_file(out, NULL), "%64s", want), 1);
+}
+
 /* The first request: it waits for the worker to import the app (Flask and
  * Django take seconds under ASan on a loaded machine), so its bound is long;
  * concurrency tests measure only after it. */
@@ -78,16 +91,8 @@ ParameterizedTest(h_wclass *wc, python, pep3333_validated)
     cr_assert(data);
     for (size_t i = 0; i < n; i++)
         data[i] = i % 61 == 60 ? '\n' : (char)('a' + i % 26);
-    char *sum_path = h_path("body");
-    FILE *f = fopen(sum_path, "w");
-    cr_assert(f);
-    fwrite(data, 1, n, f);
-    fclose(f);
-    char *sum_out = h_path("sum.out");
-    char *sargv[] = {"/bin/sh", "-c", h_fmt("sha256sum < %s", sum_path), NULL};
-    cr_assert(h_exited_with(h_run(sum_out, sargv, NULL, 10000), 0));
-    char want[65] = "";
-    sscanf(h_read_file(sum_out, NULL), "%64s", want);
+    char want[65];
+    sha256_hex(data, n, want);
     r = h_http(ng.port, "POST", "/pieces", "Content-Type: text/plain\r\n", data, n, 20000);
     assert_status(r, 200, nw.log);
     assert_body_has(&r, h_fmt("%zu %s\n", n, want), nw.log);
@@ -239,16 +244,8 @@ ParameterizedTest(h_wclass *wc, python, flask)
     unsigned int seed = 12345;
     for (size_t i = 0; i < n; i++)
         data[i] = (char)(rand_r(&seed) >> 5);
-    char *body = h_path("upload");
-    FILE *f = fopen(body, "w");
-    cr_assert(f);
-    fwrite(data, 1, n, f);
-    fclose(f);
-    char *sum_out = h_path("sum.out");
-    char *sargv[] = {"/bin/sh", "-c", h_fmt("sha256sum < %s", body), NULL};
-    cr_assert(h_exited_with(h_run(sum_out, sargv, NULL, 10000), 0));
-    char want[65] = "";
-    sscanf(h_read_file(sum_out, NULL), "%64s", want);
+    char want[65];
+    sha256_hex(data, n, want);
     r = h_http(ng.port, "POST", "/upload", "Content-Type: application/octet-stream\r\n", data, n,
                60000);
     assert_status(r, 200, nw.log);
