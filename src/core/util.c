@@ -75,6 +75,13 @@ int nw_set_nonblock(int fd)
     return 0;
 }
 
+void nw_close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
 int nw_set_cloexec(int fd, int on)
 {
     int fl = fcntl(fd, F_GETFD);

@@ -21,6 +21,8 @@ void nw_oom(void) __attribute__((noreturn));
 int64_t nw_now_ms(void);
 int nw_set_nonblock(int fd);
 int nw_set_cloexec(int fd, int on);
+/* Closes *fd if it is open and marks it closed (-1). */
+void nw_close_fd(int *fd);
 /* Splits "path.so[:symbol]" into owned strings; symbol defaults to "app".
  * The last ':' separates the symbol only when what follows is a C
  * identifier, so paths containing ':' still work. */

@@ -272,7 +272,7 @@ static void reap(arbiter *a)
             continue;
         }
         /* a thread the slowlog seized stopped late: the tracer's status */
-        if ((WIFSTOPPED(st) || WIFCONTINUED(st)) && stack_reap(pid, st))
+        if (WIFSTOPPED(st) && stack_reap(pid, st))
             continue;
         int i = slot_of_pid(a, pid);
         orphans_reaped(pid, st, i >= 0);

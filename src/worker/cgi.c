@@ -216,13 +216,6 @@ static void env_free(env_vec *e)
     free(e->v);
 }
 
-static void close_fd(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd);
-    *fd = -1;
-}
-
 /* ---- its stderr -------------------------------------------------------------- */
 
 static void err_line_end(cgi_run *c)
@@ -257,7 +250,7 @@ static int pump_err(cgi_run *c)
         if (n <= 0) {
             if (c->errlen)
                 err_line_end(c);
-            close_fd(&c->p.err);
+            nw_close_fd(&c->p.err);
             return 1;
         }
         moved = 1;
@@ -359,7 +352,7 @@ static int pump_out(cgi_run *c)
         if (n < 0 && errno == EAGAIN)
             return moved;
         if (n <= 0) {
-            close_fd(&c->p.out);
+            nw_close_fd(&c->p.out);
             if (!c->in_body && !cgi_proc_killed(&c->p))
                 return c->head.len ? bad_gateway(c, "its output ended inside its header block")
                                    : bad_gateway(c, "it printed no header block");
@@ -410,7 +403,7 @@ static int feed_in(cgi_run *c)
         if (c->in_armed)
             epoll_ctl(c->ep, EPOLL_CTL_DEL, c->p.in, NULL);
         c->in_armed = 0;
-        close_fd(&c->p.in);
+        nw_close_fd(&c->p.in);
         return 1;
     }
     return moved;
@@ -554,9 +547,9 @@ int cgi_handle(nw_request *req)
     c->inbuf = nw_xmalloc(CGI_CHUNK);
     c->outbuf = nw_xmalloc(CGI_CHUNK);
     int pumped = pump(c);
-    close_fd(&c->p.in);
-    close_fd(&c->p.out);
-    close_fd(&c->p.err);
+    nw_close_fd(&c->p.in);
+    nw_close_fd(&c->p.out);
+    nw_close_fd(&c->p.err);
     if (pumped == 0 && cgi_proc_killed(&c->p) && !c->bad && !c->in_body) {
         /* killed from outside its request (a graceful stop out of time)
          * before its header block */
@@ -600,7 +593,7 @@ int cgi_handle(nw_request *req)
     else if (WIFEXITED(st) && WEXITSTATUS(st))
         log_info("cgi: %s (pid %d) exited with status %d", c->prog, (int)c->p.pid, WEXITSTATUS(st));
 out:
-    close_fd(&c->ep);
+    nw_close_fd(&c->ep);
     cgi_proc_done(&c->p);
     publish_running();
     env_free(&env);

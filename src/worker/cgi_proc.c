@@ -23,13 +23,6 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static cgi_proc *running_list;
 static int nrunning;
 
-static void close_fd(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd);
-    *fd = -1;
-}
-
 void cgi_proc_init(cgi_proc *p, const char *prog)
 {
     memset(p, 0, sizeof *p);
@@ -101,14 +94,14 @@ int cgi_proc_start(cgi_proc *p, char **envp)
     p->in = pin[1], pin[1] = -1;
     p->out = pout[0], pout[0] = -1;
     p->err = perr[0], perr[0] = -1;
-    fcntl(p->in, F_SETFL, O_NONBLOCK);
-    fcntl(p->out, F_SETFL, O_NONBLOCK);
-    fcntl(p->err, F_SETFL, O_NONBLOCK);
+    nw_set_nonblock(p->in);
+    nw_set_nonblock(p->out);
+    nw_set_nonblock(p->err);
 out:
     for (int i = 0; i < 2; i++) {
-        close_fd(&pin[i]);
-        close_fd(&pout[i]);
-        close_fd(&perr[i]);
+        nw_close_fd(&pin[i]);
+        nw_close_fd(&pout[i]);
+        nw_close_fd(&perr[i]);
     }
     return rc;
 }
@@ -160,10 +153,10 @@ int cgi_proc_reap(cgi_proc *p, int64_t deadline_ms, int *late)
 
 void cgi_proc_done(cgi_proc *p)
 {
-    close_fd(&p->in);
-    close_fd(&p->out);
-    close_fd(&p->err);
-    close_fd(&p->pidfd);
+    nw_close_fd(&p->in);
+    nw_close_fd(&p->out);
+    nw_close_fd(&p->err);
+    nw_close_fd(&p->pidfd);
     if (!p->listed)
         return;
     pthread_mutex_lock(&lock);
