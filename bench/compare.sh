@@ -334,40 +334,7 @@ if wants uwsgi; then
 fi
 
 # --- nginx -------------------------------------------------------------------
-FASTCGI_PARAMS='
-        fastcgi_param QUERY_STRING      $query_string;
-        fastcgi_param REQUEST_METHOD    $request_method;
-        fastcgi_param CONTENT_TYPE      $content_type;
-        fastcgi_param CONTENT_LENGTH    $content_length;
-        fastcgi_param SCRIPT_NAME       $fastcgi_script_name;
-        fastcgi_param REQUEST_URI       $request_uri;
-        fastcgi_param DOCUMENT_URI      $document_uri;
-        fastcgi_param DOCUMENT_ROOT     $document_root;
-        fastcgi_param SERVER_PROTOCOL   $server_protocol;
-        fastcgi_param REQUEST_SCHEME    $scheme;
-        fastcgi_param GATEWAY_INTERFACE CGI/1.1;
-        fastcgi_param SERVER_SOFTWARE   nginx/$nginx_version;
-        fastcgi_param REMOTE_ADDR       $remote_addr;
-        fastcgi_param REMOTE_PORT       $remote_port;
-        fastcgi_param SERVER_ADDR       $server_addr;
-        fastcgi_param SERVER_PORT       $server_port;
-        fastcgi_param SERVER_NAME       $server_name;
-        fastcgi_param HTTP_PROXY        "";'
-UWSGI_PARAMS='
-        uwsgi_param QUERY_STRING    $query_string;
-        uwsgi_param REQUEST_METHOD  $request_method;
-        uwsgi_param CONTENT_TYPE    $content_type;
-        uwsgi_param CONTENT_LENGTH  $content_length;
-        uwsgi_param REQUEST_URI     $request_uri;
-        uwsgi_param PATH_INFO       $document_uri;
-        uwsgi_param DOCUMENT_ROOT   $document_root;
-        uwsgi_param SERVER_PROTOCOL $server_protocol;
-        uwsgi_param REQUEST_SCHEME  $scheme;
-        uwsgi_param REMOTE_ADDR     $remote_addr;
-        uwsgi_param REMOTE_PORT     $remote_port;
-        uwsgi_param SERVER_PORT     $server_port;
-        uwsgi_param SERVER_NAME     $server_name;
-        uwsgi_param HTTP_PROXY      "";'
+# FASTCGI_PARAMS, UWSGI_PARAMS: bench/lib.sh
 
 write_nginx_conf() { # DIR PORT UPSTREAM_BLOCK LOCATION_BODY
     local dir=$1 port=$2 upstream=$3 location=$4 user=""
